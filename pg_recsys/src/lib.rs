@@ -10,6 +10,8 @@ mod torch_runtime;
 
 ::pgrx::pg_module_magic!(name, version);
 
+pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+
 /// Runs once per process that loads the library: in the postmaster with `shared_preload_libraries`, else in the
 /// backend that first uses it. Must never start libtorch threads (forked backends would hang in OpenMP).
 #[pg_guard]

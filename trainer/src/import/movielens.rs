@@ -1,0 +1,303 @@
+//! Parsing MovieLens releases, detected from the files in a directory: ML-100K (`u.data`, `u.item`, `u.user`),
+//! ML-1M/ML-10M (`ratings.dat`, `movies.dat`, `users.dat`) and the CSV releases (`ratings.csv`, `movies.csv`,
+//! `links.csv`). Pure parsing: records go to callbacks, the database side lives in `load.rs`.
+use super::source::{find_file, BadLine, Encoding, LineSource};
+use super::titles::parse_movielens_title;
+use anyhow::{bail, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    Ml100k,
+    Dat,
+    Csv,
+}
+
+#[derive(Debug)]
+pub struct MovieLensFiles {
+    pub release: Release,
+    pub movies: PathBuf,
+    pub ratings: Option<PathBuf>,
+    pub users: Option<PathBuf>,
+    pub links: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MovieRecord {
+    pub movie_id: i32,
+    pub title: String,
+    pub year: Option<i32>,
+    pub genres: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub user_id: i32,
+    pub gender: Option<String>,
+    pub age: Option<i32>,
+    pub occupation: Option<String>,
+    pub zip_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatingRecord {
+    pub user_id: i32,
+    pub movie_id: i32,
+    pub rating: f32,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkRecord {
+    pub movie_id: i32,
+    pub imdb_id: Option<String>,
+    pub tmdb_id: Option<i32>,
+}
+
+/// Stops at the first bad line, or (with `--skip-bad-lines`) counts and skips it.
+#[derive(Debug, Default)]
+pub struct BadLinePolicy {
+    pub skip: bool,
+    pub skipped: u64,
+    pub first_skipped: Option<String>,
+}
+
+impl BadLinePolicy {
+    pub fn handle(&mut self, error: BadLine) -> Result<()> {
+        if !self.skip {
+            bail!(error);
+        }
+        self.skipped += 1;
+        self.first_skipped.get_or_insert_with(|| error.to_string());
+        Ok(())
+    }
+}
+
+/// ML-1M occupation codes (README of ML-1M).
+const ML1M_OCCUPATIONS: [&str; 21] = [
+    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service", "doctor/health care",
+    "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist",
+    "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed", "writer",
+];
+
+/// ML-100K's genre flag columns, in order (`u.genre`).
+const ML100K_GENRES: [&str; 19] = [
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir",
+    "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+];
+
+/// Finds the release's files in `dir`; `links_override` supplies a links.csv from another release (ML-1M has none).
+pub fn locate(dir: &Path, links_override: Option<&Path>) -> Result<MovieLensFiles> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let links = match links_override {
+        Some(path) if path.is_file() => Some(path.to_path_buf()),
+        Some(path) => bail!("links file {} does not exist", path.display()),
+        None => find_file(dir, "links.csv"),
+    };
+    let (release, movies, ratings, users) = if let Some(movies) = find_file(dir, "u.item") {
+        (Release::Ml100k, movies, find_file(dir, "u.data"), find_file(dir, "u.user"))
+    } else if let Some(movies) = find_file(dir, "movies.dat") {
+        (Release::Dat, movies, find_file(dir, "ratings.dat"), find_file(dir, "users.dat"))
+    } else if let Some(movies) = find_file(dir, "movies.csv") {
+        (Release::Csv, movies, find_file(dir, "ratings.csv"), None)
+    } else {
+        bail!("no MovieLens movie file in {} (expected u.item, movies.dat or movies.csv)", dir.display());
+    };
+    Ok(MovieLensFiles { release, movies, ratings, users, links })
+}
+
+impl Release {
+    pub fn encoding(self) -> Encoding {
+        match self {
+            Release::Ml100k | Release::Dat => Encoding::Latin1,
+            Release::Csv => Encoding::Utf8,
+        }
+    }
+
+    fn split(self, line: &str) -> Result<Vec<String>, String> {
+        match self {
+            Release::Ml100k => Ok(line.split('|').map(str::to_string).collect()),
+            Release::Dat => Ok(line.split("::").map(str::to_string).collect()),
+            Release::Csv => split_csv_line(line),
+        }
+    }
+}
+
+/// Splits one CSV line (RFC 4180 quoting, no embedded newlines, as in every MovieLens CSV).
+pub fn split_csv_line(line: &str) -> Result<Vec<String>, String> {
+    if !line.contains('"') {
+        return Ok(line.split(',').map(str::to_string).collect());
+    }
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut().expect("at least one field");
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', true) => quoted = false,
+            ('"', false) if field.is_empty() => quoted = true,
+            (',', false) => fields.push(String::new()),
+            (c, _) => field.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quoted field".into());
+    }
+    Ok(fields)
+}
+
+fn parse_int<T: std::str::FromStr>(field: &str, what: &str) -> Result<T, String> {
+    field.trim().parse().map_err(|_| format!("{what} {field:?} is not an integer"))
+}
+
+fn expect_fields(fields: &[String], at_least: usize, what: &str) -> Result<(), String> {
+    if fields.len() < at_least {
+        return Err(format!("expected {at_least} fields for {what}, found {}", fields.len()));
+    }
+    Ok(())
+}
+
+/// Reads the data lines of a file (skipping the header of CSV files), handing each split line to `parse`.
+fn for_each_line<T>(path: &Path, release: Release, policy: &mut BadLinePolicy, mut parse: impl FnMut(&[String]) -> Result<T, String>, mut sink: impl FnMut(T) -> Result<()>) -> Result<()> {
+    let mut source = LineSource::open(path, release.encoding())?;
+    let mut line = String::new();
+    let mut progress = super::progress::FileProgress::start(&source);
+    while source.next_line(&mut line)? {
+        if (release == Release::Csv && source.line_number() == 1) || line.trim().is_empty() {
+            continue;
+        }
+        match release.split(&line).and_then(|fields| parse(&fields)) {
+            Ok(record) => sink(record)?,
+            Err(message) => policy.handle(source.bad_line(message))?,
+        }
+        progress.tick();
+    }
+    progress.finish();
+    Ok(())
+}
+
+pub fn read_movies(files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<Vec<MovieRecord>> {
+    let release = files.release;
+    let mut movies = Vec::new();
+    let parse = |fields: &[String]| -> Result<MovieRecord, String> {
+        let (id, raw_title, genres) = match release {
+            Release::Ml100k => {
+                expect_fields(fields, 5 + ML100K_GENRES.len(), "u.item")?;
+                let flags = &fields[5..5 + ML100K_GENRES.len()];
+                let genres = flags.iter().zip(ML100K_GENRES).filter(|(flag, name)| flag.trim() == "1" && *name != "unknown").map(|(_, name)| name.to_string()).collect();
+                (&fields[0], fields[1].as_str(), genres)
+            }
+            Release::Dat | Release::Csv => {
+                expect_fields(fields, 3, "a movie")?;
+                let genres = fields[2].split('|').map(str::trim).filter(|g| !g.is_empty() && *g != "(no genres listed)").map(str::to_string).collect();
+                (&fields[0], fields[1].as_str(), genres)
+            }
+        };
+        let movie_id = parse_int(id, "movie id")?;
+        let mut parsed = parse_movielens_title(raw_title);
+        if parsed.title.is_empty() || parsed.title == "unknown" {
+            return Err(format!("movie {movie_id} has no title"));
+        }
+        if parsed.year.is_none() && release == Release::Ml100k {
+            parsed.year = fields[2].rsplit('-').next().and_then(|y| y.parse().ok());
+        }
+        Ok(MovieRecord { movie_id, title: parsed.title, year: parsed.year, genres })
+    };
+    for_each_line(&files.movies, release, policy, parse, |movie| {
+        movies.push(movie);
+        Ok(())
+    })?;
+    Ok(movies)
+}
+
+pub fn read_users(files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<Vec<UserRecord>> {
+    let Some(path) = &files.users else { return Ok(Vec::new()) };
+    let release = files.release;
+    let parse = |fields: &[String]| -> Result<UserRecord, String> {
+        expect_fields(fields, 5, "a user")?;
+        let non_empty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let (id, gender, age, occupation, zip) = match release {
+            Release::Ml100k => (&fields[0], &fields[2], &fields[1], non_empty(&fields[3]), &fields[4]),
+            _ => {
+                let code: usize = parse_int(&fields[3], "occupation code")?;
+                let occupation = ML1M_OCCUPATIONS.get(code).ok_or(format!("unknown occupation code {code}"))?;
+                (&fields[0], &fields[1], &fields[2], Some(occupation.to_string()), &fields[4])
+            }
+        };
+        let gender = non_empty(gender).map(|g| g.to_uppercase());
+        if gender.as_deref().is_some_and(|g| g != "M" && g != "F") {
+            return Err(format!("gender {:?} is neither M nor F", fields[1]));
+        }
+        Ok(UserRecord { user_id: parse_int(id, "user id")?, gender, age: Some(parse_int(age, "age")?), occupation, zip_code: non_empty(zip) })
+    };
+    let mut users = Vec::new();
+    for_each_line(path, release, policy, parse, |user| {
+        users.push(user);
+        Ok(())
+    })?;
+    Ok(users)
+}
+
+pub fn read_links(path: &Path, policy: &mut BadLinePolicy) -> Result<HashMap<i32, LinkRecord>> {
+    let parse = |fields: &[String]| -> Result<LinkRecord, String> {
+        expect_fields(fields, 2, "a link")?;
+        let imdb = fields[1].trim();
+        let imdb_id = if imdb.is_empty() {
+            None
+        } else {
+            let digits = imdb.trim_start_matches("tt");
+            let number: u64 = parse_int(digits, "imdbId")?;
+            Some(format!("tt{number:07}"))
+        };
+        let tmdb_id = fields.get(2).map(|f| f.trim()).filter(|f| !f.is_empty()).map(|f| parse_int(f, "tmdbId")).transpose()?;
+        Ok(LinkRecord { movie_id: parse_int(&fields[0], "movie id")?, imdb_id, tmdb_id })
+    };
+    let mut links = HashMap::new();
+    for_each_line(path, Release::Csv, policy, parse, |link| {
+        links.insert(link.movie_id, link);
+        Ok(())
+    })?;
+    Ok(links)
+}
+
+/// Streams the ratings file to `sink`, one validated rating at a time.
+pub fn for_each_rating(files: &MovieLensFiles, policy: &mut BadLinePolicy, sink: impl FnMut(RatingRecord) -> Result<()>) -> Result<()> {
+    let Some(path) = &files.ratings else { return Ok(()) };
+    let release = files.release;
+    let (separator_count, what) = match release {
+        Release::Ml100k => (4, "u.data (user, item, rating, timestamp)"),
+        _ => (4, "a rating (user, movie, rating, timestamp)"),
+    };
+    let parse = |fields: &[String]| -> Result<RatingRecord, String> {
+        let fields: Vec<&str> = if release == Release::Ml100k { fields[0].split('\t').collect() } else { fields.iter().map(String::as_str).collect() };
+        if fields.len() != separator_count {
+            return Err(format!("expected {separator_count} fields for {what}, found {}", fields.len()));
+        }
+        let rating: f32 = fields[2].trim().parse().map_err(|_| format!("rating {:?} is not a number", fields[2]))?;
+        if !(0.5..=5.0).contains(&rating) || (rating * 2.0).fract() != 0.0 {
+            return Err(format!("rating {rating} is not a half-star value between 0.5 and 5"));
+        }
+        Ok(RatingRecord { user_id: parse_int(fields[0], "user id")?, movie_id: parse_int(fields[1], "movie id")?, rating, timestamp: parse_int(fields[3], "timestamp")? })
+    };
+    for_each_line(path, release, policy, parse, sink)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_lines_with_quotes_split_like_rfc_4180() {
+        assert_eq!(split_csv_line("1,Toy Story (1995),Animation").unwrap(), ["1", "Toy Story (1995)", "Animation"]);
+        assert_eq!(split_csv_line(r#"11,"American President, The (1995)",Comedy|Drama"#).unwrap(), ["11", "American President, The (1995)", "Comedy|Drama"]);
+        assert_eq!(split_csv_line(r#"5,"Say ""Hi"" (2001)",Drama"#).unwrap(), ["5", "Say \"Hi\" (2001)", "Drama"]);
+        assert!(split_csv_line(r#"5,"open,Drama"#).is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! `trainer synth`: deterministic synthetic data in MovieLens and IMDb formats, from the hand-written demo
+//! catalogue or a generated one: ML-1M-shaped by default (6,040 users, 3,706 movies, 1,000,209 ratings).
+pub mod catalogue;
+pub mod taste;
+pub mod write;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::PathBuf;
+use std::time::Instant;
+use taste::RatingPlan;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    /// ml-latest style: movies.csv, ratings.csv (half stars), links.csv.
+    Csv,
+    /// ML-1M style: movies.dat, ratings.dat (whole stars), users.dat with demographics; Latin-1.
+    Dat,
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// Output directory; MovieLens files go to OUT/movielens, IMDb files to OUT/imdb.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A hand-written catalogue (TSV: title, year, runtime, genres, directors, actors) instead of generated movies.
+    #[arg(long)]
+    pub catalogue: Option<PathBuf>,
+    /// Multiplies the ML-1M shape (users, movies, ratings); 10 and 100 give the larger benchmark sets.
+    #[arg(long, default_value_t = 1)]
+    pub scale: usize,
+    /// Number of users (default 6,040 × scale).
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// Number of generated movies (default 3,706 × scale; ignored with --catalogue).
+    #[arg(long)]
+    pub movies: Option<usize>,
+    /// Target number of ratings (default 1,000,209 × scale).
+    #[arg(long)]
+    pub ratings: Option<usize>,
+    /// Every user rates at least this many movies (ML-1M: 20).
+    #[arg(long, default_value_t = 20)]
+    pub min_ratings_per_user: usize,
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    pub format: Format,
+    /// Random seed: the same arguments and seed give byte-identical files.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Id of the first generated user (use a higher one to add new users to an existing set).
+    #[arg(long, default_value_t = 1)]
+    pub first_user_id: i32,
+    /// Unix time of the earliest possible rating (default 2000-01-01).
+    #[arg(long, default_value_t = 946_684_800)]
+    pub first_timestamp: i64,
+}
+
+pub fn run(args: &SynthArgs) -> Result<()> {
+    let started = Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let movies = match &args.catalogue {
+        Some(path) => catalogue::read_catalogue(path)?,
+        None => catalogue::generate_catalogue(args.movies.unwrap_or(3_706 * args.scale), &mut rng),
+    };
+    let plan = RatingPlan {
+        users: args.users.unwrap_or(6_040 * args.scale),
+        ratings: args.ratings.unwrap_or(1_000_209 * args.scale),
+        min_ratings_per_user: args.min_ratings_per_user,
+        whole_stars: args.format == Format::Dat,
+        first_timestamp: args.first_timestamp,
+        first_user_id: args.first_user_id,
+    };
+    let movielens_dir = args.out.join("movielens");
+    let users = taste::generate_users(&plan, &mut rng);
+    match args.format {
+        Format::Csv => write::movielens_csv_catalogue(&movielens_dir, &movies)?,
+        Format::Dat => write::movielens_dat_catalogue(&movielens_dir, &movies, &users)?,
+    }
+    write::imdb_files(&args.out.join("imdb"), &movies)?;
+    let mut write_rating = write::ratings_writer(&movielens_dir, args.format == Format::Dat)?;
+    let mut written = 0usize;
+    let mut failure = None;
+    taste::generate_ratings(&movies, &plan, &mut rng, |rating| {
+        if failure.is_none() {
+            match write_rating(&rating) {
+                Ok(()) => written += 1,
+                Err(error) => failure = Some(error),
+            }
+        }
+    });
+    if let Some(error) = failure {
+        return Err(error.into());
+    }
+    drop(write_rating);
+    println!("wrote {} movies, {} users, {written} ratings to {} in {:.1} s", movies.len(), plan.users, args.out.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -165,3 +165,72 @@ fn hand_to_postgres_user(dir: &Path) -> Result<()> {
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
+
+/// The trainer binary built by `cargo build -p trainer` (scripts/test.sh builds it first); `RECSYS_TRAINER`
+/// overrides the path.
+pub fn trainer_binary() -> PathBuf {
+    std::env::var_os("RECSYS_TRAINER").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/trainer"))
+}
+
+impl TempCluster {
+    /// Creates a database with pg_recsys installed and returns a connection to it.
+    pub fn fresh_database(&self, name: &str) -> Result<Client> {
+        let mut admin = self.connect()?;
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let mut client = Client::connect(&self.connection_string("postgres", name), NoTls)?;
+        client.batch_execute("CREATE EXTENSION pg_recsys")?;
+        Ok(client)
+    }
+
+    /// Runs the trainer against `database` with the standard PG* variables; returns its output, failed or not.
+    pub fn run_trainer(&self, database: &str, args: &[&str]) -> Result<std::process::Output> {
+        Ok(Command::new(trainer_binary())
+            .args(args)
+            .env("PGHOST", &self.root)
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", "postgres")
+            .env("PGDATABASE", database)
+            .env_remove("DATABASE_URL")
+            .output()?)
+    }
+
+    /// Runs the trainer and fails with its output unless it succeeds; returns its standard output.
+    pub fn trainer_ok(&self, database: &str, args: &[&str]) -> Result<String> {
+        let output = self.run_trainer(database, args)?;
+        if !output.status.success() {
+            bail!("trainer {args:?} failed:\n{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The socket directory and port, for tools such as pg_dump.
+    pub fn socket_and_port(&self) -> (PathBuf, u16) {
+        (self.root.clone(), self.port)
+    }
+}
+
+/// A scratch directory under the test clusters' base, removed when dropped.
+pub struct ScratchDir(pub PathBuf);
+
+impl ScratchDir {
+    pub fn new(name: &str) -> Result<Self> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-scratch").join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) -> Result<PathBuf> {
+        let path = self.0.join(relative);
+        std::fs::create_dir_all(path.parent().expect("file in a directory"))?;
+        std::fs::write(&path, contents)?;
+        Ok(path)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

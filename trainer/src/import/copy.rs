@@ -55,6 +55,31 @@ impl<T: CopyField> CopyField for Option<T> {
     }
 }
 
+/// Unix time written as a UTC `timestamptz` literal ("2000-12-31 23:59:59+00").
+pub struct EpochSeconds(pub i64);
+
+impl CopyField for EpochSeconds {
+    fn write_field(&self, out: &mut Vec<u8>) {
+        let days = self.0.div_euclid(86_400);
+        let seconds = self.0.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        let _ = write!(out, "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}+00", seconds / 3600, seconds / 60 % 60, seconds % 60);
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
 /// Streams rows into `COPY table (columns) FROM STDIN`.
 pub struct CopyWriter<'a> {
     writer: BufWriter<postgres::CopyInWriter<'a>>,
@@ -105,5 +130,13 @@ mod tests {
         assert_eq!(field(&"a\tb\\c\nd".to_string()), "a\\tb\\\\c\\nd");
         assert_eq!(field(&None::<i32>), "\\N");
         assert_eq!(field(&Some(4.5f32)), "4.5");
+    }
+
+    #[test]
+    fn epoch_seconds_are_written_as_utc_timestamps() {
+        assert_eq!(field(&EpochSeconds(0)), "1970-01-01 00:00:00+00");
+        assert_eq!(field(&EpochSeconds(964_982_703)), "2000-07-30 18:45:03+00");
+        assert_eq!(field(&EpochSeconds(951_782_400)), "2000-02-29 00:00:00+00");
+        assert_eq!(field(&EpochSeconds(-1)), "1969-12-31 23:59:59+00");
     }
 }

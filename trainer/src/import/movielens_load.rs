@@ -1,7 +1,7 @@
 //! `trainer import movielens`: parses a MovieLens release and merges it into the recsys tables in one
 //! transaction (COPY into temporary staging tables, then set-based upserts). Re-imports add new rows and keep
 //! the latest rating per user and movie; a failure leaves the database as it was.
-use super::copy::CopyWriter;
+use super::copy::{CopyWriter, EpochSeconds};
 use super::movielens::{self, BadLinePolicy, MovieLensFiles};
 use anyhow::{bail, Context, Result};
 use postgres::{Client, Transaction};
@@ -12,7 +12,7 @@ const STAGING: &str = "
 CREATE TEMP TABLE stage_movies (movie_id integer, title text, year integer, imdb_id text, tmdb_id integer) ON COMMIT DROP;
 CREATE TEMP TABLE stage_movie_genres (movie_id integer, genre text) ON COMMIT DROP;
 CREATE TEMP TABLE stage_users (user_id integer, gender text, age integer, occupation text, zip_code text) ON COMMIT DROP;
-CREATE TEMP TABLE stage_ratings (user_id integer, movie_id integer, rating real, epoch bigint) ON COMMIT DROP;
+CREATE TEMP TABLE stage_ratings (user_id integer, movie_id integer, rating real, rated_at timestamptz) ON COMMIT DROP;
 ";
 
 const MERGE_MOVIES: &str = "
@@ -30,19 +30,42 @@ const MERGE_USERS: &str = "
 INSERT INTO recsys.users AS u (user_id, gender, age, occupation, zip_code)
 SELECT user_id, gender, age, occupation, zip_code FROM stage_users
 ON CONFLICT (user_id) DO UPDATE SET gender = EXCLUDED.gender, age = EXCLUDED.age, occupation = EXCLUDED.occupation, zip_code = EXCLUDED.zip_code;
-INSERT INTO recsys.users (user_id) SELECT DISTINCT user_id FROM stage_ratings ORDER BY 1 ON CONFLICT (user_id) DO NOTHING;
 ";
 
+/// Ratings (in `{source}`) whose movie is unknown; `{source}` is the staging table or, for bulk loads, the table.
 const UNKNOWN_RATED_MOVIES: &str = "
-SELECT s.movie_id, count(*) FROM stage_ratings s LEFT JOIN recsys.movies m ON m.movie_id = s.movie_id
+SELECT s.movie_id, count(*) FROM {source} s LEFT JOIN recsys.movies m ON m.movie_id = s.movie_id
 WHERE m.movie_id IS NULL GROUP BY s.movie_id ORDER BY s.movie_id LIMIT 5";
+const USERS_FROM_RATINGS: &str = "INSERT INTO recsys.users (user_id) SELECT DISTINCT user_id FROM {source} ORDER BY 1 ON CONFLICT (user_id) DO NOTHING";
 
 const MERGE_RATINGS: &str = "
 INSERT INTO recsys.ratings AS r (user_id, movie_id, rating, rated_at)
-SELECT DISTINCT ON (user_id, movie_id) user_id, movie_id, rating, to_timestamp(epoch)
-FROM stage_ratings ORDER BY user_id, movie_id, epoch DESC
+SELECT DISTINCT ON (user_id, movie_id) user_id, movie_id, rating, rated_at
+FROM stage_ratings ORDER BY user_id, movie_id, rated_at DESC
 ON CONFLICT (user_id, movie_id) DO UPDATE SET rating = EXCLUDED.rating, rated_at = EXCLUDED.rated_at
-WHERE EXCLUDED.rated_at >= r.rated_at";
+WHERE EXCLUDED.rated_at >= r.rated_at AND (EXCLUDED.rating, EXCLUDED.rated_at) IS DISTINCT FROM (r.rating, r.rated_at)";
+
+/// First import into an empty ratings table: ratings are copied straight into the table with its constraints and
+/// secondary indexes dropped, which are rebuilt once afterwards (several times faster than maintaining them row by
+/// row). Must match `pg_recsys/sql/schema.sql`; the integration tests compare the definitions after a bulk import
+/// with a fresh extension's.
+const BULK_PREPARE: &str = "
+SET LOCAL maintenance_work_mem = '512MB';
+LOCK TABLE recsys.ratings IN ACCESS EXCLUSIVE MODE;
+ALTER TABLE recsys.ratings DROP CONSTRAINT ratings_user_id_fkey, DROP CONSTRAINT ratings_movie_id_fkey, DROP CONSTRAINT ratings_pkey;
+DROP INDEX recsys.ratings_movie_idx, recsys.ratings_rated_at_idx;
+";
+const BULK_PRIMARY_KEY: &str = "ALTER TABLE recsys.ratings ADD CONSTRAINT ratings_pkey PRIMARY KEY (user_id, movie_id)";
+const BULK_KEEP_LATEST: &str = "
+DELETE FROM recsys.ratings r USING recsys.ratings newer
+WHERE r.user_id = newer.user_id AND r.movie_id = newer.movie_id AND (r.rated_at, r.ctid) < (newer.rated_at, newer.ctid)";
+const BULK_FINISH: &str = "
+CREATE INDEX ratings_movie_idx ON recsys.ratings (movie_id);
+CREATE INDEX ratings_rated_at_idx ON recsys.ratings (rated_at);
+ALTER TABLE recsys.ratings
+    ADD CONSTRAINT ratings_user_id_fkey FOREIGN KEY (user_id) REFERENCES recsys.users ON DELETE CASCADE,
+    ADD CONSTRAINT ratings_movie_id_fkey FOREIGN KEY (movie_id) REFERENCES recsys.movies ON DELETE CASCADE;
+";
 
 /// What an import changed.
 #[derive(Debug, Default)]
@@ -93,31 +116,59 @@ pub fn import(client: &mut Client, dir: &Path, links: Option<&Path>, skip_bad_li
         }
         copy.finish()?;
     }
-    report.ratings_read = stage_ratings(&mut transaction, &files, &mut policy)?;
+    transaction.batch_execute(MERGE_MOVIES).context("merging movies")?;
+    transaction.batch_execute(MERGE_USERS).context("merging users")?;
+    let before: i64 = transaction.query_one("SELECT count(*) FROM recsys.ratings", &[])?.get(0);
+    let bulk = before == 0;
+    let source = if bulk { "recsys.ratings" } else { "stage_ratings" };
+    if bulk {
+        transaction.batch_execute(BULK_PREPARE)?;
+    }
+    report.ratings_read = copy_ratings(&mut transaction, source, &files, &mut policy)?;
     report.skipped_lines = policy.skipped;
     if let Some(first) = &policy.first_skipped {
         eprintln!("skipped {} bad lines (--skip-bad-lines); first: {first}", policy.skipped);
     }
-
-    transaction.batch_execute(MERGE_MOVIES).context("merging movies")?;
-    transaction.batch_execute(MERGE_USERS).context("merging users")?;
-    let unknown = transaction.query(UNKNOWN_RATED_MOVIES, &[])?;
+    transaction.batch_execute(&USERS_FROM_RATINGS.replace("{source}", source))?;
+    let unknown = transaction.query(&UNKNOWN_RATED_MOVIES.replace("{source}", source), &[])?;
     if !unknown.is_empty() {
         let ids: Vec<String> = unknown.iter().map(|row| format!("{} ({} ratings)", row.get::<_, i32>(0), row.get::<_, i64>(1))).collect();
         bail!("ratings refer to movies that are in no movie file and not in the database: {}; nothing was imported", ids.join(", "));
     }
-    let before: i64 = transaction.query_one("SELECT count(*) FROM recsys.ratings", &[])?.get(0);
-    let affected = transaction.execute(MERGE_RATINGS, &[]).context("merging ratings")? as i64;
+    let affected = if bulk {
+        finish_bulk_load(&mut transaction)?;
+        0
+    } else {
+        transaction.execute(MERGE_RATINGS, &[]).context("merging ratings")? as i64
+    };
     let after: i64 = transaction.query_one("SELECT count(*) FROM recsys.ratings", &[])?.get(0);
     report.ratings_new = after - before;
-    report.ratings_updated = affected - report.ratings_new;
+    report.ratings_updated = (affected - report.ratings_new).max(0);
     transaction.commit()?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
-fn stage_ratings(transaction: &mut Transaction<'_>, files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<u64> {
-    let mut copy = CopyWriter::start(transaction, "stage_ratings (user_id, movie_id, rating, epoch)")?;
-    movielens::for_each_rating(files, policy, |rating| copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &rating.timestamp]))?;
+/// Rebuilds the ratings table's keys and indexes after a bulk copy; duplicate (user, movie) pairs in the input
+/// keep their latest rating.
+fn finish_bulk_load(transaction: &mut Transaction<'_>) -> Result<()> {
+    let mut attempt = transaction.transaction()?;
+    match attempt.batch_execute(BULK_PRIMARY_KEY) {
+        Ok(()) => attempt.commit()?,
+        Err(error) if error.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            attempt.rollback()?;
+            transaction.batch_execute(BULK_KEEP_LATEST)?;
+            transaction.batch_execute(BULK_PRIMARY_KEY)?;
+        }
+        Err(error) => return Err(error.into()),
+    }
+    transaction.batch_execute(BULK_FINISH).context("rebuilding the ratings indexes")?;
+    Ok(())
+}
+
+/// Streams the ratings file into `destination` (the staging table, or the ratings table itself for bulk loads).
+fn copy_ratings(transaction: &mut Transaction<'_>, destination: &str, files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<u64> {
+    let mut copy = CopyWriter::start(transaction, &format!("{destination} (user_id, movie_id, rating, rated_at)"))?;
+    movielens::for_each_rating(files, policy, |rating| copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &EpochSeconds(rating.timestamp)]))?;
     copy.finish()
 }

@@ -96,20 +96,15 @@ pub fn generate_ratings(movies: &[CatalogueMovie], plan: &RatingPlan, rng: &mut 
     let popularity: Vec<f64> = ranks.iter().map(|rank| 1.0 / ((*rank as f64) + 8.0).powf(0.95)).collect();
     let popular = WeightedAliasIndex::new(popularity).expect("positive weights");
 
-    let mean_extra = (plan.ratings as f64 / plan.users as f64 - plan.min_ratings_per_user as f64).max(1.0);
-    let activity = LogNormal::new(mean_extra.ln() - 0.5, 1.0).expect("valid lognormal");
     let noise = Normal::new(0.0, 0.55).expect("valid normal");
     let user_bias = Normal::new(0.0, 0.35).expect("valid normal");
     let personal = Normal::new(0.0, 0.25).expect("valid normal");
-    let max_per_user = (movies.len() * 3 / 5).max(1);
-    let mut remaining = plan.ratings;
-    for index in 0..plan.users {
+    let targets = ratings_per_user(plan, movies.len(), rng);
+    for (index, &wanted) in targets.iter().enumerate() {
         let user_id = plan.first_user_id + index as i32;
         let cluster = &clusters[rng.gen_range(0..CLUSTERS)];
         let own_genres: [f64; GENRES.len()] = std::array::from_fn(|g| cluster.genre_affinity[g] + personal.sample(rng));
         let bias = user_bias.sample(rng);
-        let users_left = plan.users - index;
-        let wanted = (plan.min_ratings_per_user + activity.sample(rng) as usize).min(max_per_user).min(remaining.saturating_sub((users_left - 1) * plan.min_ratings_per_user).max(plan.min_ratings_per_user));
         let preference = |movie: usize| -> f64 {
             let latent = &latents[movie];
             let genre = if latent.genres.is_empty() { 0.0 } else { latent.genres.iter().map(|g| own_genres[*g]).sum::<f64>() / latent.genres.len() as f64 };
@@ -119,7 +114,7 @@ pub fn generate_ratings(movies: &[CatalogueMovie], plan: &RatingPlan, rng: &mut 
         let start = plan.first_timestamp + rng.gen_range(0..3 * 365 * 86_400);
         let mut chosen = HashSet::with_capacity(wanted);
         let mut attempts = 0;
-        while chosen.len() < wanted && attempts < wanted * 50 {
+        while chosen.len() < wanted && attempts < wanted * 400 {
             attempts += 1;
             let movie = popular.sample(rng);
             let accept = 1.0 / (1.0 + (-2.0 * preference(movie)).exp());
@@ -131,6 +126,29 @@ pub fn generate_ratings(movies: &[CatalogueMovie], plan: &RatingPlan, rng: &mut 
             let rating = if plan.whole_stars { score.round().clamp(1.0, 5.0) } else { (score * 2.0).round().clamp(1.0, 10.0) / 2.0 };
             sink(SyntheticRating { user_id, movie_id: movie as i32 + 1, rating: rating as f32, timestamp: start + rng.gen_range(0..90 * 86_400) });
         }
-        remaining = remaining.saturating_sub(chosen.len());
     }
+}
+
+/// How many movies each user rates: long-tailed (log-normal) activity scaled so that the counts add up to
+/// `plan.ratings` exactly, each between `plan.min_ratings_per_user` and 60 % of the catalogue.
+fn ratings_per_user(plan: &RatingPlan, movies: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let max_per_user = (movies * 3 / 5).max(plan.min_ratings_per_user).max(1);
+    let floor = plan.min_ratings_per_user.min(max_per_user);
+    let activity = LogNormal::new(0.0, 1.0).expect("valid lognormal");
+    let weights: Vec<f64> = (0..plan.users).map(|_| activity.sample(rng)).collect();
+    let mut counts = vec![floor; plan.users];
+    let mut remaining = plan.ratings.saturating_sub(floor * plan.users).min((max_per_user - floor) * plan.users);
+    while remaining > 0 {
+        let open: f64 = weights.iter().zip(&counts).filter(|(_, c)| **c < max_per_user).map(|(w, _)| w).sum();
+        let before = remaining;
+        for (count, weight) in counts.iter_mut().zip(&weights) {
+            if remaining == 0 {
+                break;
+            }
+            let share = ((before as f64 * weight / open).floor() as usize).max(1).min(max_per_user - *count).min(remaining);
+            *count += share;
+            remaining -= share;
+        }
+    }
+    counts
 }

@@ -32,4 +32,5 @@ fi
 
 log "tests 3/3: integration tests against real clusters with the installed extension"
 scripts/cluster.sh install
+cargo build -p trainer
 cargo test -p recsys_integration_tests -- --test-threads=1

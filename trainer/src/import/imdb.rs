@@ -100,7 +100,12 @@ fn parse_optional_int<T: std::str::FromStr>(field: &str, what: &str) -> Result<O
 
 /// Parses the four files for the given movies: by IMDb id, or by normalised title and year for movies without one.
 pub fn read(files: &ImdbFiles, movies: &[KnownMovie], policy: &mut BadLinePolicy) -> Result<ImdbData> {
-    let by_tconst: HashMap<&str, i32> = movies.iter().filter_map(|m| m.imdb_id.as_deref().map(|id| (id, m.movie_id))).collect();
+    let mut by_tconst: HashMap<&str, Vec<i32>> = HashMap::new();
+    for movie in movies {
+        if let Some(id) = movie.imdb_id.as_deref() {
+            by_tconst.entry(id).or_default().push(movie.movie_id);
+        }
+    }
     let mut by_title: HashMap<(String, i32), Option<i32>> = HashMap::new();
     for movie in movies.iter().filter(|m| m.imdb_id.is_none()) {
         if let Some(year) = movie.year {
@@ -108,29 +113,32 @@ pub fn read(files: &ImdbFiles, movies: &[KnownMovie], policy: &mut BadLinePolicy
         }
     }
     let mut data = ImdbData::default();
-    let mut matched: HashMap<String, i32> = HashMap::new();
+    let mut matched: HashMap<String, Vec<i32>> = HashMap::new();
     let mut claimed: HashSet<i32> = HashSet::new();
     let header = ["tconst", "titleType", "primaryTitle", "originalTitle", "isAdult", "startYear", "endYear", "runtimeMinutes", "genres"];
     for_each_row(&files.basics, &header, policy, |f| {
         let year = parse_optional_int::<i32>(f[5], "startYear")?;
         let runtime = parse_optional_int::<i32>(f[7], "runtimeMinutes")?.filter(|minutes| *minutes > 0);
-        let movie_id = match by_tconst.get(f[0]) {
-            Some(id) => Some(*id),
-            None if matches!(f[1], "movie" | "tvMovie" | "video") && !by_title.is_empty() => year.and_then(|year| {
-                [f[2], f[3]].iter().find_map(|title| by_title.get(&(normalise_for_matching(title), year)).copied().flatten())
-            }),
-            None => None,
+        let movie_ids: Vec<i32> = match by_tconst.get(f[0]) {
+            Some(ids) => ids.clone(),
+            None if matches!(f[1], "movie" | "tvMovie" | "video") && !by_title.is_empty() => year
+                .and_then(|year| [f[2], f[3]].iter().find_map(|title| by_title.get(&(normalise_for_matching(title), year)).copied().flatten()))
+                .into_iter()
+                .collect(),
+            None => Vec::new(),
         };
-        let Some(movie_id) = movie_id else { return Ok(()) };
-        if !claimed.insert(movie_id) {
+        let movie_ids: Vec<i32> = movie_ids.into_iter().filter(|id| claimed.insert(*id)).collect();
+        if movie_ids.is_empty() {
             return Ok(());
         }
         if !by_tconst.contains_key(f[0]) {
             data.matched_by_title += 1;
         }
-        matched.insert(f[0].to_string(), movie_id);
-        let genres = null(f[8]).map(|g| g.split(',').map(str::to_string).collect()).unwrap_or_default();
-        data.titles.push(MatchedTitle { movie_id, tconst: f[0].to_string(), runtime_minutes: runtime, year, genres });
+        let genres: Vec<String> = null(f[8]).map(|g| g.split(',').map(str::to_string).collect()).unwrap_or_default();
+        for &movie_id in &movie_ids {
+            data.titles.push(MatchedTitle { movie_id, tconst: f[0].to_string(), runtime_minutes: runtime, year, genres: genres.clone() });
+        }
+        matched.insert(f[0].to_string(), movie_ids);
         Ok(())
     })?;
 
@@ -143,16 +151,18 @@ pub fn read(files: &ImdbFiles, movies: &[KnownMovie], policy: &mut BadLinePolicy
         credit.characters.extend(characters);
     };
     for_each_row(&files.crew, &["tconst", "directors", "writers"], policy, |f| {
-        let Some(&movie_id) = matched.get(f[0]) else { return Ok(()) };
-        for (field, role) in [(f[1], Role::Director), (f[2], Role::Writer)] {
-            for nconst in null(field).into_iter().flat_map(|list| list.split(',')) {
-                add_credit(movie_id, nconst, role, None, Vec::new());
+        let Some(movie_ids) = matched.get(f[0]) else { return Ok(()) };
+        for &movie_id in movie_ids {
+            for (field, role) in [(f[1], Role::Director), (f[2], Role::Writer)] {
+                for nconst in null(field).into_iter().flat_map(|list| list.split(',')) {
+                    add_credit(movie_id, nconst, role, None, Vec::new());
+                }
             }
         }
         Ok(())
     })?;
     for_each_row(&files.principals, &["tconst", "ordering", "nconst", "category", "job", "characters"], policy, |f| {
-        let Some(&movie_id) = matched.get(f[0]) else { return Ok(()) };
+        let Some(movie_ids) = matched.get(f[0]) else { return Ok(()) };
         let role = match f[3] {
             "actor" | "actress" | "self" => Role::Actor,
             "director" => Role::Director,
@@ -164,7 +174,9 @@ pub fn read(files: &ImdbFiles, movies: &[KnownMovie], policy: &mut BadLinePolicy
             Some(json) => serde_json::from_str::<Vec<String>>(json).map_err(|_| format!("characters {json:?} is not a JSON array of strings"))?,
             None => Vec::new(),
         };
-        add_credit(movie_id, f[2], role, if role == Role::Actor { ordering } else { None }, characters);
+        for &movie_id in movie_ids {
+            add_credit(movie_id, f[2], role, if role == Role::Actor { ordering } else { None }, characters.clone());
+        }
         Ok(())
     })?;
 

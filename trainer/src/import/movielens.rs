@@ -202,7 +202,7 @@ pub fn read_movies(files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result
         };
         let movie_id = parse_int(id, "movie id")?;
         let mut parsed = parse_movielens_title(raw_title);
-        if parsed.title.is_empty() || parsed.title == "unknown" {
+        if parsed.title.is_empty() {
             return Err(format!("movie {movie_id} has no title"));
         }
         if parsed.year.is_none() && release == Release::Ml100k {
@@ -245,18 +245,30 @@ pub fn read_users(files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<
     Ok(users)
 }
 
+/// Reads a links file: the first column is the movie id; the IMDb and TMDb columns are found by header name
+/// (`imdbId`/`imdb_id`, `tmdbId`/`tmdb_id`), so MovieLens' links.csv and mapping files such as ML-100K → IMDb both work.
 pub fn read_links(path: &Path, policy: &mut BadLinePolicy) -> Result<HashMap<i32, LinkRecord>> {
+    let mut header = String::new();
+    let mut source = LineSource::open(path, Encoding::Utf8)?;
+    if !source.next_line(&mut header)? {
+        bail!("{} is empty", path.display());
+    }
+    let columns: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase().replace('_', "")).collect();
+    let Some(imdb_column) = columns.iter().position(|c| c == "imdbid") else {
+        bail!(source.bad_line("links file header has no imdbId column"));
+    };
+    let tmdb_column = columns.iter().position(|c| c == "tmdbid");
+    drop(source);
     let parse = |fields: &[String]| -> Result<LinkRecord, String> {
-        expect_fields(fields, 2, "a link")?;
-        let imdb = fields[1].trim();
+        expect_fields(fields, imdb_column + 1, "a link")?;
+        let imdb = fields[imdb_column].trim();
         let imdb_id = if imdb.is_empty() {
             None
         } else {
-            let digits = imdb.trim_start_matches("tt");
-            let number: u64 = parse_int(digits, "imdbId")?;
+            let number: u64 = parse_int(imdb.trim_start_matches("tt"), "imdbId")?;
             Some(format!("tt{number:07}"))
         };
-        let tmdb_id = fields.get(2).map(|f| f.trim()).filter(|f| !f.is_empty()).map(|f| parse_int(f, "tmdbId")).transpose()?;
+        let tmdb_id = tmdb_column.and_then(|c| fields.get(c)).map(|f| f.trim()).filter(|f| !f.is_empty()).map(|f| parse_int(f, "tmdbId")).transpose()?;
         Ok(LinkRecord { movie_id: parse_int(&fields[0], "movie id")?, imdb_id, tmdb_id })
     };
     let mut links = HashMap::new();

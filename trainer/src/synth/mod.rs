@@ -96,3 +96,73 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     println!("wrote {} movies, {} users, {written} ratings to {} in {:.1} s", movies.len(), plan.users, args.out.display(), started.elapsed().as_secs_f64());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn args(out: PathBuf) -> SynthArgs {
+        SynthArgs {
+            out,
+            catalogue: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/catalogue.tsv")),
+            scale: 1,
+            users: Some(600),
+            movies: None,
+            ratings: Some(24_000),
+            min_ratings_per_user: 15,
+            format: Format::Csv,
+            seed: 20_261_124,
+            first_user_id: 1,
+            first_timestamp: 946_684_800,
+        }
+    }
+
+    fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        for sub in ["movielens", "imdb"] {
+            let mut names: Vec<_> = std::fs::read_dir(dir.join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
+            names.sort();
+            files.extend(names.into_iter().map(|path| (format!("{sub}/{}", path.file_name().unwrap().to_string_lossy()), std::fs::read(&path).unwrap())));
+        }
+        files
+    }
+
+    #[test]
+    fn committed_demo_seeds_are_exactly_what_the_generator_writes() {
+        let out = std::env::temp_dir().join(format!("recsys_seeds_{}", std::process::id()));
+        run(&args(out.clone())).unwrap();
+        let generated = files_under(&out);
+        std::fs::remove_dir_all(&out).unwrap();
+        let committed = files_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/demo"));
+        assert_eq!(generated.len(), 7);
+        for ((name, bytes), (committed_name, committed_bytes)) in generated.iter().zip(&committed) {
+            assert_eq!(name, committed_name);
+            assert!(bytes == committed_bytes, "{name} differs from seeds/demo: regenerate it (see seeds/README.md)");
+        }
+    }
+
+    #[test]
+    fn generated_catalogue_hits_the_requested_shape() {
+        let out = std::env::temp_dir().join(format!("recsys_synth_{}", std::process::id()));
+        let mut shape = args(out.clone());
+        shape.catalogue = None;
+        shape.movies = Some(300);
+        shape.users = Some(200);
+        shape.ratings = Some(12_345);
+        shape.format = Format::Dat;
+        run(&shape).unwrap();
+        let ratings = std::fs::read_to_string(out.join("movielens/ratings.dat")).unwrap();
+        let users = std::fs::read_to_string(out.join("movielens/users.dat")).unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
+        assert_eq!(ratings.lines().count(), 12_345);
+        assert_eq!(users.lines().count(), 200);
+        let mut per_user = std::collections::HashMap::new();
+        for line in ratings.lines() {
+            let fields: Vec<&str> = line.split("::").collect();
+            assert!(matches!(fields[2], "1" | "2" | "3" | "4" | "5"), "whole stars in .dat: {line}");
+            *per_user.entry(fields[0].to_string()).or_insert(0) += 1;
+        }
+        assert!(per_user.values().all(|n| *n >= 15), "every user rates at least the minimum");
+    }
+}

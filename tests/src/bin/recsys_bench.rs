@@ -1,17 +1,23 @@
 //! `recsys_bench`: prints pg_recsys performance figures measured on throwaway clusters with the installed
 //! extension. Figures only; nothing here asserts a timing.
-//!   recsys_bench backend   connection cost with and without preload, with and without fast exit
+//!   recsys_bench backend      connection cost with and without preload, with and without fast exit
+//!   recsys_bench import       `trainer synth` ML-1M-shaped data, then `trainer import`: ratings/s and peak RSS
+//!   recsys_bench imdb-large   `trainer import imdb` over a generated ~1 GB title.principals.tsv.gz: peak RSS
 use anyhow::{bail, Result};
 use postgres::{Client, NoTls};
 use recsys_integration_tests::{Loading, TempCluster};
 use std::time::{Duration, Instant};
+
+mod import_benchmarks;
 
 const CONNECTIONS: usize = 30;
 
 fn main() -> Result<()> {
     match std::env::args().nth(1).as_deref().unwrap_or("backend") {
         "backend" => backend(),
-        other => bail!("unknown benchmark {other:?}; available: backend"),
+        "import" => import_benchmarks::movielens(),
+        "imdb-large" => import_benchmarks::imdb_large(),
+        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large"),
     }
 }
 

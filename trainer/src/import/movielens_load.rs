@@ -5,6 +5,7 @@ use super::copy::{CopyWriter, EpochSeconds};
 use super::movielens::{self, BadLinePolicy, MovieLensFiles};
 use anyhow::{bail, Context, Result};
 use postgres::{Client, Transaction};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -32,11 +33,9 @@ SELECT user_id, gender, age, occupation, zip_code FROM stage_users
 ON CONFLICT (user_id) DO UPDATE SET gender = EXCLUDED.gender, age = EXCLUDED.age, occupation = EXCLUDED.occupation, zip_code = EXCLUDED.zip_code;
 ";
 
-/// Ratings (in `{source}`) whose movie is unknown; `{source}` is the staging table or, for bulk loads, the table.
-const UNKNOWN_RATED_MOVIES: &str = "
-SELECT s.movie_id, count(*) FROM {source} s LEFT JOIN recsys.movies m ON m.movie_id = s.movie_id
-WHERE m.movie_id IS NULL GROUP BY s.movie_id ORDER BY s.movie_id LIMIT 5";
-const USERS_FROM_RATINGS: &str = "INSERT INTO recsys.users (user_id) SELECT DISTINCT user_id FROM {source} ORDER BY 1 ON CONFLICT (user_id) DO NOTHING";
+const UNKNOWN_MOVIES: &str = "
+SELECT id FROM unnest($1::integer[]) AS id WHERE NOT EXISTS (SELECT 1 FROM recsys.movies m WHERE m.movie_id = id) ORDER BY id LIMIT 5";
+const USERS_FROM_RATINGS: &str = "INSERT INTO recsys.users (user_id) SELECT id FROM unnest($1::integer[]) AS id ORDER BY id ON CONFLICT (user_id) DO NOTHING";
 
 const MERGE_RATINGS: &str = "
 INSERT INTO recsys.ratings AS r (user_id, movie_id, rating, rated_at)
@@ -124,15 +123,18 @@ pub fn import(client: &mut Client, dir: &Path, links: Option<&Path>, skip_bad_li
     if bulk {
         transaction.batch_execute(BULK_PREPARE)?;
     }
-    report.ratings_read = copy_ratings(&mut transaction, source, &files, &mut policy)?;
+    let seen = copy_ratings(&mut transaction, source, &files, &mut policy)?;
+    report.ratings_read = seen.rows;
     report.skipped_lines = policy.skipped;
     if let Some(first) = &policy.first_skipped {
         eprintln!("skipped {} bad lines (--skip-bad-lines); first: {first}", policy.skipped);
     }
-    transaction.batch_execute(&USERS_FROM_RATINGS.replace("{source}", source))?;
-    let unknown = transaction.query(&UNKNOWN_RATED_MOVIES.replace("{source}", source), &[])?;
+    let user_ids: Vec<i32> = seen.users.into_iter().collect();
+    transaction.execute(USERS_FROM_RATINGS, &[&user_ids])?;
+    let movie_ids: Vec<i32> = seen.movies.keys().copied().collect();
+    let unknown = transaction.query(UNKNOWN_MOVIES, &[&movie_ids])?;
     if !unknown.is_empty() {
-        let ids: Vec<String> = unknown.iter().map(|row| format!("{} ({} ratings)", row.get::<_, i32>(0), row.get::<_, i64>(1))).collect();
+        let ids: Vec<String> = unknown.iter().map(|row| row.get::<_, i32>(0)).map(|id| format!("{id} ({} ratings)", seen.movies[&id])).collect();
         bail!("ratings refer to movies that are in no movie file and not in the database: {}; nothing was imported", ids.join(", "));
     }
     let affected = if bulk {
@@ -166,9 +168,22 @@ fn finish_bulk_load(transaction: &mut Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Streams the ratings file into `destination` (the staging table, or the ratings table itself for bulk loads).
-fn copy_ratings(transaction: &mut Transaction<'_>, destination: &str, files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<u64> {
+/// What the ratings file referred to: users, and movies with their rating counts.
+struct SeenIds {
+    rows: u64,
+    users: HashSet<i32>,
+    movies: HashMap<i32, u64>,
+}
+
+/// Streams the ratings file into `destination` (the staging table, or the ratings table itself for bulk loads),
+/// collecting the ids it refers to so that the server need not scan the rows again.
+fn copy_ratings(transaction: &mut Transaction<'_>, destination: &str, files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<SeenIds> {
     let mut copy = CopyWriter::start(transaction, &format!("{destination} (user_id, movie_id, rating, rated_at)"))?;
-    movielens::for_each_rating(files, policy, |rating| copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &EpochSeconds(rating.timestamp)]))?;
-    copy.finish()
+    let (mut users, mut movies) = (HashSet::new(), HashMap::new());
+    movielens::for_each_rating(files, policy, |rating| {
+        users.insert(rating.user_id);
+        *movies.entry(rating.movie_id).or_insert(0) += 1;
+        copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &EpochSeconds(rating.timestamp)])
+    })?;
+    Ok(SeenIds { rows: copy.finish()?, users, movies })
 }

@@ -71,10 +71,18 @@ fn write_large_principals(path: &Path, target_bytes: u64) -> Result<()> {
     let mut out = GzEncoder::new(BufWriter::with_capacity(1 << 20, file), Compression::fast());
     writeln!(out, "tconst\tordering\tnconst\tcategory\tjob\tcharacters")?;
     let mut row: u64 = 0;
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
     loop {
         for _ in 0..100_000 {
             let title = 10_000_000 + row / 10;
-            writeln!(out, "tt{title}\t{}\tnm{:07}\tactor\t\\N\t[\"Character {}\"]", row % 10 + 1, (row * 7919) % 9_999_999, row % 997)?;
+            let (person, character, job) = (next() % 9_999_999, next(), next() % 100_000);
+            writeln!(out, "tt{title}\t{}\tnm{person:07}\tactor\tjob{job}\t[\"Character {character:x}\"]", row % 10 + 1)?;
             row += 1;
         }
         out.flush()?;

@@ -1,0 +1,101 @@
+//! Every dimension and hyper-parameter of the hybrid network, serialisable into the model artefact.
+use serde::{Deserialize, Serialize};
+
+/// Sizes of the vocabularies the network was built for (row 0 of each embedding is the "unknown" row).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cardinalities {
+    pub users: i64,
+    pub movies: i64,
+    pub genres: i64,
+    pub directors: i64,
+    pub actors: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub cardinalities: Cardinalities,
+    /// Collaborative embeddings.
+    pub user_dim: i64,
+    pub movie_dim: i64,
+    /// Learned director and actor embeddings, mean-pooled per movie.
+    pub person_dim: i64,
+    /// Sentence embedding of the title (all-MiniLM-L6-v2: 384).
+    pub title_dim: i64,
+    /// Directors and top-billed actors kept per movie.
+    pub max_directors: i64,
+    pub max_actors: i64,
+    /// Content encoder MLP widths; its last width is the content vector size.
+    pub content_hidden: Vec<i64>,
+    /// Head MLP widths over [user, movie, content]; a final linear layer gives the rating.
+    pub head_hidden: Vec<i64>,
+    pub dropout: f64,
+    /// Probability of hiding a movie's id during training, so the content path learns to score unseen movies.
+    pub movie_id_dropout: f64,
+    /// Global, user, movie and content bias terms added to the head's output.
+    pub use_biases: bool,
+    /// Rating scale; predictions are clipped to it.
+    pub rating_min: f64,
+    pub rating_max: f64,
+}
+
+impl ModelConfig {
+    /// The seed architecture: 64-d user and movie embeddings, 16-d people, content MLP [128, 64],
+    /// head [256, 128, 64], dropout 0.2.
+    pub fn seed(cardinalities: Cardinalities) -> Self {
+        Self {
+            cardinalities,
+            user_dim: 64,
+            movie_dim: 64,
+            person_dim: 16,
+            title_dim: 384,
+            max_directors: 4,
+            max_actors: 4,
+            content_hidden: vec![128, 64],
+            head_hidden: vec![256, 128, 64],
+            dropout: 0.2,
+            movie_id_dropout: 0.1,
+            use_biases: true,
+            rating_min: 0.5,
+            rating_max: 5.0,
+        }
+    }
+
+    /// Width of the raw content features: genres multi-hot, title embedding, pooled directors and actors,
+    /// standardised runtime and year.
+    pub fn content_input_dim(&self) -> i64 {
+        self.cardinalities.genres + self.title_dim + 2 * self.person_dim + 2
+    }
+
+    pub fn content_dim(&self) -> i64 {
+        *self.content_hidden.last().unwrap_or(&self.content_input_dim())
+    }
+
+    /// Checks that the configuration describes a buildable network.
+    pub fn validate(&self) -> Result<(), String> {
+        let c = &self.cardinalities;
+        let positive = [
+            ("user_dim", self.user_dim),
+            ("movie_dim", self.movie_dim),
+            ("person_dim", self.person_dim),
+            ("title_dim", self.title_dim),
+            ("max_directors", self.max_directors),
+            ("max_actors", self.max_actors),
+        ];
+        if let Some((name, value)) = positive.iter().find(|(_, v)| *v <= 0) {
+            return Err(format!("{name} must be positive, got {value}"));
+        }
+        if [c.users, c.movies, c.genres, c.directors, c.actors].iter().any(|n| *n < 0) {
+            return Err("vocabulary sizes cannot be negative".into());
+        }
+        if self.content_hidden.iter().chain(&self.head_hidden).any(|w| *w <= 0) {
+            return Err("MLP widths must be positive".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) || !(0.0..1.0).contains(&self.movie_id_dropout) {
+            return Err("dropout rates must be in [0, 1)".into());
+        }
+        if !(self.rating_min < self.rating_max) {
+            return Err(format!("rating scale {}..{} is empty", self.rating_min, self.rating_max));
+        }
+        Ok(())
+    }
+}

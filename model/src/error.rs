@@ -7,6 +7,12 @@ pub enum ModelError {
     /// libtorch raised an exception (bad shapes, out of memory, corrupt tensors, ...).
     #[error("libtorch error: {0}")]
     Torch(#[from] tch::TchError),
+    /// A file the model needs is not there.
+    #[error("missing file {}", .0.display())]
+    MissingFile(std::path::PathBuf),
+    /// The sentence-embedding model failed to load or run.
+    #[error("title embedder: {0}")]
+    Embedder(String),
     /// A setting or an input is outside what the model accepts.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

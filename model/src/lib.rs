@@ -2,6 +2,7 @@
 //! extension both need. No pgrx, no Postgres client: callers hand it data and files.
 
 pub mod config;
+pub mod embedder;
 pub mod error;
 pub mod network;
 pub mod runtime;

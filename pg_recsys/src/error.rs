@@ -24,7 +24,8 @@ impl RecsysError {
         match self {
             Self::InvalidParameter { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::InvalidArgument(_)) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            Self::Model(ModelError::Torch(_)) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            Self::Model(ModelError::MissingFile(_)) => PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
+            Self::Model(ModelError::Torch(_) | ModelError::Embedder(_)) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
     }
 
@@ -32,7 +33,8 @@ impl RecsysError {
         match self {
             Self::InvalidParameter { hint, .. } => hint.clone(),
             Self::Model(ModelError::InvalidArgument(_)) => "Check the arguments against the function's documentation.".into(),
-            Self::Model(ModelError::Torch(_)) => {
+            Self::Model(ModelError::MissingFile(_)) => "Run scripts/bootstrap.sh, or point RECSYS_MINILM_DIR at the model files.".into(),
+            Self::Model(ModelError::Torch(_) | ModelError::Embedder(_)) => {
                 "libtorch raised an exception; the server log has the details. Please report it with the statement.".into()
             }
         }

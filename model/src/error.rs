@@ -13,6 +13,9 @@ pub enum ModelError {
     /// The sentence-embedding model failed to load or run.
     #[error("title embedder: {0}")]
     Embedder(String),
+    /// A model artefact is corrupt, truncated, of another format version or does not match its network.
+    #[error("invalid model artefact: {0}")]
+    InvalidArtefact(String),
     /// A setting or an input is outside what the model accepts.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

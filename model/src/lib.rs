@@ -1,12 +1,16 @@
 //! pg_recsys's shared model crate: everything about the network and libtorch that the trainer and the
 //! extension both need. No pgrx, no Postgres client: callers hand it data and files.
 
+pub mod artefact;
 pub mod config;
 pub mod embedder;
 pub mod error;
+pub mod features;
 pub mod network;
 pub mod runtime;
 
+pub use artefact::{Artefact, DataFingerprint, Manifest};
 pub use config::{Cardinalities, ModelConfig};
 pub use error::ModelError;
+pub use features::{MovieContent, Standardiser, Vocabulary};
 pub use network::{ContentInputs, HybridRecommender};

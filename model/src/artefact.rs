@@ -1,0 +1,218 @@
+//! The model artefact: weights as safetensors bytes plus a JSON manifest (format version, config, vocabularies,
+//! feature statistics, training-data fingerprint, metrics, trainer version, creation time, weights checksum).
+//! Loading validates everything and fails with a clear error on a corrupt, truncated or mismatched artefact.
+use crate::{HybridRecommender, ModelConfig, ModelError, Vocabulary};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+pub const FORMAT_VERSION: u32 = 1;
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+
+/// What the model was trained on, to tell later whether the data has moved on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    pub ratings: i64,
+    pub users: i64,
+    pub movies: i64,
+    /// Latest `rated_at` among the training ratings, as Unix seconds.
+    pub max_rated_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub config: ModelConfig,
+    pub vocabulary: Vocabulary,
+    pub fingerprint: DataFingerprint,
+    /// Evaluation results (free-form JSON written by the trainer).
+    pub metrics: serde_json::Value,
+    /// Training parameters (free-form JSON written by the trainer).
+    pub params: serde_json::Value,
+    pub trainer_version: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Hex SHA-256 of the weights bytes.
+    pub weights_sha256: String,
+}
+
+/// A trained model as bytes: what the registry stores and what files hold.
+#[derive(Debug, Clone)]
+pub struct Artefact {
+    pub manifest: Manifest,
+    pub weights: Vec<u8>,
+}
+
+fn invalid(message: impl Into<String>) -> ModelError {
+    ModelError::InvalidArtefact(message.into())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Artefact {
+    /// Captures a trained network's weights.
+    pub fn capture(store: &nn::VarStore, config: &ModelConfig, vocabulary: &Vocabulary, fingerprint: DataFingerprint, params: serde_json::Value, metrics: serde_json::Value) -> Result<Self, ModelError> {
+        let mut named: Vec<(String, Tensor)> = store.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut buffers = Vec::with_capacity(named.len());
+        for (name, tensor) in &named {
+            let contiguous = tensor.f_detach()?.f_to_kind(Kind::Float)?.f_contiguous()?;
+            let values: Vec<f32> = Vec::try_from(contiguous.f_flatten(0, -1)?)?;
+            let shape: Vec<usize> = contiguous.size().iter().map(|d| *d as usize).collect();
+            buffers.push((name.clone(), shape, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()));
+        }
+        let views: Vec<(String, TensorView<'_>)> = buffers
+            .iter()
+            .map(|(name, shape, bytes)| TensorView::new(Dtype::F32, shape.clone(), bytes).map(|view| (name.clone(), view)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| invalid(e.to_string()))?;
+        let weights = safetensors::serialize(views, &None).map_err(|e| invalid(e.to_string()))?;
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            config: config.clone(),
+            vocabulary: vocabulary.clone(),
+            fingerprint,
+            metrics,
+            params,
+            trainer_version: env!("CARGO_PKG_VERSION").to_string(),
+            created_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+            weights_sha256: sha256_hex(&weights),
+        };
+        Ok(Self { manifest, weights })
+    }
+
+    /// Parses an artefact from its manifest JSON and weights bytes, checking format version and checksum.
+    pub fn from_parts(manifest_json: &str, weights: Vec<u8>) -> Result<Self, ModelError> {
+        let mut manifest: Manifest = serde_json::from_str(manifest_json).map_err(|e| invalid(format!("manifest is not valid: {e}")))?;
+        if manifest.format_version != FORMAT_VERSION {
+            return Err(invalid(format!("format version {} is not supported (this build reads {FORMAT_VERSION})", manifest.format_version)));
+        }
+        if sha256_hex(&weights) != manifest.weights_sha256 {
+            return Err(invalid(format!("weights checksum mismatch ({} bytes): the weights are corrupt or truncated", weights.len())));
+        }
+        manifest.vocabulary.rebuild_index();
+        Ok(Self { manifest, weights })
+    }
+
+    pub fn manifest_json(&self) -> Result<String, ModelError> {
+        serde_json::to_string_pretty(&self.manifest).map_err(|e| invalid(e.to_string()))
+    }
+
+    /// Writes `manifest.json` and `weights.safetensors` into `dir`.
+    pub fn save_dir(&self, dir: &Path) -> Result<(), ModelError> {
+        std::fs::create_dir_all(dir).map_err(|e| invalid(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::write(dir.join(WEIGHTS_FILE), &self.weights).map_err(|e| invalid(format!("cannot write weights: {e}")))?;
+        std::fs::write(dir.join(MANIFEST_FILE), self.manifest_json()?).map_err(|e| invalid(format!("cannot write manifest: {e}")))
+    }
+
+    pub fn load_dir(dir: &Path) -> Result<Self, ModelError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|_| ModelError::MissingFile(path))
+        };
+        let manifest = String::from_utf8(read(MANIFEST_FILE)?).map_err(|_| invalid("manifest is not UTF-8"))?;
+        Self::from_parts(&manifest, read(WEIGHTS_FILE)?)
+    }
+
+    /// Builds the network and loads the weights, checking config, vocabulary sizes, names, shapes and dtypes.
+    pub fn build(&self) -> Result<(nn::VarStore, HybridRecommender), ModelError> {
+        let config = &self.manifest.config;
+        config.validate().map_err(invalid)?;
+        if config.cardinalities != self.manifest.vocabulary.cardinalities() {
+            return Err(invalid(format!("vocabulary sizes {:?} do not match the network's {:?}", self.manifest.vocabulary.cardinalities(), config.cardinalities)));
+        }
+        let tensors = SafeTensors::deserialize(&self.weights).map_err(|e| invalid(format!("weights are not valid safetensors: {e}")))?;
+        let store = nn::VarStore::new(Device::Cpu);
+        let network = HybridRecommender::new(&store.root(), config);
+        let mut variables = store.variables();
+        if tensors.len() != variables.len() {
+            return Err(invalid(format!("weights hold {} tensors, the network has {}", tensors.len(), variables.len())));
+        }
+        for (name, view) in tensors.tensors() {
+            let Some(variable) = variables.get_mut(&name) else { return Err(invalid(format!("unexpected tensor {name:?} in the weights"))) };
+            let expected: Vec<usize> = variable.size().iter().map(|d| *d as usize).collect();
+            if view.dtype() != Dtype::F32 || view.shape() != expected.as_slice() {
+                return Err(invalid(format!("tensor {name:?} is {:?} {:?}, the network needs F32 {expected:?}", view.dtype(), view.shape())));
+            }
+            let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let shape: Vec<i64> = expected.iter().map(|d| *d as i64).collect();
+            let loaded = Tensor::f_from_slice(&values)?.f_reshape(&shape)?;
+            tch::no_grad(|| variable.f_copy_(&loaded))?;
+        }
+        Ok((store, network))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{features::Standardiser, ContentInputs};
+
+    fn trained() -> (nn::VarStore, HybridRecommender, Vocabulary) {
+        let vocabulary = Vocabulary::new(vec![1, 2, 3], vec![10, 11], vec!["Drama".into(), "Comedy".into()], vec![100], vec![200, 201], Standardiser { mean: 100.0, std: 20.0 }, Standardiser { mean: 1990.0, std: 15.0 });
+        let mut config = ModelConfig::seed(vocabulary.cardinalities());
+        config.title_dim = 8;
+        let store = nn::VarStore::new(Device::Cpu);
+        let network = HybridRecommender::new(&store.root(), &config);
+        (store, network, vocabulary)
+    }
+
+    fn inputs() -> (Tensor, Tensor, ContentInputs) {
+        let options = (Kind::Float, Device::Cpu);
+        let content = ContentInputs {
+            genres: Tensor::ones([3, 2], options),
+            titles: Tensor::randn([3, 8], options),
+            directors: Tensor::from_slice(&[1i64, 0, 0, 0]).repeat([3, 1]),
+            actors: Tensor::from_slice(&[1i64, 2, 0, 0]).repeat([3, 1]),
+            numeric: Tensor::randn([3, 2], options),
+        };
+        (Tensor::from_slice(&[1i64, 2, 0]), Tensor::from_slice(&[1i64, 0, 2]), content)
+    }
+
+    fn capture(store: &nn::VarStore, network: &HybridRecommender, vocabulary: &Vocabulary) -> Artefact {
+        Artefact::capture(store, network.config(), vocabulary, DataFingerprint { ratings: 3, users: 3, movies: 2, max_rated_at: Some(1) }, serde_json::json!({"epochs": 1}), serde_json::json!({"rmse": 0.9})).unwrap()
+    }
+
+    #[test]
+    fn save_and_load_give_identical_predictions() {
+        let (store, network, vocabulary) = trained();
+        let artefact = capture(&store, &network, &vocabulary);
+        let dir = std::env::temp_dir().join(format!("recsys_artefact_{}", std::process::id()));
+        artefact.save_dir(&dir).unwrap();
+        let loaded = Artefact::load_dir(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let (_store, restored) = loaded.build().unwrap();
+        let (users, movies, content) = inputs();
+        assert!(network.predict(&users, &movies, &content).unwrap().equal(&restored.predict(&users, &movies, &content).unwrap()));
+        assert_eq!(loaded.manifest.vocabulary.movie_row(11), 2);
+        assert_eq!(loaded.manifest.fingerprint.ratings, 3);
+    }
+
+    #[test]
+    fn corrupt_truncated_and_mismatched_artefacts_are_refused() {
+        let (store, network, vocabulary) = trained();
+        let artefact = capture(&store, &network, &vocabulary);
+        let manifest = artefact.manifest_json().unwrap();
+        let mut flipped = artefact.weights.clone();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0xFF;
+        assert!(Artefact::from_parts(&manifest, flipped).unwrap_err().to_string().contains("checksum"));
+        let truncated = artefact.weights[..artefact.weights.len() - 10].to_vec();
+        assert!(Artefact::from_parts(&manifest, truncated).is_err());
+        assert!(Artefact::from_parts(&manifest[..manifest.len() / 2], artefact.weights.clone()).unwrap_err().to_string().contains("manifest is not valid"));
+        let newer = manifest.replace("\"format_version\": 1", "\"format_version\": 99");
+        assert!(Artefact::from_parts(&newer, artefact.weights.clone()).unwrap_err().to_string().contains("format version 99"));
+
+        let mut mismatched = artefact.clone();
+        mismatched.manifest.vocabulary = Vocabulary::new(vec![1], vec![10], vec![], vec![], vec![], Standardiser { mean: 0.0, std: 1.0 }, Standardiser { mean: 0.0, std: 1.0 });
+        assert!(mismatched.build().unwrap_err().to_string().contains("vocabulary sizes"));
+        let mut other_shape = artefact.clone();
+        other_shape.manifest.config.person_dim = 8;
+        assert!(other_shape.build().unwrap_err().to_string().contains("needs F32"));
+    }
+}

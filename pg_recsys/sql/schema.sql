@@ -85,3 +85,32 @@ SELECT pg_catalog.pg_extension_config_dump('ratings', '');
 SELECT pg_catalog.pg_extension_config_dump('batch_recommendations', '');
 SELECT pg_catalog.pg_extension_config_dump('genres_genre_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('persons_person_id_seq', '');
+
+-- Model registry: one row per trained version; at most one is active. Artefacts are stored whole (manifest +
+-- safetensors weights) so that they replicate with the database and every backend can load them.
+CREATE TABLE models (
+    version       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    status        text NOT NULL DEFAULT 'registered' CHECK (status IN ('registered', 'active', 'retired')),
+    activated_at  timestamptz,
+    params        jsonb NOT NULL,
+    metrics       jsonb NOT NULL,
+    fingerprint   jsonb NOT NULL,
+    manifest      jsonb NOT NULL,
+    weights       bytea NOT NULL
+);
+CREATE UNIQUE INDEX models_one_active_idx ON models ((true)) WHERE status = 'active';
+COMMENT ON TABLE models IS 'Registered model versions with their training parameters, metrics, data fingerprint and artefact.';
+
+-- Sentence embeddings of titles, shared by trainer and extension so that an unchanged title is embedded once.
+CREATE TABLE title_embeddings (
+    embedder     text  NOT NULL,
+    text_sha256  bytea NOT NULL,
+    embedding    real[] NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (embedder, text_sha256)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('models', '');
+SELECT pg_catalog.pg_extension_config_dump('models_version_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('title_embeddings', '');

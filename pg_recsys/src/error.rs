@@ -25,6 +25,7 @@ impl RecsysError {
             Self::InvalidParameter { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::InvalidArgument(_)) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::MissingFile(_)) => PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
+            Self::Model(ModelError::InvalidArtefact(_)) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             Self::Model(ModelError::Torch(_) | ModelError::Embedder(_)) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -34,6 +35,7 @@ impl RecsysError {
             Self::InvalidParameter { hint, .. } => hint.clone(),
             Self::Model(ModelError::InvalidArgument(_)) => "Check the arguments against the function's documentation.".into(),
             Self::Model(ModelError::MissingFile(_)) => "Run scripts/bootstrap.sh, or point RECSYS_MINILM_DIR at the model files.".into(),
+            Self::Model(ModelError::InvalidArtefact(_)) => "Register a new version with trainer train, or activate an earlier one.".into(),
             Self::Model(ModelError::Torch(_) | ModelError::Embedder(_)) => {
                 "libtorch raised an exception; the server log has the details. Please report it with the statement.".into()
             }

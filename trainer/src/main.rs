@@ -7,6 +7,7 @@ mod check;
 mod connection;
 mod import;
 mod synth;
+mod train;
 
 /// pg_recsys trainer: learns the hybrid recommender from the data in PostgreSQL.
 #[derive(Parser)]
@@ -25,6 +26,8 @@ enum Command {
     /// Imports data files into the recsys tables (one transaction per run; re-imports merge).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Trains the hybrid model on the database's ratings, evaluates it and registers it as a new model version.
+    Train(train::TrainArgs),
     /// Writes deterministic synthetic data (MovieLens + IMDb formats) for demos and benchmarks.
     Synth(synth::SynthArgs),
 }
@@ -58,6 +61,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Check => check::run(&cli.connection),
         Command::Synth(args) => synth::run(&args),
+        Command::Train(args) => train::run(&mut cli.connection.connect()?, &args),
         Command::Import(ImportCommand::Movielens { dir, links, skip_bad_lines }) => {
             let mut client = cli.connection.connect()?;
             let report = import::movielens_load::import(&mut client, &dir, links.as_deref(), skip_bad_lines)?;

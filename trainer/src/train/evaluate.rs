@@ -1,0 +1,77 @@
+//! Ranking evaluation (top-10 over each sampled user's unrated movies) and the printed summary table.
+use super::data::Catalogue;
+use super::metrics::{self, Accuracy, Ranking};
+use super::split::Split;
+use super::Evaluated;
+use anyhow::Result;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use recsys_model::{HybridRecommender, ModelConfig, Vocabulary};
+use std::collections::{HashMap, HashSet};
+use tch::{Kind, Tensor};
+
+/// Recall@10 and NDCG@10 (relevant = test rating ≥ 4) for up to `sample` test users, scoring every catalogue
+/// movie the user has not rated in training.
+pub fn ranking_metrics(network: &HybridRecommender, vocabulary: &Vocabulary, catalogue: &Catalogue, titles: &Tensor, config: &ModelConfig, split: &Split, sample: usize, seed: u64) -> Result<Ranking> {
+    let content = super::encode_catalogue(vocabulary, catalogue, titles, config)?;
+    let mut rated: HashMap<i32, HashSet<i32>> = HashMap::new();
+    for (user, movie) in split.train.users.iter().zip(&split.train.movies) {
+        rated.entry(*user).or_default().insert(*movie);
+    }
+    let mut users: Vec<i32> = split.test.users.iter().copied().collect::<HashSet<_>>().into_iter().collect();
+    users.sort_unstable();
+    users.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x7A11));
+    users.truncate(sample);
+    let movie_rows = Tensor::from_slice(&catalogue.movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>());
+    let encoded = tch::no_grad(|| network.encode_content(&content, false))?;
+    let count = catalogue.movie_ids.len() as i64;
+    let mut failure = None;
+    let result = metrics::ranking(&split.test, 4.0, &users, |user| {
+        let scores = tch::no_grad(|| network.forward_encoded(&Tensor::full([count], vocabulary.user_row(user), (Kind::Int64, tch::Device::Cpu)), &movie_rows, &encoded, false));
+        let mut scores: Vec<f32> = match scores.and_then(|s| Vec::<f32>::try_from(s)) {
+            Ok(s) => s,
+            Err(error) => {
+                failure = Some(error);
+                return Vec::new();
+            }
+        };
+        if let Some(seen) = rated.get(&user) {
+            for (index, movie) in catalogue.movie_ids.iter().enumerate() {
+                if seen.contains(movie) {
+                    scores[index] = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        let nth = 9.min(order.len().saturating_sub(1));
+        order.select_nth_unstable_by(nth, |a, b| scores[*b].total_cmp(&scores[*a]));
+        order.truncate(10);
+        order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+        order.iter().map(|i| catalogue.movie_ids[*i]).collect()
+    });
+    match failure {
+        Some(error) => Err(error.into()),
+        None => Ok(result),
+    }
+}
+
+fn row(name: &str, accuracy: &Accuracy) {
+    println!("  {name:<22} RMSE {:.4}   MAE {:.4}", accuracy.rmse, accuracy.mae);
+}
+
+pub fn print_summary(main: &Evaluated, cold: Option<&Evaluated>, ranking: &Ranking) {
+    println!("random hold-out ({} test ratings; best epoch {}):", main.model.count, main.trained.best_epoch);
+    row("hybrid model", &main.model);
+    row("bias baseline", &main.bias);
+    row("user mean", &main.user_mean);
+    row("global mean", &main.global);
+    println!("  ranking ({} users)      Recall@10 {:.4}   NDCG@10 {:.4}", ranking.users, ranking.recall_at_10, ranking.ndcg_at_10);
+    if let Some(cold) = cold {
+        println!("cold-start movies ({} test ratings of movies never seen in training):", cold.model.count);
+        row("hybrid model", &cold.model);
+        row("bias baseline", &cold.bias);
+        row("user mean", &cold.user_mean);
+        row("global mean", &cold.global);
+    }
+}

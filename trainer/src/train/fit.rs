@@ -1,0 +1,179 @@
+//! The training loop: ratings become index tensors once, batches are gathered with `index_select` (no per-row
+//! Rust loops in the hot path), Adam on MSE, a validation share for early stopping with the best epoch's weights
+//! restored, and a progress bar per epoch.
+use super::data::{Catalogue, Ratings};
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use recsys_model::{ContentInputs, HybridRecommender, ModelConfig, Vocabulary};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::Instant;
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FitOptions {
+    pub epochs: usize,
+    pub batch_size: i64,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Share of the training ratings kept aside to pick the best epoch (0 disables early stopping).
+    pub validation_fraction: f64,
+    /// Stop after this many epochs without a better validation RMSE.
+    pub patience: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub validation_rmse: Option<f64>,
+    pub seconds: f64,
+    pub ratings_per_second: f64,
+}
+
+pub struct Trained {
+    pub store: nn::VarStore,
+    pub network: HybridRecommender,
+    pub history: Vec<EpochStats>,
+    pub best_epoch: usize,
+}
+
+/// Ratings as tensors: embedding rows of users and movies, catalogue rows (for content), targets.
+pub struct IndexedRatings {
+    pub users: Tensor,
+    pub movies: Tensor,
+    pub catalogue_rows: Tensor,
+    pub values: Tensor,
+}
+
+impl IndexedRatings {
+    pub fn new(ratings: &Ratings, vocabulary: &Vocabulary, catalogue: &Catalogue) -> Result<Self> {
+        let mut catalogue_rows = Vec::with_capacity(ratings.len());
+        for movie in &ratings.movies {
+            match catalogue.row_of.get(movie) {
+                Some(row) => catalogue_rows.push(*row as i64),
+                None => bail!("rating of movie {movie}, which is not in recsys.movies"),
+            }
+        }
+        Ok(Self {
+            users: Tensor::from_slice(&ratings.users.iter().map(|u| vocabulary.user_row(*u)).collect::<Vec<_>>()),
+            movies: Tensor::from_slice(&ratings.movies.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>()),
+            catalogue_rows: Tensor::from_slice(&catalogue_rows),
+            values: Tensor::from_slice(&ratings.values),
+        })
+    }
+
+    pub fn len(&self) -> i64 {
+        self.values.size()[0]
+    }
+
+    fn batch(&self, index: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
+        (self.users.index_select(0, index), self.movies.index_select(0, index), self.catalogue_rows.index_select(0, index), self.values.index_select(0, index))
+    }
+}
+
+/// Raw (unclipped) predictions for `ratings`, in batches, without gradients.
+pub fn predict(network: &HybridRecommender, content: &ContentInputs, ratings: &IndexedRatings) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(ratings.len() as usize);
+    tch::no_grad(|| -> Result<()> {
+        let all = Tensor::arange(ratings.len(), (Kind::Int64, Device::Cpu));
+        for chunk in all.split(8192, 0) {
+            let (users, movies, rows, _) = ratings.batch(&chunk);
+            let encoded = network.encode_content(&content.select(&rows)?, false)?;
+            out.extend(Vec::<f32>::try_from(network.forward_encoded(&users, &movies, &encoded, false)?)?);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn rmse(predictions: &[f32], truth: &Tensor, low: f64, high: f64) -> Result<f64> {
+    let truth: Vec<f32> = Vec::try_from(truth)?;
+    Ok(super::metrics::accuracy(predictions, &truth, low, high).rmse)
+}
+
+fn progress(epoch: usize, epochs: usize, batches: u64) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let bar = ProgressBar::with_draw_target(Some(batches), target);
+    bar.set_style(ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches {per_sec} loss {msg} ETA {eta}").expect("valid template").progress_chars("=> "));
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+/// Trains a fresh network on `train` (a validation share is split off when early stopping is on).
+pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInputs, catalogue: &Catalogue, train: &Ratings, options: &FitOptions) -> Result<Trained> {
+    tch::manual_seed(options.seed as i64);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(options.seed ^ 0x5EED));
+    let validation_count = ((train.len() as f64) * options.validation_fraction).round() as usize;
+    let (validation_rows, fit_rows) = order.split_at(validation_count);
+    let fit_set = IndexedRatings::new(&train.subset(fit_rows), vocabulary, catalogue)?;
+    let validation = (validation_count > 0).then(|| IndexedRatings::new(&train.subset(validation_rows), vocabulary, catalogue)).transpose()?;
+
+    let store = nn::VarStore::new(Device::Cpu);
+    let network = HybridRecommender::new(&store.root(), config);
+    network.set_global_bias(train.mean())?;
+    let mut optimiser = nn::Adam { wd: options.weight_decay, ..Default::default() }.build(&store, options.learning_rate)?;
+    let batches = (fit_set.len() + options.batch_size - 1) / options.batch_size;
+    let mut history = Vec::new();
+    let (mut best_rmse, mut best_epoch, mut best_weights): (f64, usize, Option<HashMap<String, Tensor>>) = (f64::INFINITY, 0, None);
+    for epoch in 1..=options.epochs {
+        let started = Instant::now();
+        let bar = progress(epoch, options.epochs, batches as u64);
+        let permutation = Tensor::randperm(fit_set.len(), (Kind::Int64, Device::Cpu));
+        let mut loss_sum = 0.0;
+        for (step, index) in permutation.split(options.batch_size, 0).iter().enumerate() {
+            let (users, movies, rows, targets) = fit_set.batch(index);
+            let encoded = network.encode_content(&content.select(&rows)?, true)?;
+            let loss = network.forward_encoded(&users, &movies, &encoded, true)?.mse_loss(&targets, tch::Reduction::Mean);
+            optimiser.backward_step(&loss);
+            loss_sum += loss.double_value(&[]);
+            if step % 50 == 0 {
+                bar.set_position(step as u64);
+                bar.set_message(format!("{:.4}", loss_sum / (step + 1) as f64));
+            }
+        }
+        bar.finish_and_clear();
+        let validation_rmse = validation.as_ref().map(|v| predict(&network, content, v).and_then(|p| rmse(&p, &v.values, config.rating_min, config.rating_max))).transpose()?;
+        let seconds = started.elapsed().as_secs_f64();
+        let stats = EpochStats { epoch, train_loss: loss_sum / batches as f64, validation_rmse, seconds, ratings_per_second: fit_set.len() as f64 / seconds };
+        eprintln!(
+            "  epoch {epoch:>2}/{}  loss {:.4}  validation RMSE {}  {:.1} s  {:.0} ratings/s",
+            options.epochs,
+            stats.train_loss,
+            validation_rmse.map(|r| format!("{r:.4}")).unwrap_or_else(|| "-".into()),
+            seconds,
+            stats.ratings_per_second
+        );
+        history.push(stats);
+        match validation_rmse {
+            Some(current) if current < best_rmse => {
+                best_rmse = current;
+                best_epoch = epoch;
+                best_weights = Some(store.variables().into_iter().map(|(name, t)| (name, t.detach().copy())).collect());
+            }
+            Some(_) if epoch - best_epoch >= options.patience => {
+                eprintln!("  early stop: no better validation RMSE for {} epochs", options.patience);
+                break;
+            }
+            None => best_epoch = epoch,
+            _ => {}
+        }
+    }
+    if let Some(weights) = best_weights {
+        let mut variables = store.variables();
+        tch::no_grad(|| {
+            for (name, saved) in &weights {
+                if let Some(variable) = variables.get_mut(name) {
+                    variable.copy_(saved);
+                }
+            }
+        });
+    }
+    Ok(Trained { store, network, history, best_epoch })
+}

@@ -1,0 +1,207 @@
+//! `trainer train`: loads the data from PostgreSQL, fits the hybrid model on a random 90 % of the ratings,
+//! evaluates it (hold-out RMSE/MAE, Recall/NDCG@10, a cold-start run with 10 % of movies held out, baselines on
+//! the same splits), and registers the artefact as a new model version in one transaction.
+pub mod data;
+pub mod evaluate;
+pub mod fit;
+pub mod metrics;
+pub mod register;
+pub mod split;
+pub mod titles;
+
+use anyhow::Result;
+use clap::Args;
+use data::{Catalogue, Ratings};
+use fit::{FitOptions, IndexedRatings};
+use metrics::{Accuracy, Baselines};
+use recsys_model::{Artefact, ContentInputs, DataFingerprint, ModelConfig, Standardiser, Vocabulary};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::Tensor;
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: i64,
+    #[arg(long, default_value_t = 0.001)]
+    pub learning_rate: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 64)]
+    pub embedding_dim: i64,
+    #[arg(long, default_value_t = 16)]
+    pub person_dim: i64,
+    #[arg(long, value_delimiter = ',', default_value = "128,64")]
+    pub content_hidden: Vec<i64>,
+    #[arg(long, value_delimiter = ',', default_value = "256,128,64")]
+    pub head_hidden: Vec<i64>,
+    #[arg(long, default_value_t = 0.2)]
+    pub dropout: f64,
+    /// Probability of hiding a movie's id during training (teaches the cold-start content path).
+    #[arg(long, default_value_t = 0.1)]
+    pub movie_id_dropout: f64,
+    /// Leave out the global/user/movie/content bias terms (the seed architecture has none).
+    #[arg(long)]
+    pub no_biases: bool,
+    /// Share of ratings held out for the reported test metrics.
+    #[arg(long, default_value_t = 0.1)]
+    pub test_fraction: f64,
+    /// Share of the training ratings used to pick the best epoch (early stopping); 0 turns it off.
+    #[arg(long, default_value_t = 0.05)]
+    pub validation_fraction: f64,
+    #[arg(long, default_value_t = 2)]
+    pub patience: usize,
+    /// Seed for splits, initialisation and batch order: runs are reproducible.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// libtorch intra-op threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: i32,
+    /// Skip the second training run that measures cold-start accuracy (10 % of movies held out).
+    #[arg(long)]
+    pub skip_cold_start: bool,
+    /// Users sampled for Recall/NDCG@10.
+    #[arg(long, default_value_t = 500)]
+    pub ranking_users: usize,
+    /// Make the new version the active model.
+    #[arg(long)]
+    pub activate: bool,
+    /// Do not register the version in the database.
+    #[arg(long)]
+    pub no_register: bool,
+    /// Also write the artefact (manifest.json, weights.safetensors) to this directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl TrainArgs {
+    fn fit_options(&self) -> FitOptions {
+        FitOptions {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            validation_fraction: self.validation_fraction,
+            patience: self.patience,
+            seed: self.seed,
+        }
+    }
+
+    fn config(&self, vocabulary: &Vocabulary) -> ModelConfig {
+        let mut config = ModelConfig::seed(vocabulary.cardinalities());
+        config.user_dim = self.embedding_dim;
+        config.movie_dim = self.embedding_dim;
+        config.person_dim = self.person_dim;
+        config.content_hidden = self.content_hidden.clone();
+        config.head_hidden = self.head_hidden.clone();
+        config.dropout = self.dropout;
+        config.movie_id_dropout = self.movie_id_dropout;
+        config.use_biases = !self.no_biases;
+        config
+    }
+}
+
+/// Vocabularies fitted on training ratings: users and movies that have training ratings, all genres, the people
+/// of training movies, runtime/year statistics over training movies.
+pub fn fit_vocabulary(train: &Ratings, catalogue: &Catalogue) -> Vocabulary {
+    let users: Vec<i32> = train.users.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+    let movies: Vec<i32> = train.movies.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+    let trained = || movies.iter().filter_map(|m| catalogue.row_of.get(m)).map(|row| &catalogue.contents[*row]);
+    let genres: BTreeSet<String> = catalogue.contents.iter().flat_map(|c| c.genres.iter().cloned()).collect();
+    let directors: BTreeSet<i32> = trained().flat_map(|c| c.directors.iter().copied()).collect();
+    let actors: BTreeSet<i32> = trained().flat_map(|c| c.actors.iter().take(4).copied()).collect();
+    let runtime = Standardiser::fit(trained().filter_map(|c| c.runtime_minutes));
+    let year = Standardiser::fit(trained().filter_map(|c| c.year));
+    Vocabulary::new(users, movies.clone(), genres.into_iter().collect(), directors.into_iter().collect(), actors.into_iter().collect(), runtime, year)
+}
+
+pub fn encode_catalogue(vocabulary: &Vocabulary, catalogue: &Catalogue, titles: &Tensor, config: &ModelConfig) -> Result<ContentInputs> {
+    let contents: Vec<_> = catalogue.contents.iter().collect();
+    Ok(vocabulary.encode(&contents, titles, config.max_directors, config.max_actors)?)
+}
+
+/// One model trained and evaluated on one split.
+pub struct Evaluated {
+    pub trained: fit::Trained,
+    pub vocabulary: Vocabulary,
+    pub config: ModelConfig,
+    pub model: Accuracy,
+    pub global: Accuracy,
+    pub user_mean: Accuracy,
+    pub bias: Accuracy,
+    pub seconds: f64,
+}
+
+fn train_and_evaluate(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, split: &split::Split) -> Result<Evaluated> {
+    let started = Instant::now();
+    let vocabulary = fit_vocabulary(&split.train, catalogue);
+    let config = args.config(&vocabulary);
+    let content = encode_catalogue(&vocabulary, catalogue, titles, &config)?;
+    let trained = fit::fit(&config, &vocabulary, &content, catalogue, &split.train, &args.fit_options())?;
+    let test = IndexedRatings::new(&split.test, &vocabulary, catalogue)?;
+    let predictions = fit::predict(&trained.network, &content, &test)?;
+    let (low, high) = (config.rating_min, config.rating_max);
+    let baselines = Baselines::fit(&split.train);
+    let acc = |p: &[f32]| metrics::accuracy(p, &split.test.values, low, high);
+    Ok(Evaluated {
+        model: acc(&predictions),
+        global: acc(&baselines.predict_global(&split.test)),
+        user_mean: acc(&baselines.predict_user_mean(&split.test)),
+        bias: acc(&baselines.predict_bias(&split.test)),
+        trained,
+        vocabulary,
+        config,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn fingerprint(client: &mut postgres::Client, ratings: &Ratings) -> Result<DataFingerprint> {
+    let row = client.query_one("SELECT (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies)", &[])?;
+    Ok(DataFingerprint { ratings: ratings.len() as i64, users: row.get(0), movies: row.get(1), max_rated_at: ratings.rated_at.iter().copied().max() })
+}
+
+pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
+    let started = Instant::now();
+    recsys_model::runtime::set_intra_op_threads(args.threads)?;
+    let ratings = data::load_ratings(client)?;
+    let catalogue = data::load_catalogue(client)?;
+    eprintln!("loaded {} ratings and {} movies in {:.2} s", ratings.len(), catalogue.movie_ids.len(), started.elapsed().as_secs_f64());
+    let title_texts: Vec<String> = catalogue.contents.iter().map(|c| c.title.clone()).collect();
+    let embedding_started = Instant::now();
+    let (titles, embedded) = titles::embed_titles(client, &title_texts)?;
+    eprintln!("title embeddings: {embedded} computed, {} from the cache, {:.2} s", title_texts.len() - embedded, embedding_started.elapsed().as_secs_f64());
+
+    let random = split::random_holdout(&ratings, args.test_fraction, args.seed);
+    eprintln!("training on {} ratings, testing on {} (random hold-out)", random.train.len(), random.test.len());
+    let main = train_and_evaluate(args, &catalogue, &titles, &random)?;
+    let ranking_started = Instant::now();
+    let ranking = evaluate::ranking_metrics(&main.trained.network, &main.vocabulary, &catalogue, &titles, &main.config, &random, args.ranking_users, args.seed)?;
+    let ranking_seconds = ranking_started.elapsed().as_secs_f64();
+    let cold = if args.skip_cold_start {
+        None
+    } else {
+        let split = split::cold_movies(&ratings, 0.1, args.seed);
+        eprintln!("cold-start run: training on {} ratings, testing on {} ratings of held-out movies", split.train.len(), split.test.len());
+        Some(train_and_evaluate(args, &catalogue, &titles, &split)?)
+    };
+
+    let describe = |e: &Evaluated| json!({"model": e.model, "global_mean": e.global, "user_mean": e.user_mean, "bias_baseline": e.bias, "seconds": e.seconds, "best_epoch": e.trained.best_epoch, "epochs": e.trained.history});
+    let metrics = json!({"random_holdout": describe(&main), "ranking": ranking, "ranking_seconds": ranking_seconds, "cold_start": cold.as_ref().map(describe)});
+    let params = json!({"fit": args.fit_options(), "threads": args.threads, "test_fraction": args.test_fraction, "ranking_users": args.ranking_users});
+    evaluate::print_summary(&main, cold.as_ref(), &ranking);
+    let artefact = Artefact::capture(&main.trained.store, &main.config, &main.vocabulary, fingerprint(client, &ratings)?, params, metrics)?;
+    if let Some(dir) = &args.out {
+        artefact.save_dir(dir)?;
+        println!("artefact written to {}", dir.display());
+    }
+    if !args.no_register {
+        let version = register::register(client, &artefact, args.activate)?;
+        println!("registered model version {version}{}", if args.activate { " (active)" } else { "" });
+    }
+    println!("total {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! Title embeddings through the database cache (`recsys.title_embeddings`, keyed by embedder and SHA-256 of the
+//! title): cached titles are read back, only new ones are embedded (MiniLM loaded only then) and stored.
+use crate::import::copy::CopyWriter;
+use anyhow::Result;
+use postgres::Client;
+use recsys_model::embedder::{TitleEmbedder, EMBEDDER_ID, TITLE_DIM};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use tch::Tensor;
+
+/// Embeddings of `titles`, [N, 384], and how many had to be computed.
+pub fn embed_titles(client: &mut Client, titles: &[String]) -> Result<(Tensor, usize)> {
+    let hashes: Vec<Vec<u8>> = titles.iter().map(|t| Sha256::digest(t.as_bytes()).to_vec()).collect();
+    let mut known: HashMap<Vec<u8>, Vec<f32>> = HashMap::new();
+    for row in client.query("SELECT text_sha256, embedding FROM recsys.title_embeddings WHERE embedder = $1 AND text_sha256 = ANY($2)", &[&EMBEDDER_ID, &hashes])? {
+        let embedding: Vec<f32> = row.get(1);
+        if embedding.len() == TITLE_DIM as usize {
+            known.insert(row.get(0), embedding);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let unique_missing: Vec<usize> = (0..titles.len()).filter(|i| !known.contains_key(&hashes[*i]) && seen.insert(hashes[*i].clone())).collect();
+    if !unique_missing.is_empty() {
+        let embedder = TitleEmbedder::load(&TitleEmbedder::default_dir())?;
+        let texts: Vec<&str> = unique_missing.iter().map(|i| titles[*i].as_str()).collect();
+        let vectors = embedder.embed(&texts)?;
+        let mut transaction = client.transaction()?;
+        transaction.batch_execute("CREATE TEMP TABLE stage_title_embeddings (embedder text, text_sha256 bytea, embedding real[]) ON COMMIT DROP")?;
+        {
+            let mut copy = CopyWriter::start(&mut transaction, "stage_title_embeddings (embedder, text_sha256, embedding)")?;
+            for (position, index) in unique_missing.iter().enumerate() {
+                let values: Vec<f32> = Vec::try_from(vectors.get(position as i64))?;
+                let hash_literal = format!("\\x{}", hashes[*index].iter().map(|b| format!("{b:02x}")).collect::<String>());
+                let array_literal = format!("{{{}}}", values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
+                copy.row(&[&EMBEDDER_ID, &hash_literal, &array_literal])?;
+                known.insert(hashes[*index].clone(), values);
+            }
+            copy.finish()?;
+        }
+        transaction.batch_execute("INSERT INTO recsys.title_embeddings (embedder, text_sha256, embedding) SELECT * FROM stage_title_embeddings ON CONFLICT DO NOTHING")?;
+        transaction.commit()?;
+    }
+    let flat: Vec<f32> = hashes.iter().flat_map(|h| known[h].iter().copied()).collect();
+    Ok((Tensor::f_from_slice(&flat)?.f_reshape([titles.len() as i64, TITLE_DIM])?, unique_missing.len()))
+}

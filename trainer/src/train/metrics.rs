@@ -133,7 +133,7 @@ mod tests {
         let probe = Ratings { users: vec![1, 1], movies: vec![0, 15], values: vec![4.5, 2.5], rated_at: vec![0, 0] };
         let bias = accuracy(&baselines.predict_bias(&probe), &probe.values, 0.5, 5.0);
         let global = accuracy(&baselines.predict_global(&probe), &probe.values, 0.5, 5.0);
-        assert!(bias.rmse < 0.1 && global.rmse > 0.9, "{bias:?} {global:?}");
+        assert!(bias.rmse < 0.2 && global.rmse > 0.9, "shrunk towards 0 by the regularisation: {bias:?} {global:?}");
     }
 
     #[test]

@@ -28,6 +28,8 @@ enum Command {
     Import(ImportCommand),
     /// Trains the hybrid model on the database's ratings, evaluates it and registers it as a new model version.
     Train(train::TrainArgs),
+    /// Scores a registered model version (default: the active one) or an artefact directory on a hold-out split.
+    Evaluate(train::evaluate::EvaluateArgs),
     /// Writes deterministic synthetic data (MovieLens + IMDb formats) for demos and benchmarks.
     Synth(synth::SynthArgs),
 }
@@ -61,6 +63,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Check => check::run(&cli.connection),
         Command::Synth(args) => synth::run(&args),
+        Command::Evaluate(args) => train::evaluate::run_evaluate(&mut cli.connection.connect()?, &args),
         Command::Train(args) => train::run(&mut cli.connection.connect()?, &args),
         Command::Import(ImportCommand::Movielens { dir, links, skip_bad_lines }) => {
             let mut client = cli.connection.connect()?;

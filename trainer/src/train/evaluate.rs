@@ -75,3 +75,55 @@ pub fn print_summary(main: &Evaluated, cold: Option<&Evaluated>, ranking: &Ranki
         row("global mean", &cold.global);
     }
 }
+
+/// Where `trainer evaluate` takes its model from.
+#[derive(clap::Args, Debug)]
+pub struct EvaluateArgs {
+    /// A registered model version (default: the active one).
+    #[arg(long, conflicts_with = "artefact")]
+    pub version: Option<i64>,
+    /// An artefact directory written by `trainer train --out`.
+    #[arg(long)]
+    pub artefact: Option<std::path::PathBuf>,
+    /// Split seed and test share; use the training run's values to score its own hold-out.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 0.1)]
+    pub test_fraction: f64,
+}
+
+fn load_registered(client: &mut postgres::Client, version: Option<i64>) -> Result<(i64, recsys_model::Artefact)> {
+    let row = match version {
+        Some(v) => client.query_opt("SELECT version, manifest::text, weights FROM recsys.models WHERE version = $1", &[&v])?,
+        None => client.query_opt("SELECT version, manifest::text, weights FROM recsys.models WHERE status = 'active'", &[])?,
+    };
+    let Some(row) = row else {
+        anyhow::bail!("{}", version.map(|v| format!("model version {v} is not registered")).unwrap_or_else(|| "no model is active".into()));
+    };
+    Ok((row.get(0), recsys_model::Artefact::from_parts(row.get(1), row.get(2))?))
+}
+
+/// `trainer evaluate`: scores a registered version or an artefact on the random hold-out of the current data.
+pub fn run_evaluate(client: &mut postgres::Client, args: &EvaluateArgs) -> Result<()> {
+    let (label, artefact) = match &args.artefact {
+        Some(dir) => (dir.display().to_string(), recsys_model::Artefact::load_dir(dir)?),
+        None => load_registered(client, args.version).map(|(v, a)| (format!("version {v}"), a))?,
+    };
+    let (_store, network) = artefact.build()?;
+    let ratings = super::data::load_ratings(client)?;
+    let catalogue = super::data::load_catalogue(client)?;
+    let titles: Vec<String> = catalogue.contents.iter().map(|c| c.title.clone()).collect();
+    let (title_vectors, _) = super::titles::embed_titles(client, &titles)?;
+    let split = super::split::random_holdout(&ratings, args.test_fraction, args.seed);
+    let vocabulary = &artefact.manifest.vocabulary;
+    let config = &artefact.manifest.config;
+    let content = super::encode_catalogue(vocabulary, &catalogue, &title_vectors, config)?;
+    let test = super::fit::IndexedRatings::new(&split.test, vocabulary, &catalogue)?;
+    let predictions = super::fit::predict(&network, &content, &test)?;
+    let model = metrics::accuracy(&predictions, &split.test.values, config.rating_min, config.rating_max);
+    let baselines = metrics::Baselines::fit(&split.train);
+    println!("model {label} on {} test ratings (seed {}):", model.count, args.seed);
+    row("hybrid model", &model);
+    row("bias baseline", &metrics::accuracy(&baselines.predict_bias(&split.test), &split.test.values, config.rating_min, config.rating_max));
+    Ok(())
+}

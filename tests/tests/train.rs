@@ -1,0 +1,89 @@
+//! The trainer end to end on the demo data: train → register → activate; the registered artefact loads and
+//! scores the same again; a killed trainer leaves the registry unchanged; a corrupt artefact is refused.
+use postgres::Client;
+use recsys_integration_tests::{shared_cluster, Loading, TempCluster};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn cluster() -> &'static TempCluster {
+    shared_cluster(Loading::Preloaded)
+}
+
+fn demo_database(name: &str) -> Client {
+    let db = cluster().fresh_database(name).unwrap();
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/demo");
+    cluster().trainer_ok(name, &["import", "movielens", &seeds.join("movielens").display().to_string()]).unwrap();
+    cluster().trainer_ok(name, &["import", "imdb", &seeds.join("imdb").display().to_string()]).unwrap();
+    db
+}
+
+fn model_count(db: &mut Client) -> i64 {
+    db.query_one("SELECT count(*) FROM recsys.models", &[]).unwrap().get(0)
+}
+
+#[test]
+fn demo_training_registers_a_loadable_model_that_beats_the_bias_baseline() {
+    let mut db = demo_database("train_demo");
+    let output = cluster().trainer_ok("train_demo", &["train", "--activate", "--epochs", "6", "--seed", "7"]).unwrap();
+    assert!(output.contains("registered model version 1 (active)"), "{output}");
+    let row = db
+        .query_one(
+            "SELECT status, (metrics #>> '{random_holdout,model,rmse}')::float8, (metrics #>> '{random_holdout,bias_baseline,rmse}')::float8,
+                    (metrics #>> '{cold_start,model,rmse}')::float8, (params #>> '{fit,epochs}')::int, (fingerprint ->> 'ratings')::int,
+                    length(weights), manifest ->> 'format_version'
+             FROM recsys.models WHERE version = 1",
+            &[],
+        )
+        .unwrap();
+    let (status, model, bias, cold): (String, f64, f64, f64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(status, "active");
+    assert!(model < bias, "hybrid RMSE {model} must beat the bias baseline {bias}");
+    assert!(cold > 0.0 && cold < 2.0);
+    assert_eq!((row.get::<_, i32>(4), row.get::<_, i32>(5)), (6, 24_000));
+    assert!(row.get::<_, i32>(6) > 100_000, "weights are stored whole");
+    assert_eq!(row.get::<_, String>(7), "1");
+
+    let evaluated = cluster().trainer_ok("train_demo", &["evaluate", "--seed", "7"]).unwrap();
+    let rmse_line = evaluated.lines().find(|l| l.contains("hybrid model")).unwrap().to_string();
+    assert!(rmse_line.contains(&format!("RMSE {model:.4}")), "the registered artefact scores as at training time: {rmse_line} vs {model:.4}");
+    let cached: i64 = db.query_one("SELECT count(*) FROM recsys.title_embeddings", &[]).unwrap().get(0);
+    assert_eq!(cached, 250, "every demo title embedded once and cached");
+}
+
+#[test]
+fn a_trainer_killed_mid_run_leaves_the_registry_unchanged() {
+    let mut db = demo_database("train_killed");
+    let (socket, port) = cluster().socket_and_port();
+    let mut child = Command::new(recsys_integration_tests::trainer_binary())
+        .args(["train", "--activate", "--epochs", "50", "--patience", "50"])
+        .env("PGHOST", socket)
+        .env("PGPORT", port.to_string())
+        .env("PGUSER", "postgres")
+        .env("PGDATABASE", "train_killed")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        if line.unwrap().contains("epoch  2/") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(model_count(&mut db), 0, "no half-registered version");
+}
+
+#[test]
+fn a_corrupt_registered_artefact_is_refused() {
+    let mut db = demo_database("train_corrupt");
+    cluster().trainer_ok("train_corrupt", &["train", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10"]).unwrap();
+    db.batch_execute("UPDATE recsys.models SET weights = substring(weights FROM 1 FOR 1000)").unwrap();
+    let output = cluster().run_trainer("train_corrupt", &["evaluate", "--version", "1"]).unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("checksum mismatch"), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = cluster().run_trainer("train_corrupt", &["evaluate", "--version", "99"]).unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("model version 99 is not registered"));
+}

@@ -3,34 +3,44 @@
 # brings up the private cluster, creates the extension, imports the demo data in seeds/ with the real importers and
 # shows what runs inside the backend.
 #   scripts/demo.sh            run it all (idempotent)
+#   scripts/demo.sh --no-pretrained   stop after importing the data (no training)
 #   scripts/demo.sh --stop     stop the private cluster       scripts/demo.sh --destroy   remove it
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "${REPO_ROOT}"
 
+TRAIN=1
 case "${1:-}" in
   --stop) exec scripts/cluster.sh stop ;;
   --destroy) exec scripts/cluster.sh destroy ;;
+  --no-pretrained) TRAIN=0 ;;
   "") ;;
-  *) die "usage: $0 [--stop|--destroy]" ;;
+  *) die "usage: $0 [--no-pretrained|--stop|--destroy]" ;;
 esac
 
 TRAINER="${REPO_ROOT}/target/release/trainer"
 
-log "demo 1/5: bootstrap"
+log "demo 1/6: bootstrap"
 scripts/bootstrap.sh
-log "demo 2/5: build and install the extension, build the trainer (release)"
+log "demo 2/6: build and install the extension, build the trainer (release)"
 scripts/cluster.sh install
 cargo build --release -p trainer
-log "demo 3/5: private cluster"
+log "demo 3/6: private cluster"
 scripts/cluster.sh start
-log "demo 4/5: extension in database ${PGDATABASE}"
+log "demo 4/6: extension in database ${PGDATABASE}"
 psql -v ON_ERROR_STOP=1 -qc "CREATE EXTENSION IF NOT EXISTS pg_cron" \
      -c "CREATE EXTENSION IF NOT EXISTS pg_recsys" \
      -c "ALTER DATABASE ${PGDATABASE} SET search_path = \"\$user\", public, recsys"
-log "demo 5/5: import the demo data (seeds/) with the real importers; re-running merges, nothing is duplicated"
+log "demo 5/6: import the demo data (seeds/) with the real importers; re-running merges, nothing is duplicated"
 "${TRAINER}" import movielens seeds/demo/movielens
 "${TRAINER}" import imdb seeds/demo/imdb
+if [ "${TRAIN}" = 1 ]; then
+  log "demo 6/6: train the hybrid model on the demo data, evaluate it and register + activate it"
+  "${TRAINER}" train --activate --if-data-changed
+  psql -c "SELECT version, status, created_at, round((metrics #>> '{random_holdout,model,rmse}')::numeric, 4) AS rmse,
+                  round((metrics #>> '{random_holdout,bias_baseline,rmse}')::numeric, 4) AS bias_baseline_rmse
+           FROM models ORDER BY version DESC LIMIT 3"
+fi
 psql -c "SELECT * FROM recsys_version_info()"
 psql -c "SELECT (SELECT count(*) FROM movies) AS movies, (SELECT count(*) FROM users) AS users,
                 (SELECT count(*) FROM ratings) AS ratings, (SELECT count(*) FROM persons) AS persons"

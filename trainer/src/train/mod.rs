@@ -70,6 +70,9 @@ pub struct TrainArgs {
     /// Make the new version the active model.
     #[arg(long)]
     pub activate: bool,
+    /// Do nothing when the active model was trained on exactly the current data (same counts and latest rating).
+    #[arg(long)]
+    pub if_data_changed: bool,
     /// Do not register the version in the database.
     #[arg(long)]
     pub no_register: bool,
@@ -159,14 +162,29 @@ fn train_and_evaluate(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, 
     })
 }
 
-fn fingerprint(client: &mut postgres::Client, ratings: &Ratings) -> Result<DataFingerprint> {
-    let row = client.query_one("SELECT (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies)", &[])?;
-    Ok(DataFingerprint { ratings: ratings.len() as i64, users: row.get(0), movies: row.get(1), max_rated_at: ratings.rated_at.iter().copied().max() })
+/// Row counts and the latest rating time of the data in the database.
+fn fingerprint(client: &mut postgres::Client) -> Result<DataFingerprint> {
+    let row = client.query_one(
+        "SELECT (SELECT count(*) FROM recsys.ratings), (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies),
+                (SELECT extract(epoch FROM max(rated_at))::bigint FROM recsys.ratings)",
+        &[],
+    )?;
+    Ok(DataFingerprint { ratings: row.get(0), users: row.get(1), movies: row.get(2), max_rated_at: row.get(3) })
+}
+
+fn active_fingerprint(client: &mut postgres::Client) -> Result<Option<DataFingerprint>> {
+    let row = client.query_opt("SELECT fingerprint FROM recsys.models WHERE status = 'active'", &[])?;
+    Ok(row.and_then(|r| serde_json::from_value(r.get::<_, serde_json::Value>(0)).ok()))
 }
 
 pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
     recsys_model::runtime::set_intra_op_threads(args.threads)?;
+    let current = fingerprint(client)?;
+    if args.if_data_changed && active_fingerprint(client)?.as_ref() == Some(&current) {
+        println!("the active model was trained on the current data ({} ratings); nothing to do", current.ratings);
+        return Ok(());
+    }
     let ratings = data::load_ratings(client)?;
     let catalogue = data::load_catalogue(client)?;
     eprintln!("loaded {} ratings and {} movies in {:.2} s", ratings.len(), catalogue.movie_ids.len(), started.elapsed().as_secs_f64());
@@ -193,7 +211,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let metrics = json!({"random_holdout": describe(&main), "ranking": ranking, "ranking_seconds": ranking_seconds, "cold_start": cold.as_ref().map(describe)});
     let params = json!({"fit": args.fit_options(), "threads": args.threads, "test_fraction": args.test_fraction, "ranking_users": args.ranking_users});
     evaluate::print_summary(&main, cold.as_ref(), &ranking);
-    let artefact = Artefact::capture(&main.trained.store, &main.config, &main.vocabulary, fingerprint(client, &ratings)?, params, metrics)?;
+    let artefact = Artefact::capture(&main.trained.store, &main.config, &main.vocabulary, current, params, metrics)?;
     if let Some(dir) = &args.out {
         artefact.save_dir(dir)?;
         println!("artefact written to {}", dir.display());

@@ -43,22 +43,8 @@ impl Baselines {
         let user_mean = sums.iter().map(|(u, (s, n))| (*u, s / *n as f64)).collect();
         let (mut user_bias, mut movie_bias): (HashMap<i32, f64>, HashMap<i32, f64>) = (HashMap::new(), HashMap::new());
         for _ in 0..10 {
-            let mut acc: HashMap<i32, (f64, f64)> = HashMap::new();
-            for i in 0..train.len() {
-                let residual = train.values[i] as f64 - global_mean - user_bias.get(&train.users[i]).unwrap_or(&0.0);
-                let e = acc.entry(train.movies[i]).or_default();
-                e.0 += residual;
-                e.1 += 1.0;
-            }
-            movie_bias = acc.into_iter().map(|(m, (s, n))| (m, s / (10.0 + n))).collect();
-            let mut acc: HashMap<i32, (f64, f64)> = HashMap::new();
-            for i in 0..train.len() {
-                let residual = train.values[i] as f64 - global_mean - movie_bias.get(&train.movies[i]).unwrap_or(&0.0);
-                let e = acc.entry(train.users[i]).or_default();
-                e.0 += residual;
-                e.1 += 1.0;
-            }
-            user_bias = acc.into_iter().map(|(u, (s, n))| (u, s / (15.0 + n))).collect();
+            movie_bias = offsets(&train.movies, &train.users, &train.values, global_mean, &user_bias, 10.0);
+            user_bias = offsets(&train.users, &train.movies, &train.values, global_mean, &movie_bias, 15.0);
         }
         Self { global_mean, user_mean, user_bias, movie_bias }
     }
@@ -76,6 +62,18 @@ impl Baselines {
             .map(|i| (self.global_mean + self.user_bias.get(&test.users[i]).unwrap_or(&0.0) + self.movie_bias.get(&test.movies[i]).unwrap_or(&0.0)) as f32)
             .collect()
     }
+}
+
+/// One alternating least-squares half-step: per key, the regularised mean of what the global mean and the other
+/// side's biases leave unexplained.
+fn offsets(keys: &[i32], other_keys: &[i32], values: &[f32], mean: f64, other: &HashMap<i32, f64>, regularisation: f64) -> HashMap<i32, f64> {
+    let mut sums: HashMap<i32, (f64, f64)> = HashMap::new();
+    for ((key, other_key), value) in keys.iter().zip(other_keys).zip(values) {
+        let entry = sums.entry(*key).or_default();
+        entry.0 += *value as f64 - mean - other.get(other_key).unwrap_or(&0.0);
+        entry.1 += 1.0;
+    }
+    sums.into_iter().map(|(key, (sum, count))| (key, sum / (regularisation + count))).collect()
 }
 
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]

@@ -121,6 +121,10 @@ fn unknown_movie_and_missing_file_get_clear_errors() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no MovieLens movie file"));
     let output = cluster().run_trainer("import_unknown", &["import", "imdb", &empty.0.display().to_string()]).unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing title.basics.tsv"));
+    dir.write("ml/movies.csv", b"movieId,title,genres\n1,Cit\xe9 (1995),Drama\n").unwrap();
+    let output = cluster().run_trainer("import_unknown", &["import", "movielens", &path]).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("movies.csv:2: not valid UTF-8"), "a wrongly encoded file is named with its line: {stderr}");
 }
 
 #[test]

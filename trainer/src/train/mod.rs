@@ -61,6 +61,13 @@ pub struct TrainArgs {
     /// libtorch intra-op threads.
     #[arg(long, default_value_t = 2)]
     pub threads: i32,
+    /// Use the (user, movie) pairs of this CSV as the test set instead of a random hold-out (e.g. the anchor
+    /// harness's splits/<name>/test.csv), to compare with other systems on exactly the same split.
+    #[arg(long)]
+    pub test_ratings: Option<PathBuf>,
+    /// The same for the cold-start run (e.g. splits/mls_coldmovie/test.csv).
+    #[arg(long)]
+    pub cold_test_ratings: Option<PathBuf>,
     /// Skip the second training run that measures cold-start accuracy (10 % of movies held out).
     #[arg(long)]
     pub skip_cold_start: bool,
@@ -193,7 +200,10 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let (titles, embedded) = titles::embed_titles(client, &title_texts)?;
     eprintln!("title embeddings: {embedded} computed, {} from the cache, {:.2} s", title_texts.len() - embedded, embedding_started.elapsed().as_secs_f64());
 
-    let random = split::random_holdout(&ratings, args.test_fraction, args.seed);
+    let random = match &args.test_ratings {
+        Some(path) => split::from_test_file(&ratings, path)?,
+        None => split::random_holdout(&ratings, args.test_fraction, args.seed),
+    };
     eprintln!("training on {} ratings, testing on {} (random hold-out)", random.train.len(), random.test.len());
     let main = train_and_evaluate(args, &catalogue, &titles, &random)?;
     let ranking_started = Instant::now();
@@ -202,7 +212,10 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let cold = if args.skip_cold_start {
         None
     } else {
-        let split = split::cold_movies(&ratings, 0.1, args.seed);
+        let split = match &args.cold_test_ratings {
+            Some(path) => split::from_test_file(&ratings, path)?,
+            None => split::cold_movies(&ratings, 0.1, args.seed),
+        };
         eprintln!("cold-start run: training on {} ratings, testing on {} ratings of held-out movies", split.train.len(), split.test.len());
         Some(train_and_evaluate(args, &catalogue, &titles, &split)?)
     };

@@ -33,6 +33,28 @@ pub fn cold_movies(ratings: &Ratings, fraction: f64, seed: u64) -> Split {
     Split { train: ratings.subset(&train), test: ratings.subset(&test) }
 }
 
+/// Test = the ratings whose (user, movie) pairs are listed in `path` (CSV with a header whose first two columns
+/// are user and movie ids, e.g. the anchor harness's `test.csv`); train = all other ratings.
+pub fn from_test_file(ratings: &Ratings, path: &std::path::Path) -> anyhow::Result<Split> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut pairs = HashSet::new();
+    for (index, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+        let mut fields = line.split(',');
+        let mut id = || -> anyhow::Result<i32> { Ok(fields.next().context("missing field")?.trim().parse()?) };
+        let pair = (id(), id());
+        match pair {
+            (Ok(user), Ok(movie)) => pairs.insert((user, movie)),
+            _ => anyhow::bail!("{}:{}: expected user_id,movie_id,…", path.display(), index + 1),
+        };
+    }
+    let (test, train): (Vec<usize>, Vec<usize>) = (0..ratings.len()).partition(|i| pairs.contains(&(ratings.users[*i], ratings.movies[*i])));
+    if test.len() != pairs.len() {
+        eprintln!("note: {} of the {} pairs in {} are not in recsys.ratings", pairs.len() - test.len(), pairs.len(), path.display());
+    }
+    Ok(Split { train: ratings.subset(&train), test: ratings.subset(&test) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,3 +87,15 @@ fn a_corrupt_registered_artefact_is_refused() {
     let output = cluster().run_trainer("train_corrupt", &["evaluate", "--version", "99"]).unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("model version 99 is not registered"));
 }
+
+#[test]
+fn the_same_seed_gives_the_same_model() {
+    demo_database("train_seeded");
+    let run = || {
+        let output = cluster().trainer_ok("train_seeded", &["train", "--no-register", "--epochs", "2", "--skip-cold-start", "--ranking-users", "20", "--seed", "3"]).unwrap();
+        output.lines().filter(|l| l.contains("RMSE") || l.contains("Recall")).map(str::to_string).collect::<Vec<_>>()
+    };
+    let first = run();
+    assert_eq!(first.len(), 5, "{first:?}");
+    assert_eq!(run(), first);
+}

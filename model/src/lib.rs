@@ -12,5 +12,5 @@ pub mod runtime;
 pub use artefact::{Artefact, DataFingerprint, Manifest};
 pub use config::{Cardinalities, ModelConfig};
 pub use error::ModelError;
-pub use features::{MovieContent, Standardiser, Vocabulary};
+pub use features::{MovieContent, Standardiser, Vocabulary, CATALOGUE_SQL};
 pub use network::{ContentInputs, HybridRecommender};

@@ -13,6 +13,24 @@ pub enum RecsysError {
     /// libtorch or the model crate failed (SQLSTATE XX000).
     #[error("{0}")]
     Model(#[from] ModelError),
+    /// No model version is active (SQLSTATE 55000).
+    #[error("no model is active")]
+    NoActiveModel,
+    /// The active model's stored artefact cannot be used (SQLSTATE XX001).
+    #[error("model version {version} cannot be loaded: {source}")]
+    CorruptModel { version: i64, source: ModelError },
+    /// A movie id that is not in recsys.movies (SQLSTATE 42704).
+    #[error("movie {0} does not exist")]
+    UnknownMovie(i32),
+    /// Anything else that should not happen (SQLSTATE XX000).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<tch::TchError> for RecsysError {
+    fn from(error: tch::TchError) -> Self {
+        Self::Model(ModelError::Torch(error))
+    }
 }
 
 impl RecsysError {
@@ -20,8 +38,20 @@ impl RecsysError {
         Self::InvalidParameter { message: message.into(), hint: hint.into() }
     }
 
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::Internal(message.into())
+    }
+
+    pub fn corrupt_model(version: i64, source: ModelError) -> Self {
+        Self::CorruptModel { version, source }
+    }
+
     fn sqlstate(&self) -> PgSqlErrorCode {
         match self {
+            Self::NoActiveModel => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            Self::CorruptModel { .. } => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            Self::UnknownMovie(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            Self::Internal(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             Self::InvalidParameter { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::InvalidArgument(_)) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::MissingFile(_)) => PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
@@ -32,6 +62,10 @@ impl RecsysError {
 
     fn hint(&self) -> String {
         match self {
+            Self::NoActiveModel => "Train and activate a model: trainer train --activate.".into(),
+            Self::CorruptModel { .. } => "Activate another version, or register a new one with trainer train --activate.".into(),
+            Self::UnknownMovie(_) => "Import the movie into recsys.movies first, or use recsys_predict_new for a movie not in the catalogue.".into(),
+            Self::Internal(_) => "Please report this with the statement that caused it.".into(),
             Self::InvalidParameter { hint, .. } => hint.clone(),
             Self::Model(ModelError::InvalidArgument(_)) => "Check the arguments against the function's documentation.".into(),
             Self::Model(ModelError::MissingFile(_)) => "Run scripts/bootstrap.sh, or point RECSYS_MINILM_DIR at the model files.".into(),

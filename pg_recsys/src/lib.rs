@@ -6,6 +6,7 @@ mod api;
 mod error;
 mod exit;
 mod guc;
+mod model_cache;
 mod torch_runtime;
 
 ::pgrx::pg_module_magic!(name, version);

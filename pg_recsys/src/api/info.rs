@@ -5,7 +5,7 @@ use pgrx::prelude::*;
 
 /// One row describing this backend's pg_recsys runtime: extension version, the libtorch version libtorch
 /// reports about itself, the intra-op thread count it actually uses (after `recsys.torch_threads`), whether
-/// the library was preloaded, and whether a model is loaded (models arrive with the model registry).
+/// the library was preloaded, and whether a model is loaded in this backend (and its version).
 #[pg_extern(stable, parallel_safe)]
 fn recsys_version_info() -> TableIterator<
     'static,
@@ -24,8 +24,8 @@ fn recsys_version_info() -> TableIterator<
         recsys_model::runtime::libtorch_version(),
         recsys_model::runtime::intra_op_threads(),
         torch_runtime::loaded_by_preload(),
-        false,
-        None,
+        crate::model_cache::cached_version().is_some(),
+        crate::model_cache::cached_version(),
     );
     TableIterator::once(row)
 }

@@ -1,2 +1,3 @@
 //! The SQL surface, one file per area; each function is thin and calls into the core modules.
 mod info;
+mod predict;

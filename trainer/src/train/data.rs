@@ -62,19 +62,9 @@ pub fn load_ratings(client: &mut Client) -> Result<Ratings> {
     Ok(ratings)
 }
 
-const CATALOGUE: &str = "
-SELECT m.movie_id, m.title, m.year::float8, m.runtime_minutes::float8,
-    COALESCE((SELECT array_agg(g.name ORDER BY g.name) FROM recsys.movie_genres mg JOIN recsys.genres g USING (genre_id)
-              WHERE mg.movie_id = m.movie_id), '{}'),
-    COALESCE((SELECT array_agg(mp.person_id ORDER BY mp.billing_order NULLS LAST, mp.person_id) FROM recsys.movie_persons mp
-              WHERE mp.movie_id = m.movie_id AND mp.role = 'director'), '{}'),
-    COALESCE((SELECT array_agg(mp.person_id ORDER BY mp.billing_order NULLS LAST, mp.person_id) FROM recsys.movie_persons mp
-              WHERE mp.movie_id = m.movie_id AND mp.role = 'actor'), '{}')
-FROM recsys.movies m ORDER BY m.movie_id";
-
 pub fn load_catalogue(client: &mut Client) -> Result<Catalogue> {
     let mut catalogue = Catalogue::default();
-    for row in client.query(CATALOGUE, &[])? {
+    for row in client.query(&recsys_model::CATALOGUE_SQL.replace("{filter}", ""), &[])? {
         let movie_id: i32 = row.get(0);
         catalogue.row_of.insert(movie_id, catalogue.movie_ids.len());
         catalogue.movie_ids.push(movie_id);

@@ -1,0 +1,155 @@
+//! The per-backend model cache: the active model version's network, vocabularies and the encoded content of every
+//! movie, loaded from `recsys.models` on first use and reloaded when another version becomes active. The active
+//! version is read once per statement (a primary-key-sized query), so an activation reaches every backend on its
+//! next statement without reconnecting. Nothing here writes to the database.
+use crate::error::RecsysError;
+use pgrx::prelude::*;
+use recsys_model::embedder::TitleEmbedder;
+use recsys_model::{Artefact, HybridRecommender, MovieContent, Vocabulary, CATALOGUE_SQL};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use tch::{nn, Device, Kind, Tensor};
+
+pub struct LoadedModel {
+    pub version: i64,
+    _store: nn::VarStore,
+    pub network: HybridRecommender,
+    pub vocabulary: Vocabulary,
+    /// Catalogue position of each movie id known when the model was loaded.
+    pub movie_index: HashMap<i32, usize>,
+    /// Embedding row of each catalogue movie (0 = scored from content alone), [M].
+    pub movie_rows: Tensor,
+    /// Encoded content vector of each catalogue movie, [M, content_dim].
+    pub content: Tensor,
+}
+
+struct CacheState {
+    model: Option<Rc<LoadedModel>>,
+    checked_at_statement: Option<pg_sys::TimestampTz>,
+}
+
+thread_local! {
+    static CACHE: RefCell<CacheState> = const { RefCell::new(CacheState { model: None, checked_at_statement: None }) };
+}
+
+/// The model cached in this backend, if any (for `recsys_version_info`); does not query the database.
+pub fn cached_version() -> Option<i64> {
+    CACHE.with(|cache| cache.borrow().model.as_ref().map(|m| m.version))
+}
+
+/// The active model, loading it when the active version changed since this backend last looked.
+pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
+    // SAFETY: reads the start time of the current statement, set by Postgres for every statement.
+    let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    let cached = CACHE.with(|cache| {
+        let cache = cache.borrow();
+        match (&cache.model, cache.checked_at_statement) {
+            (Some(model), Some(at)) if at == statement => Some(model.clone()),
+            _ => None,
+        }
+    });
+    if let Some(model) = cached {
+        return Ok(model);
+    }
+    let version = Spi::connect(|client| -> Result<Option<i64>, pgrx::spi::Error> {
+        let table = client.select("SELECT version FROM recsys.models WHERE status = 'active'", Some(1), &[])?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        table.first().get::<i64>(1)
+    })
+    .map_err(|e| RecsysError::internal(format!("reading the active model version: {e}")))?
+    .ok_or(RecsysError::NoActiveModel)?;
+    let current = CACHE.with(|cache| cache.borrow().model.clone()).filter(|model| model.version == version);
+    let model = match current {
+        Some(model) => model,
+        None => Rc::new(load(version)?),
+    };
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        cache.model = Some(model.clone());
+        cache.checked_at_statement = Some(statement);
+    });
+    Ok(model)
+}
+
+fn load(version: i64) -> Result<LoadedModel, RecsysError> {
+    crate::torch_runtime::prepare()?;
+    let (manifest, weights) = Spi::connect(|client| -> Result<(String, Vec<u8>), pgrx::spi::Error> {
+        let row = client.select(&format!("SELECT manifest::text, weights FROM recsys.models WHERE version = {version}"), Some(1), &[])?.first();
+        Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default()))
+    })
+    .map_err(|e| RecsysError::internal(format!("reading model version {version}: {e}")))?;
+    let artefact = Artefact::from_parts(&manifest, weights).map_err(|e| RecsysError::corrupt_model(version, e))?;
+    let (store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
+    let vocabulary = artefact.manifest.vocabulary;
+    let (movie_ids, contents, titles) = read_catalogue("")?;
+    let content = encode(&network, &vocabulary, &contents, &titles)?;
+    let movie_rows = Tensor::f_from_slice(&movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>())?;
+    let movie_index = movie_ids.iter().enumerate().map(|(position, id)| (*id, position)).collect();
+    Ok(LoadedModel { version, _store: store, network, vocabulary, movie_index, movie_rows, content })
+}
+
+/// Reads movies' content and title embeddings (computing those not cached yet, in memory only).
+pub fn read_catalogue(filter: &str) -> Result<(Vec<i32>, Vec<MovieContent>, Tensor), RecsysError> {
+    type Row = (i32, MovieContent, Option<Vec<f32>>);
+    let rows: Vec<Row> = Spi::connect(|client| -> Result<Vec<Row>, pgrx::spi::Error> {
+        let mut rows = Vec::new();
+        for row in client.select(&CATALOGUE_SQL.replace("{filter}", filter), None, &[])? {
+            let content = MovieContent {
+                title: row.get::<String>(2)?.unwrap_or_default(),
+                year: row.get::<f64>(3)?,
+                runtime_minutes: row.get::<f64>(4)?,
+                genres: row.get::<Vec<String>>(5)?.unwrap_or_default(),
+                directors: row.get::<Vec<i32>>(6)?.unwrap_or_default(),
+                actors: row.get::<Vec<i32>>(7)?.unwrap_or_default(),
+            };
+            rows.push((row.get::<i32>(1)?.unwrap_or_default(), content, row.get::<Vec<f32>>(8)?));
+        }
+        Ok(rows)
+    })
+    .map_err(|e| RecsysError::internal(format!("reading the movie catalogue: {e}")))?;
+    let missing: Vec<&str> = rows.iter().filter(|r| r.2.is_none()).map(|r| r.1.title.as_str()).collect();
+    let computed = if missing.is_empty() { None } else { Some(embed(&missing)?) };
+    let mut next_computed = 0;
+    let mut flat = Vec::with_capacity(rows.len() * recsys_model::embedder::TITLE_DIM as usize);
+    for (_, _, cached) in &rows {
+        match cached {
+            Some(vector) => flat.extend_from_slice(vector),
+            None => {
+                let vector: Vec<f32> = Vec::try_from(computed.as_ref().expect("computed above").f_get(next_computed)?).map_err(recsys_model::ModelError::from)?;
+                flat.extend(vector);
+                next_computed += 1;
+            }
+        }
+    }
+    let titles = Tensor::f_from_slice(&flat)?.f_reshape([rows.len() as i64, recsys_model::embedder::TITLE_DIM])?;
+    let (ids, contents) = rows.into_iter().map(|(id, content, _)| (id, content)).unzip();
+    Ok((ids, contents, titles))
+}
+
+thread_local! {
+    static EMBEDDER: RefCell<Option<Rc<TitleEmbedder>>> = const { RefCell::new(None) };
+}
+
+/// MiniLM embeddings of titles, loading the model into this backend on first use.
+pub fn embed(titles: &[&str]) -> Result<Tensor, RecsysError> {
+    let embedder = match EMBEDDER.with(|e| e.borrow().clone()) {
+        Some(embedder) => embedder,
+        None => {
+            let loaded = Rc::new(TitleEmbedder::load(&TitleEmbedder::default_dir())?);
+            EMBEDDER.with(|e| *e.borrow_mut() = Some(loaded.clone()));
+            loaded
+        }
+    };
+    Ok(embedder.embed(titles)?)
+}
+
+/// Encoded content vectors of `contents`, [N, content_dim].
+pub fn encode(network: &HybridRecommender, vocabulary: &Vocabulary, contents: &[MovieContent], titles: &Tensor) -> Result<Tensor, RecsysError> {
+    let config = network.config();
+    let refs: Vec<&MovieContent> = contents.iter().collect();
+    let inputs = vocabulary.encode(&refs, titles, config.max_directors, config.max_actors)?;
+    Ok(tch::no_grad(|| network.encode_content(&inputs, false))?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?)
+}

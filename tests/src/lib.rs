@@ -183,6 +183,15 @@ impl TempCluster {
         Ok(client)
     }
 
+    /// A fresh database holding the demo data (seeds/) imported with the real importers.
+    pub fn demo_database(&self, name: &str) -> Result<Client> {
+        let client = self.fresh_database(name)?;
+        let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/demo");
+        self.trainer_ok(name, &["import", "movielens", &seeds.join("movielens").display().to_string()])?;
+        self.trainer_ok(name, &["import", "imdb", &seeds.join("imdb").display().to_string()])?;
+        Ok(client)
+    }
+
     /// Runs the trainer against `database` with the standard PG* variables; returns its output, failed or not.
     pub fn run_trainer(&self, database: &str, args: &[&str]) -> Result<std::process::Output> {
         Ok(Command::new(trainer_binary())

@@ -12,11 +12,7 @@ fn cluster() -> &'static TempCluster {
 const TEST_PAIRS: &str = "(user_id + movie_id) % 10 = 0";
 
 fn demo_database(name: &str) -> Client {
-    let db = cluster().fresh_database(name).unwrap();
-    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/demo");
-    cluster().trainer_ok(name, &["import", "movielens", &seeds.join("movielens").display().to_string()]).unwrap();
-    cluster().trainer_ok(name, &["import", "imdb", &seeds.join("imdb").display().to_string()]).unwrap();
-    db
+    cluster().demo_database(name).unwrap()
 }
 
 fn train(database: &str, seed: &str, test_file: &Path) {

@@ -3,7 +3,6 @@
 use postgres::Client;
 use recsys_integration_tests::{shared_cluster, Loading, TempCluster};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn cluster() -> &'static TempCluster {
@@ -11,11 +10,7 @@ fn cluster() -> &'static TempCluster {
 }
 
 fn demo_database(name: &str) -> Client {
-    let db = cluster().fresh_database(name).unwrap();
-    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/demo");
-    cluster().trainer_ok(name, &["import", "movielens", &seeds.join("movielens").display().to_string()]).unwrap();
-    cluster().trainer_ok(name, &["import", "imdb", &seeds.join("imdb").display().to_string()]).unwrap();
-    db
+    cluster().demo_database(name).unwrap()
 }
 
 fn model_count(db: &mut Client) -> i64 {

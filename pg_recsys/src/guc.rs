@@ -9,6 +9,10 @@ static TORCH_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 /// (default on). They only free memory the kernel reclaims anyway, and cost ~60–95 ms of CPU per exit.
 static FAST_EXIT: GucSetting<bool> = GucSetting::<bool>::new(true);
 
+/// `recsys.minilm_dir`: directory of the all-MiniLM-L6-v2 files used to embed titles the trainer has not cached
+/// (superuser only: the server reads files there). Empty: the `.deps/` directory of the build's checkout.
+static MINILM_DIR: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
+
 /// Upper bound of `recsys.torch_threads`.
 pub const MAX_TORCH_THREADS: i32 = 64;
 
@@ -23,6 +27,14 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"recsys.minilm_dir",
+        c"Directory of the all-MiniLM-L6-v2 model files for embedding titles.",
+        c"Used for titles not yet in recsys.title_embeddings (recsys_predict_new, movies added after training).",
+        &MINILM_DIR,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"recsys.fast_exit",
         c"Skip libtorch's C++ static destructors when a Postgres process exits.",
@@ -31,6 +43,14 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::default(),
     );
+}
+
+/// The configured MiniLM directory, or the build-time default.
+pub fn minilm_dir() -> std::path::PathBuf {
+    match MINILM_DIR.get() {
+        Some(dir) if !dir.as_bytes().is_empty() => std::path::PathBuf::from(dir.to_string_lossy().into_owned()),
+        _ => recsys_model::embedder::TitleEmbedder::default_dir(),
+    }
 }
 
 /// The thread count the current session asks libtorch to use.

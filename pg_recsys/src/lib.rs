@@ -7,6 +7,7 @@ mod error;
 mod exit;
 mod guc;
 mod model_cache;
+mod sql_text;
 mod torch_runtime;
 
 ::pgrx::pg_module_magic!(name, version);

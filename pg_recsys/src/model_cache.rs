@@ -1,7 +1,7 @@
 //! The per-backend model cache: the active model version's network, vocabularies and the encoded content of every
-//! movie, loaded from `recsys.models` on first use and reloaded when another version becomes active. The active
-//! version is read once per statement (a primary-key-sized query), so an activation reaches every backend on its
-//! next statement without reconnecting. Nothing here writes to the database.
+//! movie, loaded from `recsys.models` on first use and reloaded when another version becomes active or movies with
+//! higher ids appear. Both are read once per statement (two index lookups), so an activation reaches every backend
+//! on its next statement without reconnecting. Nothing here writes to the database.
 use crate::error::RecsysError;
 use pgrx::prelude::*;
 use recsys_model::embedder::TitleEmbedder;
@@ -16,7 +16,12 @@ pub struct LoadedModel {
     _store: nn::VarStore,
     pub network: HybridRecommender,
     pub vocabulary: Vocabulary,
-    /// Catalogue position of each movie id known when the model was loaded.
+    /// Highest movie id when the catalogue was read: a higher one means movies were added since.
+    pub max_movie_id: i32,
+    /// The catalogue when the model was loaded: ids and titles by position.
+    pub movie_ids: Vec<i32>,
+    pub titles: Vec<String>,
+    /// Catalogue position of each movie id.
     pub movie_index: HashMap<i32, usize>,
     /// Embedding row of each catalogue movie (0 = scored from content alone), [M].
     pub movie_rows: Tensor,
@@ -52,16 +57,18 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
     if let Some(model) = cached {
         return Ok(model);
     }
-    let version = Spi::connect(|client| -> Result<Option<i64>, pgrx::spi::Error> {
-        let table = client.select("SELECT version FROM recsys.models WHERE status = 'active'", Some(1), &[])?;
-        if table.is_empty() {
-            return Ok(None);
-        }
-        table.first().get::<i64>(1)
+    let (version, max_movie_id) = Spi::connect(|client| -> Result<(Option<i64>, i32), pgrx::spi::Error> {
+        let table = client.select(
+            "SELECT (SELECT version FROM recsys.models WHERE status = 'active'), (SELECT coalesce(max(movie_id), 0) FROM recsys.movies)",
+            Some(1),
+            &[],
+        )?;
+        let row = table.first();
+        Ok((row.get::<i64>(1)?, row.get::<i32>(2)?.unwrap_or(0)))
     })
-    .map_err(|e| RecsysError::internal(format!("reading the active model version: {e}")))?
-    .ok_or(RecsysError::NoActiveModel)?;
-    let current = CACHE.with(|cache| cache.borrow().model.clone()).filter(|model| model.version == version);
+    .map_err(|e| RecsysError::internal(format!("reading the active model version: {e}")))?;
+    let version = version.ok_or(RecsysError::NoActiveModel)?;
+    let current = CACHE.with(|cache| cache.borrow().model.clone()).filter(|model| model.version == version && model.max_movie_id == max_movie_id);
     let model = match current {
         Some(model) => model,
         None => Rc::new(load(version)?),
@@ -88,7 +95,9 @@ fn load(version: i64) -> Result<LoadedModel, RecsysError> {
     let content = encode(&network, &vocabulary, &contents, &titles)?;
     let movie_rows = Tensor::f_from_slice(&movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>())?;
     let movie_index = movie_ids.iter().enumerate().map(|(position, id)| (*id, position)).collect();
-    Ok(LoadedModel { version, _store: store, network, vocabulary, movie_index, movie_rows, content })
+    let max_movie_id = movie_ids.iter().copied().max().unwrap_or(0);
+    let movie_titles = contents.into_iter().map(|c| c.title).collect();
+    Ok(LoadedModel { version, _store: store, network, vocabulary, max_movie_id, movie_ids, titles: movie_titles, movie_index, movie_rows, content })
 }
 
 /// Reads movies' content and title embeddings (computing those not cached yet, in memory only).
@@ -138,7 +147,7 @@ pub fn embed(titles: &[&str]) -> Result<Tensor, RecsysError> {
     let embedder = match EMBEDDER.with(|e| e.borrow().clone()) {
         Some(embedder) => embedder,
         None => {
-            let loaded = Rc::new(TitleEmbedder::load(&TitleEmbedder::default_dir())?);
+            let loaded = Rc::new(TitleEmbedder::load(&crate::guc::minilm_dir())?);
             EMBEDDER.with(|e| *e.borrow_mut() = Some(loaded.clone()));
             loaded
         }

@@ -1,3 +1,5 @@
 //! The SQL surface, one file per area; each function is thin and calls into the core modules.
 mod info;
 mod predict;
+mod predict_new;
+mod recommend;

@@ -36,3 +36,32 @@ fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
 fn recsys_predict(user_id: i32, movie_id: i32) -> f32 {
     predict_one(user_id, movie_id).or_raise()
 }
+
+/// Scores of `movie_ids` for `user_id` in one batched forward pass: one row per non-NULL id, in the given order
+/// (NULL elements are skipped). Same rules and errors as `recsys_predict(user_id, movie_id)`.
+#[pg_extern(name = "recsys_predict", stable, strict, parallel_restricted)]
+fn recsys_predict_many(user_id: i32, movie_ids: Vec<Option<i32>>) -> TableIterator<'static, (name!(movie_id, i32), name!(score, f32))> {
+    let ids: Vec<i32> = movie_ids.into_iter().flatten().collect();
+    let scores = predict_many(user_id, &ids).or_raise();
+    TableIterator::new(ids.into_iter().zip(scores))
+}
+
+fn predict_many(user_id: i32, movie_ids: &[i32]) -> Result<Vec<f32>, RecsysError> {
+    if movie_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let model = model_cache::active()?;
+    crate::torch_runtime::prepare()?;
+    let mut contents = Vec::with_capacity(movie_ids.len());
+    let mut rows = Vec::with_capacity(movie_ids.len());
+    for movie_id in movie_ids {
+        let (content, row) = movie_inputs(&model, *movie_id)?;
+        contents.push(content);
+        rows.push(row);
+    }
+    let content = Tensor::f_cat(&contents, 0)?;
+    let movie_rows = Tensor::f_cat(&rows, 0)?;
+    let users = Tensor::f_full([movie_ids.len() as i64], model.vocabulary.user_row(user_id), (tch::Kind::Int64, tch::Device::Cpu))?;
+    let scores = tch::no_grad(|| model.network.forward_encoded(&users, &movie_rows, &content, false).and_then(|s| model.network.clip(&s)))?;
+    Ok(Vec::<f32>::try_from(&scores).map_err(recsys_model::ModelError::from)?)
+}

@@ -1,0 +1,125 @@
+//! Cold-start prediction for a movie the model has never seen, from its features alone.
+use crate::error::{OrRaise, RecsysError};
+use crate::model_cache;
+use crate::sql_text::quote_literal;
+use pgrx::prelude::*;
+use recsys_model::MovieContent;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use tch::Tensor;
+
+/// Titles embedded in this backend, so a repeated title is not embedded again (bounded; cleared when full).
+const TITLE_CACHE_LIMIT: usize = 10_000;
+/// Names looked up per role: more than the model pools, fewer than an unbounded list.
+const NAMES_CONSIDERED: usize = 64;
+
+thread_local! {
+    static TITLE_CACHE: RefCell<HashMap<String, Tensor>> = RefCell::new(HashMap::new());
+}
+
+/// Person ids for names, in the given order, skipping names not in recsys.persons (lowest id for a shared name).
+fn person_ids(names: &[String]) -> Result<Vec<i32>, RecsysError> {
+    let names: Vec<&String> = names.iter().filter(|n| !n.trim().is_empty()).take(NAMES_CONSIDERED).collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = names.iter().map(|n| quote_literal(n.trim())).collect::<Vec<_>>().join(",");
+    let found: HashMap<String, i32> = Spi::connect(|client| -> Result<HashMap<String, i32>, pgrx::spi::Error> {
+        let mut found = HashMap::new();
+        for row in client.select(&format!("SELECT name, min(person_id) FROM recsys.persons WHERE name IN ({list}) GROUP BY name"), None, &[])? {
+            if let (Some(name), Some(id)) = (row.get::<String>(1)?, row.get::<i32>(2)?) {
+                found.insert(name, id);
+            }
+        }
+        Ok(found)
+    })
+    .map_err(|e| RecsysError::internal(format!("looking up people: {e}")))?;
+    Ok(names.iter().filter_map(|n| found.get(n.trim()).copied()).collect())
+}
+
+/// The title's embedding: from this backend's cache, the shared recsys.title_embeddings table, or MiniLM.
+fn title_embedding(title: &str) -> Result<Tensor, RecsysError> {
+    if let Some(hit) = TITLE_CACHE.with(|cache| cache.borrow().get(title).map(Tensor::shallow_clone)) {
+        return Ok(hit);
+    }
+    let stored = Spi::connect(|client| -> Result<Option<Vec<f32>>, pgrx::spi::Error> {
+        let table = client.select(
+            &format!("SELECT embedding FROM recsys.title_embeddings WHERE embedder = 'all-MiniLM-L6-v2' AND text_sha256 = sha256(convert_to({}, 'UTF8'))", quote_literal(title)),
+            Some(1),
+            &[],
+        )?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        table.first().get::<Vec<f32>>(1)
+    })
+    .map_err(|e| RecsysError::internal(format!("reading cached title embeddings: {e}")))?;
+    let embedding = match stored {
+        Some(vector) if vector.len() == recsys_model::embedder::TITLE_DIM as usize => Tensor::f_from_slice(&vector)?.f_reshape([1, recsys_model::embedder::TITLE_DIM])?,
+        _ => model_cache::embed(&[title])?,
+    };
+    TITLE_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= TITLE_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(title.to_string(), embedding.shallow_clone());
+    });
+    Ok(embedding)
+}
+
+fn predict_new(user_id: i32, content: MovieContent) -> Result<f32, RecsysError> {
+    if let Some(runtime) = content.runtime_minutes {
+        if !runtime.is_finite() || runtime <= 0.0 {
+            return Err(RecsysError::invalid_parameter(format!("runtime_minutes must be a positive number, got {runtime}"), "Pass the runtime in minutes, or NULL when unknown."));
+        }
+    }
+    let model = model_cache::active()?;
+    crate::torch_runtime::prepare()?;
+    let titles = title_embedding(&content.title)?;
+    let encoded = model_cache::encode(&model.network, &model.vocabulary, std::slice::from_ref(&content), &titles)?;
+    let user = Tensor::f_from_slice(&[model.vocabulary.user_row(user_id)])?;
+    let unseen_movie = Tensor::f_from_slice(&[0i64])?;
+    let score = tch::no_grad(|| model.network.forward_encoded(&user, &unseen_movie, &encoded, false).and_then(|s| model.network.clip(&s)))?;
+    Ok(score.f_double_value(&[0])? as f32)
+}
+
+fn strings(values: Option<Vec<Option<String>>>) -> Vec<String> {
+    values.unwrap_or_default().into_iter().flatten().collect()
+}
+
+fn split_commas(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+fn content(title: &str, genres: Vec<String>, directors: &[String], actors: &[String], runtime: Option<f64>, year: Option<i32>) -> Result<MovieContent, RecsysError> {
+    Ok(MovieContent { title: title.to_string(), genres, directors: person_ids(directors)?, actors: person_ids(actors)?, runtime_minutes: runtime, year: year.map(f64::from) })
+}
+
+/// Predicted rating of a movie the model has never seen, from its features: the title (embedded with
+/// all-MiniLM-L6-v2 in this backend, cached), genres (as in recsys.genres, e.g. 'Drama'; unknown ones are
+/// ignored), director and actor names (matched against recsys.persons; unknown names are ignored, only the first
+/// few count), runtime in minutes and release year (NULL = unknown). NULL user or title → NULL; a runtime that is
+/// not a positive number → 22023; no active model → 55000.
+#[pg_extern(stable, parallel_restricted)]
+fn recsys_predict_new(
+    user_id: Option<i32>,
+    title: Option<&str>,
+    genres: default!(Option<Vec<Option<String>>>, "NULL"),
+    directors: default!(Option<Vec<Option<String>>>, "NULL"),
+    actors: default!(Option<Vec<Option<String>>>, "NULL"),
+    runtime_minutes: default!(Option<f64>, "NULL"),
+    year: default!(Option<i32>, "NULL"),
+) -> Option<f32> {
+    let (user_id, title) = (user_id?, title?);
+    let movie = content(title, strings(genres), &strings(directors), &strings(actors), runtime_minutes, year).or_raise();
+    Some(predict_new(user_id, movie).or_raise())
+}
+
+/// `recsys_predict_new` with genres, directors and actors as comma-separated text, as the original service took them.
+#[pg_extern(name = "recsys_predict_new", stable, parallel_restricted)]
+fn recsys_predict_new_text(user_id: Option<i32>, title: Option<&str>, genres: Option<&str>, directors: Option<&str>, actors: Option<&str>, runtime_minutes: Option<f64>, year: Option<i32>) -> Option<f32> {
+    let (user_id, title) = (user_id?, title?);
+    let movie = content(title, split_commas(genres), &split_commas(directors), &split_commas(actors), runtime_minutes, year).or_raise();
+    Some(predict_new(user_id, movie).or_raise())
+}

@@ -1,0 +1,69 @@
+//! Real-time top-k recommendations over the whole catalogue with the active model.
+use crate::error::{OrRaise, RecsysError};
+use crate::model_cache;
+use crate::sql_text::quote_literal;
+use pgrx::prelude::*;
+use std::collections::HashSet;
+use tch::{Device, Kind, Tensor};
+
+/// Upper bound on `k`: larger values are capped to the catalogue size anyway.
+const MAX_K: i32 = 10_000;
+
+fn movie_ids_where(sql: &str) -> Result<HashSet<i32>, RecsysError> {
+    Spi::connect(|client| -> Result<HashSet<i32>, pgrx::spi::Error> {
+        let mut ids = HashSet::new();
+        for row in client.select(sql, None, &[])? {
+            if let Some(id) = row.get::<i32>(1)? {
+                ids.insert(id);
+            }
+        }
+        Ok(ids)
+    })
+    .map_err(|e| RecsysError::internal(format!("reading movie ids: {e}")))
+}
+
+fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> Result<Vec<(i32, i32, String, f32)>, RecsysError> {
+    if !(1..=MAX_K).contains(&k) {
+        return Err(RecsysError::invalid_parameter(format!("k must be between 1 and {MAX_K}, got {k}"), "Ask for the number of recommendations to return, e.g. 10."));
+    }
+    let model = model_cache::active()?;
+    crate::torch_runtime::prepare()?;
+    let excluded = if exclude_rated { movie_ids_where(&format!("SELECT movie_id FROM recsys.ratings WHERE user_id = {user_id}"))? } else { HashSet::new() };
+    let allowed = match genre {
+        Some(name) => Some(movie_ids_where(&format!(
+            "SELECT mg.movie_id FROM recsys.movie_genres mg JOIN recsys.genres g USING (genre_id) WHERE lower(g.name) = lower({})",
+            quote_literal(name)
+        ))?),
+        None => None,
+    };
+    let count = model.movie_ids.len() as i64;
+    let users = Tensor::f_full([count], model.vocabulary.user_row(user_id), (Kind::Int64, Device::Cpu))?;
+    let scores = tch::no_grad(|| model.network.forward_encoded(&users, &model.movie_rows, &model.content, false).and_then(|s| model.network.clip(&s)))?;
+    let scores: Vec<f32> = Vec::try_from(&scores).map_err(recsys_model::ModelError::from)?;
+    let mut candidates: Vec<usize> = (0..model.movie_ids.len())
+        .filter(|i| !excluded.contains(&model.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.movie_ids[*i])))
+        .collect();
+    let k = (k as usize).min(candidates.len());
+    if k > 0 && k < candidates.len() {
+        candidates.select_nth_unstable_by(k - 1, |a, b| scores[*b].total_cmp(&scores[*a]).then(model.movie_ids[*a].cmp(&model.movie_ids[*b])));
+    }
+    candidates.truncate(k);
+    candidates.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(model.movie_ids[*a].cmp(&model.movie_ids[*b])));
+    Ok(candidates.iter().enumerate().map(|(rank, i)| (rank as i32 + 1, model.movie_ids[*i], model.titles[*i].clone(), scores[*i])).collect())
+}
+
+/// The `k` best movies for `user_id` by the active model, scored over the whole catalogue in one batched pass:
+/// rank (1 = best), movie id, title, predicted rating. `exclude_rated` leaves out movies the user has rated;
+/// `genre` keeps only movies of that genre (case-insensitive). Ties go to the lower movie id. An unknown user gets
+/// the recommendations of an average user; a NULL user gets no rows; NULL k and exclude_rated take their defaults.
+/// k outside 1..10000 → 22023; no active model → 55000.
+#[pg_extern(stable, parallel_restricted)]
+fn recsys_recommend(
+    user_id: Option<i32>,
+    k: default!(Option<i32>, 10),
+    exclude_rated: default!(Option<bool>, true),
+    genre: default!(Option<&str>, "NULL"),
+) -> TableIterator<'static, (name!(rank, i32), name!(movie_id, i32), name!(title, String), name!(score, f32))> {
+    let Some(user_id) = user_id else { return TableIterator::new(Vec::new()) };
+    TableIterator::new(recommend(user_id, k.unwrap_or(10), exclude_rated.unwrap_or(true), genre).or_raise())
+}

@@ -39,20 +39,26 @@ fn measured(command: &mut Command) -> Result<(f64, f64, String)> {
     Ok((started.elapsed().as_secs_f64(), usage.ru_maxrss as f64 / 1024.0, text))
 }
 
-fn trainer_in(cluster: &TempCluster, database: &str, args: &[&str]) -> Command {
+pub fn trainer_in(cluster: &TempCluster, database: &str, args: &[&str]) -> Command {
     let (socket, port) = cluster.socket_and_port();
     let mut command = Command::new(trainer_binary());
     command.args(args).env("PGHOST", socket).env("PGPORT", port.to_string()).env("PGUSER", "postgres").env("PGDATABASE", database);
     command
 }
 
-pub fn movielens() -> Result<()> {
+/// The ML-1M-shaped synthetic set under target/bench-data, generated on first use.
+pub fn ensure_ml1m_shaped() -> Result<PathBuf> {
     let data = bench_data_dir().join("ml1m-shaped");
     if !data.join("movielens/ratings.dat").is_file() {
         let (seconds, _, text) = measured(Command::new(trainer_binary()).args(["synth", "--format", "dat", "--out"]).arg(&data))?;
         print!("synth: {text}");
         println!("synth: {seconds:.2} s");
     }
+    Ok(data)
+}
+
+pub fn movielens() -> Result<()> {
+    let data = ensure_ml1m_shaped()?;
     let cluster = TempCluster::start("bench-import", Loading::Preloaded, &[])?;
     cluster.fresh_database("bench")?;
     let movielens = data.join("movielens").display().to_string();

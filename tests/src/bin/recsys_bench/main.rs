@@ -3,12 +3,14 @@
 //!   recsys_bench backend      connection cost with and without preload, with and without fast exit
 //!   recsys_bench import       `trainer synth` ML-1M-shaped data, then `trainer import`: ratings/s and peak RSS
 //!   recsys_bench imdb-large   `trainer import imdb` over a generated ~1 GB title.principals.tsv.gz: peak RSS
+//!   recsys_bench serving      recsys_predict rows/s, recsys_recommend and recsys_predict_new latency, new connections
 use anyhow::{bail, Result};
 use postgres::{Client, NoTls};
 use recsys_integration_tests::{Loading, TempCluster};
 use std::time::{Duration, Instant};
 
 mod import_benchmarks;
+mod serving;
 
 const CONNECTIONS: usize = 30;
 
@@ -17,7 +19,8 @@ fn main() -> Result<()> {
         "backend" => backend(),
         "import" => import_benchmarks::movielens(),
         "imdb-large" => import_benchmarks::imdb_large(),
-        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large"),
+        "serving" => serving::serving(),
+        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving"),
     }
 }
 

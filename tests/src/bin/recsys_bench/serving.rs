@@ -1,0 +1,66 @@
+//! Serving benchmarks: the installed extension answering SQL with a model the trainer registered on the
+//! ML-1M-shaped synthetic set (one training epoch: speed, not accuracy, is measured here).
+use super::import_benchmarks::{ensure_ml1m_shaped, trainer_in};
+use anyhow::Result;
+use postgres::{Client, NoTls};
+use recsys_integration_tests::{Loading, TempCluster};
+use std::time::{Duration, Instant};
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+pub fn serving() -> Result<()> {
+    let data = ensure_ml1m_shaped()?;
+    let cluster = TempCluster::start("bench-serving", Loading::Preloaded, &[])?;
+    let mut db = cluster.fresh_database("bench")?;
+    for args in [
+        vec!["import", "movielens", &data.join("movielens").display().to_string()],
+        vec!["import", "imdb", &data.join("imdb").display().to_string()],
+        vec!["train", "--activate", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--validation-fraction", "0"],
+    ] {
+        let status = trainer_in(&cluster, "bench", &args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>()).output()?;
+        anyhow::ensure!(status.status.success(), "trainer {args:?} failed: {}", String::from_utf8_lossy(&status.stderr));
+    }
+    let started = Instant::now();
+    db.query_one("SELECT recsys.recsys_predict(1, 1)", &[])?;
+    println!("model load in a backend (first call): {:.1} ms", ms(started.elapsed()));
+    for round in 0..2 {
+        let started = Instant::now();
+        db.query_one("SELECT count(recsys.recsys_predict(user_id, movie_id)) FROM (SELECT user_id, movie_id FROM recsys.ratings LIMIT 100000) r", &[])?;
+        let seconds = started.elapsed().as_secs_f64();
+        println!("recsys_predict over 100,000 rating rows (run {}): {seconds:.2} s = {:.0} rows/s", round + 1, 100_000.0 / seconds);
+    }
+    let recommend: Vec<Duration> = (1..=200)
+        .map(|user: i32| {
+            let started = Instant::now();
+            db.query("SELECT * FROM recsys.recsys_recommend($1, 10)", &[&(user * 29 % 6040 + 1)]).map(|_| started.elapsed())
+        })
+        .collect::<Result<_, _>>()?;
+    println!("recsys_recommend(user, 10) over 3,706 movies: p50 {:.2} ms (200 users)", ms(median(recommend)));
+    let fresh_titles: Vec<Duration> = (0..50)
+        .map(|i| {
+            let started = Instant::now();
+            db.query_one("SELECT recsys.recsys_predict_new(1, $1, ARRAY['Drama'], NULL, NULL, 120, 2024)", &[&format!("A Never Seen Title Number {i}")]).map(|_| started.elapsed())
+        })
+        .collect::<Result<_, _>>()?;
+    println!("recsys_predict_new with a new title: p50 {:.2} ms (50 titles, MiniLM already loaded after the first)", ms(median(fresh_titles)));
+    let mut first_calls = Vec::new();
+    let mut private_kb = 0;
+    for _ in 0..10 {
+        let started = Instant::now();
+        let mut client = Client::connect(&cluster.connection_string("postgres", "bench"), NoTls)?;
+        client.query_one("SELECT recsys.recsys_predict(1, 1)", &[])?;
+        first_calls.push(started.elapsed());
+        let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[])?.get(0);
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+        private_kb = rollup.lines().filter(|l| l.starts_with("Private_")).filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).sum();
+    }
+    println!("new connection + first recsys_predict: p50 {:.1} ms; backend private memory with the model loaded {} MB", ms(median(first_calls)), private_kb / 1024);
+    Ok(())
+}

@@ -117,11 +117,32 @@ impl Release {
         }
     }
 
+    /// The layout of the release's movie and user files.
+    fn layout(self) -> Layout {
+        match self {
+            Release::Ml100k => Layout::Pipe,
+            Release::Dat => Layout::DoubleColon,
+            Release::Csv => Layout::Csv,
+        }
+    }
+}
+
+/// How the fields of one file are separated; CSV files also have a header line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    Pipe,
+    Tab,
+    DoubleColon,
+    Csv,
+}
+
+impl Layout {
     fn split(self, line: &str) -> Result<Vec<String>, String> {
         match self {
-            Release::Ml100k => Ok(line.split('|').map(str::to_string).collect()),
-            Release::Dat => Ok(line.split("::").map(str::to_string).collect()),
-            Release::Csv => split_csv_line(line),
+            Layout::Pipe => Ok(line.split('|').map(str::to_string).collect()),
+            Layout::Tab => Ok(line.split('\t').map(str::to_string).collect()),
+            Layout::DoubleColon => Ok(line.split("::").map(str::to_string).collect()),
+            Layout::Csv => split_csv_line(line),
         }
     }
 }
@@ -165,15 +186,15 @@ fn expect_fields(fields: &[String], at_least: usize, what: &str) -> Result<(), S
 }
 
 /// Reads the data lines of a file (skipping the header of CSV files), handing each split line to `parse`.
-fn for_each_line<T>(path: &Path, release: Release, policy: &mut BadLinePolicy, mut parse: impl FnMut(&[String]) -> Result<T, String>, mut sink: impl FnMut(T) -> Result<()>) -> Result<()> {
-    let mut source = LineSource::open(path, release.encoding())?;
+fn for_each_line<T>(path: &Path, layout: Layout, encoding: Encoding, policy: &mut BadLinePolicy, mut parse: impl FnMut(&[String]) -> Result<T, String>, mut sink: impl FnMut(T) -> Result<()>) -> Result<()> {
+    let mut source = LineSource::open(path, encoding)?;
     let mut line = String::new();
     let mut progress = super::progress::FileProgress::start(&source);
     while source.next_line(&mut line)? {
-        if (release == Release::Csv && source.line_number() == 1) || line.trim().is_empty() {
+        if (layout == Layout::Csv && source.line_number() == 1) || line.trim().is_empty() {
             continue;
         }
-        match release.split(&line).and_then(|fields| parse(&fields)) {
+        match layout.split(&line).and_then(|fields| parse(&fields)) {
             Ok(record) => sink(record)?,
             Err(message) => policy.handle(source.bad_line(message))?,
         }
@@ -210,7 +231,7 @@ pub fn read_movies(files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result
         }
         Ok(MovieRecord { movie_id, title: parsed.title, year: parsed.year, genres })
     };
-    for_each_line(&files.movies, release, policy, parse, |movie| {
+    for_each_line(&files.movies, release.layout(), release.encoding(), policy, parse, |movie| {
         movies.push(movie);
         Ok(())
     })?;
@@ -238,7 +259,7 @@ pub fn read_users(files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<
         Ok(UserRecord { user_id: parse_int(id, "user id")?, gender, age: Some(parse_int(age, "age")?), occupation, zip_code: non_empty(zip) })
     };
     let mut users = Vec::new();
-    for_each_line(path, release, policy, parse, |user| {
+    for_each_line(path, release.layout(), release.encoding(), policy, parse, |user| {
         users.push(user);
         Ok(())
     })?;
@@ -272,7 +293,7 @@ pub fn read_links(path: &Path, policy: &mut BadLinePolicy) -> Result<HashMap<i32
         Ok(LinkRecord { movie_id: parse_int(&fields[0], "movie id")?, imdb_id, tmdb_id })
     };
     let mut links = HashMap::new();
-    for_each_line(path, Release::Csv, policy, parse, |link| {
+    for_each_line(path, Layout::Csv, Encoding::Utf8, policy, parse, |link| {
         links.insert(link.movie_id, link);
         Ok(())
     })?;
@@ -283,22 +304,18 @@ pub fn read_links(path: &Path, policy: &mut BadLinePolicy) -> Result<HashMap<i32
 pub fn for_each_rating(files: &MovieLensFiles, policy: &mut BadLinePolicy, sink: impl FnMut(RatingRecord) -> Result<()>) -> Result<()> {
     let Some(path) = &files.ratings else { return Ok(()) };
     let release = files.release;
-    let (separator_count, what) = match release {
-        Release::Ml100k => (4, "u.data (user, item, rating, timestamp)"),
-        _ => (4, "a rating (user, movie, rating, timestamp)"),
-    };
+    let layout = if release == Release::Ml100k { Layout::Tab } else { release.layout() };
     let parse = |fields: &[String]| -> Result<RatingRecord, String> {
-        let fields: Vec<&str> = if release == Release::Ml100k { fields[0].split('\t').collect() } else { fields.iter().map(String::as_str).collect() };
-        if fields.len() != separator_count {
-            return Err(format!("expected {separator_count} fields for {what}, found {}", fields.len()));
+        if fields.len() != 4 {
+            return Err(format!("expected 4 fields for a rating (user, movie, rating, timestamp), found {}", fields.len()));
         }
         let rating: f32 = fields[2].trim().parse().map_err(|_| format!("rating {:?} is not a number", fields[2]))?;
         if !(0.5..=5.0).contains(&rating) || (rating * 2.0).fract() != 0.0 {
             return Err(format!("rating {rating} is not a half-star value between 0.5 and 5"));
         }
-        Ok(RatingRecord { user_id: parse_int(fields[0], "user id")?, movie_id: parse_int(fields[1], "movie id")?, rating, timestamp: parse_int(fields[3], "timestamp")? })
+        Ok(RatingRecord { user_id: parse_int(&fields[0], "user id")?, movie_id: parse_int(&fields[1], "movie id")?, rating, timestamp: parse_int(&fields[3], "timestamp")? })
     };
-    for_each_line(path, release, policy, parse, sink)
+    for_each_line(path, layout, release.encoding(), policy, parse, sink)
 }
 
 #[cfg(test)]

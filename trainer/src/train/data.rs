@@ -41,6 +41,8 @@ impl Ratings {
 pub struct Catalogue {
     pub movie_ids: Vec<i32>,
     pub contents: Vec<MovieContent>,
+    /// Title embeddings already in recsys.title_embeddings (None: not embedded yet).
+    pub cached_titles: Vec<Option<Vec<f32>>>,
     pub row_of: HashMap<i32, usize>,
 }
 
@@ -76,6 +78,7 @@ pub fn load_catalogue(client: &mut Client) -> Result<Catalogue> {
             directors: row.get(5),
             actors: row.get(6),
         });
+        catalogue.cached_titles.push(row.get(7));
     }
     Ok(catalogue)
 }

@@ -195,10 +195,10 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let ratings = data::load_ratings(client)?;
     let catalogue = data::load_catalogue(client)?;
     eprintln!("loaded {} ratings and {} movies in {:.2} s", ratings.len(), catalogue.movie_ids.len(), started.elapsed().as_secs_f64());
-    let title_texts: Vec<String> = catalogue.contents.iter().map(|c| c.title.clone()).collect();
+
     let embedding_started = Instant::now();
-    let (titles, embedded) = titles::embed_titles(client, &title_texts)?;
-    eprintln!("title embeddings: {embedded} computed, {} from the cache, {:.2} s", title_texts.len() - embedded, embedding_started.elapsed().as_secs_f64());
+    let (titles, embedded) = titles::embed_titles(client, &catalogue)?;
+    eprintln!("title embeddings: {embedded} computed, {} from the cache, {:.2} s", catalogue.movie_ids.len() - embedded, embedding_started.elapsed().as_secs_f64());
 
     let random = match &args.test_ratings {
         Some(path) => split::from_test_file(&ratings, path)?,

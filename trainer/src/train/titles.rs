@@ -1,5 +1,6 @@
 //! Title embeddings through the database cache (`recsys.title_embeddings`, keyed by embedder and SHA-256 of the
-//! title): cached titles are read back, only new ones are embedded (MiniLM loaded only then) and stored.
+//! title, read with the catalogue): only titles not cached yet are embedded (MiniLM loaded only then) and stored.
+use super::data::Catalogue;
 use crate::import::copy::CopyWriter;
 use anyhow::Result;
 use postgres::Client;
@@ -8,14 +9,14 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use tch::Tensor;
 
-/// Embeddings of `titles`, [N, 384], and how many had to be computed.
-pub fn embed_titles(client: &mut Client, titles: &[String]) -> Result<(Tensor, usize)> {
+/// Embeddings of every catalogue title, [N, 384], and how many had to be computed.
+pub fn embed_titles(client: &mut Client, catalogue: &Catalogue) -> Result<(Tensor, usize)> {
+    let titles: Vec<&String> = catalogue.contents.iter().map(|c| &c.title).collect();
     let hashes: Vec<Vec<u8>> = titles.iter().map(|t| Sha256::digest(t.as_bytes()).to_vec()).collect();
     let mut known: HashMap<Vec<u8>, Vec<f32>> = HashMap::new();
-    for row in client.query("SELECT text_sha256, embedding FROM recsys.title_embeddings WHERE embedder = $1 AND text_sha256 = ANY($2)", &[&EMBEDDER_ID, &hashes])? {
-        let embedding: Vec<f32> = row.get(1);
-        if embedding.len() == TITLE_DIM as usize {
-            known.insert(row.get(0), embedding);
+    for (hash, cached) in hashes.iter().zip(&catalogue.cached_titles) {
+        if let Some(vector) = cached.as_ref().filter(|v| v.len() == TITLE_DIM as usize) {
+            known.insert(hash.clone(), vector.clone());
         }
     }
     let mut seen = std::collections::HashSet::new();

@@ -8,6 +8,7 @@ pub mod error;
 pub mod features;
 pub mod network;
 pub mod runtime;
+pub mod scoring;
 
 pub use artefact::{Artefact, DataFingerprint, Manifest};
 pub use config::{Cardinalities, ModelConfig};

@@ -190,6 +190,37 @@ impl HybridRecommender {
         self.forward_encoded(users, movies, &encoded, false)?.f_clamp(self.config.rating_min, self.config.rating_max)
     }
 
+    /// A plain-Rust scorer for single pairs over a catalogue: `movie_rows` [M] embedding rows and `content` [M, c]
+    /// encoded content vectors, one per catalogue position.
+    pub fn pair_scorer(&self, movie_rows: &Tensor, content: &Tensor) -> Result<crate::scoring::PairScorer, crate::ModelError> {
+        tch::no_grad(|| {
+            let first = self.head.layers.first().ok_or_else(|| crate::ModelError::InvalidArgument("the head has no hidden layer".into()))?;
+            let user_dim = self.config.user_dim;
+            let user_weight = first.weight.f_narrow(1, 0, user_dim)?;
+            let rest_weight = first.weight.f_narrow(1, user_dim, first.weight.size()[1] - user_dim)?;
+            let movie_vectors = Tensor::f_embedding(&self.movie_embedding, movie_rows, 0, false, false)?.f_add(&self.content_to_movie.forward(content)?)?;
+            let movie_part = Tensor::f_cat(&[&movie_vectors, content], 1)?.f_matmul(&rest_weight.f_tr()?)?.f_add(&first.bias)?;
+            let user_part = self.user_embedding.f_matmul(&user_weight.f_tr()?)?;
+            let (user_bias, movie_bias) = if self.config.use_biases {
+                let movie_bias = Tensor::f_embedding(&self.movie_bias, movie_rows, 0, false, false)?.f_squeeze_dim(1)?;
+                let content_bias = self.content_bias.forward(content)?.f_squeeze_dim(1)?;
+                (self.user_bias.f_squeeze_dim(1)?, movie_bias.f_add(&content_bias)?.f_add(&self.global_bias)?)
+            } else {
+                (Tensor::f_zeros([self.user_embedding.size()[0]], (Kind::Float, tch::Device::Cpu))?, Tensor::f_zeros([movie_rows.size()[0]], (Kind::Float, tch::Device::Cpu))?)
+            };
+            crate::scoring::PairScorer::new(crate::scoring::ScorerParts {
+                user_part,
+                movie_part,
+                hidden: self.head.layers[1..].iter().map(|l| (&l.weight, &l.bias)).collect(),
+                output: (&self.output.weight, &self.output.bias),
+                user_bias,
+                movie_bias,
+                rating_min: self.config.rating_min,
+                rating_max: self.config.rating_max,
+            })
+        })
+    }
+
     /// Clips raw predictions to the rating scale.
     pub fn clip(&self, predictions: &Tensor) -> Result<Tensor, TchError> {
         predictions.f_clamp(self.config.rating_min, self.config.rating_max)
@@ -267,6 +298,27 @@ mod tests {
         }
         let after = loss(false).double_value(&[]);
         assert!(after < before / 10.0, "loss {before} -> {after}");
+    }
+
+    #[test]
+    fn the_pair_scorer_reproduces_the_network() {
+        tch::manual_seed(3);
+        let store = nn::VarStore::new(Device::Cpu);
+        let config = small_config();
+        let network = HybridRecommender::new(&store.root(), &config);
+        let inputs = content(4, &config);
+        let encoded = network.encode_content(&inputs, false).unwrap();
+        let movie_rows = Tensor::from_slice(&[1i64, 2, 0, 4]);
+        let scorer = network.pair_scorer(&movie_rows, &encoded).unwrap();
+        for user in 0..=5i64 {
+            let users = Tensor::full([4], user, (Kind::Int64, Device::Cpu));
+            let expected: Vec<f32> = Vec::try_from(network.clip(&network.forward_encoded(&users, &movie_rows, &encoded, false).unwrap()).unwrap()).unwrap();
+            for (position, want) in expected.iter().enumerate() {
+                let got = scorer.score(user as usize, position).unwrap();
+                assert!((got - want).abs() < 1e-4, "user {user} movie {position}: {got} vs {want}");
+            }
+        }
+        assert!(scorer.score(99, 0).is_none() && scorer.score(0, 99).is_none());
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct LoadedModel {
     pub movie_rows: Tensor,
     /// Encoded content vector of each catalogue movie, [M, content_dim].
     pub content: Tensor,
+    /// Plain-Rust scorer over the catalogue, for single pairs.
+    pub scorer: recsys_model::scoring::PairScorer,
 }
 
 struct CacheState {
@@ -96,8 +98,9 @@ fn load(version: i64) -> Result<LoadedModel, RecsysError> {
     let movie_rows = Tensor::f_from_slice(&movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>())?;
     let movie_index = movie_ids.iter().enumerate().map(|(position, id)| (*id, position)).collect();
     let max_movie_id = movie_ids.iter().copied().max().unwrap_or(0);
+    let scorer = network.pair_scorer(&movie_rows, &content)?;
     let movie_titles = contents.into_iter().map(|c| c.title).collect();
-    Ok(LoadedModel { version, _store: store, network, vocabulary, max_movie_id, movie_ids, titles: movie_titles, movie_index, movie_rows, content })
+    Ok(LoadedModel { version, _store: store, network, vocabulary, max_movie_id, movie_ids, titles: movie_titles, movie_index, movie_rows, content, scorer })
 }
 
 /// Reads movies' content and title embeddings (computing those not cached yet, in memory only).

@@ -21,6 +21,10 @@ fn movie_inputs(model: &LoadedModel, movie_id: i32) -> Result<(Tensor, Tensor), 
 
 fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
     let model = model_cache::active()?;
+    let user_row = model.vocabulary.user_row(user_id) as usize;
+    if let Some(score) = model.movie_index.get(&movie_id).and_then(|position| model.scorer.score(user_row, *position)) {
+        return Ok(score);
+    }
     crate::torch_runtime::prepare()?;
     let (content, movie_row) = movie_inputs(&model, movie_id)?;
     let user_row = Tensor::f_from_slice(&[model.vocabulary.user_row(user_id)])?;

@@ -40,6 +40,14 @@ if [ "${TRAIN}" = 1 ]; then
   psql -c "SELECT version, status, created_at, round((metrics #>> '{random_holdout,model,rmse}')::numeric, 4) AS rmse,
                   round((metrics #>> '{random_holdout,bias_baseline,rmse}')::numeric, 4) AS bias_baseline_rmse
            FROM models ORDER BY version DESC LIMIT 3"
+  for user in 1 2; do
+    psql -c "SELECT m.title, m.year, r.rating AS rated FROM ratings r JOIN movies m USING (movie_id)
+             WHERE r.user_id = ${user} ORDER BY r.rating DESC, m.title LIMIT 5" \
+         -c "SELECT rank, title, round(score::numeric, 2) AS predicted FROM recsys_recommend(${user}, 10)"
+  done
+  psql -c "SELECT round(recsys_predict_new(1, 'The Midnight Heist', ARRAY['Crime','Thriller'],
+                  ARRAY['Christopher Nolan'], ARRAY['Christian Bale', 'Michael Caine'], 130, 2026)::numeric, 2)
+                  AS predicted_for_user_1_new_nolan_heist_film"
 fi
 psql -c "SELECT * FROM recsys_version_info()"
 psql -c "SELECT (SELECT count(*) FROM movies) AS movies, (SELECT count(*) FROM users) AS users,

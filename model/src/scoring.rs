@@ -32,6 +32,18 @@ impl Layer {
     }
 }
 
+/// The `k` best of `candidates` (catalogue positions) by `scores`, best first; ties go to the lower `ids` entry.
+pub fn top_k(scores: &[f32], ids: &[i32], mut candidates: Vec<usize>, k: usize) -> Vec<usize> {
+    let better = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(ids[*a].cmp(&ids[*b]));
+    let k = k.min(candidates.len());
+    if k > 0 && k < candidates.len() {
+        candidates.select_nth_unstable_by(k - 1, better);
+    }
+    candidates.truncate(k);
+    candidates.sort_by(better);
+    candidates
+}
+
 /// Dot product with eight independent accumulators, so the compiler can vectorise it (a single running sum
 /// forces sequential float additions).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -89,11 +101,6 @@ impl PairScorer {
         })
     }
 
-    /// Number of catalogue positions this scorer covers.
-    pub fn movies(&self) -> usize {
-        self.movie_bias.len()
-    }
-
     /// The clipped predicted rating of a user row for a catalogue position.
     pub fn score(&self, user_row: usize, movie_position: usize) -> Option<f32> {
         let user = self.user_part.get(user_row * self.width..(user_row + 1) * self.width)?;
@@ -107,5 +114,19 @@ impl PairScorer {
         self.output.apply(&x, &mut y, false);
         let raw = y[0] + self.user_bias.get(user_row)? + self.movie_bias[movie_position];
         Some(raw.clamp(self.rating_min, self.rating_max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_by_score_then_id() {
+        let scores = [1.0, 3.0, 2.0, 3.0, 0.5];
+        let ids = [10, 40, 30, 20, 50];
+        assert_eq!(top_k(&scores, &ids, vec![0, 1, 2, 3, 4], 3), [3, 1, 2]);
+        assert_eq!(top_k(&scores, &ids, vec![0, 4], 10), [0, 4]);
+        assert!(top_k(&scores, &ids, vec![], 3).is_empty());
     }
 }

@@ -29,6 +29,15 @@ fn write_test_pairs(db: &mut Client, dir: &ScratchDir) -> std::path::PathBuf {
     dir.write("test.csv", csv).unwrap()
 }
 
+/// A demo database with a model trained (and activated) on all ratings but the test pairs.
+fn trained_demo(name: &str, seed: &str) -> (Client, ScratchDir, std::path::PathBuf) {
+    let mut db = demo_database(name);
+    let dir = ScratchDir::new(name).unwrap();
+    let test_file = write_test_pairs(&mut db, &dir);
+    train(name, seed, &test_file);
+    (db, dir, test_file)
+}
+
 fn sql_error(client: &mut Client, sql: &str) -> (String, String) {
     let error = client.query(sql, &[]).unwrap_err();
     let db = error.as_db_error().expect("a SQL error, not a lost connection");
@@ -37,10 +46,7 @@ fn sql_error(client: &mut Client, sql: &str) -> (String, String) {
 
 #[test]
 fn sql_predictions_reproduce_the_trainers_evaluation() {
-    let mut db = demo_database("predict_match");
-    let dir = ScratchDir::new("predict_match").unwrap();
-    let test_file = write_test_pairs(&mut db, &dir);
-    train("predict_match", "5", &test_file);
+    let (mut db, _dir, _test_file) = trained_demo("predict_match", "5");
     let registered: f64 = db.query_one("SELECT (metrics #>> '{random_holdout,model,rmse}')::float8 FROM recsys.models WHERE status = 'active'", &[]).unwrap().get(0);
     let sql: f64 = db
         .query_one(&format!("SELECT sqrt(avg((recsys.recsys_predict(user_id, movie_id) - rating)^2)) FROM recsys.ratings WHERE {TEST_PAIRS}"), &[])
@@ -56,10 +62,7 @@ fn sql_predictions_reproduce_the_trainers_evaluation() {
 
 #[test]
 fn an_activation_reaches_open_connections_on_their_next_statement() {
-    let mut db = demo_database("predict_reload");
-    let dir = ScratchDir::new("predict_reload").unwrap();
-    let test_file = write_test_pairs(&mut db, &dir);
-    train("predict_reload", "1", &test_file);
+    let (_db, _dir, test_file) = trained_demo("predict_reload", "1");
     let mut reader = Client::connect(&cluster().connection_string("postgres", "predict_reload"), postgres::NoTls).unwrap();
     let predict = |client: &mut Client| -> (f32, i64) {
         let score: f32 = client.query_one("SELECT recsys.recsys_predict(1, 1)", &[]).unwrap().get(0);
@@ -79,10 +82,7 @@ fn bad_input_gets_documented_results_and_errors() {
     let mut empty = cluster().fresh_database("predict_none").unwrap();
     assert_eq!(sql_error(&mut empty, "SELECT recsys.recsys_predict(1, 1)"), ("55000".into(), "no model is active".into()));
 
-    let mut db = demo_database("predict_bad");
-    let dir = ScratchDir::new("predict_bad").unwrap();
-    let test_file = write_test_pairs(&mut db, &dir);
-    train("predict_bad", "3", &test_file);
+    let (mut db, _dir, _test_file) = trained_demo("predict_bad", "3");
     let null: Option<f32> = db.query_one("SELECT recsys.recsys_predict(NULL, 1)", &[]).unwrap().get(0);
     assert_eq!(null, None);
     let unknown_user: f32 = db.query_one("SELECT recsys.recsys_predict(987654, 1)", &[]).unwrap().get(0);
@@ -103,10 +103,7 @@ fn bad_input_gets_documented_results_and_errors() {
 
 #[test]
 fn batched_predictions_and_recommendations_agree_with_single_predictions() {
-    let mut db = demo_database("predict_batch");
-    let dir = ScratchDir::new("predict_batch").unwrap();
-    let test_file = write_test_pairs(&mut db, &dir);
-    train("predict_batch", "4", &test_file);
+    let (mut db, _dir, _test_file) = trained_demo("predict_batch", "4");
     let single = |db: &mut Client, movie: i32| -> f32 { db.query_one("SELECT recsys.recsys_predict(1, $1)", &[&movie]).unwrap().get(0) };
 
     let batch: Vec<(i32, f32)> = db.query("SELECT movie_id, score FROM recsys.recsys_predict(1, ARRAY[3, 1, NULL, 2])", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -144,10 +141,7 @@ fn batched_predictions_and_recommendations_agree_with_single_predictions() {
 
 #[test]
 fn new_movies_are_scored_from_their_features() {
-    let mut db = demo_database("predict_new");
-    let dir = ScratchDir::new("predict_new").unwrap();
-    let test_file = write_test_pairs(&mut db, &dir);
-    train("predict_new", "6", &test_file);
+    let (mut db, _dir, _test_file) = trained_demo("predict_new", "6");
     let score = |db: &mut Client, sql: &str| -> Option<f32> { db.query_one(sql, &[]).unwrap().get(0) };
     let full = score(&mut db, "SELECT recsys.recsys_predict_new(1, 'The Dark Knight Returns', ARRAY['Action','Crime'], ARRAY['Christopher Nolan'], ARRAY['Christian Bale','Tom Hardy'], 150, 2026)").unwrap();
     assert!((0.5..=5.0).contains(&full));

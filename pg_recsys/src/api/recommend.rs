@@ -40,16 +40,11 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
     let users = Tensor::f_full([count], model.vocabulary.user_row(user_id), (Kind::Int64, Device::Cpu))?;
     let scores = tch::no_grad(|| model.network.forward_encoded(&users, &model.movie_rows, &model.content, false).and_then(|s| model.network.clip(&s)))?;
     let scores: Vec<f32> = Vec::try_from(&scores).map_err(recsys_model::ModelError::from)?;
-    let mut candidates: Vec<usize> = (0..model.movie_ids.len())
+    let candidates: Vec<usize> = (0..model.movie_ids.len())
         .filter(|i| !excluded.contains(&model.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.movie_ids[*i])))
         .collect();
-    let k = (k as usize).min(candidates.len());
-    if k > 0 && k < candidates.len() {
-        candidates.select_nth_unstable_by(k - 1, |a, b| scores[*b].total_cmp(&scores[*a]).then(model.movie_ids[*a].cmp(&model.movie_ids[*b])));
-    }
-    candidates.truncate(k);
-    candidates.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(model.movie_ids[*a].cmp(&model.movie_ids[*b])));
-    Ok(candidates.iter().enumerate().map(|(rank, i)| (rank as i32 + 1, model.movie_ids[*i], model.titles[*i].clone(), scores[*i])).collect())
+    let best = recsys_model::scoring::top_k(&scores, &model.movie_ids, candidates, k as usize);
+    Ok(best.iter().enumerate().map(|(rank, i)| (rank as i32 + 1, model.movie_ids[*i], model.titles[*i].clone(), scores[*i])).collect())
 }
 
 /// The `k` best movies for `user_id` by the active model, scored over the whole catalogue in one batched pass:

@@ -43,12 +43,8 @@ pub fn ranking_metrics(network: &HybridRecommender, vocabulary: &Vocabulary, cat
                 }
             }
         }
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        let nth = 9.min(order.len().saturating_sub(1));
-        order.select_nth_unstable_by(nth, |a, b| scores[*b].total_cmp(&scores[*a]));
-        order.truncate(10);
-        order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
-        order.iter().map(|i| catalogue.movie_ids[*i]).collect()
+        let best = recsys_model::scoring::top_k(&scores, &catalogue.movie_ids, (0..scores.len()).collect(), 10);
+        best.iter().map(|i| catalogue.movie_ids[*i]).collect()
     });
     match failure {
         Some(error) => Err(error.into()),

@@ -192,7 +192,7 @@ impl HybridRecommender {
 
     /// A plain-Rust scorer for single pairs over a catalogue: `movie_rows` [M] embedding rows and `content` [M, c]
     /// encoded content vectors, one per catalogue position.
-    pub fn pair_scorer(&self, movie_rows: &Tensor, content: &Tensor) -> Result<crate::scoring::PairScorer, crate::ModelError> {
+    pub fn catalogue_scorer(&self, movie_rows: &Tensor, content: &Tensor) -> Result<crate::scoring::CatalogueScorer, crate::ModelError> {
         tch::no_grad(|| {
             let first = self.head.layers.first().ok_or_else(|| crate::ModelError::InvalidArgument("the head has no hidden layer".into()))?;
             let user_dim = self.config.user_dim;
@@ -208,7 +208,7 @@ impl HybridRecommender {
             } else {
                 (Tensor::f_zeros([self.user_embedding.size()[0]], (Kind::Float, tch::Device::Cpu))?, Tensor::f_zeros([movie_rows.size()[0]], (Kind::Float, tch::Device::Cpu))?)
             };
-            crate::scoring::PairScorer::new(crate::scoring::ScorerParts {
+            crate::scoring::CatalogueScorer::new(crate::scoring::ScorerParts {
                 user_part,
                 movie_part,
                 hidden: self.head.layers[1..].iter().map(|l| (&l.weight, &l.bias)).collect(),
@@ -301,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pair_scorer_reproduces_the_network() {
+    fn the_catalogue_scorer_reproduces_the_network() {
         tch::manual_seed(3);
         let store = nn::VarStore::new(Device::Cpu);
         let config = small_config();
@@ -309,16 +309,21 @@ mod tests {
         let inputs = content(4, &config);
         let encoded = network.encode_content(&inputs, false).unwrap();
         let movie_rows = Tensor::from_slice(&[1i64, 2, 0, 4]);
-        let scorer = network.pair_scorer(&movie_rows, &encoded).unwrap();
-        for user in 0..=5i64 {
+        let scorer = network.catalogue_scorer(&movie_rows, &encoded).unwrap();
+        let all_users: Vec<i64> = (0..=5).collect();
+        let batched: Vec<Vec<f32>> = Vec::try_from(scorer.score_catalogue(&all_users).unwrap()).unwrap();
+        for user in all_users {
             let users = Tensor::full([4], user, (Kind::Int64, Device::Cpu));
             let expected: Vec<f32> = Vec::try_from(network.clip(&network.forward_encoded(&users, &movie_rows, &encoded, false).unwrap()).unwrap()).unwrap();
             for (position, want) in expected.iter().enumerate() {
                 let got = scorer.score(user as usize, position).unwrap();
                 assert!((got - want).abs() < 1e-4, "user {user} movie {position}: {got} vs {want}");
+                let got = batched[user as usize][position];
+                assert!((got - want).abs() < 1e-4, "batched: user {user} movie {position}: {got} vs {want}");
             }
         }
         assert!(scorer.score(99, 0).is_none() && scorer.score(0, 99).is_none());
+        assert!(scorer.score_catalogue(&[99]).is_err());
     }
 
     #[test]

@@ -1,34 +1,50 @@
-//! A plain-Rust scorer for one (user, movie) pair at a time, for SQL paths that score row by row. The head's first
-//! layer is split into a user part and a movie part, both precomputed (W·[u; m; c] = W_u·u + W_mc·[m; c]), so a
-//! pair costs the remaining small layers only. Measured in `recsys_bench serving`: libtorch needs ~50 µs per
-//! single-pair forward (mostly per-op dispatch); this path needs a few µs. It reproduces `forward_encoded` in
-//! evaluation mode (a unit test compares them).
+//! Serving-time scoring over a catalogue. The head's first layer is split into a user part and a movie part, both
+//! precomputed (W·[u; m; c] = W_u·u + W_mc·[m; c]), so a pair costs only the remaining small layers. Single pairs
+//! run in plain Rust: libtorch needs ~50 µs per single-pair forward (mostly per-op dispatch), this path a few µs
+//! (`recsys_bench serving`). Whole-catalogue scoring for one or many users runs as libtorch matmuls over the same
+//! tables. Both reproduce `forward_encoded` in evaluation mode (unit tests compare them).
 use crate::ModelError;
 use tch::{Kind, Tensor};
 
-fn to_vec(tensor: &Tensor) -> Result<Vec<f32>, ModelError> {
-    Ok(Vec::<f32>::try_from(tensor.f_to_kind(Kind::Float)?.f_contiguous()?.f_flatten(0, -1)?)?)
+/// An owned, contiguous f32 CPU tensor whose data can also be read as a slice.
+struct Matrix {
+    tensor: Tensor,
 }
 
-/// A dense layer as row-major weights.
+impl Matrix {
+    fn new(source: &Tensor) -> Result<Self, ModelError> {
+        let values = Vec::<f32>::try_from(source.f_to_kind(Kind::Float)?.f_contiguous()?.f_flatten(0, -1)?)?;
+        Ok(Self { tensor: Tensor::f_from_slice(&values)?.f_reshape(source.size())? })
+    }
+
+    fn as_slice(&self) -> &[f32] {
+        // SAFETY: `tensor` is a contiguous f32 CPU tensor created in `new`, owned here and never written to.
+        unsafe { std::slice::from_raw_parts(self.tensor.data_ptr() as *const f32, self.tensor.numel()) }
+    }
+}
+
+/// A dense layer: weights [outputs, inputs] and bias [outputs].
 struct Layer {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+    weight: Matrix,
+    bias: Matrix,
     inputs: usize,
 }
 
 impl Layer {
     fn new(weight: &Tensor, bias: &Tensor) -> Result<Self, ModelError> {
-        let inputs = weight.size()[1] as usize;
-        Ok(Self { weight: to_vec(weight)?, bias: to_vec(bias)?, inputs })
+        Ok(Self { weight: Matrix::new(weight)?, bias: Matrix::new(bias)?, inputs: weight.size()[1] as usize })
     }
 
     fn apply(&self, x: &[f32], out: &mut Vec<f32>, relu: bool) {
         out.clear();
-        for (row, bias) in self.weight.chunks_exact(self.inputs).zip(&self.bias) {
+        for (row, bias) in self.weight.as_slice().chunks_exact(self.inputs).zip(self.bias.as_slice()) {
             let sum = dot(row, x) + bias;
             out.push(if relu { sum.max(0.0) } else { sum });
         }
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        Ok(x.f_linear(&self.weight.tensor, Some(&self.bias.tensor))?)
     }
 }
 
@@ -58,23 +74,24 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-pub struct PairScorer {
+pub struct CatalogueScorer {
     width: usize,
+    movies: usize,
     /// [users + 1, width]: the user part of the head's first layer, per user row.
-    user_part: Vec<f32>,
+    user_part: Matrix,
     /// [movies, width]: the movie and content part plus the first layer's bias, per catalogue position.
-    movie_part: Vec<f32>,
+    movie_part: Matrix,
     hidden: Vec<Layer>,
     output: Layer,
-    /// Per user row (0 when biases are off).
-    user_bias: Vec<f32>,
-    /// Per catalogue position: global + movie + content bias (0 when biases are off).
-    movie_bias: Vec<f32>,
+    /// [users + 1]: per user row (0 when biases are off).
+    user_bias: Matrix,
+    /// [movies]: per catalogue position, global + movie + content bias (0 when biases are off).
+    movie_bias: Matrix,
     rating_min: f32,
     rating_max: f32,
 }
 
-/// What `HybridRecommender::pair_scorer` hands over: the tensors of an evaluation-mode network, precombined.
+/// What `HybridRecommender::catalogue_scorer` hands over: the tensors of an evaluation-mode network, precombined.
 pub struct ScorerParts<'a> {
     pub user_part: Tensor,
     pub movie_part: Tensor,
@@ -86,25 +103,36 @@ pub struct ScorerParts<'a> {
     pub rating_max: f64,
 }
 
-impl PairScorer {
+impl CatalogueScorer {
     pub fn new(parts: ScorerParts<'_>) -> Result<Self, ModelError> {
         Ok(Self {
             width: parts.user_part.size()[1] as usize,
-            user_part: to_vec(&parts.user_part)?,
-            movie_part: to_vec(&parts.movie_part)?,
+            movies: parts.movie_part.size()[0] as usize,
+            user_part: Matrix::new(&parts.user_part)?,
+            movie_part: Matrix::new(&parts.movie_part)?,
             hidden: parts.hidden.iter().map(|(w, b)| Layer::new(w, b)).collect::<Result<_, _>>()?,
             output: Layer::new(parts.output.0, parts.output.1)?,
-            user_bias: to_vec(&parts.user_bias)?,
-            movie_bias: to_vec(&parts.movie_bias)?,
+            user_bias: Matrix::new(&parts.user_bias)?,
+            movie_bias: Matrix::new(&parts.movie_bias)?,
             rating_min: parts.rating_min as f32,
             rating_max: parts.rating_max as f32,
         })
     }
 
-    /// The clipped predicted rating of a user row for a catalogue position.
+    /// Number of catalogue positions.
+    pub fn movies(&self) -> usize {
+        self.movies
+    }
+
+    /// Number of user rows, including row 0 (the unknown user).
+    pub fn user_rows(&self) -> usize {
+        self.user_bias.tensor.numel()
+    }
+
+    /// The clipped predicted rating of a user row for a catalogue position; `None` when either is out of range.
     pub fn score(&self, user_row: usize, movie_position: usize) -> Option<f32> {
-        let user = self.user_part.get(user_row * self.width..(user_row + 1) * self.width)?;
-        let movie = self.movie_part.get(movie_position * self.width..(movie_position + 1) * self.width)?;
+        let user = self.user_part.as_slice().get(user_row * self.width..(user_row + 1) * self.width)?;
+        let movie = self.movie_part.as_slice().get(movie_position * self.width..(movie_position + 1) * self.width)?;
         let mut x: Vec<f32> = user.iter().zip(movie).map(|(u, m)| (u + m).max(0.0)).collect();
         let mut y = Vec::with_capacity(self.width);
         for layer in &self.hidden {
@@ -112,8 +140,29 @@ impl PairScorer {
             std::mem::swap(&mut x, &mut y);
         }
         self.output.apply(&x, &mut y, false);
-        let raw = y[0] + self.user_bias.get(user_row)? + self.movie_bias[movie_position];
+        let raw = y[0] + self.user_bias.as_slice().get(user_row)? + self.movie_bias.as_slice()[movie_position];
         Some(raw.clamp(self.rating_min, self.rating_max))
+    }
+
+    /// Clipped predicted ratings of every catalogue movie for each user row: [users, movies], as libtorch matmuls
+    /// (threads follow `tch::set_num_threads`). Memory is about users × movies × width floats at once.
+    pub fn score_catalogue(&self, user_rows: &[i64]) -> Result<Tensor, ModelError> {
+        if let Some(bad) = user_rows.iter().find(|r| **r < 0 || **r as usize >= self.user_rows()) {
+            return Err(ModelError::InvalidArgument(format!("user row {bad} is outside the model's {} rows", self.user_rows())));
+        }
+        let (users, movies, width) = (user_rows.len() as i64, self.movies as i64, self.width as i64);
+        tch::no_grad(|| {
+            let rows = Tensor::f_from_slice(user_rows)?;
+            let user_part = self.user_part.tensor.f_index_select(0, &rows)?.f_unsqueeze(1)?;
+            let mut x = user_part.f_add(&self.movie_part.tensor.f_unsqueeze(0)?)?.f_relu()?.f_view([users * movies, width])?;
+            for layer in &self.hidden {
+                x = layer.forward(&x)?.f_relu()?;
+            }
+            let raw = self.output.forward(&x)?.f_view([users, movies])?;
+            let user_bias = self.user_bias.tensor.f_index_select(0, &rows)?.f_unsqueeze(1)?;
+            let scores = raw.f_add(&user_bias)?.f_add(&self.movie_bias.tensor.f_unsqueeze(0)?)?;
+            Ok(scores.f_clamp(f64::from(self.rating_min), f64::from(self.rating_max))?)
+        })
     }
 }
 

@@ -93,6 +93,7 @@ CREATE TABLE models (
     created_at    timestamptz NOT NULL DEFAULT now(),
     status        text NOT NULL DEFAULT 'registered' CHECK (status IN ('registered', 'active', 'retired')),
     activated_at  timestamptz,
+    previous_version bigint REFERENCES models,
     params        jsonb NOT NULL,
     metrics       jsonb NOT NULL,
     fingerprint   jsonb NOT NULL,
@@ -100,6 +101,8 @@ CREATE TABLE models (
     weights       bytea NOT NULL
 );
 CREATE UNIQUE INDEX models_one_active_idx ON models ((true)) WHERE status = 'active';
+COMMENT ON COLUMN models.status IS 'registered: never served; active: the one model every backend serves; retired: served before.';
+COMMENT ON COLUMN models.previous_version IS 'The version this one replaced when it was activated: the target of recsys_rollback().';
 COMMENT ON TABLE models IS 'Registered model versions with their training parameters, metrics, data fingerprint and artefact.';
 
 -- Sentence embeddings of titles, shared by trainer and extension so that an unchanged title is embedded once.
@@ -114,3 +117,26 @@ CREATE TABLE title_embeddings (
 SELECT pg_catalog.pg_extension_config_dump('models', '');
 SELECT pg_catalog.pg_extension_config_dump('models_version_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('title_embeddings', '');
+
+-- Monitoring: one row per training run and per batch refresh.
+CREATE TABLE quality_log (
+    run_id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind                 text NOT NULL CHECK (kind IN ('train', 'refresh')),
+    model_version        bigint,
+    started_at           timestamptz NOT NULL,
+    finished_at          timestamptz NOT NULL,
+    duration_seconds     double precision NOT NULL,
+    prospective_rmse     double precision,
+    prospective_ratings  bigint,
+    users                bigint,
+    recommendations      bigint,
+    catalogue_coverage   double precision,
+    changed_share        double precision,
+    details              jsonb NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE quality_log IS 'One row per training run (kind train) and batch refresh (kind refresh); see the view quality_history.';
+COMMENT ON COLUMN quality_log.model_version IS 'refresh: the model that scored the batch; train: the version registered (NULL with --no-register).';
+COMMENT ON COLUMN quality_log.prospective_rmse IS 'RMSE of the model active at the time on ratings that arrived after its training data.';
+COMMENT ON COLUMN quality_log.changed_share IS 'refresh: share of (user, movie) recommendations not in the previous batch.';
+SELECT pg_catalog.pg_extension_config_dump('quality_log', '');
+SELECT pg_catalog.pg_extension_config_dump('quality_log_run_id_seq', '');

@@ -22,6 +22,18 @@ pub enum RecsysError {
     /// A movie id that is not in recsys.movies (SQLSTATE 42704).
     #[error("movie {0} does not exist")]
     UnknownMovie(i32),
+    /// Another batch refresh holds the refresh lock (SQLSTATE 55P03).
+    #[error("another recsys_refresh_batch is running")]
+    RefreshRunning,
+    /// A model version that is not in recsys.models (SQLSTATE 42704).
+    #[error("model version {0} does not exist")]
+    UnknownVersion(i64),
+    /// The active model was not activated over an earlier one (SQLSTATE 55000).
+    #[error("there is no earlier model version to roll back to")]
+    NothingToRollBack,
+    /// The caller lacks a privilege the operation needs (SQLSTATE 42501).
+    #[error("{message}")]
+    InsufficientPrivilege { message: String, hint: String },
     /// Anything else that should not happen (SQLSTATE XX000).
     #[error("{0}")]
     Internal(String),
@@ -52,6 +64,10 @@ impl RecsysError {
             Self::CorruptModel { .. } => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             Self::UnknownMovie(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             Self::Internal(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            Self::RefreshRunning => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            Self::UnknownVersion(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            Self::NothingToRollBack => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            Self::InsufficientPrivilege { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::InvalidParameter { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::InvalidArgument(_)) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::MissingFile(_)) => PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
@@ -66,7 +82,10 @@ impl RecsysError {
             Self::CorruptModel { .. } => "Activate another version, or register a new one with trainer train --activate.".into(),
             Self::UnknownMovie(_) => "Import the movie into recsys.movies first, or use recsys_predict_new for a movie not in the catalogue.".into(),
             Self::Internal(_) => "Please report this with the statement that caused it.".into(),
-            Self::InvalidParameter { hint, .. } => hint.clone(),
+            Self::InvalidParameter { hint, .. } | Self::InsufficientPrivilege { hint, .. } => hint.clone(),
+            Self::RefreshRunning => "Wait for the running refresh to commit (see pg_stat_activity), then call it again.".into(),
+            Self::UnknownVersion(_) => "SELECT version, status FROM recsys.model_versions lists the registered versions.".into(),
+            Self::NothingToRollBack => "Activate a specific version with recsys_activate(version).".into(),
             Self::Model(ModelError::InvalidArgument(_)) => "Check the arguments against the function's documentation.".into(),
             Self::Model(ModelError::MissingFile(_)) => "Run scripts/bootstrap.sh, or point RECSYS_MINILM_DIR at the model files.".into(),
             Self::Model(ModelError::InvalidArtefact(_)) => "Register a new version with trainer train, or activate an earlier one.".into(),

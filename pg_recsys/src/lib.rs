@@ -3,16 +3,19 @@
 use pgrx::prelude::*;
 
 mod api;
+mod batch;
 mod error;
 mod exit;
 mod guc;
 mod model_cache;
+mod registry;
 mod sql_text;
 mod torch_runtime;
 
 ::pgrx::pg_module_magic!(name, version);
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("../sql/operations.sql", name = "operations", finalize);
 
 /// Runs once per process that loads the library: in the postmaster with `shared_preload_libraries`, else in the
 /// backend that first uses it. Must never start libtorch threads (forked backends would hang in OpenMP).

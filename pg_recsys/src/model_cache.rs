@@ -5,7 +5,7 @@
 use crate::error::RecsysError;
 use pgrx::prelude::*;
 use recsys_model::embedder::TitleEmbedder;
-use recsys_model::{Artefact, HybridRecommender, MovieContent, Vocabulary, CATALOGUE_SQL};
+use recsys_model::{HybridRecommender, MovieContent, Vocabulary, CATALOGUE_SQL};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -28,7 +28,7 @@ pub struct LoadedModel {
     /// Encoded content vector of each catalogue movie, [M, content_dim].
     pub content: Tensor,
     /// Plain-Rust scorer over the catalogue, for single pairs.
-    pub scorer: recsys_model::scoring::PairScorer,
+    pub scorer: recsys_model::scoring::CatalogueScorer,
 }
 
 struct CacheState {
@@ -85,12 +85,7 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
 
 fn load(version: i64) -> Result<LoadedModel, RecsysError> {
     crate::torch_runtime::prepare()?;
-    let (manifest, weights) = Spi::connect(|client| -> Result<(String, Vec<u8>), pgrx::spi::Error> {
-        let row = client.select(&format!("SELECT manifest::text, weights FROM recsys.models WHERE version = {version}"), Some(1), &[])?.first();
-        Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default()))
-    })
-    .map_err(|e| RecsysError::internal(format!("reading model version {version}: {e}")))?;
-    let artefact = Artefact::from_parts(&manifest, weights).map_err(|e| RecsysError::corrupt_model(version, e))?;
+    let artefact = crate::registry::read_artefact(version)?;
     let (store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
     let vocabulary = artefact.manifest.vocabulary;
     let (movie_ids, contents, titles) = read_catalogue("")?;
@@ -98,7 +93,7 @@ fn load(version: i64) -> Result<LoadedModel, RecsysError> {
     let movie_rows = Tensor::f_from_slice(&movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>())?;
     let movie_index = movie_ids.iter().enumerate().map(|(position, id)| (*id, position)).collect();
     let max_movie_id = movie_ids.iter().copied().max().unwrap_or(0);
-    let scorer = network.pair_scorer(&movie_rows, &content)?;
+    let scorer = network.catalogue_scorer(&movie_rows, &content)?;
     let movie_titles = contents.into_iter().map(|c| c.title).collect();
     Ok(LoadedModel { version, _store: store, network, vocabulary, max_movie_id, movie_ids, titles: movie_titles, movie_index, movie_rows, content, scorer })
 }

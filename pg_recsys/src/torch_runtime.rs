@@ -26,3 +26,11 @@ pub fn prepare() -> Result<i32, RecsysError> {
     }
     Ok(wanted)
 }
+
+/// Runs libtorch with `threads` intra-op threads for this backend (e.g. for a batch refresh); the next `prepare`
+/// goes back to the session's `recsys.torch_threads`.
+pub fn use_threads(threads: i32) -> Result<(), RecsysError> {
+    recsys_model::runtime::set_intra_op_threads(threads)?;
+    APPLIED_THREADS.store(threads, Ordering::Relaxed);
+    Ok(())
+}

@@ -1,5 +1,7 @@
 //! The SQL surface, one file per area; each function is thin and calls into the core modules.
 mod info;
+mod models;
 mod predict;
 mod predict_new;
 mod recommend;
+mod refresh;

@@ -36,14 +36,14 @@ fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
 /// A user the model has not seen is scored as an average user (the "unknown user" embedding, no user bias);
 /// a movie without a trained embedding is scored from its content. Errors: no active model (55000), a movie
 /// that is not in recsys.movies (42704). NULL arguments give NULL.
-#[pg_extern(stable, strict, parallel_restricted)]
+#[pg_extern(stable, strict, parallel_safe)]
 fn recsys_predict(user_id: i32, movie_id: i32) -> f32 {
     predict_one(user_id, movie_id).or_raise()
 }
 
 /// Scores of `movie_ids` for `user_id` in one batched forward pass: one row per non-NULL id, in the given order
 /// (NULL elements are skipped). Same rules and errors as `recsys_predict(user_id, movie_id)`.
-#[pg_extern(name = "recsys_predict", stable, strict, parallel_restricted)]
+#[pg_extern(name = "recsys_predict", stable, strict, parallel_safe)]
 fn recsys_predict_many(user_id: i32, movie_ids: Vec<Option<i32>>) -> TableIterator<'static, (name!(movie_id, i32), name!(score, f32))> {
     let ids: Vec<i32> = movie_ids.into_iter().flatten().collect();
     let scores = predict_many(user_id, &ids).or_raise();

@@ -101,7 +101,7 @@ fn content(title: &str, genres: Vec<String>, directors: &[String], actors: &[Str
 /// ignored), director and actor names (matched against recsys.persons; unknown names are ignored, only the first
 /// few count), runtime in minutes and release year (NULL = unknown). NULL user or title → NULL; a runtime that is
 /// not a positive number → 22023; no active model → 55000.
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_safe)]
 fn recsys_predict_new(
     user_id: Option<i32>,
     title: Option<&str>,
@@ -117,7 +117,7 @@ fn recsys_predict_new(
 }
 
 /// `recsys_predict_new` with genres, directors and actors as comma-separated text, as the original service took them.
-#[pg_extern(name = "recsys_predict_new", stable, parallel_restricted)]
+#[pg_extern(name = "recsys_predict_new", stable, parallel_safe)]
 fn recsys_predict_new_text(user_id: Option<i32>, title: Option<&str>, genres: Option<&str>, directors: Option<&str>, actors: Option<&str>, runtime_minutes: Option<f64>, year: Option<i32>) -> Option<f32> {
     let (user_id, title) = (user_id?, title?);
     let movie = content(title, split_commas(genres), &split_commas(directors), &split_commas(actors), runtime_minutes, year).or_raise();

@@ -4,7 +4,6 @@ use crate::model_cache;
 use crate::sql_text::quote_literal;
 use pgrx::prelude::*;
 use std::collections::HashSet;
-use tch::{Device, Kind, Tensor};
 
 /// Upper bound on `k`: larger values are capped to the catalogue size anyway.
 const MAX_K: i32 = 10_000;
@@ -36,10 +35,8 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
         ))?),
         None => None,
     };
-    let count = model.movie_ids.len() as i64;
-    let users = Tensor::f_full([count], model.vocabulary.user_row(user_id), (Kind::Int64, Device::Cpu))?;
-    let scores = tch::no_grad(|| model.network.forward_encoded(&users, &model.movie_rows, &model.content, false).and_then(|s| model.network.clip(&s)))?;
-    let scores: Vec<f32> = Vec::try_from(&scores).map_err(recsys_model::ModelError::from)?;
+    let scores = model.scorer.score_catalogue(&[model.vocabulary.user_row(user_id)])?;
+    let scores: Vec<f32> = Vec::try_from(scores.f_flatten(0, -1)?).map_err(recsys_model::ModelError::from)?;
     let candidates: Vec<usize> = (0..model.movie_ids.len())
         .filter(|i| !excluded.contains(&model.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.movie_ids[*i])))
         .collect();
@@ -52,7 +49,7 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
 /// `genre` keeps only movies of that genre (case-insensitive). Ties go to the lower movie id. An unknown user gets
 /// the recommendations of an average user; a NULL user gets no rows; NULL k and exclude_rated take their defaults.
 /// k outside 1..10000 → 22023; no active model → 55000.
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_safe)]
 fn recsys_recommend(
     user_id: Option<i32>,
     k: default!(Option<i32>, 10),

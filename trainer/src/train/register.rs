@@ -8,8 +8,8 @@ const INSERT: &str = "
 INSERT INTO recsys.models (params, metrics, fingerprint, manifest, weights)
 VALUES ($1, $2, $3, $4, $5) RETURNING version";
 
-const DEACTIVATE: &str = "UPDATE recsys.models SET status = 'registered' WHERE status = 'active'";
-const ACTIVATE: &str = "UPDATE recsys.models SET status = 'active', activated_at = now() WHERE version = $1";
+/// The extension's activation (it checks that the version loads and records the rollback target).
+const ACTIVATE: &str = "SELECT recsys.recsys_activate($1)";
 
 pub fn register(client: &mut Client, artefact: &Artefact, activate: bool) -> Result<i64> {
     let manifest: serde_json::Value = serde_json::from_str(&artefact.manifest_json()?)?;
@@ -20,8 +20,7 @@ pub fn register(client: &mut Client, artefact: &Artefact, activate: bool) -> Res
         .context("registering the model version")?
         .get(0);
     if activate {
-        transaction.execute(DEACTIVATE, &[])?;
-        transaction.execute(ACTIVATE, &[&version])?;
+        transaction.query_one(ACTIVATE, &[&version]).context("activating the new version")?;
     }
     transaction.commit()?;
     Ok(version)

@@ -1,0 +1,196 @@
+//! The batch refresh: top-k unrated movies for every user with the active model, written to
+//! recsys.batch_recommendations in the caller's transaction (readers keep seeing the previous batch until it
+//! commits), plus a monitoring row in recsys.quality_log. Concurrent refreshes are refused, not interleaved.
+use crate::error::RecsysError;
+use crate::model_cache::{self, LoadedModel};
+use pgrx::prelude::*;
+use recsys_model::scoring::top_k;
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// Largest k a refresh accepts (ranks are stored as smallint; BI tables rarely want more than a few hundred).
+pub const MAX_BATCH_K: i32 = 1000;
+/// Floats of hidden activations scored at once (users × movies × head width): ~64 MB.
+const FLOATS_PER_CHUNK: usize = 16 << 20;
+/// Key of the transaction-level advisory lock that serialises refreshes.
+const REFRESH_LOCK_KEY: i64 = 0x7265_6373_7973_0001;
+
+pub struct RefreshSummary {
+    pub model_version: i64,
+    pub users: i64,
+    pub recommendations: i64,
+    pub catalogue_coverage: f64,
+    pub changed_share: Option<f64>,
+    pub prospective_rmse: Option<f64>,
+    pub prospective_ratings: i64,
+    pub seconds: f64,
+}
+
+fn spi_error(context: &'static str) -> impl Fn(pgrx::spi::Error) -> RecsysError {
+    move |e| RecsysError::internal(format!("{context}: {e}"))
+}
+
+/// Every user id with the catalogue positions of the movies they rated.
+fn users_and_rated(model: &LoadedModel) -> Result<Vec<(i32, Vec<usize>)>, RecsysError> {
+    Spi::connect(|client| -> Result<Vec<(i32, Vec<usize>)>, pgrx::spi::Error> {
+        let sql = "SELECT u.user_id, r.movies FROM recsys.users u
+                   LEFT JOIN (SELECT user_id, array_agg(movie_id) AS movies FROM recsys.ratings GROUP BY user_id) r USING (user_id)
+                   ORDER BY u.user_id";
+        let mut users = Vec::new();
+        for row in client.select(sql, None, &[])? {
+            let rated = row.get::<Vec<i32>>(2)?.unwrap_or_default();
+            let positions = rated.iter().filter_map(|m| model.movie_index.get(m).copied()).collect();
+            users.push((row.get::<i32>(1)?.unwrap_or_default(), positions));
+        }
+        Ok(users)
+    })
+    .map_err(spi_error("reading users and their ratings"))
+}
+
+/// (user, movie) pairs of the current batch, to measure how much the new one changes.
+fn current_pairs() -> Result<HashSet<(i32, i32)>, RecsysError> {
+    Spi::connect(|client| -> Result<HashSet<(i32, i32)>, pgrx::spi::Error> {
+        let mut pairs = HashSet::new();
+        for row in client.select("SELECT user_id, movie_id FROM recsys.batch_recommendations", None, &[])? {
+            pairs.insert((row.get::<i32>(1)?.unwrap_or_default(), row.get::<i32>(2)?.unwrap_or_default()));
+        }
+        Ok(pairs)
+    })
+    .map_err(spi_error("reading the current batch"))
+}
+
+/// RMSE of the model on ratings that arrived after its training data (None when there are none yet).
+pub fn prospective_rmse(model: &LoadedModel) -> Result<(Option<f64>, i64), RecsysError> {
+    let sql = format!(
+        "SELECT r.user_id, r.movie_id, r.rating::float8 FROM recsys.ratings r, recsys.models m
+         WHERE m.version = {} AND r.rated_at > to_timestamp(coalesce((m.fingerprint->>'max_rated_at')::bigint, 0))",
+        model.version
+    );
+    let (sum, count) = Spi::connect(|client| -> Result<(f64, i64), pgrx::spi::Error> {
+        let (mut sum, mut count) = (0.0, 0i64);
+        for row in client.select(&sql, None, &[])? {
+            let (user, movie, rating) = (row.get::<i32>(1)?.unwrap_or_default(), row.get::<i32>(2)?.unwrap_or_default(), row.get::<f64>(3)?.unwrap_or_default());
+            let position = model.movie_index.get(&movie);
+            if let Some(score) = position.and_then(|p| model.scorer.score(model.vocabulary.user_row(user) as usize, *p)) {
+                sum += (f64::from(score) - rating).powi(2);
+                count += 1;
+            }
+        }
+        Ok((sum, count))
+    })
+    .map_err(spi_error("reading ratings newer than the model"))?;
+    Ok(((count > 0).then(|| (sum / count as f64).sqrt()), count))
+}
+
+struct Batch {
+    users: Vec<i32>,
+    ranks: Vec<i16>,
+    movies: Vec<i32>,
+    scores: Vec<f32>,
+}
+
+fn compute(model: &LoadedModel, users: &[(i32, Vec<usize>)], k: usize) -> Result<Batch, RecsysError> {
+    let movies = model.scorer.movies();
+    let chunk = (FLOATS_PER_CHUNK / (movies.max(1) * model.network.config().head_hidden.first().copied().unwrap_or(1) as usize)).max(1);
+    let mut batch = Batch { users: Vec::new(), ranks: Vec::new(), movies: Vec::new(), scores: Vec::new() };
+    let mut allowed = vec![true; movies];
+    for group in users.chunks(chunk) {
+        let rows: Vec<i64> = group.iter().map(|(user, _)| model.vocabulary.user_row(*user)).collect();
+        let scores = model.scorer.score_catalogue(&rows)?;
+        let scores: Vec<f32> = Vec::try_from(scores.f_flatten(0, -1)?).map_err(recsys_model::ModelError::from)?;
+        for ((user, rated), user_scores) in group.iter().zip(scores.chunks_exact(movies.max(1))) {
+            rated.iter().for_each(|p| allowed[*p] = false);
+            let candidates = (0..movies).filter(|p| allowed[*p]).collect();
+            for (rank, position) in top_k(user_scores, &model.movie_ids, candidates, k).into_iter().enumerate() {
+                batch.users.push(*user);
+                batch.ranks.push(rank as i16 + 1);
+                batch.movies.push(model.movie_ids[position]);
+                batch.scores.push(user_scores[position]);
+            }
+            rated.iter().for_each(|p| allowed[*p] = true);
+        }
+        pgrx::check_for_interrupts!();
+    }
+    Ok(batch)
+}
+
+fn lock_refresh() -> Result<(), RecsysError> {
+    let locked = Spi::get_one::<bool>(&format!("SELECT pg_try_advisory_xact_lock({REFRESH_LOCK_KEY})")).map_err(spi_error("taking the refresh lock"))?;
+    if locked == Some(true) {
+        Ok(())
+    } else {
+        Err(RecsysError::RefreshRunning)
+    }
+}
+
+fn write(batch: Batch, version: i64) -> Result<(), RecsysError> {
+    Spi::connect_mut(|client| -> Result<(), pgrx::spi::Error> {
+        client.update("DELETE FROM recsys.batch_recommendations", None, &[])?;
+        client.update(
+            &format!(
+                "INSERT INTO recsys.batch_recommendations (user_id, rank, movie_id, score, model_version, generated_at)
+                 SELECT u, r, m, s, {version}, now() FROM unnest($1::int4[], $2::int2[], $3::int4[], $4::float4[]) AS b(u, r, m, s)"
+            ),
+            None,
+            &[batch.users.into(), batch.ranks.into(), batch.movies.into(), batch.scores.into()],
+        )?;
+        Ok(())
+    })
+    .map_err(spi_error("writing recsys.batch_recommendations"))
+}
+
+fn log_run(summary: &RefreshSummary, k: i32, threads: i32) -> Result<(), RecsysError> {
+    let sql = format!(
+        "INSERT INTO recsys.quality_log (kind, model_version, started_at, finished_at, duration_seconds, users, recommendations,
+                                         catalogue_coverage, changed_share, prospective_rmse, prospective_ratings, details)
+         VALUES ('refresh', {}, clock_timestamp() - make_interval(secs => {}), clock_timestamp(), {}, {}, {}, {}, {}, {}, {},
+                 jsonb_build_object('k', {k}, 'threads', {threads}))",
+        summary.model_version,
+        summary.seconds,
+        summary.seconds,
+        summary.users,
+        summary.recommendations,
+        summary.catalogue_coverage,
+        summary.changed_share.map_or("NULL".into(), |v| v.to_string()),
+        summary.prospective_rmse.map_or("NULL".into(), |v| v.to_string()),
+        summary.prospective_ratings,
+    );
+    Spi::run(&sql).map_err(spi_error("recording the refresh in recsys.quality_log"))
+}
+
+/// Recomputes the whole batch with `k` movies per user and `threads` libtorch threads.
+pub fn refresh(k: i32, threads: i32) -> Result<RefreshSummary, RecsysError> {
+    if !(1..=MAX_BATCH_K).contains(&k) {
+        return Err(RecsysError::invalid_parameter(format!("k must be between 1 and {MAX_BATCH_K}, got {k}"), "Ask for the number of recommendations per user, e.g. 10."));
+    }
+    if !(1..=crate::guc::MAX_TORCH_THREADS).contains(&threads) {
+        return Err(RecsysError::invalid_parameter(
+            format!("threads must be between 1 and {}, got {threads}", crate::guc::MAX_TORCH_THREADS),
+            "Pass NULL to use recsys.torch_threads.",
+        ));
+    }
+    let started = Instant::now();
+    lock_refresh()?;
+    let model = model_cache::active()?;
+    crate::torch_runtime::use_threads(threads)?;
+    let users = users_and_rated(&model)?;
+    let batch = compute(&model, &users, k as usize)?;
+    let distinct: HashSet<i32> = batch.movies.iter().copied().collect();
+    let previous = current_pairs()?;
+    let changed = batch.users.iter().zip(&batch.movies).filter(|(u, m)| !previous.contains(&(**u, **m))).count();
+    let recommendations = batch.movies.len() as i64;
+    let (prospective_rmse, prospective_ratings) = prospective_rmse(&model)?;
+    write(batch, model.version)?;
+    let summary = RefreshSummary {
+        model_version: model.version,
+        users: users.len() as i64,
+        recommendations,
+        catalogue_coverage: distinct.len() as f64 / model.movie_ids.len().max(1) as f64,
+        changed_share: (!previous.is_empty() && recommendations > 0).then(|| changed as f64 / recommendations as f64),
+        prospective_rmse,
+        prospective_ratings,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    log_run(&summary, k, threads)?;
+    Ok(summary)
+}

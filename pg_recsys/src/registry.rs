@@ -1,0 +1,119 @@
+//! The model registry seen from SQL: reading a version's artefact, validating it before it can become active,
+//! activation with a rollback chain (`previous_version`), and registering an artefact read from a server directory.
+//! Only the activation functions write; they run in the caller's transaction.
+use crate::error::RecsysError;
+use pgrx::prelude::*;
+use recsys_model::Artefact;
+use std::path::Path;
+
+fn spi_error(context: String) -> impl Fn(pgrx::spi::Error) -> RecsysError {
+    move |e| RecsysError::internal(format!("{context}: {e}"))
+}
+
+/// The stored artefact of `version`, checked for format and checksum (not yet built).
+pub fn read_artefact(version: i64) -> Result<Artefact, RecsysError> {
+    let stored = Spi::connect(|client| -> Result<Option<(String, Vec<u8>)>, pgrx::spi::Error> {
+        let table = client.select(&format!("SELECT manifest::text, weights FROM recsys.models WHERE version = {version}"), Some(1), &[])?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        let row = table.first();
+        Ok(Some((row.get::<String>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default())))
+    })
+    .map_err(spi_error(format!("reading model version {version}")))?;
+    let (manifest, weights) = stored.ok_or(RecsysError::UnknownVersion(version))?;
+    Artefact::from_parts(&manifest, weights).map_err(|e| RecsysError::corrupt_model(version, e))
+}
+
+/// Builds the network of `version` once, so that a version that cannot serve is never activated.
+fn validate(version: i64) -> Result<(), RecsysError> {
+    crate::torch_runtime::prepare()?;
+    read_artefact(version)?.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
+    Ok(())
+}
+
+/// The active version and the version it replaced, locking the active row against concurrent activations.
+fn active_with_previous() -> Result<Option<(i64, Option<i64>)>, RecsysError> {
+    Spi::connect_mut(|client| -> Result<Option<(i64, Option<i64>)>, pgrx::spi::Error> {
+        let table = client.update("SELECT version, previous_version FROM recsys.models WHERE status = 'active' FOR UPDATE", Some(1), &[])?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        let row = table.first();
+        Ok(row.get::<i64>(1)?.map(|version| (version, row.get::<i64>(2).ok().flatten())))
+    })
+    .map_err(spi_error("reading the active model".into()))
+}
+
+fn switch_to(version: i64, previous_version: Option<Option<i64>>) -> Result<(), RecsysError> {
+    let previous = match previous_version {
+        Some(Some(previous)) => format!(", previous_version = {previous}"),
+        Some(None) => ", previous_version = NULL".into(),
+        None => String::new(),
+    };
+    Spi::run(&format!(
+        "UPDATE recsys.models SET status = 'retired' WHERE status = 'active';
+         UPDATE recsys.models SET status = 'active', activated_at = now(){previous} WHERE version = {version}"
+    ))
+    .map_err(spi_error(format!("activating model version {version}")))
+}
+
+/// Makes `version` the active model after checking that it loads; the replaced version becomes the rollback target.
+pub fn activate(version: i64) -> Result<i64, RecsysError> {
+    let current = active_with_previous()?;
+    if current.is_some_and(|(active, _)| active == version) {
+        return Ok(version);
+    }
+    validate(version)?;
+    switch_to(version, Some(current.map(|(active, _)| active)))?;
+    Ok(version)
+}
+
+/// Re-activates the version that the active one replaced, keeping that version's own rollback target.
+pub fn rollback() -> Result<i64, RecsysError> {
+    let (_, previous) = active_with_previous()?.ok_or(RecsysError::NoActiveModel)?;
+    let previous = previous.ok_or(RecsysError::NothingToRollBack)?;
+    validate(previous)?;
+    switch_to(previous, None)?;
+    Ok(previous)
+}
+
+fn require_server_file_access() -> Result<(), RecsysError> {
+    let allowed = Spi::get_one::<bool>("SELECT pg_has_role(current_user, 'pg_read_server_files', 'MEMBER')")
+        .map_err(spi_error("checking privileges".into()))?;
+    if allowed == Some(true) {
+        return Ok(());
+    }
+    Err(RecsysError::InsufficientPrivilege {
+        message: "loading a model artefact from a server file requires the privileges of pg_read_server_files".into(),
+        hint: "Ask a superuser to GRANT pg_read_server_files to your role, or register the model with trainer train.".into(),
+    })
+}
+
+/// Registers the artefact in server directory `dir` (manifest.json + weights.safetensors) as a new version after
+/// checking that it loads; returns the new version, active when `activate`.
+pub fn load_from_dir(dir: &str, activate_it: bool) -> Result<i64, RecsysError> {
+    require_server_file_access()?;
+    if !Path::new(dir).is_absolute() {
+        return Err(RecsysError::invalid_parameter(format!("artefact path must be absolute, got \"{dir}\""), "Pass the directory written by trainer train --out, e.g. '/srv/models/v7'."));
+    }
+    crate::torch_runtime::prepare()?;
+    let artefact = Artefact::load_dir(Path::new(dir))?;
+    artefact.build()?;
+    let manifest = artefact.manifest_json()?;
+    let version = Spi::connect_mut(|client| -> Result<Option<i64>, pgrx::spi::Error> {
+        let table = client.update(
+            "INSERT INTO recsys.models (params, metrics, fingerprint, manifest, weights)
+             SELECT m->'params', m->'metrics', m->'fingerprint', m, $2 FROM (SELECT $1::jsonb AS m) s RETURNING version",
+            Some(1),
+            &[manifest.into(), artefact.weights.clone().into()],
+        )?;
+        table.first().get::<i64>(1)
+    })
+    .map_err(spi_error(format!("registering the artefact in {dir}")))?
+    .ok_or_else(|| RecsysError::internal("INSERT returned no version"))?;
+    if activate_it {
+        activate(version)?;
+    }
+    Ok(version)
+}

@@ -192,6 +192,20 @@ impl TempCluster {
         Ok(client)
     }
 
+    /// A demo database with a model trained quickly (two epochs, no cold-start run), registered and active.
+    pub fn trained_demo_database(&self, name: &str) -> Result<Client> {
+        let client = self.demo_database(name)?;
+        self.quick_train(name, &["--activate"])?;
+        Ok(client)
+    }
+
+    /// Trains a model on `database` in a few seconds (two epochs, no cold-start run); `extra` are more flags.
+    pub fn quick_train(&self, database: &str, extra: &[&str]) -> Result<String> {
+        let mut args = vec!["train", "--epochs", "2", "--skip-cold-start", "--ranking-users", "10"];
+        args.extend_from_slice(extra);
+        self.trainer_ok(database, &args)
+    }
+
     /// Runs the trainer against `database` with the standard PG* variables; returns its output, failed or not.
     pub fn run_trainer(&self, database: &str, args: &[&str]) -> Result<std::process::Output> {
         Ok(Command::new(trainer_binary())
@@ -242,4 +256,11 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The SQLSTATE and message of a statement that must fail with a SQL error (not with a lost connection).
+pub fn sql_error(client: &mut Client, sql: &str) -> (String, String) {
+    let error = client.batch_execute(sql).unwrap_err();
+    let db = error.as_db_error().unwrap_or_else(|| panic!("{sql}: expected a SQL error, got {error}"));
+    (db.code().code().to_string(), db.message().to_string())
 }

@@ -2,7 +2,7 @@
 //! own evaluation, a new activation reaches an open connection on its next statement, and bad input gets the
 //! documented results and SQLSTATEs.
 use postgres::Client;
-use recsys_integration_tests::{shared_cluster, Loading, ScratchDir, TempCluster};
+use recsys_integration_tests::{shared_cluster, sql_error, Loading, ScratchDir, TempCluster};
 use std::path::Path;
 
 fn cluster() -> &'static TempCluster {
@@ -36,12 +36,6 @@ fn trained_demo(name: &str, seed: &str) -> (Client, ScratchDir, std::path::PathB
     let test_file = write_test_pairs(&mut db, &dir);
     train(name, seed, &test_file);
     (db, dir, test_file)
-}
-
-fn sql_error(client: &mut Client, sql: &str) -> (String, String) {
-    let error = client.query(sql, &[]).unwrap_err();
-    let db = error.as_db_error().expect("a SQL error, not a lost connection");
-    (db.code().code().to_string(), db.message().to_string())
 }
 
 #[test]

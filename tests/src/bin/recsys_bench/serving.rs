@@ -50,6 +50,12 @@ pub fn serving() -> Result<()> {
         })
         .collect::<Result<_, _>>()?;
     println!("recsys_predict_new with a new title: p50 {:.2} ms (50 titles, MiniLM already loaded after the first)", ms(median(fresh_titles)));
+    for threads in [1, 2] {
+        let started = Instant::now();
+        db.batch_execute(&format!("CALL recsys.recsys_refresh_batch(10, {threads})"))?;
+        let rows: i64 = db.query_one("SELECT count(*) FROM recsys.batch_recommendations", &[])?.get(0);
+        println!("CALL recsys_refresh_batch(10) with {threads} libtorch thread(s): {:.2} s ({rows} rows)", started.elapsed().as_secs_f64());
+    }
     let mut first_calls = Vec::new();
     let mut private_kb = 0;
     for _ in 0..10 {

@@ -87,7 +87,9 @@ impl RecsysError {
             Self::UnknownVersion(_) => "SELECT version, status FROM recsys.model_versions lists the registered versions.".into(),
             Self::NothingToRollBack => "Activate a specific version with recsys_activate(version).".into(),
             Self::Model(ModelError::InvalidArgument(_)) => "Check the arguments against the function's documentation.".into(),
-            Self::Model(ModelError::MissingFile(_)) => "Run scripts/bootstrap.sh, or point RECSYS_MINILM_DIR at the model files.".into(),
+            Self::Model(ModelError::MissingFile(_)) => {
+                "The server process must be able to read it: model artefacts come from trainer train --out, the MiniLM files from scripts/bootstrap.sh (see recsys.minilm_dir).".into()
+            }
             Self::Model(ModelError::InvalidArtefact(_)) => "Register a new version with trainer train, or activate an earlier one.".into(),
             Self::Model(ModelError::Torch(_) | ModelError::Embedder(_)) => {
                 "libtorch raised an exception; the server log has the details. Please report it with the statement.".into()

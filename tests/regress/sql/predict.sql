@@ -1,0 +1,40 @@
+-- Documented results of the prediction functions with a trained model (scores are checked by range, not value).
+SET search_path = recsys, public;
+SELECT recsys_predict(NULL, 1) IS NULL AS null_user_gives_null, recsys_predict(1, NULL) IS NULL AS null_movie_gives_null;
+SELECT recsys_predict(1, 1) BETWEEN 0.5 AND 5 AS in_scale;
+SELECT recsys_predict(987654, 1) BETWEEN 0.5 AND 5 AS unknown_user_scored_as_average_user;
+SELECT movie_id, score BETWEEN 0.5 AND 5 AS in_scale FROM recsys_predict(1, ARRAY[3, 1, NULL, 2]);
+SELECT count(*) AS rows_for_empty_list FROM recsys_predict(1, ARRAY[]::int[]);
+SELECT bool_and(abs(p.score - recsys_predict(1, p.movie_id)) < 1e-4) AS batched_equals_single
+FROM recsys_predict(1, ARRAY[1, 2, 3, 4, 5]) p;
+-- recommendations: k rows, ranked, unrated only, genre filter, NULL user
+SELECT count(*) AS k_rows, min(rank) AS first, max(rank) AS last FROM recsys_recommend(1, 5);
+SELECT count(*) AS rated_among_recommended FROM recsys_recommend(1, 50) r JOIN ratings USING (movie_id) WHERE user_id = 1;
+SELECT bool_and(EXISTS (SELECT FROM movie_genres mg JOIN genres g USING (genre_id) WHERE mg.movie_id = r.movie_id AND g.name = 'Comedy')) AS only_comedies
+FROM recsys_recommend(1, 10, true, 'comedy') r;
+SELECT count(*) AS rows_for_unknown_genre FROM recsys_recommend(1, 10, true, 'No Such Genre');
+SELECT count(*) AS rows_for_null_user FROM recsys_recommend(NULL);
+SELECT count(*) = (SELECT count(*) FROM movies) AS huge_k_gives_whole_catalogue FROM recsys_recommend(1, 10000, false);
+-- cold start: arrays and the comma-separated form agree
+SELECT recsys_predict_new(1, 'The Midnight Heist', ARRAY['Crime', 'Thriller'], ARRAY['Nobody Known'], NULL, 130, 2026) BETWEEN 0.5 AND 5 AS in_scale;
+SELECT abs(recsys_predict_new(1, 'The Midnight Heist', ARRAY['Crime', 'Thriller'], NULL, NULL, 130, 2026)
+         - recsys_predict_new(1, 'The Midnight Heist', 'Crime, Thriller', NULL, NULL, 130, 2026)) < 1e-6 AS forms_agree;
+SELECT recsys_predict_new(NULL, 'x') IS NULL AS null_user, recsys_predict_new(1, NULL) IS NULL AS null_title;
+SELECT recsys_predict_new(1, '') BETWEEN 0.5 AND 5 AS empty_title_scored;
+SELECT recsys_predict_new(1, repeat('very long title ', 640)) BETWEEN 0.5 AND 5 AS ten_kb_title_scored;
+SELECT recsys_predict_new(1, 'Crowded', NULL, NULL, (SELECT array_agg('Actor ' || i) FROM generate_series(1, 10000) i)) BETWEEN 0.5 AND 5
+    AS ten_thousand_actors_scored;
+-- parallel workers load the model themselves and give the same scores
+SET force_parallel_mode = on;
+SET parallel_setup_cost = 0;
+SET enable_bitmapscan = off;
+SET enable_indexscan = off;
+EXPLAIN (COSTS OFF) SELECT recsys_predict(user_id, movie_id) FROM ratings WHERE user_id <= 3;
+SELECT bool_and(abs(recsys_predict(user_id, movie_id) - rating) < 5) AS scored_in_parallel_worker FROM ratings WHERE user_id <= 3;
+RESET force_parallel_mode;
+RESET parallel_setup_cost;
+RESET enable_bitmapscan;
+RESET enable_indexscan;
+-- volatility and parallel labels
+SELECT p.oid::regprocedure AS function, p.provolatile AS volatility, p.proparallel AS parallel
+FROM pg_proc p WHERE p.pronamespace = 'recsys'::regnamespace ORDER BY p.oid::regprocedure::text;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: installs everything (scripts/bootstrap.sh), builds and installs the extension and the trainer,
 # brings up the private cluster, creates the extension, imports the demo data in seeds/ with the real importers and
-# shows what runs inside the backend.
+# shows what runs inside the backend: a trained model, the batch refresh, two users' recommendations.
 #   scripts/demo.sh            run it all (idempotent)
 #   scripts/demo.sh --no-pretrained   stop after importing the data (no training)
 #   scripts/demo.sh --stop     stop the private cluster       scripts/demo.sh --destroy   remove it
@@ -35,15 +35,17 @@ log "demo 5/6: import the demo data (seeds/) with the real importers; re-running
 "${TRAINER}" import movielens seeds/demo/movielens
 "${TRAINER}" import imdb seeds/demo/imdb
 if [ "${TRAIN}" = 1 ]; then
-  log "demo 6/6: train the hybrid model on the demo data, evaluate it and register + activate it"
+  log "demo 6/6: train the hybrid model on the demo data, evaluate it and register + activate it; refresh the batch"
   "${TRAINER}" train --activate --if-data-changed
+  psql -v ON_ERROR_STOP=1 -c "CALL recsys_refresh_batch(10)"
   psql -c "SELECT version, status, created_at, round((metrics #>> '{random_holdout,model,rmse}')::numeric, 4) AS rmse,
                   round((metrics #>> '{random_holdout,bias_baseline,rmse}')::numeric, 4) AS bias_baseline_rmse
            FROM models ORDER BY version DESC LIMIT 3"
   for user in 1 2; do
     psql -c "SELECT m.title, m.year, r.rating AS rated FROM ratings r JOIN movies m USING (movie_id)
              WHERE r.user_id = ${user} ORDER BY r.rating DESC, m.title LIMIT 5" \
-         -c "SELECT rank, title, round(score::numeric, 2) AS predicted FROM recsys_recommend(${user}, 10)"
+         -c "SELECT rank, title, year, genres, round(score::numeric, 2) AS predicted, model_version
+             FROM recommendations_report WHERE user_id = ${user} ORDER BY rank"
   done
   psql -c "SELECT round(recsys_predict_new(1, 'The Midnight Heist', ARRAY['Crime','Thriller'],
                   ARRAY['Christopher Nolan'], ARRAY['Christian Bale', 'Michael Caine'], 130, 2026)::numeric, 2)

@@ -155,10 +155,10 @@ impl CatalogueScorer {
             let rows = Tensor::f_from_slice(user_rows)?;
             let user_part = self.user_part.tensor.f_index_select(0, &rows)?.f_unsqueeze(1)?;
             let mut x = user_part.f_add(&self.movie_part.tensor.f_unsqueeze(0)?)?.f_view([users * movies, width])?;
-            x.f_relu_()?;
+            let _ = x.f_relu_()?;
             for layer in &self.hidden {
                 x = layer.forward(&x)?;
-                x.f_relu_()?;
+                let _ = x.f_relu_()?;
             }
             let raw = self.output.forward(&x)?.f_view([users, movies])?;
             let user_bias = self.user_bias.tensor.f_index_select(0, &rows)?.f_unsqueeze(1)?;

@@ -1,6 +1,7 @@
 //! `trainer train`: loads the data from PostgreSQL, fits the hybrid model on a random 90 % of the ratings,
 //! evaluates it (hold-out RMSE/MAE, Recall/NDCG@10, a cold-start run with 10 % of movies held out, baselines on
 //! the same splits), and registers the artefact as a new model version in one transaction.
+pub mod compare;
 pub mod data;
 pub mod evaluate;
 pub mod fit;
@@ -75,8 +76,12 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 500)]
     pub ranking_users: usize,
     /// Make the new version the active model.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "activate_if_better")]
     pub activate: bool,
+    /// Make the new version active only when it beats the active model on the same hold-out ratings (those newer
+    /// than the active model's training data when there are any), or when no model is active.
+    #[arg(long)]
+    pub activate_if_better: bool,
     /// Do nothing when the active model was trained on exactly the current data (same counts and latest rating).
     #[arg(long)]
     pub if_data_changed: bool,
@@ -230,8 +235,32 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
         println!("artefact written to {}", dir.display());
     }
     if !args.no_register {
-        let version = register::register(client, &artefact, args.activate)?;
-        println!("registered model version {version}{}", if args.activate { " (active)" } else { "" });
+        let champion = compare::Champion::load(client)?;
+        let challenger = compare::Scorer { network: &main.trained.network, vocabulary: &main.vocabulary, config: &main.config };
+        let comparison = match (&champion, args.activate_if_better) {
+            (Some(champion), true) => compare::compare(champion, &challenger, &catalogue, &titles, &random.test)?,
+            _ => None,
+        };
+        if let Some(c) = &comparison {
+            println!(
+                "active version {} vs new model on {} hold-out ratings{}: RMSE {:.4} vs {:.4}",
+                c.champion_version,
+                c.ratings,
+                if c.unseen_only { " it has not seen" } else { "" },
+                c.champion_rmse,
+                c.challenger_rmse
+            );
+        }
+        let activate = args.activate || (args.activate_if_better && comparison.as_ref().is_none_or(|c| c.challenger_wins));
+        let (prospective_rmse, prospective_ratings) = match &champion {
+            Some(champion) => compare::prospective(champion, &catalogue, &titles, &ratings)?,
+            None => (None, 0),
+        };
+        let version = register::register(client, &artefact, activate)?;
+        let kept = if args.activate_if_better && !activate { " (not activated: the active model is as good or better)" } else { "" };
+        println!("registered model version {version}{}{kept}", if activate { " (active)" } else { "" });
+        let details = json!({"activated": activate, "holdout_rmse": main.model.rmse, "comparison": comparison, "previous_active": champion.as_ref().map(|c| c.version)});
+        register::log_training(client, version, started.elapsed().as_secs_f64(), prospective_rmse, prospective_ratings as i64, &details)?;
     }
     println!("total {:.1} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -1,0 +1,87 @@
+//! Champion against challenger for `--activate-if-better`, and the monitoring row of a training run: the active
+//! model (champion) and the new one (challenger) are scored on the same hold-out ratings, preferring those that
+//! arrived after the champion's training data (neither model has seen them).
+use super::data::{Catalogue, Ratings};
+use super::fit::{self, IndexedRatings};
+use super::metrics;
+use anyhow::Result;
+use recsys_model::{Artefact, HybridRecommender, ModelConfig, Vocabulary};
+use serde::Serialize;
+use tch::Tensor;
+
+/// A model ready to score ratings: its network, vocabulary and config.
+pub struct Scorer<'a> {
+    pub network: &'a HybridRecommender,
+    pub vocabulary: &'a Vocabulary,
+    pub config: &'a ModelConfig,
+}
+
+impl Scorer<'_> {
+    /// RMSE on `ratings` (None when there are none).
+    pub fn rmse(&self, catalogue: &Catalogue, titles: &Tensor, ratings: &Ratings) -> Result<Option<f64>> {
+        if ratings.len() == 0 {
+            return Ok(None);
+        }
+        let content = super::encode_catalogue(self.vocabulary, catalogue, titles, self.config)?;
+        let indexed = IndexedRatings::new(ratings, self.vocabulary, catalogue)?;
+        let predictions = fit::predict(self.network, &content, &indexed)?;
+        Ok(Some(metrics::accuracy(&predictions, &ratings.values, self.config.rating_min, self.config.rating_max).rmse))
+    }
+}
+
+/// The active model as stored in the registry.
+pub struct Champion {
+    pub version: i64,
+    pub artefact: Artefact,
+}
+
+impl Champion {
+    pub fn load(client: &mut postgres::Client) -> Result<Option<Self>> {
+        let row = client.query_opt("SELECT version, manifest::text, weights FROM recsys.models WHERE status = 'active'", &[])?;
+        Ok(match row {
+            Some(row) => Some(Self { version: row.get(0), artefact: Artefact::from_parts(row.get(1), row.get(2))? }),
+            None => None,
+        })
+    }
+
+    /// Ratings in `ratings` that arrived after the champion's training data.
+    pub fn unseen(&self, ratings: &Ratings) -> Ratings {
+        let cutoff = self.artefact.manifest.fingerprint.max_rated_at.unwrap_or(i64::MIN);
+        let newer: Vec<usize> = (0..ratings.len()).filter(|i| ratings.rated_at[*i] > cutoff).collect();
+        ratings.subset(&newer)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    pub champion_version: i64,
+    pub champion_rmse: f64,
+    pub challenger_rmse: f64,
+    pub ratings: usize,
+    /// Whether the comparison used only ratings newer than the champion's training data.
+    pub unseen_only: bool,
+    pub challenger_wins: bool,
+}
+
+/// Scores champion and challenger on the test ratings the champion has not seen, or on the whole test split when
+/// there are none.
+pub fn compare(champion: &Champion, challenger: &Scorer<'_>, catalogue: &Catalogue, titles: &Tensor, test: &Ratings) -> Result<Option<Comparison>> {
+    let unseen = champion.unseen(test);
+    let (ratings, unseen_only) = if unseen.len() > 0 { (&unseen, true) } else { (test, false) };
+    let (_store, network) = champion.artefact.build()?;
+    let manifest = &champion.artefact.manifest;
+    let champion_scorer = Scorer { network: &network, vocabulary: &manifest.vocabulary, config: &manifest.config };
+    let (Some(champion_rmse), Some(challenger_rmse)) = (champion_scorer.rmse(catalogue, titles, ratings)?, challenger.rmse(catalogue, titles, ratings)?) else {
+        return Ok(None);
+    };
+    Ok(Some(Comparison { champion_version: champion.version, champion_rmse, challenger_rmse, ratings: ratings.len(), unseen_only, challenger_wins: challenger_rmse < champion_rmse }))
+}
+
+/// The champion's RMSE on every rating that arrived after its training data, and how many there were.
+pub fn prospective(champion: &Champion, catalogue: &Catalogue, titles: &Tensor, all: &Ratings) -> Result<(Option<f64>, usize)> {
+    let unseen = champion.unseen(all);
+    let (_store, network) = champion.artefact.build()?;
+    let manifest = &champion.artefact.manifest;
+    let scorer = Scorer { network: &network, vocabulary: &manifest.vocabulary, config: &manifest.config };
+    Ok((scorer.rmse(catalogue, titles, &unseen)?, unseen.len()))
+}

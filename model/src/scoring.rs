@@ -13,8 +13,7 @@ struct Matrix {
 
 impl Matrix {
     fn new(source: &Tensor) -> Result<Self, ModelError> {
-        let values = Vec::<f32>::try_from(source.f_to_kind(Kind::Float)?.f_contiguous()?.f_flatten(0, -1)?)?;
-        Ok(Self { tensor: Tensor::f_from_slice(&values)?.f_reshape(source.size())? })
+        Ok(Self { tensor: source.f_to_kind(Kind::Float)?.f_contiguous()?.f_detach_copy()?.f_contiguous()? })
     }
 
     fn as_slice(&self) -> &[f32] {

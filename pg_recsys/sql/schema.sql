@@ -105,6 +105,18 @@ COMMENT ON COLUMN models.status IS 'registered: never served; active: the one mo
 COMMENT ON COLUMN models.previous_version IS 'The version this one replaced when it was activated: the target of recsys_rollback().';
 COMMENT ON TABLE models IS 'Registered model versions with their training parameters, metrics, data fingerprint and artefact.';
 
+-- Serving snapshots: the catalogue encoded by a model version when it was activated, so that backends load it
+-- without re-encoding every movie. Rebuilt by recsys_activate(version), also for the active version.
+CREATE TABLE model_snapshots (
+    version     bigint PRIMARY KEY REFERENCES models ON DELETE CASCADE,
+    built_at    timestamptz NOT NULL DEFAULT now(),
+    movie_ids   integer[] NOT NULL,
+    titles      text[] NOT NULL,
+    movie_rows  bigint[] NOT NULL,
+    content     bytea NOT NULL
+);
+COMMENT ON TABLE model_snapshots IS 'Per model version: movie ids, titles, embedding rows and encoded content (little-endian float32) at activation.';
+
 -- Sentence embeddings of titles, shared by trainer and extension so that an unchanged title is embedded once.
 CREATE TABLE title_embeddings (
     embedder     text  NOT NULL,
@@ -117,6 +129,7 @@ CREATE TABLE title_embeddings (
 SELECT pg_catalog.pg_extension_config_dump('models', '');
 SELECT pg_catalog.pg_extension_config_dump('models_version_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('title_embeddings', '');
+SELECT pg_catalog.pg_extension_config_dump('model_snapshots', '');
 
 -- Monitoring: one row per training run and per batch refresh.
 CREATE TABLE quality_log (

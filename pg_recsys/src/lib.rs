@@ -9,6 +9,7 @@ mod exit;
 mod guc;
 mod model_cache;
 mod registry;
+mod snapshot;
 mod sql_text;
 mod torch_runtime;
 

@@ -3,6 +3,7 @@
 //! higher ids appear. Both are read once per statement (two index lookups), so an activation reaches every backend
 //! on its next statement without reconnecting. Nothing here writes to the database.
 use crate::error::RecsysError;
+use crate::snapshot::EncodedCatalogue;
 use pgrx::prelude::*;
 use recsys_model::embedder::TitleEmbedder;
 use recsys_model::{HybridRecommender, MovieContent, Vocabulary, CATALOGUE_SQL};
@@ -85,17 +86,34 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
 
 fn load(version: i64) -> Result<LoadedModel, RecsysError> {
     crate::torch_runtime::prepare()?;
+    let started = std::time::Instant::now();
     let artefact = crate::registry::read_artefact(version)?;
+    let read_ms = started.elapsed().as_secs_f64() * 1e3;
     let (store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
+    let build_ms = started.elapsed().as_secs_f64() * 1e3;
     let vocabulary = artefact.manifest.vocabulary;
-    let (movie_ids, contents, titles) = read_catalogue("")?;
-    let content = encode(&network, &vocabulary, &contents, &titles)?;
-    let movie_rows = Tensor::f_from_slice(&movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>())?;
+    let content_dim = network.config().content_dim();
+    let catalogue = match EncodedCatalogue::read_snapshot(version, content_dim)? {
+        Some(snapshot) => {
+            let newer = format!("WHERE m.movie_id > {}", snapshot.max_movie_id());
+            snapshot.extend(EncodedCatalogue::compute(&network, &vocabulary, &newer)?)?
+        }
+        None => EncodedCatalogue::compute(&network, &vocabulary, "")?,
+    };
+    let catalogue_ms = started.elapsed().as_secs_f64() * 1e3;
+    let EncodedCatalogue { movie_ids, titles, movie_rows, content } = catalogue;
+    let movie_rows = Tensor::f_from_slice(&movie_rows)?;
     let movie_index = movie_ids.iter().enumerate().map(|(position, id)| (*id, position)).collect();
     let max_movie_id = movie_ids.iter().copied().max().unwrap_or(0);
     let scorer = network.catalogue_scorer(&movie_rows, &content)?;
-    let movie_titles = contents.into_iter().map(|c| c.title).collect();
-    Ok(LoadedModel { version, _store: store, network, vocabulary, max_movie_id, movie_ids, titles: movie_titles, movie_index, movie_rows, content, scorer })
+    let total_ms = started.elapsed().as_secs_f64() * 1e3;
+    pgrx::debug1!(
+        "pg_recsys: model version {version} loaded in {total_ms:.1} ms (artefact read {read_ms:.1}, network built {:.1}, catalogue {:.1}, scorer {:.1})",
+        build_ms - read_ms,
+        catalogue_ms - build_ms,
+        total_ms - catalogue_ms
+    );
+    Ok(LoadedModel { version, _store: store, network, vocabulary, max_movie_id, movie_ids, titles, movie_index, movie_rows, content, scorer })
 }
 
 /// Reads movies' content and title embeddings (computing those not cached yet, in memory only).

@@ -2,6 +2,7 @@
 //! activation with a rollback chain (`previous_version`), and registering an artefact read from a server directory.
 //! Only the activation functions write; they run in the caller's transaction.
 use crate::error::RecsysError;
+use crate::snapshot::EncodedCatalogue;
 use pgrx::prelude::*;
 use recsys_model::Artefact;
 use std::path::Path;
@@ -25,11 +26,13 @@ pub fn read_artefact(version: i64) -> Result<Artefact, RecsysError> {
     Artefact::from_parts(&manifest, weights).map_err(|e| RecsysError::corrupt_model(version, e))
 }
 
-/// Builds the network of `version` once, so that a version that cannot serve is never activated.
-fn validate(version: i64) -> Result<(), RecsysError> {
+/// Builds the network of `version` (so that a version that cannot serve is never activated) and stores the
+/// serving snapshot of the current catalogue that backends load it with.
+fn prepare_to_serve(version: i64) -> Result<(), RecsysError> {
     crate::torch_runtime::prepare()?;
-    read_artefact(version)?.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
-    Ok(())
+    let artefact = read_artefact(version)?;
+    let (_store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
+    EncodedCatalogue::compute(&network, &artefact.manifest.vocabulary, "")?.write_snapshot(version)
 }
 
 /// The active version and the version it replaced, locking the active row against concurrent activations.
@@ -59,12 +62,13 @@ fn switch_to(version: i64, previous_version: Option<Option<i64>>) -> Result<(), 
 }
 
 /// Makes `version` the active model after checking that it loads; the replaced version becomes the rollback target.
+/// Activating the active version again only rebuilds its snapshot (to pick up changed movie metadata).
 pub fn activate(version: i64) -> Result<i64, RecsysError> {
     let current = active_with_previous()?;
+    prepare_to_serve(version)?;
     if current.is_some_and(|(active, _)| active == version) {
         return Ok(version);
     }
-    validate(version)?;
     switch_to(version, Some(current.map(|(active, _)| active)))?;
     Ok(version)
 }
@@ -73,7 +77,7 @@ pub fn activate(version: i64) -> Result<i64, RecsysError> {
 pub fn rollback() -> Result<i64, RecsysError> {
     let (_, previous) = active_with_previous()?.ok_or(RecsysError::NoActiveModel)?;
     let previous = previous.ok_or(RecsysError::NothingToRollBack)?;
-    validate(previous)?;
+    prepare_to_serve(previous)?;
     switch_to(previous, None)?;
     Ok(previous)
 }

@@ -5,7 +5,8 @@ use crate::registry;
 use pgrx::prelude::*;
 
 /// Makes model `version` the active one, after loading it once to prove it can serve; the replaced version is
-/// remembered for `recsys_rollback()`. Every backend switches on its next statement. Returns `version`.
+/// remembered for `recsys_rollback()`. Every backend switches on its next statement. Returns `version`. Also
+/// stores the version's serving snapshot of the catalogue; calling it for the active version just rebuilds that.
 /// Unknown version → 42704; an artefact that cannot be loaded → XX001 (the active model stays).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn recsys_activate(version: i64) -> i64 {

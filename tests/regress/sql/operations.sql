@@ -29,3 +29,7 @@ DELETE FROM batch_recommendations;
 RESET ROLE;
 DROP ROLE regress_reader;
 SELECT count(*) > 0 AS batch_intact FROM batch_recommendations;
+-- the active version's serving snapshot covers the catalogue; activating it again rebuilds it
+SELECT version, cardinality(movie_ids) = (SELECT count(*) FROM movies) AS whole_catalogue FROM model_snapshots;
+SELECT recsys_activate(version) = version AS reactivated FROM models WHERE status = 'active';
+SELECT count(*) AS snapshots FROM model_snapshots;

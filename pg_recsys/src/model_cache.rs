@@ -95,8 +95,13 @@ fn load(version: i64) -> Result<LoadedModel, RecsysError> {
     let content_dim = network.config().content_dim();
     let catalogue = match EncodedCatalogue::read_snapshot(version, content_dim)? {
         Some(snapshot) => {
-            let newer = format!("WHERE m.movie_id > {}", snapshot.max_movie_id());
-            snapshot.extend(EncodedCatalogue::compute(&network, &vocabulary, &newer)?)?
+            let (snapshot, missing) = snapshot.retain_and_report_missing(&current_movie_ids()?)?;
+            if missing.is_empty() {
+                snapshot
+            } else {
+                let list = missing.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+                snapshot.extend(EncodedCatalogue::compute(&network, &vocabulary, &format!("WHERE m.movie_id IN ({list})"))?)?
+            }
         }
         None => EncodedCatalogue::compute(&network, &vocabulary, "")?,
     };
@@ -114,6 +119,14 @@ fn load(version: i64) -> Result<LoadedModel, RecsysError> {
         total_ms - catalogue_ms
     );
     Ok(LoadedModel { version, _store: store, network, vocabulary, max_movie_id, movie_ids, titles, movie_index, movie_rows, content, scorer })
+}
+
+/// Every movie id in recsys.movies, sorted.
+fn current_movie_ids() -> Result<Vec<i32>, RecsysError> {
+    // Read-only SPI (Spi::get_one would open a writable connection, which parallel workers refuse).
+    Spi::connect(|client| client.select("SELECT coalesce(array_agg(movie_id ORDER BY movie_id), '{}') FROM recsys.movies", Some(1), &[])?.first().get::<Vec<i32>>(1))
+        .map(Option::unwrap_or_default)
+        .map_err(|e| RecsysError::internal(format!("reading movie ids: {e}")))
 }
 
 /// Reads movies' content and title embeddings (computing those not cached yet, in memory only).

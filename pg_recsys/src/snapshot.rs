@@ -1,6 +1,7 @@
 //! The encoded catalogue of a model version — movie ids, titles, embedding rows and encoded content vectors — and
 //! its serving snapshot in recsys.model_snapshots, written when the version is activated so that a backend loads a
-//! model without re-reading and re-encoding every movie. Movies added after the snapshot are encoded on load.
+//! model without re-reading and re-encoding every movie. On load, movies deleted since are dropped and movies added
+//! since are read and encoded.
 use crate::error::RecsysError;
 use crate::model_cache::{encode, read_catalogue};
 use pgrx::prelude::*;
@@ -29,8 +30,19 @@ impl EncodedCatalogue {
         Ok(Self { movie_ids, titles: contents.into_iter().map(|c| c.title).collect(), movie_rows, content })
     }
 
-    pub fn max_movie_id(&self) -> i32 {
-        self.movie_ids.iter().copied().max().unwrap_or(0)
+    /// Keeps only the movies in `ids` (sorted), and returns the ids of `ids` this catalogue does not have.
+    pub fn retain_and_report_missing(mut self, ids: &[i32]) -> Result<(Self, Vec<i32>), RecsysError> {
+        let keep: Vec<usize> = (0..self.movie_ids.len()).filter(|i| ids.binary_search(&self.movie_ids[*i]).is_ok()).collect();
+        let have: std::collections::HashSet<i32> = keep.iter().map(|i| self.movie_ids[*i]).collect();
+        let missing = ids.iter().copied().filter(|id| !have.contains(id)).collect();
+        if keep.len() < self.movie_ids.len() {
+            let index = Tensor::f_from_slice(&keep.iter().map(|i| *i as i64).collect::<Vec<_>>())?;
+            self.content = self.content.f_index_select(0, &index)?;
+            self.movie_ids = keep.iter().map(|i| self.movie_ids[*i]).collect();
+            self.titles = keep.iter().map(|i| std::mem::take(&mut self.titles[*i])).collect();
+            self.movie_rows = keep.iter().map(|i| self.movie_rows[*i]).collect();
+        }
+        Ok((self, missing))
     }
 
     /// Appends `other`'s movies.

@@ -47,6 +47,15 @@ SELECT recsys_activate((SELECT max(version) FROM models));
 ROLLBACK;
 SELECT count(*) AS active_models FROM models WHERE status = 'active';
 SELECT recsys_predict(1, 1) BETWEEN 0.5 AND 5 AS still_serving;
+-- an empty catalogue: no recommendations, an empty batch, and unknown movies
+BEGIN;
+DELETE FROM movies;
+SELECT count(*) AS recommendations_from_empty_catalogue FROM recsys_recommend(1);
+SELECT users > 0 AS every_user_considered, recommendations FROM recsys_refresh_batch_now(10);
+SELECT recsys_predict(1, 1);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT count(*) AS recommendations_after_rollback FROM recsys_recommend(1);
 -- pg_cron helper without pg_cron in this database
 SELECT recsys_schedule_refresh();
 \echo :LAST_ERROR_SQLSTATE

@@ -20,7 +20,8 @@ fn main() -> Result<()> {
         "import" => import_benchmarks::movielens(),
         "imdb-large" => import_benchmarks::imdb_large(),
         "serving" => serving::serving(),
-        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving"),
+        "recommend-mls" => serving::recommend_mls(),
+        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls"),
     }
 }
 

@@ -70,3 +70,36 @@ pub fn serving() -> Result<()> {
     println!("new connection + first recsys_predict: p50 {:.1} ms; backend private memory with the model loaded {} MB", ms(median(first_calls)), private_kb / 1024);
     Ok(())
 }
+
+/// `recsys_recommend` latency on ml-latest-small (9.7k movies) with IMDb metadata, read from `RECSYS_SHARED_DATA`
+/// (default: ../shared/data next to the checkout; never copied into the project).
+pub fn recommend_mls() -> Result<()> {
+    let shared = std::env::var_os("RECSYS_SHARED_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    anyhow::ensure!(shared.join("ml-latest-small/ratings.csv").is_file(), "ml-latest-small not found under {} (set RECSYS_SHARED_DATA)", shared.display());
+    let cluster = TempCluster::start("bench-mls", Loading::Preloaded, &[])?;
+    let mut db = cluster.fresh_database("bench")?;
+    for args in [
+        vec!["import", "movielens", &shared.join("ml-latest-small").display().to_string()],
+        vec!["import", "imdb", &shared.join("imdb").display().to_string()],
+        vec!["train", "--activate", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--validation-fraction", "0"],
+    ] {
+        let status = trainer_in(&cluster, "bench", &args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>()).output()?;
+        anyhow::ensure!(status.status.success(), "trainer {args:?} failed: {}", String::from_utf8_lossy(&status.stderr));
+    }
+    let movies: i64 = db.query_one("SELECT count(*) FROM recsys.movies", &[])?.get(0);
+    let users: Vec<i32> = db.query("SELECT user_id FROM recsys.users ORDER BY user_id LIMIT 200", &[])?.iter().map(|r| r.get(0)).collect();
+    for threads in [1, 2] {
+        db.batch_execute(&format!("SET recsys.torch_threads = {threads}; SELECT * FROM recsys.recsys_recommend(1, 10)"))?;
+        let samples: Vec<Duration> = users
+            .iter()
+            .map(|user| {
+                let started = Instant::now();
+                db.query("SELECT * FROM recsys.recsys_recommend($1, 10)", &[user]).map(|_| started.elapsed())
+            })
+            .collect::<Result<_, _>>()?;
+        println!("recsys_recommend(user, 10) over {movies} movies (ml-latest-small), {threads} thread(s): p50 {:.2} ms ({} users)", ms(median(samples)), users.len());
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@ use super::import_benchmarks::{ensure_ml1m_shaped, trainer_in};
 use anyhow::Result;
 use postgres::{Client, NoTls};
 use recsys_integration_tests::{Loading, TempCluster};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -15,18 +16,25 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-pub fn serving() -> Result<()> {
-    let data = ensure_ml1m_shaped()?;
-    let cluster = TempCluster::start("bench-serving", Loading::Preloaded, &[])?;
-    let mut db = cluster.fresh_database("bench")?;
+/// A preloaded cluster whose database `bench` holds the given data and a model trained for one epoch (speed, not
+/// accuracy, is measured here), active.
+fn trained_cluster(name: &str, movielens: &Path, imdb: &Path) -> Result<(TempCluster, Client)> {
+    let cluster = TempCluster::start(name, Loading::Preloaded, &[])?;
+    let db = cluster.fresh_database("bench")?;
     for args in [
-        vec!["import", "movielens", &data.join("movielens").display().to_string()],
-        vec!["import", "imdb", &data.join("imdb").display().to_string()],
+        vec!["import", "movielens", &movielens.display().to_string()],
+        vec!["import", "imdb", &imdb.display().to_string()],
         vec!["train", "--activate", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--validation-fraction", "0"],
     ] {
         let status = trainer_in(&cluster, "bench", &args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>()).output()?;
         anyhow::ensure!(status.status.success(), "trainer {args:?} failed: {}", String::from_utf8_lossy(&status.stderr));
     }
+    Ok((cluster, db))
+}
+
+pub fn serving() -> Result<()> {
+    let data = ensure_ml1m_shaped()?;
+    let (cluster, mut db) = trained_cluster("bench-serving", &data.join("movielens"), &data.join("imdb"))?;
     let started = Instant::now();
     db.query_one("SELECT recsys.recsys_predict(1, 1)", &[])?;
     println!("model load in a backend (first call): {:.1} ms", ms(started.elapsed()));
@@ -76,18 +84,9 @@ pub fn serving() -> Result<()> {
 pub fn recommend_mls() -> Result<()> {
     let shared = std::env::var_os("RECSYS_SHARED_DATA")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
     anyhow::ensure!(shared.join("ml-latest-small/ratings.csv").is_file(), "ml-latest-small not found under {} (set RECSYS_SHARED_DATA)", shared.display());
-    let cluster = TempCluster::start("bench-mls", Loading::Preloaded, &[])?;
-    let mut db = cluster.fresh_database("bench")?;
-    for args in [
-        vec!["import", "movielens", &shared.join("ml-latest-small").display().to_string()],
-        vec!["import", "imdb", &shared.join("imdb").display().to_string()],
-        vec!["train", "--activate", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--validation-fraction", "0"],
-    ] {
-        let status = trainer_in(&cluster, "bench", &args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>()).output()?;
-        anyhow::ensure!(status.status.success(), "trainer {args:?} failed: {}", String::from_utf8_lossy(&status.stderr));
-    }
+    let (_cluster, mut db) = trained_cluster("bench-mls", &shared.join("ml-latest-small"), &shared.join("imdb"))?;
     let movies: i64 = db.query_one("SELECT count(*) FROM recsys.movies", &[])?.get(0);
     let users: Vec<i32> = db.query("SELECT user_id FROM recsys.users ORDER BY user_id LIMIT 200", &[])?.iter().map(|r| r.get(0)).collect();
     for threads in [1, 2] {

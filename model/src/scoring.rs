@@ -123,6 +123,11 @@ impl CatalogueScorer {
         self.movies
     }
 
+    /// Width of the head's first layer: floats per (user, movie) pair in `score_catalogue`.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
     /// Number of user rows, including row 0 (the unknown user).
     pub fn user_rows(&self) -> usize {
         self.user_bias.tensor.numel()

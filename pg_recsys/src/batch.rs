@@ -28,10 +28,6 @@ pub struct RefreshSummary {
     pub seconds: f64,
 }
 
-fn spi_error(context: &'static str) -> impl Fn(pgrx::spi::Error) -> RecsysError {
-    move |e| RecsysError::internal(format!("{context}: {e}"))
-}
-
 /// Every user id with the catalogue positions of the movies they rated.
 fn users_and_rated(model: &LoadedModel) -> Result<Vec<(i32, Vec<usize>)>, RecsysError> {
     Spi::connect(|client| -> Result<Vec<(i32, Vec<usize>)>, pgrx::spi::Error> {
@@ -46,7 +42,7 @@ fn users_and_rated(model: &LoadedModel) -> Result<Vec<(i32, Vec<usize>)>, Recsys
         }
         Ok(users)
     })
-    .map_err(spi_error("reading users and their ratings"))
+    .map_err(RecsysError::spi("reading users and their ratings"))
 }
 
 /// (user, movie) pairs of the current batch, to measure how much the new one changes.
@@ -58,7 +54,7 @@ fn current_pairs() -> Result<HashSet<(i32, i32)>, RecsysError> {
         }
         Ok(pairs)
     })
-    .map_err(spi_error("reading the current batch"))
+    .map_err(RecsysError::spi("reading the current batch"))
 }
 
 /// RMSE of the model on ratings that arrived after its training data (None when there are none yet).
@@ -80,7 +76,7 @@ pub fn prospective_rmse(model: &LoadedModel) -> Result<(Option<f64>, i64), Recsy
         }
         Ok((sum, count))
     })
-    .map_err(spi_error("reading ratings newer than the model"))?;
+    .map_err(RecsysError::spi("reading ratings newer than the model"))?;
     Ok(((count > 0).then(|| (sum / count as f64).sqrt()), count))
 }
 
@@ -93,7 +89,7 @@ struct Batch {
 
 fn compute(model: &LoadedModel, users: &[(i32, Vec<usize>)], k: usize) -> Result<Batch, RecsysError> {
     let movies = model.scorer.movies();
-    let chunk = (FLOATS_PER_CHUNK / (movies.max(1) * model.network.config().head_hidden.first().copied().unwrap_or(1) as usize)).max(1);
+    let chunk = (FLOATS_PER_CHUNK / (movies.max(1) * model.scorer.width())).max(1);
     let mut batch = Batch { users: Vec::new(), ranks: Vec::new(), movies: Vec::new(), scores: Vec::new() };
     let mut allowed = vec![true; movies];
     for group in users.chunks(chunk) {
@@ -117,7 +113,7 @@ fn compute(model: &LoadedModel, users: &[(i32, Vec<usize>)], k: usize) -> Result
 }
 
 fn lock_refresh() -> Result<(), RecsysError> {
-    let locked = Spi::get_one::<bool>(&format!("SELECT pg_try_advisory_xact_lock({REFRESH_LOCK_KEY})")).map_err(spi_error("taking the refresh lock"))?;
+    let locked = Spi::get_one::<bool>(&format!("SELECT pg_try_advisory_xact_lock({REFRESH_LOCK_KEY})")).map_err(RecsysError::spi("taking the refresh lock"))?;
     if locked == Some(true) {
         Ok(())
     } else {
@@ -138,7 +134,7 @@ fn write(batch: Batch, version: i64) -> Result<(), RecsysError> {
         )?;
         Ok(())
     })
-    .map_err(spi_error("writing recsys.batch_recommendations"))
+    .map_err(RecsysError::spi("writing recsys.batch_recommendations"))
 }
 
 fn log_run(summary: &RefreshSummary, k: i32, threads: i32) -> Result<(), RecsysError> {
@@ -157,7 +153,7 @@ fn log_run(summary: &RefreshSummary, k: i32, threads: i32) -> Result<(), RecsysE
         summary.prospective_rmse.map_or("NULL".into(), |v| v.to_string()),
         summary.prospective_ratings,
     );
-    Spi::run(&sql).map_err(spi_error("recording the refresh in recsys.quality_log"))
+    Spi::run(&sql).map_err(RecsysError::spi("recording the refresh in recsys.quality_log"))
 }
 
 /// Recomputes the whole batch with `k` movies per user and `threads` libtorch threads.

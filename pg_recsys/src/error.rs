@@ -54,6 +54,12 @@ impl RecsysError {
         Self::Internal(message.into())
     }
 
+    /// Maps an SPI failure to an internal error that says what was being done: `.map_err(RecsysError::spi("…"))`.
+    pub fn spi(context: impl Into<String>) -> impl Fn(pgrx::spi::Error) -> Self {
+        let context = context.into();
+        move |e| Self::Internal(format!("{context}: {e}"))
+    }
+
     pub fn corrupt_model(version: i64, source: ModelError) -> Self {
         Self::CorruptModel { version, source }
     }

@@ -69,7 +69,7 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
         let row = table.first();
         Ok((row.get::<i64>(1)?, row.get::<i32>(2)?.unwrap_or(0)))
     })
-    .map_err(|e| RecsysError::internal(format!("reading the active model version: {e}")))?;
+    .map_err(RecsysError::spi("reading the active model version"))?;
     let version = version.ok_or(RecsysError::NoActiveModel)?;
     let current = CACHE.with(|cache| cache.borrow().model.clone()).filter(|model| model.version == version && model.max_movie_id == max_movie_id);
     let model = match current {
@@ -126,7 +126,7 @@ fn current_movie_ids() -> Result<Vec<i32>, RecsysError> {
     // Read-only SPI (Spi::get_one would open a writable connection, which parallel workers refuse).
     Spi::connect(|client| client.select("SELECT coalesce(array_agg(movie_id ORDER BY movie_id), '{}') FROM recsys.movies", Some(1), &[])?.first().get::<Vec<i32>>(1))
         .map(Option::unwrap_or_default)
-        .map_err(|e| RecsysError::internal(format!("reading movie ids: {e}")))
+        .map_err(RecsysError::spi("reading movie ids"))
 }
 
 /// Reads movies' content and title embeddings (computing those not cached yet, in memory only).
@@ -147,7 +147,7 @@ pub fn read_catalogue(filter: &str) -> Result<(Vec<i32>, Vec<MovieContent>, Tens
         }
         Ok(rows)
     })
-    .map_err(|e| RecsysError::internal(format!("reading the movie catalogue: {e}")))?;
+    .map_err(RecsysError::spi("reading the movie catalogue"))?;
     let missing: Vec<&str> = rows.iter().filter(|r| r.2.is_none()).map(|r| r.1.title.as_str()).collect();
     let computed = if missing.is_empty() { None } else { Some(embed(&missing)?) };
     let mut next_computed = 0;

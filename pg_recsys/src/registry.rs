@@ -7,10 +7,6 @@ use pgrx::prelude::*;
 use recsys_model::Artefact;
 use std::path::Path;
 
-fn spi_error(context: String) -> impl Fn(pgrx::spi::Error) -> RecsysError {
-    move |e| RecsysError::internal(format!("{context}: {e}"))
-}
-
 /// The stored artefact of `version`, checked for format and checksum (not yet built).
 pub fn read_artefact(version: i64) -> Result<Artefact, RecsysError> {
     let stored = Spi::connect(|client| -> Result<Option<(String, Vec<u8>)>, pgrx::spi::Error> {
@@ -21,7 +17,7 @@ pub fn read_artefact(version: i64) -> Result<Artefact, RecsysError> {
         let row = table.first();
         Ok(Some((row.get::<String>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default())))
     })
-    .map_err(spi_error(format!("reading model version {version}")))?;
+    .map_err(RecsysError::spi(format!("reading model version {version}")))?;
     let (manifest, weights) = stored.ok_or(RecsysError::UnknownVersion(version))?;
     Artefact::from_parts(&manifest, weights).map_err(|e| RecsysError::corrupt_model(version, e))
 }
@@ -45,7 +41,7 @@ fn active_with_previous() -> Result<Option<(i64, Option<i64>)>, RecsysError> {
         let row = table.first();
         Ok(row.get::<i64>(1)?.map(|version| (version, row.get::<i64>(2).ok().flatten())))
     })
-    .map_err(spi_error("reading the active model".into()))
+    .map_err(RecsysError::spi("reading the active model"))
 }
 
 fn switch_to(version: i64, previous_version: Option<Option<i64>>) -> Result<(), RecsysError> {
@@ -58,7 +54,7 @@ fn switch_to(version: i64, previous_version: Option<Option<i64>>) -> Result<(), 
         "UPDATE recsys.models SET status = 'retired' WHERE status = 'active';
          UPDATE recsys.models SET status = 'active', activated_at = now(){previous} WHERE version = {version}"
     ))
-    .map_err(spi_error(format!("activating model version {version}")))
+    .map_err(RecsysError::spi(format!("activating model version {version}")))
 }
 
 /// Makes `version` the active model after checking that it loads; the replaced version becomes the rollback target.
@@ -84,7 +80,7 @@ pub fn rollback() -> Result<i64, RecsysError> {
 
 fn require_server_file_access() -> Result<(), RecsysError> {
     let allowed = Spi::get_one::<bool>("SELECT pg_has_role(current_user, 'pg_read_server_files', 'MEMBER')")
-        .map_err(spi_error("checking privileges".into()))?;
+        .map_err(RecsysError::spi("checking privileges"))?;
     if allowed == Some(true) {
         return Ok(());
     }
@@ -114,7 +110,7 @@ pub fn load_from_dir(dir: &str, activate_it: bool) -> Result<i64, RecsysError> {
         )?;
         table.first().get::<i64>(1)
     })
-    .map_err(spi_error(format!("registering the artefact in {dir}")))?
+    .map_err(RecsysError::spi(format!("registering the artefact in {dir}")))?
     .ok_or_else(|| RecsysError::internal("INSERT returned no version"))?;
     if activate_it {
         activate(version)?;

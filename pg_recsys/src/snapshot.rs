@@ -17,10 +17,6 @@ pub struct EncodedCatalogue {
     pub content: Tensor,
 }
 
-fn spi_error(context: &'static str) -> impl Fn(pgrx::spi::Error) -> RecsysError {
-    move |e| RecsysError::internal(format!("{context}: {e}"))
-}
-
 impl EncodedCatalogue {
     /// Reads and encodes the movies `filter` selects (a SQL WHERE clause on `m`, or empty for all).
     pub fn compute(network: &HybridRecommender, vocabulary: &Vocabulary, filter: &str) -> Result<Self, RecsysError> {
@@ -68,7 +64,7 @@ impl EncodedCatalogue {
             let row = table.first();
             Ok(Some((row.get(1)?.unwrap_or_default(), row.get(2)?.unwrap_or_default(), row.get(3)?.unwrap_or_default(), row.get(4)?.unwrap_or_default())))
         })
-        .map_err(spi_error("reading the model snapshot"))?;
+        .map_err(RecsysError::spi("reading the model snapshot"))?;
         let Some((movie_ids, titles, movie_rows, bytes)) = stored else { return Ok(None) };
         let movies = movie_ids.len();
         if titles.len() != movies || movie_rows.len() != movies || bytes.len() != movies * content_dim as usize * 4 {
@@ -95,6 +91,6 @@ impl EncodedCatalogue {
             )?;
             Ok(())
         })
-        .map_err(spi_error("writing the model snapshot"))
+        .map_err(RecsysError::spi("writing the model snapshot"))
     }
 }

@@ -33,7 +33,7 @@ fn person_ids(names: &[String]) -> Result<Vec<i32>, RecsysError> {
         }
         Ok(found)
     })
-    .map_err(|e| RecsysError::internal(format!("looking up people: {e}")))?;
+    .map_err(RecsysError::spi("looking up people"))?;
     Ok(names.iter().filter_map(|n| found.get(n.trim()).copied()).collect())
 }
 
@@ -53,7 +53,7 @@ fn title_embedding(title: &str) -> Result<Tensor, RecsysError> {
         }
         table.first().get::<Vec<f32>>(1)
     })
-    .map_err(|e| RecsysError::internal(format!("reading cached title embeddings: {e}")))?;
+    .map_err(RecsysError::spi("reading cached title embeddings"))?;
     let embedding = match stored {
         Some(vector) if vector.len() == recsys_model::embedder::TITLE_DIM as usize => Tensor::f_from_slice(&vector)?.f_reshape([1, recsys_model::embedder::TITLE_DIM])?,
         _ => model_cache::embed(&[title])?,

@@ -18,7 +18,7 @@ fn movie_ids_where(sql: &str) -> Result<HashSet<i32>, RecsysError> {
         }
         Ok(ids)
     })
-    .map_err(|e| RecsysError::internal(format!("reading movie ids: {e}")))
+    .map_err(RecsysError::spi("reading movie ids"))
 }
 
 fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> Result<Vec<(i32, i32, String, f32)>, RecsysError> {

@@ -29,19 +29,26 @@ impl Scorer<'_> {
     }
 }
 
-/// The active model as stored in the registry.
+/// The active model as stored in the registry, built once.
 pub struct Champion {
     pub version: i64,
     pub artefact: Artefact,
+    _store: tch::nn::VarStore,
+    network: HybridRecommender,
 }
 
 impl Champion {
     pub fn load(client: &mut postgres::Client) -> Result<Option<Self>> {
-        let row = client.query_opt("SELECT version, manifest::text, weights FROM recsys.models WHERE status = 'active'", &[])?;
-        Ok(match row {
-            Some(row) => Some(Self { version: row.get(0), artefact: Artefact::from_parts(row.get(1), row.get(2))? }),
-            None => None,
-        })
+        if client.query_opt("SELECT 1 FROM recsys.models WHERE status = 'active'", &[])?.is_none() {
+            return Ok(None);
+        }
+        let (version, artefact) = super::evaluate::load_registered(client, None)?;
+        let (store, network) = artefact.build()?;
+        Ok(Some(Self { version, artefact, _store: store, network }))
+    }
+
+    fn scorer(&self) -> Scorer<'_> {
+        Scorer { network: &self.network, vocabulary: &self.artefact.manifest.vocabulary, config: &self.artefact.manifest.config }
     }
 
     /// Ratings in `ratings` that arrived after the champion's training data.
@@ -68,10 +75,7 @@ pub struct Comparison {
 pub fn compare(champion: &Champion, challenger: &Scorer<'_>, catalogue: &Catalogue, titles: &Tensor, test: &Ratings) -> Result<Option<Comparison>> {
     let unseen = champion.unseen(test);
     let (ratings, unseen_only) = if unseen.len() > 0 { (&unseen, true) } else { (test, false) };
-    let (_store, network) = champion.artefact.build()?;
-    let manifest = &champion.artefact.manifest;
-    let champion_scorer = Scorer { network: &network, vocabulary: &manifest.vocabulary, config: &manifest.config };
-    let (Some(champion_rmse), Some(challenger_rmse)) = (champion_scorer.rmse(catalogue, titles, ratings)?, challenger.rmse(catalogue, titles, ratings)?) else {
+    let (Some(champion_rmse), Some(challenger_rmse)) = (champion.scorer().rmse(catalogue, titles, ratings)?, challenger.rmse(catalogue, titles, ratings)?) else {
         return Ok(None);
     };
     Ok(Some(Comparison { champion_version: champion.version, champion_rmse, challenger_rmse, ratings: ratings.len(), unseen_only, challenger_wins: challenger_rmse < champion_rmse }))
@@ -80,8 +84,5 @@ pub fn compare(champion: &Champion, challenger: &Scorer<'_>, catalogue: &Catalog
 /// The champion's RMSE on every rating that arrived after its training data, and how many there were.
 pub fn prospective(champion: &Champion, catalogue: &Catalogue, titles: &Tensor, all: &Ratings) -> Result<(Option<f64>, usize)> {
     let unseen = champion.unseen(all);
-    let (_store, network) = champion.artefact.build()?;
-    let manifest = &champion.artefact.manifest;
-    let scorer = Scorer { network: &network, vocabulary: &manifest.vocabulary, config: &manifest.config };
-    Ok((scorer.rmse(catalogue, titles, &unseen)?, unseen.len()))
+    Ok((champion.scorer().rmse(catalogue, titles, &unseen)?, unseen.len()))
 }

@@ -88,7 +88,7 @@ pub struct EvaluateArgs {
     pub test_fraction: f64,
 }
 
-fn load_registered(client: &mut postgres::Client, version: Option<i64>) -> Result<(i64, recsys_model::Artefact)> {
+pub(super) fn load_registered(client: &mut postgres::Client, version: Option<i64>) -> Result<(i64, recsys_model::Artefact)> {
     let row = match version {
         Some(v) => client.query_opt("SELECT version, manifest::text, weights FROM recsys.models WHERE version = $1", &[&v])?,
         None => client.query_opt("SELECT version, manifest::text, weights FROM recsys.models WHERE status = 'active'", &[])?,

@@ -1,13 +1,15 @@
-//! `cargo bench -p recsys_model --bench catalogue_scoring`: whole-catalogue scoring speed at the ML-1M shape
-//! (6,040 users × 3,706 movies, seed dimensions) per users-per-pass and libtorch thread count.
+//! `cargo bench -p recsys_model --bench catalogue_scoring`: whole-catalogue scoring speed per precision, users per
+//! pass and libtorch thread count, at the ML-1M shape (6,040 users × 3,706 movies) and the ml-latest-small one
+//! (610 users × 9,742 movies), seed dimensions, random weights. Also the bfloat16 ranking's exact rescoring.
 use recsys_model::config::{Cardinalities, ModelConfig};
 use recsys_model::network::ContentInputs;
+use recsys_model::ranking::rank_users;
+use recsys_model::scoring::{CatalogueScorer, Precision};
 use recsys_model::HybridRecommender;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
-fn main() {
-    let (users, movies) = (6040i64, 3706i64);
+fn scorer(users: i64, movies: i64) -> CatalogueScorer {
     let config = ModelConfig::seed(Cardinalities { users, movies, genres: 18, directors: 2000, actors: 8000 });
     let store = nn::VarStore::new(Device::Cpu);
     let network = HybridRecommender::new(&store.root(), &config);
@@ -21,22 +23,38 @@ fn main() {
     };
     let encoded = tch::no_grad(|| network.encode_content(&content, false)).unwrap();
     let rows = Tensor::arange_start(1, movies + 1, (Kind::Int64, Device::Cpu));
-    let scorer = network.catalogue_scorer(&rows, &encoded).unwrap();
-    let sample_users = 600i64;
-    for threads in [1, 2] {
-        tch::set_num_threads(threads);
-        for per_pass in [1usize, 2, 4, 8, 17] {
-            let user_rows: Vec<i64> = (1..=sample_users).collect();
-            let started = Instant::now();
-            for chunk in user_rows.chunks(per_pass) {
-                let _ = scorer.score_catalogue(chunk).unwrap();
+    network.catalogue_scorer(&rows, &encoded).unwrap()
+}
+
+fn main() {
+    let precisions = [Precision::Float32, Precision::fastest_available()];
+    for (users, movies) in [(6040i64, 3706i64), (610, 9742)] {
+        let scorer = scorer(users, movies);
+        let ids: Vec<i32> = (1..=movies as i32).collect();
+        let sample_users = 300i64.min(users);
+        let user_rows: Vec<i64> = (1..=sample_users).collect();
+        for threads in [1, 2] {
+            tch::set_num_threads(threads);
+            for precision in precisions.iter().copied().collect::<std::collections::BTreeSet<_>>() {
+                for per_pass in [1usize, 4] {
+                    let started = Instant::now();
+                    for chunk in user_rows.chunks(per_pass) {
+                        let _ = scorer.score_catalogue(chunk, precision).unwrap();
+                    }
+                    let scoring = started.elapsed().as_secs_f64() / sample_users as f64;
+                    let started = Instant::now();
+                    for chunk in user_rows.chunks(per_pass) {
+                        let _ = rank_users(&scorer, chunk, |_| (0..movies as usize).collect(), &ids, 10, precision).unwrap();
+                    }
+                    let ranking = started.elapsed().as_secs_f64() / sample_users as f64;
+                    println!(
+                        "{movies} movies, {precision:?}, threads {threads}, {per_pass} users per pass: score {:.2} ms/user, top-10 {:.2} ms/user, all {users} users ≈ {:.1} s",
+                        scoring * 1000.0,
+                        ranking * 1000.0,
+                        ranking * users as f64
+                    );
+                }
             }
-            let seconds = started.elapsed().as_secs_f64();
-            println!(
-                "threads {threads}, {per_pass:>2} users per pass: {:.2} ms per user, all {users} users ≈ {:.1} s",
-                seconds * 1000.0 / sample_users as f64,
-                seconds / sample_users as f64 * users as f64
-            );
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod embedder;
 pub mod error;
 pub mod features;
 pub mod network;
+pub mod ranking;
 pub mod runtime;
 pub mod scoring;
 

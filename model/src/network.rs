@@ -231,6 +231,7 @@ impl HybridRecommender {
 mod tests {
     use super::*;
     use crate::config::Cardinalities;
+    use crate::scoring::Precision;
     use tch::{nn::OptimizerConfig, Device};
 
     fn small_config() -> ModelConfig {
@@ -311,7 +312,7 @@ mod tests {
         let movie_rows = Tensor::from_slice(&[1i64, 2, 0, 4]);
         let scorer = network.catalogue_scorer(&movie_rows, &encoded).unwrap();
         let all_users: Vec<i64> = (0..=5).collect();
-        let batched: Vec<Vec<f32>> = Vec::try_from(scorer.score_catalogue(&all_users).unwrap()).unwrap();
+        let batched: Vec<Vec<f32>> = Vec::try_from(scorer.score_catalogue(&all_users, Precision::Float32).unwrap()).unwrap();
         for user in all_users {
             let users = Tensor::full([4], user, (Kind::Int64, Device::Cpu));
             let expected: Vec<f32> = Vec::try_from(network.clip(&network.forward_encoded(&users, &movie_rows, &encoded, false).unwrap()).unwrap()).unwrap();
@@ -323,7 +324,39 @@ mod tests {
             }
         }
         assert!(scorer.score(99, 0).is_none() && scorer.score(0, 99).is_none());
-        assert!(scorer.score_catalogue(&[99]).is_err());
+        assert!(scorer.score_catalogue(&[99], Precision::Float32).is_err());
+        let pairs = scorer.score_pairs(&[1, 5, 0], &[0, 3, 2]).unwrap();
+        for (got, (user, position)) in pairs.iter().zip([(1, 0), (5, 3), (0, 2)]) {
+            assert!((got - batched[user][position]).abs() < 1e-5, "pair ({user}, {position}): {got}");
+        }
+        assert!(scorer.score_pairs(&[1], &[4]).is_err() && scorer.score_pairs(&[1, 2], &[0]).is_err());
+    }
+
+    #[test]
+    fn bfloat16_ranking_returns_the_float32_ranking() {
+        tch::manual_seed(5);
+        let store = nn::VarStore::new(Device::Cpu);
+        let mut config = small_config();
+        config.cardinalities.movies = 300;
+        config.cardinalities.users = 40;
+        let network = HybridRecommender::new(&store.root(), &config);
+        tch::no_grad(|| store.variables().values().for_each(|v| { let _ = v.shallow_clone().f_mul_scalar_(1.5).unwrap(); }));
+        let movie_rows = Tensor::arange(300, (Kind::Int64, Device::Cpu));
+        let mut inputs = content(300, &config);
+        inputs.genres = Tensor::rand([300, config.cardinalities.genres], (Kind::Float, Device::Cpu));
+        let scorer = network.catalogue_scorer(&movie_rows, &network.encode_content(&inputs, false).unwrap()).unwrap();
+        let users: Vec<i64> = (0..=40).collect();
+        let ids: Vec<i32> = (0..300).map(|i| 1000 - i).collect();
+        let candidates = |user: usize| (0..300).filter(|p| (p + user) % 7 != 0).collect::<Vec<usize>>();
+        let exact = crate::ranking::rank_users(&scorer, &users, candidates, &ids, 10, Precision::Float32).unwrap();
+        let fast = crate::ranking::rank_users(&scorer, &users, candidates, &ids, 10, Precision::Bfloat16).unwrap();
+        assert_eq!(exact, fast, "same movies, order and float32 scores");
+        let approximate = scorer.score_catalogue(&users, Precision::Bfloat16).unwrap();
+        let error = (approximate - scorer.score_catalogue(&users, Precision::Float32).unwrap()).abs().max().double_value(&[]);
+        assert!(error > 0.0 && error < 0.05, "bfloat16 pre-scores differ from float32 ones, within half the margin: {error}");
+        assert!(exact.iter().all(|r| r.len() == 10) && exact[3].iter().all(|(p, _)| (p + 3) % 7 != 0));
+        let spread = exact.iter().map(|r| r[0].1 - r[9].1).fold(0.0f32, f32::max);
+        assert!(spread > 0.05, "scores too flat for a meaningful comparison: {spread}");
     }
 
     #[test]

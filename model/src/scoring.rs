@@ -2,9 +2,38 @@
 //! precomputed (W·[u; m; c] = W_u·u + W_mc·[m; c]), so a pair costs only the remaining small layers. Single pairs
 //! run in plain Rust: libtorch needs ~50 µs per single-pair forward (mostly per-op dispatch), this path a few µs
 //! (`recsys_bench serving`). Whole-catalogue scoring for one or many users runs as libtorch matmuls over the same
-//! tables. Both reproduce `forward_encoded` in evaluation mode (unit tests compare them).
+//! tables, in float32 or (where the CPU has native bfloat16) in bfloat16 for ranking. The float32 paths reproduce
+//! `forward_encoded` in evaluation mode (unit tests compare them).
 use crate::ModelError;
+use std::sync::OnceLock;
 use tch::{Kind, Tensor};
+
+/// Arithmetic of a whole-catalogue pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Precision {
+    Float32,
+    /// bfloat16 tables and weights with float32 accumulation (oneDNN): on this machine's AVX512-BF16 cores the
+    /// head's layers over 9,742 movies take 4.4 ms instead of 10.2 ms with one thread, 2.3 instead of 5.0 with
+    /// two. Where bfloat16 is only emulated it is slower than float32, hence `fastest_available`.
+    Bfloat16,
+}
+
+impl Precision {
+    /// Bfloat16 when the CPU computes it natively (AVX512-BF16; every AMX CPU has it too), else Float32.
+    pub fn fastest_available() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512bf16") {
+            return Self::Bfloat16;
+        }
+        Self::Float32
+    }
+}
+
+/// bfloat16 copies of the movie table and the layers after the first, made on the first bfloat16 pass.
+struct HalfTables {
+    movie_part: Tensor,
+    layers: Vec<(Tensor, Tensor)>,
+}
 
 /// An owned, contiguous f32 CPU tensor whose data can also be read as a slice.
 struct Matrix {
@@ -47,18 +76,6 @@ impl Layer {
     }
 }
 
-/// The `k` best of `candidates` (catalogue positions) by `scores`, best first; ties go to the lower `ids` entry.
-pub fn top_k(scores: &[f32], ids: &[i32], mut candidates: Vec<usize>, k: usize) -> Vec<usize> {
-    let better = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(ids[*a].cmp(&ids[*b]));
-    let k = k.min(candidates.len());
-    if k > 0 && k < candidates.len() {
-        candidates.select_nth_unstable_by(k - 1, better);
-    }
-    candidates.truncate(k);
-    candidates.sort_by(better);
-    candidates
-}
-
 /// Dot product with eight independent accumulators, so the compiler can vectorise it (a single running sum
 /// forces sequential float additions).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -88,6 +105,7 @@ pub struct CatalogueScorer {
     movie_bias: Matrix,
     rating_min: f32,
     rating_max: f32,
+    half: OnceLock<HalfTables>,
 }
 
 /// What `HybridRecommender::catalogue_scorer` hands over: the tensors of an evaluation-mode network, precombined.
@@ -115,6 +133,7 @@ impl CatalogueScorer {
             movie_bias: Matrix::new(&parts.movie_bias)?,
             rating_min: parts.rating_min as f32,
             rating_max: parts.rating_max as f32,
+            half: OnceLock::new(),
         })
     }
 
@@ -148,40 +167,95 @@ impl CatalogueScorer {
         Some(raw.clamp(self.rating_min, self.rating_max))
     }
 
-    /// Clipped predicted ratings of every catalogue movie for each user row: [users, movies], as libtorch matmuls
-    /// (threads follow `tch::set_num_threads`). Memory is about users × movies × width floats at once.
-    pub fn score_catalogue(&self, user_rows: &[i64]) -> Result<Tensor, ModelError> {
-        if let Some(bad) = user_rows.iter().find(|r| **r < 0 || **r as usize >= self.user_rows()) {
-            return Err(ModelError::InvalidArgument(format!("user row {bad} is outside the model's {} rows", self.user_rows())));
+    fn check_user_rows(&self, user_rows: &[i64]) -> Result<(), ModelError> {
+        match user_rows.iter().find(|r| **r < 0 || **r as usize >= self.user_rows()) {
+            Some(bad) => Err(ModelError::InvalidArgument(format!("user row {bad} is outside the model's {} rows", self.user_rows()))),
+            None => Ok(()),
         }
+    }
+
+    fn half_tables(&self) -> Result<&HalfTables, ModelError> {
+        if let Some(tables) = self.half.get() {
+            return Ok(tables);
+        }
+        let half = |t: &Tensor| t.f_to_kind(Kind::BFloat16);
+        let mut layers = Vec::with_capacity(self.hidden.len() + 1);
+        for layer in self.hidden.iter().chain([&self.output]) {
+            layers.push((half(&layer.weight.tensor)?, half(&layer.bias.tensor)?));
+        }
+        let tables = HalfTables { movie_part: half(&self.movie_part.tensor)?, layers };
+        Ok(self.half.get_or_init(|| tables))
+    }
+
+    /// Adds the biases and clips: `raw` [users, movies] float32.
+    fn finish(&self, raw: Tensor, rows: &Tensor) -> Result<Tensor, ModelError> {
+        let user_bias = self.user_bias.tensor.f_index_select(0, rows)?.f_unsqueeze(1)?;
+        let scores = raw.f_add(&user_bias)?.f_add(&self.movie_bias.tensor.f_unsqueeze(0)?)?;
+        Ok(scores.f_clamp(f64::from(self.rating_min), f64::from(self.rating_max))?)
+    }
+
+    /// Clipped predicted ratings of every catalogue movie for each user row: [users, movies] float32, computed as
+    /// libtorch matmuls in `precision` (threads follow `tch::set_num_threads`). Memory is about users × movies ×
+    /// width values at once.
+    pub fn score_catalogue(&self, user_rows: &[i64], precision: Precision) -> Result<Tensor, ModelError> {
+        self.check_user_rows(user_rows)?;
         let (users, movies, width) = (user_rows.len() as i64, self.movies as i64, self.width as i64);
         tch::no_grad(|| {
             let rows = Tensor::f_from_slice(user_rows)?;
             let user_part = self.user_part.tensor.f_index_select(0, &rows)?.f_unsqueeze(1)?;
-            let mut x = user_part.f_add(&self.movie_part.tensor.f_unsqueeze(0)?)?.f_view([users * movies, width])?;
+            let raw = match precision {
+                Precision::Float32 => {
+                    let mut x = user_part.f_add(&self.movie_part.tensor.f_unsqueeze(0)?)?.f_view([users * movies, width])?;
+                    let _ = x.f_relu_()?;
+                    for layer in &self.hidden {
+                        x = layer.forward(&x)?;
+                        let _ = x.f_relu_()?;
+                    }
+                    self.output.forward(&x)?
+                }
+                Precision::Bfloat16 => {
+                    let tables = self.half_tables()?;
+                    let user_part = user_part.f_to_kind(Kind::BFloat16)?;
+                    let mut x = user_part.f_add(&tables.movie_part.f_unsqueeze(0)?)?.f_view([users * movies, width])?;
+                    let _ = x.f_relu_()?;
+                    let (last, hidden) = tables.layers.split_last().ok_or_else(|| ModelError::InvalidArgument("the head has no output layer".into()))?;
+                    for (weight, bias) in hidden {
+                        x = x.f_linear(weight, Some(bias))?;
+                        let _ = x.f_relu_()?;
+                    }
+                    x.f_linear(&last.0, Some(&last.1))?.f_to_kind(Kind::Float)?
+                }
+            };
+            self.finish(raw.f_view([users, movies])?, &rows)
+        })
+    }
+
+    /// Exact (float32) clipped predicted ratings of the pairs (`user_rows[i]`, `positions[i]`), in one batched pass.
+    pub fn score_pairs(&self, user_rows: &[i64], positions: &[i64]) -> Result<Vec<f32>, ModelError> {
+        self.check_user_rows(user_rows)?;
+        if user_rows.len() != positions.len() {
+            return Err(ModelError::InvalidArgument(format!("{} user rows for {} positions", user_rows.len(), positions.len())));
+        }
+        if let Some(bad) = positions.iter().find(|p| **p < 0 || **p as usize >= self.movies) {
+            return Err(ModelError::InvalidArgument(format!("catalogue position {bad} is outside the {} movies", self.movies)));
+        }
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        tch::no_grad(|| {
+            let rows = Tensor::f_from_slice(user_rows)?;
+            let columns = Tensor::f_from_slice(positions)?;
+            let mut x = self.user_part.tensor.f_index_select(0, &rows)?.f_add(&self.movie_part.tensor.f_index_select(0, &columns)?)?;
             let _ = x.f_relu_()?;
             for layer in &self.hidden {
                 x = layer.forward(&x)?;
                 let _ = x.f_relu_()?;
             }
-            let raw = self.output.forward(&x)?.f_view([users, movies])?;
-            let user_bias = self.user_bias.tensor.f_index_select(0, &rows)?.f_unsqueeze(1)?;
-            let scores = raw.f_add(&user_bias)?.f_add(&self.movie_bias.tensor.f_unsqueeze(0)?)?;
-            Ok(scores.f_clamp(f64::from(self.rating_min), f64::from(self.rating_max))?)
+            let raw = self.output.forward(&x)?.f_view([-1])?;
+            let user_bias = self.user_bias.tensor.f_index_select(0, &rows)?;
+            let movie_bias = self.movie_bias.tensor.f_index_select(0, &columns)?;
+            let scores = raw.f_add(&user_bias)?.f_add(&movie_bias)?.f_clamp(f64::from(self.rating_min), f64::from(self.rating_max))?;
+            Ok(Vec::<f32>::try_from(scores)?)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn top_k_orders_by_score_then_id() {
-        let scores = [1.0, 3.0, 2.0, 3.0, 0.5];
-        let ids = [10, 40, 30, 20, 50];
-        assert_eq!(top_k(&scores, &ids, vec![0, 1, 2, 3, 4], 3), [3, 1, 2]);
-        assert_eq!(top_k(&scores, &ids, vec![0, 4], 10), [0, 4]);
-        assert!(top_k(&scores, &ids, vec![], 3).is_empty());
     }
 }

@@ -4,7 +4,7 @@
 use crate::error::RecsysError;
 use crate::model_cache::{self, LoadedModel};
 use pgrx::prelude::*;
-use recsys_model::scoring::top_k;
+use recsys_model::ranking::rank_users;
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -91,21 +91,21 @@ fn compute(model: &LoadedModel, users: &[(i32, Vec<usize>)], k: usize) -> Result
     let movies = model.scorer.movies();
     let chunk = (FLOATS_PER_CHUNK / (movies.max(1) * model.scorer.width())).max(1);
     let mut batch = Batch { users: Vec::new(), ranks: Vec::new(), movies: Vec::new(), scores: Vec::new() };
-    let mut allowed = vec![true; movies];
+    let precision = crate::guc::ranking_precision();
     for group in users.chunks(chunk) {
         let rows: Vec<i64> = group.iter().map(|(user, _)| model.vocabulary.user_row(*user)).collect();
-        let scores = model.scorer.score_catalogue(&rows)?;
-        let scores: Vec<f32> = Vec::try_from(scores.f_flatten(0, -1)?).map_err(recsys_model::ModelError::from)?;
-        for ((user, rated), user_scores) in group.iter().zip(scores.chunks_exact(movies.max(1))) {
-            rated.iter().for_each(|p| allowed[*p] = false);
-            let candidates = (0..movies).filter(|p| allowed[*p]).collect();
-            for (rank, position) in top_k(user_scores, &model.movie_ids, candidates, k).into_iter().enumerate() {
+        let candidates = |index: usize| {
+            let mut allowed = vec![true; movies];
+            group[index].1.iter().for_each(|p| allowed[*p] = false);
+            (0..movies).filter(|p| allowed[*p]).collect()
+        };
+        for ((user, _), ranking) in group.iter().zip(rank_users(&model.scorer, &rows, candidates, &model.movie_ids, k, precision)?) {
+            for (rank, (position, score)) in ranking.into_iter().enumerate() {
                 batch.users.push(*user);
                 batch.ranks.push(rank as i16 + 1);
                 batch.movies.push(model.movie_ids[position]);
-                batch.scores.push(user_scores[position]);
+                batch.scores.push(score);
             }
-            rated.iter().for_each(|p| allowed[*p] = true);
         }
         pgrx::check_for_interrupts!();
     }

@@ -13,6 +13,12 @@ static FAST_EXIT: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// (superuser only: the server reads files there). Empty: the `.deps/` directory of the build's checkout.
 static MINILM_DIR: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
 
+/// `recsys.exact_ranking`: rank the whole catalogue in float32 in recsys_recommend and the batch refresh (default
+/// off). Off, where the CPU has native bfloat16, every candidate is pre-scored in bfloat16 (about 2× faster) and
+/// those within 0.1 of the k-th best are rescored in float32, which gives the same movies and scores unless the
+/// bfloat16 error exceeds 0.05 rating points.
+static EXACT_RANKING: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 /// Upper bound of `recsys.torch_threads`.
 pub const MAX_TORCH_THREADS: i32 = 64;
 
@@ -33,6 +39,14 @@ pub fn register() {
         c"Used for titles not yet in recsys.title_embeddings (recsys_predict_new, movies added after training).",
         &MINILM_DIR,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"recsys.exact_ranking",
+        c"Rank the whole catalogue in float32 instead of bfloat16 pre-scoring with exact rescoring.",
+        c"Off (the default) is about twice as fast on CPUs with native bfloat16 and returns the same results unless the bfloat16 error exceeds 0.05 rating points.",
+        &EXACT_RANKING,
+        GucContext::Userset,
         GucFlags::default(),
     );
     GucRegistry::define_bool_guc(
@@ -61,4 +75,13 @@ pub fn torch_threads() -> i32 {
 /// Whether processes leave without libtorch's static destructors.
 pub fn fast_exit() -> bool {
     FAST_EXIT.get()
+}
+
+/// The arithmetic for whole-catalogue ranking in this session.
+pub fn ranking_precision() -> recsys_model::scoring::Precision {
+    if EXACT_RANKING.get() {
+        recsys_model::scoring::Precision::Float32
+    } else {
+        recsys_model::scoring::Precision::fastest_available()
+    }
 }

@@ -131,6 +131,25 @@ fn batched_predictions_and_recommendations_agree_with_single_predictions() {
     assert_eq!(sql_error(&mut db, "SELECT * FROM recsys.recsys_recommend(1, 1000000)").0, "22023");
     let none: i64 = db.query_one("SELECT count(*) FROM recsys.recsys_recommend(NULL)", &[]).unwrap().get(0);
     assert_eq!(none, 0);
+
+    let every_user = "SELECT u.user_id, r.* FROM recsys.users u, recsys.recsys_recommend(u.user_id, 20) r";
+    db.batch_execute(&format!(
+        "SET recsys.exact_ranking = on; CREATE TEMP TABLE exact AS {every_user};
+         SET recsys.exact_ranking = off; CREATE TEMP TABLE fast AS {every_user}; RESET recsys.exact_ranking"
+    ))
+    .unwrap();
+    let counts = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM exact),
+                    (SELECT count(*) FROM exact e FULL JOIN fast f USING (user_id, rank, movie_id) WHERE e.user_id IS NULL OR f.user_id IS NULL),
+                    (SELECT max(abs(e.score - f.score))::float8 FROM exact e JOIN fast f USING (user_id, rank, movie_id))",
+            &[],
+        )
+        .unwrap();
+    let (rows, differing, score_gap): (i64, i64, f64) = (counts.get(0), counts.get(1), counts.get(2));
+    assert!(rows >= 20 * 100, "{rows} rows");
+    assert_eq!(differing, 0, "bfloat16 ranking with exact rescoring returns the float32 ranking");
+    assert!(score_gap < 1e-5, "and the float32 scores (up to summation order): {score_gap}");
 }
 
 #[test]

@@ -3,6 +3,7 @@ use crate::error::{OrRaise, RecsysError};
 use crate::model_cache;
 use crate::sql_text::quote_literal;
 use pgrx::prelude::*;
+use recsys_model::ranking::rank_users;
 use std::collections::HashSet;
 
 /// Upper bound on `k`: larger values are capped to the catalogue size anyway.
@@ -35,13 +36,11 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
         ))?),
         None => None,
     };
-    let scores = model.scorer.score_catalogue(&[model.vocabulary.user_row(user_id)])?;
-    let scores: Vec<f32> = Vec::try_from(scores.f_flatten(0, -1)?).map_err(recsys_model::ModelError::from)?;
-    let candidates: Vec<usize> = (0..model.movie_ids.len())
-        .filter(|i| !excluded.contains(&model.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.movie_ids[*i])))
-        .collect();
-    let best = recsys_model::scoring::top_k(&scores, &model.movie_ids, candidates, k as usize);
-    Ok(best.iter().enumerate().map(|(rank, i)| (rank as i32 + 1, model.movie_ids[*i], model.titles[*i].clone(), scores[*i])).collect())
+    let is_candidate = |i: &usize| !excluded.contains(&model.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.movie_ids[*i]));
+    let user_row = model.vocabulary.user_row(user_id);
+    let ranked = rank_users(&model.scorer, &[user_row], |_| (0..model.movie_ids.len()).filter(is_candidate).collect(), &model.movie_ids, k as usize, crate::guc::ranking_precision())?;
+    let best = ranked.into_iter().next().unwrap_or_default();
+    Ok(best.into_iter().enumerate().map(|(rank, (i, score))| (rank as i32 + 1, model.movie_ids[i], model.titles[i].clone(), score)).collect())
 }
 
 /// The `k` best movies for `user_id` by the active model, scored over the whole catalogue in one batched pass:

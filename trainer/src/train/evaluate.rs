@@ -43,7 +43,7 @@ pub fn ranking_metrics(network: &HybridRecommender, vocabulary: &Vocabulary, cat
                 }
             }
         }
-        let best = recsys_model::scoring::top_k(&scores, &catalogue.movie_ids, (0..scores.len()).collect(), 10);
+        let best = recsys_model::ranking::top_k(&scores, &catalogue.movie_ids, (0..scores.len()).collect(), 10);
         best.iter().map(|i| catalogue.movie_ids[*i]).collect()
     });
     match failure {

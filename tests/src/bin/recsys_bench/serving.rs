@@ -94,16 +94,24 @@ pub fn recommend_mls() -> Result<()> {
     let (_cluster, mut db) = trained_cluster("bench-mls", &shared.join("ml-latest-small"), &shared.join("imdb"))?;
     let movies: i64 = db.query_one("SELECT count(*) FROM recsys.movies", &[])?.get(0);
     let users: Vec<i32> = db.query("SELECT user_id FROM recsys.users ORDER BY user_id LIMIT 200", &[])?.iter().map(|r| r.get(0)).collect();
-    for threads in [1, 2] {
-        db.batch_execute(&format!("SET recsys.torch_threads = {threads}; SELECT * FROM recsys.recsys_recommend(1, 10)"))?;
-        let samples: Vec<Duration> = users
-            .iter()
-            .map(|user| {
+    let mut lists: Vec<Vec<Vec<(i32, f32)>>> = Vec::new();
+    for exact in [true, false] {
+        for threads in [1, 2] {
+            db.batch_execute(&format!("SET recsys.torch_threads = {threads}; SET recsys.exact_ranking = {exact}; SELECT * FROM recsys.recsys_recommend(1, 10)"))?;
+            let mut samples = Vec::new();
+            let mut results = Vec::new();
+            for user in &users {
                 let started = Instant::now();
-                db.query("SELECT * FROM recsys.recsys_recommend($1, 10)", &[user]).map(|_| started.elapsed())
-            })
-            .collect::<Result<_, _>>()?;
-        println!("recsys_recommend(user, 10) over {movies} movies (ml-latest-small), {threads} thread(s): p50 {:.2} ms ({} users)", ms(median(samples)), users.len());
+                let rows = db.query("SELECT movie_id, score FROM recsys.recsys_recommend($1, 10)", &[user])?;
+                samples.push(started.elapsed());
+                results.push(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
+            }
+            let ranking = if exact { "float32" } else { "bfloat16 + exact rescoring" };
+            println!("recsys_recommend(user, 10) over {movies} movies (ml-latest-small), {ranking}, {threads} thread(s): p50 {:.2} ms ({} users)", ms(median(samples)), users.len());
+            lists.push(results);
+        }
     }
+    let differing = lists[0].iter().zip(&lists[3]).filter(|(exact, fast)| exact != fast).count();
+    println!("users whose top-10 (movies, order or scores) differ between float32 and bfloat16 ranking: {differing} of {}", users.len());
     Ok(())
 }

@@ -128,7 +128,7 @@ impl Artefact {
         }
         let tensors = SafeTensors::deserialize(&self.weights).map_err(|e| invalid(format!("weights are not valid safetensors: {e}")))?;
         let store = nn::VarStore::new(Device::Cpu);
-        let network = HybridRecommender::new(&store.root(), config);
+        let network = HybridRecommender::zeroed(&store.root(), config);
         let mut variables = store.variables();
         if tensors.len() != variables.len() {
             return Err(invalid(format!("weights hold {} tensors, the network has {}", tensors.len(), variables.len())));
@@ -139,9 +139,13 @@ impl Artefact {
             if view.dtype() != Dtype::F32 || view.shape() != expected.as_slice() {
                 return Err(invalid(format!("tensor {name:?} is {:?} {:?}, the network needs F32 {expected:?}", view.dtype(), view.shape())));
             }
-            let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             let shape: Vec<i64> = expected.iter().map(|d| *d as i64).collect();
-            let loaded = Tensor::f_from_slice(&values)?.f_reshape(&shape)?;
+            let loaded = if cfg!(target_endian = "little") {
+                Tensor::f_from_data_size(view.data(), &shape, Kind::Float)?
+            } else {
+                let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                Tensor::f_from_slice(&values)?.f_reshape(&shape)?
+            };
             tch::no_grad(|| variable.f_copy_(&loaded))?;
         }
         Ok((store, network))

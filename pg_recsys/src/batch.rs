@@ -91,7 +91,7 @@ fn compute(model: &LoadedModel, users: &[(i32, Vec<usize>)], k: usize) -> Result
     let movies = model.scorer.movies();
     let chunk = (FLOATS_PER_CHUNK / (movies.max(1) * model.scorer.width())).max(1);
     let mut batch = Batch { users: Vec::new(), ranks: Vec::new(), movies: Vec::new(), scores: Vec::new() };
-    let precision = crate::guc::ranking_precision();
+    let precision = crate::guc::precision();
     for group in users.chunks(chunk) {
         let rows: Vec<i64> = group.iter().map(|(user, _)| model.vocabulary.user_row(*user)).collect();
         let candidates = |index: usize| {

@@ -6,6 +6,7 @@ use crate::error::RecsysError;
 use crate::snapshot::EncodedCatalogue;
 use pgrx::prelude::*;
 use recsys_model::embedder::TitleEmbedder;
+use recsys_model::scoring::Precision;
 use recsys_model::{HybridRecommender, MovieContent, Vocabulary, CATALOGUE_SQL};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -149,7 +150,7 @@ pub fn read_catalogue(filter: &str) -> Result<(Vec<i32>, Vec<MovieContent>, Tens
     })
     .map_err(RecsysError::spi("reading the movie catalogue"))?;
     let missing: Vec<&str> = rows.iter().filter(|r| r.2.is_none()).map(|r| r.1.title.as_str()).collect();
-    let computed = if missing.is_empty() { None } else { Some(embed(&missing)?) };
+    let computed = if missing.is_empty() { None } else { Some(embed(&missing, crate::guc::precision())?) };
     let mut next_computed = 0;
     let mut flat = Vec::with_capacity(rows.len() * recsys_model::embedder::TITLE_DIM as usize);
     for (_, _, cached) in &rows {
@@ -168,16 +169,19 @@ pub fn read_catalogue(filter: &str) -> Result<(Vec<i32>, Vec<MovieContent>, Tens
 }
 
 thread_local! {
-    static EMBEDDER: RefCell<Option<Rc<TitleEmbedder>>> = const { RefCell::new(None) };
+    static EMBEDDER: RefCell<Option<(Precision, Rc<TitleEmbedder>)>> = const { RefCell::new(None) };
 }
 
-/// MiniLM embeddings of titles, loading the model into this backend on first use.
-pub fn embed(titles: &[&str]) -> Result<Tensor, RecsysError> {
-    let embedder = match EMBEDDER.with(|e| e.borrow().clone()) {
+/// MiniLM embeddings of titles in `precision`, loading the model into this backend on first use (and again when
+/// the precision changes).
+pub fn embed(titles: &[&str], precision: Precision) -> Result<Tensor, RecsysError> {
+    let cached = EMBEDDER.with(|e| e.borrow().as_ref().filter(|(p, _)| *p == precision).map(|(_, embedder)| embedder.clone()));
+    let embedder = match cached {
         Some(embedder) => embedder,
         None => {
-            let loaded = Rc::new(TitleEmbedder::load(&crate::guc::minilm_dir())?);
-            EMBEDDER.with(|e| *e.borrow_mut() = Some(loaded.clone()));
+            EMBEDDER.with(|e| *e.borrow_mut() = None);
+            let loaded = Rc::new(TitleEmbedder::load_in(&crate::guc::minilm_dir(), precision)?);
+            EMBEDDER.with(|e| *e.borrow_mut() = Some((precision, loaded.clone())));
             loaded
         }
     };

@@ -134,8 +134,8 @@ fn batched_predictions_and_recommendations_agree_with_single_predictions() {
 
     let every_user = "SELECT u.user_id, r.* FROM recsys.users u, recsys.recsys_recommend(u.user_id, 20) r";
     db.batch_execute(&format!(
-        "SET recsys.exact_ranking = on; CREATE TEMP TABLE exact AS {every_user};
-         SET recsys.exact_ranking = off; CREATE TEMP TABLE fast AS {every_user}; RESET recsys.exact_ranking"
+        "SET recsys.bfloat16 = off; CREATE TEMP TABLE exact AS {every_user};
+         SET recsys.bfloat16 = on; CREATE TEMP TABLE fast AS {every_user}; RESET recsys.bfloat16"
     ))
     .unwrap();
     let counts = db

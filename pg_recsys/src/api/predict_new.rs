@@ -3,6 +3,7 @@ use crate::error::{OrRaise, RecsysError};
 use crate::model_cache;
 use crate::sql_text::quote_literal;
 use pgrx::prelude::*;
+use recsys_model::scoring::Precision;
 use recsys_model::MovieContent;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ const TITLE_CACHE_LIMIT: usize = 10_000;
 const NAMES_CONSIDERED: usize = 64;
 
 thread_local! {
-    static TITLE_CACHE: RefCell<HashMap<String, Tensor>> = RefCell::new(HashMap::new());
+    static TITLE_CACHE: RefCell<HashMap<(String, Precision), Tensor>> = RefCell::new(HashMap::new());
 }
 
 /// Person ids for names, in the given order, skipping names not in recsys.persons (lowest id for a shared name).
@@ -39,7 +40,8 @@ fn person_ids(names: &[String]) -> Result<Vec<i32>, RecsysError> {
 
 /// The title's embedding: from this backend's cache, the shared recsys.title_embeddings table, or MiniLM.
 fn title_embedding(title: &str) -> Result<Tensor, RecsysError> {
-    if let Some(hit) = TITLE_CACHE.with(|cache| cache.borrow().get(title).map(Tensor::shallow_clone)) {
+    let key = (title.to_string(), crate::guc::precision());
+    if let Some(hit) = TITLE_CACHE.with(|cache| cache.borrow().get(&key).map(Tensor::shallow_clone)) {
         return Ok(hit);
     }
     let stored = Spi::connect(|client| -> Result<Option<Vec<f32>>, pgrx::spi::Error> {
@@ -56,14 +58,14 @@ fn title_embedding(title: &str) -> Result<Tensor, RecsysError> {
     .map_err(RecsysError::spi("reading cached title embeddings"))?;
     let embedding = match stored {
         Some(vector) if vector.len() == recsys_model::embedder::TITLE_DIM as usize => Tensor::f_from_slice(&vector)?.f_reshape([1, recsys_model::embedder::TITLE_DIM])?,
-        _ => model_cache::embed(&[title])?,
+        _ => model_cache::embed(&[title], key.1)?,
     };
     TITLE_CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.len() >= TITLE_CACHE_LIMIT {
             cache.clear();
         }
-        cache.insert(title.to_string(), embedding.shallow_clone());
+        cache.insert(key, embedding.shallow_clone());
     });
     Ok(embedding)
 }

@@ -38,7 +38,7 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
     };
     let is_candidate = |i: &usize| !excluded.contains(&model.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.movie_ids[*i]));
     let user_row = model.vocabulary.user_row(user_id);
-    let ranked = rank_users(&model.scorer, &[user_row], |_| (0..model.movie_ids.len()).filter(is_candidate).collect(), &model.movie_ids, k as usize, crate::guc::ranking_precision())?;
+    let ranked = rank_users(&model.scorer, &[user_row], |_| (0..model.movie_ids.len()).filter(is_candidate).collect(), &model.movie_ids, k as usize, crate::guc::precision())?;
     let best = ranked.into_iter().next().unwrap_or_default();
     Ok(best.into_iter().enumerate().map(|(rank, (i, score))| (rank as i32 + 1, model.movie_ids[i], model.titles[i].clone(), score)).collect())
 }

@@ -97,7 +97,7 @@ pub fn recommend_mls() -> Result<()> {
     let mut lists: Vec<Vec<Vec<(i32, f32)>>> = Vec::new();
     for exact in [true, false] {
         for threads in [1, 2] {
-            db.batch_execute(&format!("SET recsys.torch_threads = {threads}; SET recsys.exact_ranking = {exact}; SELECT * FROM recsys.recsys_recommend(1, 10)"))?;
+            db.batch_execute(&format!("SET recsys.torch_threads = {threads}; SET recsys.bfloat16 = {}; SELECT * FROM recsys.recsys_recommend(1, 10)", !exact))?;
             let mut samples = Vec::new();
             let mut results = Vec::new();
             for user in &users {

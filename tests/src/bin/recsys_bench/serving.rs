@@ -111,7 +111,9 @@ pub fn recommend_mls() -> Result<()> {
             lists.push(results);
         }
     }
-    let differing = lists[0].iter().zip(&lists[3]).filter(|(exact, fast)| exact != fast).count();
-    println!("users whose top-10 (movies, order or scores) differ between float32 and bfloat16 ranking: {differing} of {}", users.len());
+    let movies_of = |list: &Vec<(i32, f32)>| list.iter().map(|(movie, _)| *movie).collect::<Vec<i32>>();
+    let differing = lists[0].iter().zip(&lists[3]).filter(|(exact, fast)| movies_of(exact) != movies_of(fast)).count();
+    let score_gap = lists[0].iter().flatten().zip(lists[3].iter().flatten()).map(|(a, b)| (a.1 - b.1).abs()).fold(0.0f32, f32::max);
+    println!("users whose top-10 movies or order differ between float32 and bfloat16 ranking: {differing} of {}; largest score difference {score_gap:.1e}", users.len());
     Ok(())
 }

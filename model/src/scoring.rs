@@ -1,5 +1,6 @@
-//! Serving-time scoring over a catalogue. The head's first layer is split into a user part and a movie part, both
-//! precomputed (W·[u; m; c] = W_u·u + W_mc·[m; c]), so a pair costs only the remaining small layers. Single pairs
+//! Serving-time scoring over a catalogue. The head's first layer is split into a user part and a movie part
+//! (W·[u; m; c] = W_u·u + W_mc·[m; c]), each computed once per user or movie when first needed (a backend that
+//! serves a few predictions never computes the whole catalogue), so a pair costs only the remaining small layers. Single pairs
 //! run in plain Rust: libtorch needs ~50 µs per single-pair forward (mostly per-op dispatch), this path a few µs
 //! (`recsys_bench serving`). Whole-catalogue scoring for one or many users runs as libtorch matmuls over the same
 //! tables, in float32 or (where the CPU has native bfloat16) in bfloat16 for ranking. The float32 paths reproduce

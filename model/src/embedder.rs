@@ -118,6 +118,19 @@ mod tests {
     }
 
     #[test]
+    fn bfloat16_embeddings_stay_close_to_float32_ones() {
+        let fast = TitleEmbedder::load_in(&TitleEmbedder::default_dir(), Precision::Bfloat16).unwrap();
+        let titles = ["Heat", "The Lord of the Rings: The Two Towers", "Amélie"];
+        let (exact, approximate) = (embedder().embed(&titles).unwrap(), fast.embed(&titles).unwrap());
+        assert_eq!(approximate.kind(), Kind::Float);
+        for row in 0..titles.len() as i64 {
+            let similarity = cosine(&exact.get(row), &approximate.get(row));
+            assert!(similarity > 0.999 && similarity < 1.0 + 1e-6, "{}: cosine {similarity}", titles[row as usize]);
+        }
+        assert!(exact.ne_tensor(&approximate).any().int64_value(&[]) == 1, "bfloat16 really computed differently");
+    }
+
+    #[test]
     fn a_missing_model_file_is_named() {
         let error = TitleEmbedder::load(Path::new("/nonexistent/minilm")).err().unwrap();
         assert!(error.to_string().contains("/nonexistent/minilm/config.json"), "{error}");

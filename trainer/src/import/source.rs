@@ -105,7 +105,35 @@ impl LineSource {
     }
 }
 
-/// The first existing file among `dir/name` and `dir/name.gz`.
+/// The first existing file among `dir/name`, `dir/name.gz` and the `trainer synth` version of `name`.
 pub fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(name), dir.join(format!("{name}.gz"))].into_iter().find(|path| path.is_file())
+    [dir.join(name), dir.join(format!("{name}.gz")), dir.join(synthetic_name(name))].into_iter().find(|path| path.is_file())
+}
+
+/// The name `trainer synth` gives its version of a release file: `.synthetic` before the extension
+/// (`ratings.csv` → `ratings.synthetic.csv`), so generated data is never mistaken for, or shipped as, a release's.
+pub fn synthetic_name(name: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, extension)) => format!("{stem}.synthetic.{extension}"),
+        None => format!("{name}.synthetic"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_files_are_found_under_their_marked_names() {
+        assert_eq!(synthetic_name("ratings.csv"), "ratings.synthetic.csv");
+        assert_eq!(synthetic_name("title.basics.tsv"), "title.basics.synthetic.tsv");
+        let dir = std::env::temp_dir().join(format!("recsys_find_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("movies.synthetic.csv"), "movieId,title,genres\n").unwrap();
+        assert_eq!(find_file(&dir, "movies.csv"), Some(dir.join("movies.synthetic.csv")));
+        std::fs::write(dir.join("movies.csv"), "movieId,title,genres\n").unwrap();
+        assert_eq!(find_file(&dir, "movies.csv"), Some(dir.join("movies.csv")), "a release's own file comes first");
+        assert_eq!(find_file(&dir, "ratings.csv"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -152,8 +152,8 @@ mod tests {
         shape.ratings = Some(12_345);
         shape.format = Format::Dat;
         run(&shape).unwrap();
-        let ratings = std::fs::read_to_string(out.join("movielens/ratings.dat")).unwrap();
-        let users = std::fs::read_to_string(out.join("movielens/users.dat")).unwrap();
+        let ratings = std::fs::read_to_string(out.join("movielens/ratings.synthetic.dat")).unwrap();
+        let users = std::fs::read_to_string(out.join("movielens/users.synthetic.dat")).unwrap();
         std::fs::remove_dir_all(&out).unwrap();
         assert_eq!(ratings.lines().count(), 12_345);
         assert_eq!(users.lines().count(), 200);

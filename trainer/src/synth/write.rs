@@ -17,7 +17,7 @@ pub fn synthetic_tconst(movie_id: i32) -> String {
 
 fn create(dir: &Path, name: &str) -> Result<BufWriter<File>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join(name);
+    let path = dir.join(crate::import::source::synthetic_name(name));
     Ok(BufWriter::with_capacity(1 << 20, File::create(&path).with_context(|| format!("cannot create {}", path.display()))?))
 }
 

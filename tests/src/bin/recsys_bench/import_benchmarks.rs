@@ -49,7 +49,7 @@ pub fn trainer_in(cluster: &TempCluster, database: &str, args: &[&str]) -> Comma
 /// The ML-1M-shaped synthetic set under target/bench-data, generated on first use.
 pub fn ensure_ml1m_shaped() -> Result<PathBuf> {
     let data = bench_data_dir().join("ml1m-shaped");
-    if !data.join("movielens/ratings.dat").is_file() {
+    if !data.join("movielens/ratings.synthetic.dat").is_file() {
         let (seconds, _, text) = measured(Command::new(trainer_binary()).args(["synth", "--format", "dat", "--out"]).arg(&data))?;
         print!("synth: {text}");
         println!("synth: {seconds:.2} s");

@@ -242,10 +242,24 @@ impl CatalogueScorer {
         Ok(self.half.get_or_init(|| tables))
     }
 
-    /// Adds the biases and clips: `raw` [users, movies] float32.
-    fn finish(&self, raw: Tensor, rows: &Tensor) -> Result<Tensor, ModelError> {
-        let user_bias = self.user_bias.tensor.f_index_select(0, rows)?.f_unsqueeze(1)?;
-        let scores = raw.f_add(&user_bias)?.f_add(&self.movie_bias.tensor.f_unsqueeze(0)?)?;
+    /// The float32 layers after the first: (weight, bias) of the hidden layers, then of the output layer.
+    fn float_layers(&self) -> Vec<(&Tensor, &Tensor)> {
+        self.hidden.iter().chain([&self.output]).map(|layer| (&layer.weight.tensor, &layer.bias.tensor)).collect()
+    }
+
+    /// The head from its first layer's pre-activations `x` [pairs, width]: ReLU, each hidden layer with ReLU, then
+    /// the output layer (`layers` as from `float_layers`, or their bfloat16 copies). Returns raw ratings [pairs, 1].
+    fn rest_of_head(mut x: Tensor, layers: &[(&Tensor, &Tensor)]) -> Result<Tensor, ModelError> {
+        let _ = x.f_relu_()?;
+        let ((weight, bias), hidden) = layers.split_last().ok_or_else(|| ModelError::InvalidArgument("the head has no output layer".into()))?;
+        for (weight, bias) in hidden {
+            x = x.f_linear(weight, Some(*bias))?;
+            let _ = x.f_relu_()?;
+        }
+        Ok(x.f_linear(weight, Some(*bias))?)
+    }
+
+    fn clip(&self, scores: Tensor) -> Result<Tensor, ModelError> {
         Ok(scores.f_clamp(f64::from(self.rating_min), f64::from(self.rating_max))?)
     }
 
@@ -260,28 +274,18 @@ impl CatalogueScorer {
             let user_part = self.user_table(&rows)?.f_unsqueeze(1)?;
             let raw = match precision {
                 Precision::Float32 => {
-                    let mut x = user_part.f_add(&self.movie_table()?.tensor.f_unsqueeze(0)?)?.f_view([users * movies, width])?;
-                    let _ = x.f_relu_()?;
-                    for layer in &self.hidden {
-                        x = layer.forward(&x)?;
-                        let _ = x.f_relu_()?;
-                    }
-                    self.output.forward(&x)?
+                    let x = user_part.f_add(&self.movie_table()?.tensor.f_unsqueeze(0)?)?.f_view([users * movies, width])?;
+                    Self::rest_of_head(x, &self.float_layers())?
                 }
                 Precision::Bfloat16 => {
                     let tables = self.half_tables()?;
-                    let user_part = user_part.f_to_kind(Kind::BFloat16)?;
-                    let mut x = user_part.f_add(&tables.movie_part.f_unsqueeze(0)?)?.f_view([users * movies, width])?;
-                    let _ = x.f_relu_()?;
-                    let (last, hidden) = tables.layers.split_last().ok_or_else(|| ModelError::InvalidArgument("the head has no output layer".into()))?;
-                    for (weight, bias) in hidden {
-                        x = x.f_linear(weight, Some(bias))?;
-                        let _ = x.f_relu_()?;
-                    }
-                    x.f_linear(&last.0, Some(&last.1))?.f_to_kind(Kind::Float)?
+                    let x = user_part.f_to_kind(Kind::BFloat16)?.f_add(&tables.movie_part.f_unsqueeze(0)?)?.f_view([users * movies, width])?;
+                    let layers: Vec<(&Tensor, &Tensor)> = tables.layers.iter().map(|(weight, bias)| (weight, bias)).collect();
+                    Self::rest_of_head(x, &layers)?.f_to_kind(Kind::Float)?
                 }
             };
-            self.finish(raw.f_view([users, movies])?, &rows)
+            let user_bias = self.user_bias.tensor.f_index_select(0, &rows)?.f_unsqueeze(1)?;
+            self.clip(raw.f_view([users, movies])?.f_add(&user_bias)?.f_add(&self.movie_bias.tensor.f_unsqueeze(0)?)?)
         })
     }
 
@@ -300,17 +304,11 @@ impl CatalogueScorer {
         tch::no_grad(|| {
             let rows = Tensor::f_from_slice(user_rows)?;
             let columns = Tensor::f_from_slice(positions)?;
-            let mut x = self.user_table(&rows)?.f_add(&self.movie_table()?.tensor.f_index_select(0, &columns)?)?;
-            let _ = x.f_relu_()?;
-            for layer in &self.hidden {
-                x = layer.forward(&x)?;
-                let _ = x.f_relu_()?;
-            }
-            let raw = self.output.forward(&x)?.f_view([-1])?;
+            let x = self.user_table(&rows)?.f_add(&self.movie_table()?.tensor.f_index_select(0, &columns)?)?;
+            let raw = Self::rest_of_head(x, &self.float_layers())?.f_view([-1])?;
             let user_bias = self.user_bias.tensor.f_index_select(0, &rows)?;
             let movie_bias = self.movie_bias.tensor.f_index_select(0, &columns)?;
-            let scores = raw.f_add(&user_bias)?.f_add(&movie_bias)?.f_clamp(f64::from(self.rating_min), f64::from(self.rating_max))?;
-            Ok(Vec::<f32>::try_from(scores)?)
+            Ok(Vec::<f32>::try_from(self.clip(raw.f_add(&user_bias)?.f_add(&movie_bias)?)?)?)
         })
     }
 }

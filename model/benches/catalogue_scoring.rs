@@ -21,7 +21,7 @@ fn scorer(users: i64, movies: i64) -> CatalogueScorer {
         actors: Tensor::zeros([movies, config.max_actors], (Kind::Int64, Device::Cpu)),
         numeric: Tensor::zeros([movies, 2], options),
     };
-    let encoded = tch::no_grad(|| network.encode_content(&content, false)).unwrap();
+    let encoded = tch::no_grad(|| network.encode_content(&content)).unwrap();
     let rows = Tensor::arange_start(1, movies + 1, (Kind::Int64, Device::Cpu));
     network.catalogue_scorer(&rows, &encoded).unwrap()
 }

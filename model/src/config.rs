@@ -33,6 +33,10 @@ pub struct ModelConfig {
     pub movie_id_dropout: f64,
     /// Global, user, movie and content bias terms added to the head's output.
     pub use_biases: bool,
+    /// Adds the dot product of the user vector and the movie vector (embedding + content projection) to the
+    /// head's output: a matrix-factorisation path beside the MLP. Needs `user_dim == movie_dim`.
+    #[serde(default)]
+    pub dot_product: bool,
     /// Rating scale; predictions are clipped to it.
     pub rating_min: f64,
     pub rating_max: f64,
@@ -55,6 +59,7 @@ impl ModelConfig {
             dropout: 0.2,
             movie_id_dropout: 0.1,
             use_biases: true,
+            dot_product: false,
             rating_min: 0.5,
             rating_max: 5.0,
         }
@@ -92,6 +97,9 @@ impl ModelConfig {
         }
         if !(0.0..1.0).contains(&self.dropout) || !(0.0..1.0).contains(&self.movie_id_dropout) {
             return Err("dropout rates must be in [0, 1)".into());
+        }
+        if self.dot_product && self.user_dim != self.movie_dim {
+            return Err(format!("the dot-product path needs user_dim = movie_dim, got {} and {}", self.user_dim, self.movie_dim));
         }
         if !(self.rating_min < self.rating_max) {
             return Err(format!("rating scale {}..{} is empty", self.rating_min, self.rating_max));

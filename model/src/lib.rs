@@ -7,12 +7,16 @@ pub mod embedder;
 pub mod error;
 pub mod features;
 pub mod network;
+pub mod optimiser;
 pub mod ranking;
 pub mod runtime;
 pub mod scoring;
+pub mod training;
 
 pub use artefact::{Artefact, DataFingerprint, Manifest};
 pub use config::{Cardinalities, ModelConfig};
 pub use error::ModelError;
 pub use features::{MovieContent, Standardiser, Vocabulary, CATALOGUE_SQL};
 pub use network::{ContentInputs, HybridRecommender};
+pub use optimiser::LazyAdam;
+pub use training::{Noise, Parameter, TrainingBatch};

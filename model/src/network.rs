@@ -7,9 +7,9 @@ use tch::{nn, Kind, TchError, Tensor};
 
 /// A dense layer with fallible forward.
 #[derive(Debug)]
-struct Dense {
-    weight: Tensor,
-    bias: Tensor,
+pub(crate) struct Dense {
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Tensor,
 }
 
 impl Dense {
@@ -22,13 +22,17 @@ impl Dense {
     fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
         x.f_linear(&self.weight, Some(&self.bias))
     }
+
+    pub(crate) fn shallow_clone(&self) -> Self {
+        Self { weight: self.weight.shallow_clone(), bias: self.bias.shallow_clone() }
+    }
 }
 
 /// Dense → ReLU → dropout, for each width.
 #[derive(Debug)]
-struct Mlp {
-    layers: Vec<Dense>,
-    dropout: f64,
+pub(crate) struct Mlp {
+    pub(crate) layers: Vec<Dense>,
+    pub(crate) dropout: f64,
 }
 
 impl Mlp {
@@ -42,15 +46,35 @@ impl Mlp {
         Self { layers, dropout }
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
-        let mut h = x.shallow_clone();
-        for layer in &self.layers {
-            h = layer.forward(&h)?.f_relu()?;
-            if train && self.dropout > 0.0 {
-                h = h.f_dropout(self.dropout, true)?;
+    /// `masks` (training only): one scaled dropout mask per layer, as `training::Noise` draws them.
+    fn forward(&self, x: &Tensor, masks: Option<&[Tensor]>) -> Result<Tensor, TchError> {
+        self.forward_from(0, x.shallow_clone(), masks)
+    }
+
+    /// The layers from `first` on, given `x`: the input of layer `first`, or with `first` > 0 the output of
+    /// layer `first - 1` before its ReLU and dropout.
+    fn forward_from(&self, first: usize, x: Tensor, masks: Option<&[Tensor]>) -> Result<Tensor, TchError> {
+        let mut h = x;
+        for (index, layer) in self.layers.iter().enumerate() {
+            if index >= first {
+                h = layer.forward(&h)?;
+            }
+            if index + 1 >= first {
+                h = h.f_relu()?;
+                if let Some(mask) = masks.and_then(|m| m.get(index)) {
+                    h = h.f_mul(mask)?;
+                }
             }
         }
         Ok(h)
+    }
+
+    pub(crate) fn widths(&self) -> Vec<i64> {
+        self.layers.iter().map(|l| l.bias.size()[0]).collect()
+    }
+
+    pub(crate) fn shallow_clone(&self) -> Self {
+        Self { layers: self.layers.iter().map(Dense::shallow_clone).collect(), dropout: self.dropout }
     }
 }
 
@@ -88,19 +112,25 @@ impl ContentInputs {
 
 #[derive(Debug)]
 pub struct HybridRecommender {
-    config: ModelConfig,
-    user_embedding: Tensor,
-    movie_embedding: Tensor,
-    director_embedding: Tensor,
-    actor_embedding: Tensor,
-    content_encoder: Mlp,
-    content_to_movie: Dense,
-    head: Mlp,
-    output: Dense,
-    global_bias: Tensor,
-    user_bias: Tensor,
-    movie_bias: Tensor,
-    content_bias: Dense,
+    pub(crate) config: ModelConfig,
+    pub(crate) user_embedding: Tensor,
+    pub(crate) movie_embedding: Tensor,
+    pub(crate) director_embedding: Tensor,
+    pub(crate) actor_embedding: Tensor,
+    pub(crate) content_encoder: Mlp,
+    pub(crate) content_to_movie: Dense,
+    pub(crate) head: Mlp,
+    pub(crate) output: Dense,
+    pub(crate) global_bias: Tensor,
+    pub(crate) user_bias: Tensor,
+    pub(crate) movie_bias: Tensor,
+    pub(crate) content_bias: Dense,
+}
+
+/// A training forward pass: raw predictions and the sum of squares of the embedding rows it looked up.
+pub(crate) struct Forward {
+    pub(crate) predictions: Tensor,
+    pub(crate) penalty: Option<Tensor>,
 }
 
 impl HybridRecommender {
@@ -156,48 +186,80 @@ impl HybridRecommender {
         tch::no_grad(|| bias.f_fill_(value)).map(|_| ())
     }
 
-    /// Mean of the embeddings of the non-zero ids in each row: [B, K] → [B, dim].
-    fn pool(table: &Tensor, ids: &Tensor) -> Result<Tensor, TchError> {
-        let vectors = Tensor::f_embedding(table, ids, 0, false, false)?;
-        let present = ids.f_gt(0)?.f_to_kind(Kind::Float)?;
-        let count = present.f_sum_dim_intlist([1i64].as_slice(), true, Kind::Float)?.f_clamp_min(1.0)?;
-        vectors.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?.f_div(&count)
+    /// Mean of the embeddings of the non-zero ids in each row: [B, K] → [B, dim] (zeros for a row without ids), as
+    /// one `embedding_bag`. `sparse`: gradients as sparse rows (training).
+    fn pool(table: &Tensor, ids: &Tensor, sparse: bool) -> Result<Tensor, TchError> {
+        let (rows, width) = (ids.size()[0], ids.size().get(1).copied().unwrap_or(0));
+        let offsets = Tensor::f_arange_start_step(0, rows * width, width.max(1), (Kind::Int64, tch::Device::Cpu))?;
+        let (pooled, ..) = Tensor::f_embedding_bag_padding_idx::<Tensor>(table, &ids.f_reshape([-1])?, &offsets, false, 1, sparse, None, false, 0)?;
+        Ok(pooled)
     }
 
     /// The content vector of each movie: [B, content_dim].
-    pub fn encode_content(&self, content: &ContentInputs, train: bool) -> Result<Tensor, TchError> {
-        let directors = Self::pool(&self.director_embedding, &content.directors)?;
-        let actors = Self::pool(&self.actor_embedding, &content.actors)?;
-        let features = Tensor::f_cat(&[&content.genres, &content.titles, &directors, &actors, &content.numeric], 1)?;
-        self.content_encoder.forward(&features, train)
+    pub fn encode_content(&self, content: &ContentInputs) -> Result<Tensor, TchError> {
+        self.encode_content_with(content, None)
+    }
+
+    pub(crate) fn encode_content_with(&self, content: &ContentInputs, noise: Option<&crate::training::Noise>) -> Result<Tensor, TchError> {
+        let sparse = noise.is_some();
+        let directors = Self::pool(&self.director_embedding, &content.directors, sparse)?;
+        let actors = Self::pool(&self.actor_embedding, &content.actors, sparse)?;
+        let masks = noise.map(|n| n.content.as_slice());
+        let Some(first) = self.content_encoder.layers.first() else {
+            return Tensor::f_cat(&[&content.genres, &content.titles, &directors, &actors, &content.numeric], 1);
+        };
+        // The first layer's input is [genres, title, directors, actors, numeric]. The title columns are applied on
+        // their own: titles are constants, so training skips their input gradient, a tenth of a batch's arithmetic.
+        let (genres, titles) = (content.genres.size()[1], content.titles.size()[1]);
+        let title_weight = first.weight.f_narrow(1, genres, titles)?;
+        let side_columns = first.weight.size()[1] - genres - titles;
+        let side_weight = Tensor::f_cat(&[first.weight.f_narrow(1, 0, genres)?, first.weight.f_narrow(1, genres + titles, side_columns)?], 1)?;
+        let side = Tensor::f_cat(&[&content.genres, &directors, &actors, &content.numeric], 1)?;
+        let pre_activation = side.f_linear(&side_weight, Some(&first.bias))?.f_add(&content.titles.f_linear::<Tensor>(&title_weight, None)?)?;
+        self.content_encoder.forward_from(1, pre_activation, masks)
     }
 
     /// Predicted ratings for pairs, with content vectors already encoded (one row per pair). `movies` holds
-    /// embedding rows, 0 for a movie the model has no embedding for. Not clipped (training uses this).
-    pub fn forward_encoded(&self, users: &Tensor, movies: &Tensor, content: &Tensor, train: bool) -> Result<Tensor, TchError> {
-        let movies = if train && self.config.movie_id_dropout > 0.0 {
-            let keep = Tensor::f_rand_like(&movies.f_to_kind(Kind::Float)?)?.f_ge(self.config.movie_id_dropout)?;
-            movies.f_mul(&keep.f_to_kind(Kind::Int64)?)?
-        } else {
-            movies.shallow_clone()
+    /// embedding rows, 0 for a movie the model has no embedding for. Not clipped.
+    pub fn forward_encoded(&self, users: &Tensor, movies: &Tensor, content: &Tensor) -> Result<Tensor, TchError> {
+        Ok(self.forward_with(users, movies, content, None)?.predictions)
+    }
+
+    /// The forward pass; with `noise` (training) it applies the drawn dropout masks, hides the drawn movie ids,
+    /// asks for sparse embedding gradients and sums the squares of the embedding rows it looked up.
+    pub(crate) fn forward_with(&self, users: &Tensor, movies: &Tensor, content: &Tensor, noise: Option<&crate::training::Noise>) -> Result<Forward, TchError> {
+        let sparse = noise.is_some();
+        let movies = match noise {
+            Some(noise) => movies.f_mul(&noise.movie_keep)?,
+            None => movies.shallow_clone(),
         };
-        let user_vectors = Tensor::f_embedding(&self.user_embedding, users, 0, false, false)?;
-        let movie_vectors = Tensor::f_embedding(&self.movie_embedding, &movies, 0, false, false)?.f_add(&self.content_to_movie.forward(content)?)?;
-        let hidden = self.head.forward(&Tensor::f_cat(&[&user_vectors, &movie_vectors, content], 1)?, train)?;
-        let mut prediction = self.output.forward(&hidden)?.f_squeeze_dim(1)?;
-        if self.config.use_biases {
-            let user_bias = Tensor::f_embedding(&self.user_bias, users, 0, false, false)?.f_squeeze_dim(1)?;
-            let movie_bias = Tensor::f_embedding(&self.movie_bias, &movies, 0, false, false)?.f_squeeze_dim(1)?;
-            let content_bias = self.content_bias.forward(content)?.f_squeeze_dim(1)?;
-            prediction = prediction.f_add(&self.global_bias)?.f_add(&user_bias)?.f_add(&movie_bias)?.f_add(&content_bias)?;
+        let user_vectors = Tensor::f_embedding(&self.user_embedding, users, 0, false, sparse)?;
+        let movie_rows = Tensor::f_embedding(&self.movie_embedding, &movies, 0, false, sparse)?;
+        let movie_vectors = movie_rows.f_add(&self.content_to_movie.forward(content)?)?;
+        let hidden = self.head.forward(&Tensor::f_cat(&[&user_vectors, &movie_vectors, content], 1)?, noise.map(|n| n.head.as_slice()))?;
+        let mut predictions = self.output.forward(&hidden)?.f_squeeze_dim(1)?;
+        let mut looked_up = vec![user_vectors.shallow_clone(), movie_rows];
+        if self.config.dot_product {
+            predictions = predictions.f_add(&user_vectors.f_mul(&movie_vectors)?.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?)?;
         }
-        Ok(prediction)
+        if self.config.use_biases {
+            let user_bias = Tensor::f_embedding(&self.user_bias, users, 0, false, sparse)?.f_squeeze_dim(1)?;
+            let movie_bias = Tensor::f_embedding(&self.movie_bias, &movies, 0, false, sparse)?.f_squeeze_dim(1)?;
+            let content_bias = self.content_bias.forward(content)?.f_squeeze_dim(1)?;
+            predictions = predictions.f_add(&self.global_bias)?.f_add(&user_bias)?.f_add(&movie_bias)?.f_add(&content_bias)?;
+            looked_up.extend([user_bias, movie_bias]);
+        }
+        let penalty = match noise {
+            Some(_) => Some(looked_up.iter().map(|t| t.f_square()?.f_sum(Kind::Float)).collect::<Result<Vec<_>, _>>()?.into_iter().try_fold(Tensor::f_zeros([], (Kind::Float, tch::Device::Cpu))?, |sum, t| sum.f_add(&t))?),
+            None => None,
+        };
+        Ok(Forward { predictions, penalty })
     }
 
     /// Predicted ratings for pairs from raw content features (one row per pair), clipped to the rating scale.
     pub fn predict(&self, users: &Tensor, movies: &Tensor, content: &ContentInputs) -> Result<Tensor, TchError> {
-        let encoded = self.encode_content(content, false)?;
-        self.forward_encoded(users, movies, &encoded, false)?.f_clamp(self.config.rating_min, self.config.rating_max)
+        let encoded = self.encode_content(content)?;
+        self.forward_encoded(users, movies, &encoded)?.f_clamp(self.config.rating_min, self.config.rating_max)
     }
 
     /// A plain-Rust scorer for single pairs over a catalogue: `movie_rows` [M] embedding rows and `content` [M, c]
@@ -229,6 +291,7 @@ impl HybridRecommender {
                 movie_bias,
                 rating_min: self.config.rating_min,
                 rating_max: self.config.rating_max,
+                dot_product: self.config.dot_product,
             })
         })
     }
@@ -244,7 +307,7 @@ mod tests {
     use super::*;
     use crate::config::Cardinalities;
     use crate::scoring::Precision;
-    use tch::{nn::OptimizerConfig, Device};
+    use tch::Device;
 
     fn small_config() -> ModelConfig {
         let mut config = ModelConfig::seed(Cardinalities { users: 5, movies: 4, genres: 3, directors: 2, actors: 3 });
@@ -286,41 +349,84 @@ mod tests {
         let users = Tensor::from_slice(&[1i64, 1]);
         let mut inputs = content(2, &config);
         inputs.titles = Tensor::randn([2, config.title_dim], (Kind::Float, Device::Cpu)) * 3.0;
-        let scores: Vec<f32> = Vec::try_from(&network.forward_encoded(&users, &cold, &network.encode_content(&inputs, false).unwrap(), false).unwrap()).unwrap();
+        let scores: Vec<f32> = Vec::try_from(&network.forward_encoded(&users, &cold, &network.encode_content(&inputs).unwrap()).unwrap()).unwrap();
         assert_ne!(scores[0], scores[1], "two unseen movies with different content score differently");
     }
 
     #[test]
     fn a_few_optimiser_steps_fit_a_tiny_problem() {
-        tch::manual_seed(1);
-        let store = nn::VarStore::new(Device::Cpu);
-        let mut config = small_config();
-        config.dropout = 0.0;
-        config.movie_id_dropout = 0.0;
-        let network = HybridRecommender::new(&store.root(), &config);
-        network.set_global_bias(3.0).unwrap();
-        let users = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 1]);
-        let movies = Tensor::from_slice(&[1i64, 2, 3, 4, 1, 2]);
-        let targets = Tensor::from_slice(&[5.0f32, 1.0, 4.0, 2.0, 3.0, 4.5]);
-        let inputs = content(6, &config);
-        let mut optimiser = nn::Adam::default().build(&store, 1e-2).unwrap();
-        let loss = |train: bool| network.forward_encoded(&users, &movies, &network.encode_content(&inputs, train).unwrap(), train).unwrap().mse_loss(&targets, tch::Reduction::Mean);
-        let before = loss(false).double_value(&[]);
-        for _ in 0..200 {
-            optimiser.backward_step(&loss(true));
+        for dot_product in [false, true] {
+            tch::manual_seed(1);
+            let store = nn::VarStore::new(Device::Cpu);
+            let mut config = small_config();
+            config.movie_id_dropout = 0.0;
+            config.dot_product = dot_product;
+            let network = HybridRecommender::new(&store.root(), &config);
+            network.set_global_bias(3.0).unwrap();
+            let batch = crate::TrainingBatch {
+                users: Tensor::from_slice(&[1i64, 2, 3, 4, 5, 1]),
+                movies: Tensor::from_slice(&[1i64, 2, 3, 4, 1, 2]),
+                content: content(6, &config),
+                targets: Tensor::from_slice(&[5.0f32, 1.0, 4.0, 2.0, 3.0, 4.5]),
+            };
+            let mut optimiser = crate::LazyAdam::new(network.parameters(), 1e-2, 0.0).unwrap();
+            let evaluate = || network.forward_encoded(&batch.users, &batch.movies, &network.encode_content(&batch.content).unwrap()).unwrap().mse_loss(&batch.targets, tch::Reduction::Mean).double_value(&[]);
+            let before = evaluate();
+            for _ in 0..200 {
+                let loss = network.training_loss(&batch, &network.draw_noise(6).unwrap(), 6.0, 1e-4).unwrap();
+                optimiser.step(&HybridRecommender::gradients(&loss, &network.parameters()).unwrap()).unwrap();
+            }
+            let after = evaluate();
+            assert!(after < before / 10.0, "dot product {dot_product}: loss {before} -> {after}");
         }
-        let after = loss(false).double_value(&[]);
-        assert!(after < before / 10.0, "loss {before} -> {after}");
+    }
+
+    #[test]
+    fn noise_drawn_up_front_makes_the_loss_of_slices_add_up_to_the_batch_loss() {
+        tch::manual_seed(2);
+        let store = nn::VarStore::new(Device::Cpu);
+        let config = small_config();
+        let network = HybridRecommender::new(&store.root(), &config);
+        let batch = |rows: std::ops::Range<i64>| crate::TrainingBatch {
+            users: Tensor::arange_start(rows.start, rows.end, (Kind::Int64, Device::Cpu)).remainder(5) + 1,
+            movies: Tensor::arange_start(rows.start, rows.end, (Kind::Int64, Device::Cpu)).remainder(4) + 1,
+            content: content(rows.end - rows.start, &config),
+            targets: Tensor::full([rows.end - rows.start], 3.5, (Kind::Float, Device::Cpu)),
+        };
+        let noise = network.draw_noise(8).unwrap();
+        let mut whole = batch(0..8);
+        let titles = Tensor::randn([8, config.title_dim], (Kind::Float, Device::Cpu));
+        whole.content.titles = titles.copy();
+        let mut first = batch(0..3);
+        first.content.titles = titles.narrow(0, 0, 3);
+        let mut second = batch(3..8);
+        second.content.titles = titles.narrow(0, 3, 5);
+        let total = network.training_loss(&whole, &noise, 8.0, 0.01).unwrap().double_value(&[]);
+        let parts = network.training_loss(&first, &noise.narrow(0, 3).unwrap(), 8.0, 0.01).unwrap().double_value(&[])
+            + network.training_loss(&second, &noise.narrow(3, 5).unwrap(), 8.0, 0.01).unwrap().double_value(&[]);
+        assert!((total - parts).abs() < 1e-5, "{total} vs {parts}");
+        let masks_differ = noise.head[0].narrow(0, 0, 1).not_equal_tensor(&noise.head[0].narrow(0, 1, 1)).any().int64_value(&[]);
+        assert_eq!(masks_differ, 1, "dropout masks are drawn per row");
     }
 
     #[test]
     fn the_catalogue_scorer_reproduces_the_network() {
+        scorer_reproduces_the_network(false);
+    }
+
+    #[test]
+    fn the_catalogue_scorer_reproduces_the_network_with_its_dot_product_path() {
+        scorer_reproduces_the_network(true);
+    }
+
+    fn scorer_reproduces_the_network(dot_product: bool) {
         tch::manual_seed(3);
         let store = nn::VarStore::new(Device::Cpu);
-        let config = small_config();
+        let mut config = small_config();
+        config.dot_product = dot_product;
         let network = HybridRecommender::new(&store.root(), &config);
         let inputs = content(4, &config);
-        let encoded = network.encode_content(&inputs, false).unwrap();
+        let encoded = network.encode_content(&inputs).unwrap();
         let movie_rows = Tensor::from_slice(&[1i64, 2, 0, 4]);
         let scorer = network.catalogue_scorer(&movie_rows, &encoded).unwrap();
         let single_pairs_only = network.catalogue_scorer(&movie_rows, &encoded).unwrap();
@@ -328,7 +434,7 @@ mod tests {
         let batched: Vec<Vec<f32>> = Vec::try_from(scorer.score_catalogue(&all_users, Precision::Float32).unwrap()).unwrap();
         for user in all_users {
             let users = Tensor::full([4], user, (Kind::Int64, Device::Cpu));
-            let expected: Vec<f32> = Vec::try_from(network.clip(&network.forward_encoded(&users, &movie_rows, &encoded, false).unwrap()).unwrap()).unwrap();
+            let expected: Vec<f32> = Vec::try_from(network.clip(&network.forward_encoded(&users, &movie_rows, &encoded).unwrap()).unwrap()).unwrap();
             for (position, want) in expected.iter().enumerate() {
                 let got = single_pairs_only.score(user as usize, position).unwrap();
                 assert!((got - want).abs() < 1e-4, "user {user} movie {position}: {got} vs {want}");
@@ -359,7 +465,7 @@ mod tests {
         let movie_rows = Tensor::arange(300, (Kind::Int64, Device::Cpu));
         let mut inputs = content(300, &config);
         inputs.genres = Tensor::rand([300, config.cardinalities.genres], (Kind::Float, Device::Cpu));
-        let scorer = network.catalogue_scorer(&movie_rows, &network.encode_content(&inputs, false).unwrap()).unwrap();
+        let scorer = network.catalogue_scorer(&movie_rows, &network.encode_content(&inputs).unwrap()).unwrap();
         let users: Vec<i64> = (0..=40).collect();
         let ids: Vec<i32> = (0..300).map(|i| 1000 - i).collect();
         let candidates = |user: usize| (0..300).filter(|p| (p + user) % 7 != 0).collect::<Vec<usize>>();
@@ -372,6 +478,14 @@ mod tests {
         assert!(exact.iter().all(|r| r.len() == 10) && exact[3].iter().all(|(p, _)| (p + 3) % 7 != 0));
         let spread = exact.iter().map(|r| r[0].1 - r[9].1).fold(0.0f32, f32::max);
         assert!(spread > 0.05, "scores too flat for a meaningful comparison: {spread}");
+    }
+
+    #[test]
+    fn people_are_pooled_as_the_mean_of_the_known_ids() {
+        let table = Tensor::from_slice(&[0.0f32, 0.0, 1.0, 2.0, 3.0, 6.0]).view([3, 2]);
+        let pooled = HybridRecommender::pool(&table, &Tensor::from_slice(&[1i64, 2, 0, 0, 0, 2, 0, 0]).view([4, 2]), false).unwrap();
+        let values: Vec<Vec<f32>> = Vec::try_from(pooled).unwrap();
+        assert_eq!(values, vec![vec![2.0, 4.0], vec![0.0, 0.0], vec![3.0, 6.0], vec![0.0, 0.0]]);
     }
 
     #[test]

@@ -122,6 +122,9 @@ pub struct CatalogueScorer {
     rating_min: f32,
     rating_max: f32,
     half: OnceCell<HalfTables>,
+    /// [movies, user_dim]: each catalogue movie's vector (the first columns of its input), when the network adds
+    /// the user·movie dot product.
+    movie_vectors: Option<Matrix>,
 }
 
 /// What `HybridRecommender::catalogue_scorer` hands over: the tensors of an evaluation-mode network. The head's
@@ -138,6 +141,7 @@ pub struct ScorerParts<'a> {
     pub movie_bias: Tensor,
     pub rating_min: f64,
     pub rating_max: f64,
+    pub dot_product: bool,
 }
 
 impl CatalogueScorer {
@@ -146,6 +150,8 @@ impl CatalogueScorer {
     pub fn new(parts: ScorerParts<'_>) -> Result<Self, ModelError> {
         let (users, movies) = (parts.user_embedding.size()[0] as usize, parts.movie_inputs.size()[0] as usize);
         let width = parts.user_weight.size()[0];
+        let user_dim = parts.user_embedding.size()[1];
+        let movie_vectors = if parts.dot_product { Some(Matrix::new(&parts.movie_inputs.f_narrow(1, 0, user_dim)?)?) } else { None };
         Ok(Self {
             width: width as usize,
             movies,
@@ -163,6 +169,7 @@ impl CatalogueScorer {
             rating_min: parts.rating_min as f32,
             rating_max: parts.rating_max as f32,
             half: OnceCell::new(),
+            movie_vectors,
         })
     }
 
@@ -218,7 +225,11 @@ impl CatalogueScorer {
             std::mem::swap(&mut x, &mut y);
         }
         self.output.apply(&x, &mut y, false);
-        let raw = y[0] + self.user_bias.as_slice().get(user_row)? + self.movie_bias.as_slice()[movie_position];
+        let mut raw = y[0] + self.user_bias.as_slice().get(user_row)? + self.movie_bias.as_slice()[movie_position];
+        if let Some(vectors) = &self.movie_vectors {
+            let dim = self.user_layer.inputs;
+            raw += dot(&self.user_embedding.as_slice()[user_row * dim..(user_row + 1) * dim], &vectors.as_slice()[movie_position * dim..(movie_position + 1) * dim]);
+        }
         Some(raw.clamp(self.rating_min, self.rating_max))
     }
 
@@ -285,7 +296,11 @@ impl CatalogueScorer {
                 }
             };
             let user_bias = self.user_bias.tensor.f_index_select(0, &rows)?.f_unsqueeze(1)?;
-            self.clip(raw.f_view([users, movies])?.f_add(&user_bias)?.f_add(&self.movie_bias.tensor.f_unsqueeze(0)?)?)
+            let mut raw = raw.f_view([users, movies])?.f_add(&user_bias)?.f_add(&self.movie_bias.tensor.f_unsqueeze(0)?)?;
+            if let Some(vectors) = &self.movie_vectors {
+                raw = raw.f_add(&self.user_embedding.tensor.f_index_select(0, &rows)?.f_matmul(&vectors.tensor.f_tr()?)?)?;
+            }
+            self.clip(raw)
         })
     }
 
@@ -308,7 +323,12 @@ impl CatalogueScorer {
             let raw = Self::rest_of_head(x, &self.float_layers())?.f_view([-1])?;
             let user_bias = self.user_bias.tensor.f_index_select(0, &rows)?;
             let movie_bias = self.movie_bias.tensor.f_index_select(0, &columns)?;
-            Ok(Vec::<f32>::try_from(self.clip(raw.f_add(&user_bias)?.f_add(&movie_bias)?)?)?)
+            let mut raw = raw.f_add(&user_bias)?.f_add(&movie_bias)?;
+            if let Some(vectors) = &self.movie_vectors {
+                let products = self.user_embedding.tensor.f_index_select(0, &rows)?.f_mul(&vectors.tensor.f_index_select(0, &columns)?)?;
+                raw = raw.f_add(&products.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?)?;
+            }
+            Ok(Vec::<f32>::try_from(self.clip(raw)?)?)
         })
     }
 }

@@ -193,5 +193,5 @@ pub fn encode(network: &HybridRecommender, vocabulary: &Vocabulary, contents: &[
     let config = network.config();
     let refs: Vec<&MovieContent> = contents.iter().collect();
     let inputs = vocabulary.encode(&refs, titles, config.max_directors, config.max_actors)?;
-    Ok(tch::no_grad(|| network.encode_content(&inputs, false))?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?)
+    Ok(tch::no_grad(|| network.encode_content(&inputs))?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?)
 }

@@ -28,7 +28,7 @@ fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
     crate::torch_runtime::prepare()?;
     let (content, movie_row) = movie_inputs(&model, movie_id)?;
     let user_row = Tensor::f_from_slice(&[model.vocabulary.user_row(user_id)])?;
-    let score = tch::no_grad(|| model.network.forward_encoded(&user_row, &movie_row, &content, false).and_then(|s| model.network.clip(&s)))?;
+    let score = tch::no_grad(|| model.network.forward_encoded(&user_row, &movie_row, &content).and_then(|s| model.network.clip(&s)))?;
     Ok(score.f_double_value(&[0])? as f32)
 }
 
@@ -66,6 +66,6 @@ fn predict_many(user_id: i32, movie_ids: &[i32]) -> Result<Vec<f32>, RecsysError
     let content = Tensor::f_cat(&contents, 0)?;
     let movie_rows = Tensor::f_cat(&rows, 0)?;
     let users = Tensor::f_full([movie_ids.len() as i64], model.vocabulary.user_row(user_id), (tch::Kind::Int64, tch::Device::Cpu))?;
-    let scores = tch::no_grad(|| model.network.forward_encoded(&users, &movie_rows, &content, false).and_then(|s| model.network.clip(&s)))?;
+    let scores = tch::no_grad(|| model.network.forward_encoded(&users, &movie_rows, &content).and_then(|s| model.network.clip(&s)))?;
     Ok(Vec::<f32>::try_from(&scores).map_err(recsys_model::ModelError::from)?)
 }

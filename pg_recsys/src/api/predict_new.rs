@@ -82,7 +82,7 @@ fn predict_new(user_id: i32, content: MovieContent) -> Result<f32, RecsysError> 
     let encoded = model_cache::encode(&model.network, &model.vocabulary, std::slice::from_ref(&content), &titles)?;
     let user = Tensor::f_from_slice(&[model.vocabulary.user_row(user_id)])?;
     let unseen_movie = Tensor::f_from_slice(&[0i64])?;
-    let score = tch::no_grad(|| model.network.forward_encoded(&user, &unseen_movie, &encoded, false).and_then(|s| model.network.clip(&s)))?;
+    let score = tch::no_grad(|| model.network.forward_encoded(&user, &unseen_movie, &encoded).and_then(|s| model.network.clip(&s)))?;
     Ok(score.f_double_value(&[0])? as f32)
 }
 

@@ -24,11 +24,11 @@ pub fn ranking_metrics(network: &HybridRecommender, vocabulary: &Vocabulary, cat
     users.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x7A11));
     users.truncate(sample);
     let movie_rows = Tensor::from_slice(&catalogue.movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>());
-    let encoded = tch::no_grad(|| network.encode_content(&content, false))?;
+    let encoded = tch::no_grad(|| network.encode_content(&content))?;
     let count = catalogue.movie_ids.len() as i64;
     let mut failure = None;
     let result = metrics::ranking(&split.test, 4.0, &users, |user| {
-        let scores = tch::no_grad(|| network.forward_encoded(&Tensor::full([count], vocabulary.user_row(user), (Kind::Int64, tch::Device::Cpu)), &movie_rows, &encoded, false));
+        let scores = tch::no_grad(|| network.forward_encoded(&Tensor::full([count], vocabulary.user_row(user), (Kind::Int64, tch::Device::Cpu)), &movie_rows, &encoded));
         let mut scores: Vec<f32> = match scores.and_then(|s| Vec::<f32>::try_from(s)) {
             Ok(s) => s,
             Err(error) => {

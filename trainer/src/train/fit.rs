@@ -1,17 +1,18 @@
 //! The training loop: ratings become index tensors once, batches are gathered with `index_select` (no per-row
-//! Rust loops in the hot path), Adam on MSE, a validation share for early stopping with the best epoch's weights
-//! restored, and a progress bar per epoch.
+//! Rust loops in the hot path), each batch's gradients computed by `threads` workers on slices of it, lazy Adam on
+//! MSE plus row-wise L2, a validation share for early stopping with the best epoch's weights restored, and a
+//! progress bar per epoch.
 use super::data::{Catalogue, Ratings};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use recsys_model::{ContentInputs, HybridRecommender, ModelConfig, Vocabulary};
+use recsys_model::{ContentInputs, HybridRecommender, LazyAdam, ModelConfig, Noise, TrainingBatch, Vocabulary};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Instant;
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -19,7 +20,12 @@ pub struct FitOptions {
     pub epochs: usize,
     pub batch_size: i64,
     pub learning_rate: f64,
+    /// L2 weight decay of the dense layers.
     pub weight_decay: f64,
+    /// L2 penalty on the user/movie embedding and bias rows of each rating, per rating (as in matrix factorisation).
+    pub embedding_l2: f64,
+    /// Gradient workers per batch, each running libtorch on one thread.
+    pub threads: usize,
     /// Share of the training ratings kept aside to pick the best epoch (0 disables early stopping).
     pub validation_fraction: f64,
     /// Stop after this many epochs without a better validation RMSE.
@@ -75,6 +81,53 @@ impl IndexedRatings {
     fn batch(&self, index: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
         (self.users.index_select(0, index), self.movies.index_select(0, index), self.catalogue_rows.index_select(0, index), self.values.index_select(0, index))
     }
+
+    fn training_batch(&self, index: &Tensor, content: &ContentInputs) -> Result<TrainingBatch> {
+        let (users, movies, rows, targets) = self.batch(index);
+        Ok(TrainingBatch { users, movies, content: content.select(&rows)?, targets })
+    }
+}
+
+/// The mean loss of one batch and its gradients: the batch is cut into one slice per worker, each worker
+/// differentiates its slice's share of the loss on its own thread, and the gradients are summed in slice order
+/// (so a seeded run is reproducible). The noise is drawn here, on the calling thread, for the same reason.
+fn batch_gradients(network: &HybridRecommender, data: &IndexedRatings, content: &ContentInputs, index: &Tensor, options: &FitOptions) -> Result<(f64, Vec<Tensor>)> {
+    let rows = index.size()[0];
+    let noise = network.draw_noise(rows)?;
+    let slice_rows = (rows + options.threads as i64 - 1) / options.threads as i64;
+    let mut slices = Vec::with_capacity(options.threads);
+    for (number, slice) in index.split(slice_rows, 0).iter().enumerate() {
+        slices.push((data.training_batch(slice, content)?, noise.narrow(number as i64 * slice_rows, slice.size()[0])?));
+    }
+    let differentiate = |network: HybridRecommender, batch: TrainingBatch, noise: Noise| -> Result<(f64, Vec<Tensor>)> {
+        let loss = network.training_loss(&batch, &noise, rows as f64, options.embedding_l2)?;
+        Ok((loss.f_double_value(&[])?, HybridRecommender::gradients(&loss, &network.parameters())?))
+    };
+    let mut slices = slices.into_iter();
+    let (first_batch, first_noise) = slices.next().expect("a batch has at least one row");
+    let results: Vec<Result<(f64, Vec<Tensor>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = slices
+            .map(|(batch, noise)| {
+                let worker_network = network.shallow_clone();
+                scope.spawn(move || {
+                    tch::set_num_threads(1);
+                    differentiate(worker_network, batch, noise)
+                })
+            })
+            .collect();
+        let mut results = vec![differentiate(network.shallow_clone(), first_batch, first_noise)];
+        results.extend(workers.into_iter().map(|w| w.join().unwrap_or_else(|_| bail!("a gradient worker panicked"))));
+        results
+    });
+    let mut total: Option<(f64, Vec<Tensor>)> = None;
+    for result in results {
+        let (loss, gradients) = result?;
+        total = Some(match total {
+            None => (loss, gradients),
+            Some((sum, sums)) => (sum + loss, sums.iter().zip(&gradients).map(|(a, b)| a.f_add(b)).collect::<Result<_, _>>()?),
+        });
+    }
+    Ok(total.expect("one result per slice"))
 }
 
 /// Raw (unclipped) predictions for `ratings`, in batches, without gradients.
@@ -84,8 +137,8 @@ pub fn predict(network: &HybridRecommender, content: &ContentInputs, ratings: &I
         let all = Tensor::arange(ratings.len(), (Kind::Int64, Device::Cpu));
         for chunk in all.split(8192, 0) {
             let (users, movies, rows, _) = ratings.batch(&chunk);
-            let encoded = network.encode_content(&content.select(&rows)?, false)?;
-            out.extend(Vec::<f32>::try_from(network.forward_encoded(&users, &movies, &encoded, false)?)?);
+            let encoded = network.encode_content(&content.select(&rows)?)?;
+            out.extend(Vec::<f32>::try_from(network.forward_encoded(&users, &movies, &encoded)?)?);
         }
         Ok(())
     })?;
@@ -118,7 +171,7 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
     let store = nn::VarStore::new(Device::Cpu);
     let network = HybridRecommender::new(&store.root(), config);
     network.set_global_bias(train.mean())?;
-    let mut optimiser = nn::Adam { wd: options.weight_decay, ..Default::default() }.build(&store, options.learning_rate)?;
+    let mut optimiser = LazyAdam::new(network.parameters(), options.learning_rate, options.weight_decay)?.with_threads(options.threads);
     let batches = (fit_set.len() + options.batch_size - 1) / options.batch_size;
     let mut history = Vec::new();
     let (mut best_rmse, mut best_epoch, mut best_weights): (f64, usize, Option<HashMap<String, Tensor>>) = (f64::INFINITY, 0, None);
@@ -127,18 +180,18 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
         let bar = progress(epoch, options.epochs, batches as u64);
         let permutation = Tensor::randperm(fit_set.len(), (Kind::Int64, Device::Cpu));
         let mut loss_sum = 0.0;
+        tch::set_num_threads(1);
         for (step, index) in permutation.split(options.batch_size, 0).iter().enumerate() {
-            let (users, movies, rows, targets) = fit_set.batch(index);
-            let encoded = network.encode_content(&content.select(&rows)?, true)?;
-            let loss = network.forward_encoded(&users, &movies, &encoded, true)?.mse_loss(&targets, tch::Reduction::Mean);
-            optimiser.backward_step(&loss);
-            loss_sum += loss.double_value(&[]);
+            let (loss, gradients) = batch_gradients(&network, &fit_set, content, index, options)?;
+            optimiser.step(&gradients)?;
+            loss_sum += loss;
             if step % 50 == 0 {
                 bar.set_position(step as u64);
                 bar.set_message(format!("{:.4}", loss_sum / (step + 1) as f64));
             }
         }
         bar.finish_and_clear();
+        tch::set_num_threads(options.threads as i32);
         let validation_rmse = validation.as_ref().map(|v| predict(&network, content, v).and_then(|p| rmse(&p, &v.values, config.rating_min, config.rating_max))).transpose()?;
         let seconds = started.elapsed().as_secs_f64();
         let stats = EpochStats { epoch, train_loss: loss_sum / batches as f64, validation_rmse, seconds, ratings_per_second: fit_set.len() as f64 / seconds };

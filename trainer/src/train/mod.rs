@@ -30,8 +30,15 @@ pub struct TrainArgs {
     pub batch_size: i64,
     #[arg(long, default_value_t = 0.001)]
     pub learning_rate: f64,
+    /// L2 weight decay of the dense layers (Adam's `weight_decay`).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// L2 penalty on the user/movie embedding and bias rows of each rating (matrix-factorisation style).
+    #[arg(long, default_value_t = 0.0)]
+    pub embedding_l2: f64,
+    /// Add the user·movie dot-product path beside the MLP head.
+    #[arg(long)]
+    pub dot_product: bool,
     #[arg(long, default_value_t = 64)]
     pub embedding_dim: i64,
     #[arg(long, default_value_t = 16)]
@@ -59,8 +66,8 @@ pub struct TrainArgs {
     /// Seed for splits, initialisation and batch order: runs are reproducible.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// libtorch intra-op threads.
-    #[arg(long, default_value_t = 2)]
+    /// Gradient workers per training batch (each on one libtorch thread), and libtorch threads for evaluation.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=64))]
     pub threads: i32,
     /// Use the (user, movie) pairs of this CSV as the test set instead of a random hold-out (e.g. the anchor
     /// harness's splits/<name>/test.csv), to compare with other systems on exactly the same split.
@@ -100,6 +107,8 @@ impl TrainArgs {
             batch_size: self.batch_size,
             learning_rate: self.learning_rate,
             weight_decay: self.weight_decay,
+            embedding_l2: self.embedding_l2,
+            threads: self.threads as usize,
             validation_fraction: self.validation_fraction,
             patience: self.patience,
             seed: self.seed,
@@ -116,6 +125,7 @@ impl TrainArgs {
         config.dropout = self.dropout;
         config.movie_id_dropout = self.movie_id_dropout;
         config.use_biases = !self.no_biases;
+        config.dot_product = self.dot_product;
         config
     }
 }

@@ -1,0 +1,120 @@
+//! Training-mode pieces of the network: the random draws of a batch (dropout masks, hidden movie ids) made up
+//! front by the caller, so a seeded run gives the same model however a batch is split across gradient workers;
+//! the loss with an L2 penalty on the embedding rows a batch touches; the trainable tensors and their gradients.
+use crate::network::{ContentInputs, HybridRecommender};
+use tch::{Device, Kind, TchError, Tensor};
+
+/// The random draws of one training batch (or of a slice of it).
+pub struct Noise {
+    /// [B] int64: 0 where the movie id is hidden (movie-id dropout), else 1.
+    pub(crate) movie_keep: Tensor,
+    /// Scaled dropout masks ([B, width], values 0 or 1/(1-p)) of the content encoder's and the head's layers.
+    pub(crate) content: Vec<Tensor>,
+    pub(crate) head: Vec<Tensor>,
+}
+
+impl Noise {
+    /// Rows `start..start + rows` of every draw (the slice of the batch one gradient worker handles).
+    pub fn narrow(&self, start: i64, rows: i64) -> Result<Self, TchError> {
+        let narrow = |masks: &[Tensor]| masks.iter().map(|m| m.f_narrow(0, start, rows)).collect::<Result<Vec<_>, _>>();
+        Ok(Self { movie_keep: self.movie_keep.f_narrow(0, start, rows)?, content: narrow(&self.content)?, head: narrow(&self.head)? })
+    }
+}
+
+/// A trainable tensor and whether its gradient comes as sparse rows (embedding tables).
+pub struct Parameter {
+    pub name: &'static str,
+    pub tensor: Tensor,
+    pub sparse: bool,
+}
+
+/// One batch of training pairs: embedding rows, raw content features per pair, ratings.
+pub struct TrainingBatch {
+    pub users: Tensor,
+    pub movies: Tensor,
+    pub content: ContentInputs,
+    pub targets: Tensor,
+}
+
+fn dropout_masks(rows: i64, widths: &[i64], rate: f64) -> Result<Vec<Tensor>, TchError> {
+    if rate <= 0.0 {
+        return Ok(Vec::new());
+    }
+    widths.iter().map(|width| Tensor::f_empty([rows, *width], (Kind::Float, Device::Cpu))?.f_bernoulli_float_(1.0 - rate)?.f_div_scalar(1.0 - rate)).collect()
+}
+
+impl HybridRecommender {
+    /// Draws the dropout masks and hidden movie ids for `rows` pairs from libtorch's (seeded) generator.
+    pub fn draw_noise(&self, rows: i64) -> Result<Noise, TchError> {
+        let keep = Tensor::f_empty([rows], (Kind::Float, Device::Cpu))?.f_bernoulli_float_(1.0 - self.config.movie_id_dropout)?.f_to_kind(Kind::Int64)?;
+        Ok(Noise {
+            movie_keep: keep,
+            content: dropout_masks(rows, &self.content_encoder.widths(), self.config.dropout)?,
+            head: dropout_masks(rows, &self.head.widths(), self.config.dropout)?,
+        })
+    }
+
+    /// (Σ squared errors + `l2` · Σ squares of the user/movie embedding and bias rows looked up) / `normaliser`.
+    /// With `normaliser` = the whole batch's size, the losses of a batch's slices add up to the batch's mean loss.
+    pub fn training_loss(&self, batch: &TrainingBatch, noise: &Noise, normaliser: f64, l2: f64) -> Result<Tensor, TchError> {
+        let content = self.encode_content_with(&batch.content, Some(noise))?;
+        let forward = self.forward_with(&batch.users, &batch.movies, &content, Some(noise))?;
+        let mut loss = forward.predictions.f_sub(&batch.targets)?.f_square()?.f_sum(Kind::Float)?;
+        if let (Some(penalty), true) = (forward.penalty, l2 > 0.0) {
+            loss = loss.f_add(&penalty.f_mul_scalar(l2)?)?;
+        }
+        loss.f_div_scalar(normaliser)
+    }
+
+    /// Every trainable tensor (bias terms only when the configuration uses them).
+    pub fn parameters(&self) -> Vec<Parameter> {
+        let sparse = |name, tensor: &Tensor| Parameter { name, tensor: tensor.shallow_clone(), sparse: true };
+        let dense = |name, tensor: &Tensor| Parameter { name, tensor: tensor.shallow_clone(), sparse: false };
+        let mut parameters = vec![
+            sparse("user_embedding", &self.user_embedding),
+            sparse("movie_embedding", &self.movie_embedding),
+            sparse("director_embedding", &self.director_embedding),
+            sparse("actor_embedding", &self.actor_embedding),
+        ];
+        let layers = self.content_encoder.layers.iter().chain([&self.content_to_movie]).chain(&self.head.layers).chain([&self.output]);
+        for layer in layers {
+            parameters.extend([dense("weight", &layer.weight), dense("bias", &layer.bias)]);
+        }
+        if self.config.use_biases {
+            parameters.extend([
+                sparse("user_bias", &self.user_bias),
+                sparse("movie_bias", &self.movie_bias),
+                dense("global_bias", &self.global_bias),
+                dense("content_bias.weight", &self.content_bias.weight),
+                dense("content_bias.bias", &self.content_bias.bias),
+            ]);
+        }
+        parameters
+    }
+
+    /// Gradients of `loss` with respect to `parameters` (in order), returned instead of accumulated, so that
+    /// several threads can differentiate slices of one batch at once. Embedding tables get sparse gradients.
+    pub fn gradients(loss: &Tensor, parameters: &[Parameter]) -> Result<Vec<Tensor>, TchError> {
+        let inputs: Vec<&Tensor> = parameters.iter().map(|p| &p.tensor).collect();
+        Tensor::f_run_backward(&[loss], &inputs, false, false)
+    }
+
+    /// A second handle on the same tensors (for a gradient worker thread: tensors are `Send`, not `Sync`).
+    pub fn shallow_clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            user_embedding: self.user_embedding.shallow_clone(),
+            movie_embedding: self.movie_embedding.shallow_clone(),
+            director_embedding: self.director_embedding.shallow_clone(),
+            actor_embedding: self.actor_embedding.shallow_clone(),
+            content_encoder: self.content_encoder.shallow_clone(),
+            content_to_movie: self.content_to_movie.shallow_clone(),
+            head: self.head.shallow_clone(),
+            output: self.output.shallow_clone(),
+            global_bias: self.global_bias.shallow_clone(),
+            user_bias: self.user_bias.shallow_clone(),
+            movie_bias: self.movie_bias.shallow_clone(),
+            content_bias: self.content_bias.shallow_clone(),
+        }
+    }
+}

@@ -28,6 +28,9 @@ pub struct FitOptions {
     pub threads: usize,
     /// Share of the training ratings kept aside to pick the best epoch (0 disables early stopping).
     pub validation_fraction: f64,
+    /// Validate on every rating of a share of the movies, scored as unseen (the cold-start run picks its epoch by
+    /// cold-start accuracy).
+    pub validate_on_unseen_movies: bool,
     /// Stop after this many epochs without a better validation RMSE.
     pub patience: usize,
     pub seed: u64,
@@ -158,15 +161,36 @@ fn progress(epoch: usize, epochs: usize, batches: u64) -> ProgressBar {
     bar
 }
 
+/// (validation rows, fitting rows) of `train`: a random share of the ratings, or with
+/// `validate_on_unseen_movies` every rating of a random share of the movies.
+fn validation_split(train: &Ratings, options: &FitOptions) -> (Vec<usize>, Vec<usize>) {
+    let mut random = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5EED);
+    if options.validate_on_unseen_movies {
+        let mut movies: Vec<i32> = train.movies.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        movies.shuffle(&mut random);
+        let held: std::collections::HashSet<i32> = movies.iter().take(((movies.len() as f64) * options.validation_fraction).round() as usize).copied().collect();
+        return (0..train.len()).partition(|row| held.contains(&train.movies[*row]));
+    }
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    order.shuffle(&mut random);
+    let validation_count = ((train.len() as f64) * options.validation_fraction).round() as usize;
+    let (validation, fit) = order.split_at(validation_count);
+    (validation.to_vec(), fit.to_vec())
+}
+
 /// Trains a fresh network on `train` (a validation share is split off when early stopping is on).
 pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInputs, catalogue: &Catalogue, train: &Ratings, options: &FitOptions) -> Result<Trained> {
     tch::manual_seed(options.seed as i64);
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(options.seed ^ 0x5EED));
-    let validation_count = ((train.len() as f64) * options.validation_fraction).round() as usize;
-    let (validation_rows, fit_rows) = order.split_at(validation_count);
-    let fit_set = IndexedRatings::new(&train.subset(fit_rows), vocabulary, catalogue)?;
-    let validation = (validation_count > 0).then(|| IndexedRatings::new(&train.subset(validation_rows), vocabulary, catalogue)).transpose()?;
+    let (validation_rows, fit_rows) = validation_split(train, options);
+    let fit_set = IndexedRatings::new(&train.subset(&fit_rows), vocabulary, catalogue)?;
+    let validation = (!validation_rows.is_empty()).then(|| IndexedRatings::new(&train.subset(&validation_rows), vocabulary, catalogue)).transpose()?;
+    let validation = match (validation, options.validate_on_unseen_movies) {
+        (Some(mut v), true) => {
+            v.movies = v.movies.zeros_like();
+            Some(v)
+        }
+        (v, _) => v,
+    };
 
     let store = nn::VarStore::new(Device::Cpu);
     let network = HybridRecommender::new(&store.root(), config);

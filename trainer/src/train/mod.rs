@@ -30,15 +30,16 @@ pub struct TrainArgs {
     pub batch_size: i64,
     #[arg(long, default_value_t = 0.001)]
     pub learning_rate: f64,
-    /// L2 weight decay of the dense layers (Adam's `weight_decay`).
-    #[arg(long, default_value_t = 0.0)]
+    /// L2 weight decay of the dense layers (Adam's `weight_decay`; the seed used 0).
+    #[arg(long, default_value_t = 1e-4)]
     pub weight_decay: f64,
-    /// L2 penalty on the user/movie embedding and bias rows of each rating (matrix-factorisation style).
-    #[arg(long, default_value_t = 0.0)]
+    /// L2 penalty on the user/movie embedding and bias rows of each rating, matrix-factorisation style (the seed
+    /// used 0).
+    #[arg(long, default_value_t = 0.05)]
     pub embedding_l2: f64,
-    /// Add the user·movie dot-product path beside the MLP head.
+    /// Leave out the user·movie dot-product path beside the MLP head (the seed architecture has none).
     #[arg(long)]
-    pub dot_product: bool,
+    pub no_dot_product: bool,
     #[arg(long, default_value_t = 64)]
     pub embedding_dim: i64,
     #[arg(long, default_value_t = 16)]
@@ -108,6 +109,7 @@ impl TrainArgs {
             learning_rate: self.learning_rate,
             weight_decay: self.weight_decay,
             embedding_l2: self.embedding_l2,
+            validate_on_unseen_movies: false,
             threads: self.threads as usize,
             validation_fraction: self.validation_fraction,
             patience: self.patience,
@@ -125,7 +127,7 @@ impl TrainArgs {
         config.dropout = self.dropout;
         config.movie_id_dropout = self.movie_id_dropout;
         config.use_biases = !self.no_biases;
-        config.dot_product = self.dot_product;
+        config.dot_product = !self.no_dot_product;
         config
     }
 }
@@ -161,12 +163,14 @@ pub struct Evaluated {
     pub seconds: f64,
 }
 
-fn train_and_evaluate(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, split: &split::Split) -> Result<Evaluated> {
+/// `cold`: the split holds out whole movies, and the epoch is picked on held-out movies of the training share too.
+fn train_and_evaluate(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, split: &split::Split, cold: bool) -> Result<Evaluated> {
     let started = Instant::now();
     let vocabulary = fit_vocabulary(&split.train, catalogue);
     let config = args.config(&vocabulary);
     let content = encode_catalogue(&vocabulary, catalogue, titles, &config)?;
-    let trained = fit::fit(&config, &vocabulary, &content, catalogue, &split.train, &args.fit_options())?;
+    let options = FitOptions { validate_on_unseen_movies: cold, ..args.fit_options() };
+    let trained = fit::fit(&config, &vocabulary, &content, catalogue, &split.train, &options)?;
     let test = IndexedRatings::new(&split.test, &vocabulary, catalogue)?;
     let predictions = fit::predict(&trained.network, &content, &test)?;
     let (low, high) = (config.rating_min, config.rating_max);
@@ -220,7 +224,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
         None => split::random_holdout(&ratings, args.test_fraction, args.seed),
     };
     eprintln!("training on {} ratings, testing on {} (random hold-out)", random.train.len(), random.test.len());
-    let main = train_and_evaluate(args, &catalogue, &titles, &random)?;
+    let main = train_and_evaluate(args, &catalogue, &titles, &random, false)?;
     let ranking_started = Instant::now();
     let ranking = evaluate::ranking_metrics(&main.trained.network, &main.vocabulary, &catalogue, &titles, &main.config, &random, args.ranking_users, args.seed)?;
     let ranking_seconds = ranking_started.elapsed().as_secs_f64();
@@ -232,7 +236,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
             None => split::cold_movies(&ratings, 0.1, args.seed),
         };
         eprintln!("cold-start run: training on {} ratings, testing on {} ratings of held-out movies", split.train.len(), split.test.len());
-        Some(train_and_evaluate(args, &catalogue, &titles, &split)?)
+        Some(train_and_evaluate(args, &catalogue, &titles, &split, true)?)
     };
 
     let describe = |e: &Evaluated| json!({"model": e.model, "global_mean": e.global, "user_mean": e.user_mean, "bias_baseline": e.bias, "seconds": e.seconds, "best_epoch": e.trained.best_epoch, "epochs": e.trained.history});

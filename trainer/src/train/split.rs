@@ -33,18 +33,20 @@ pub fn cold_movies(ratings: &Ratings, fraction: f64, seed: u64) -> Split {
     Split { train: ratings.subset(&train), test: ratings.subset(&test) }
 }
 
-/// Test = the ratings whose (user, movie) pairs are listed in `path` (CSV with a header whose first two columns
-/// are user and movie ids, e.g. the anchor harness's `test.csv`); train = all other ratings.
+/// Test = the ratings whose (user, movie) pairs are listed in `path` (comma- or tab-separated, first two columns
+/// user and movie ids, an optional header: the anchor harness's `test.csv`, ML-100K's `u1.test`); train = all
+/// other ratings.
 pub fn from_test_file(ratings: &Ratings, path: &std::path::Path) -> anyhow::Result<Split> {
     use anyhow::Context;
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut pairs = HashSet::new();
-    for (index, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
-        let mut fields = line.split(',');
+    for (index, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let mut fields = line.split([',', '\t']);
         let mut id = || -> anyhow::Result<i32> { Ok(fields.next().context("missing field")?.trim().parse()?) };
         let pair = (id(), id());
         match pair {
             (Ok(user), Ok(movie)) => pairs.insert((user, movie)),
+            _ if index == 0 => false,
             _ => anyhow::bail!("{}:{}: expected user_id,movie_id,…", path.display(), index + 1),
         };
     }
@@ -75,6 +77,22 @@ mod tests {
         assert_eq!((a.test.len(), a.train.len()), (100, 900));
         assert_eq!(a.test.users, b.test.users);
         assert_ne!(random_holdout(&all, 0.1, 8).test.movies, a.test.movies);
+    }
+
+    #[test]
+    fn test_pairs_are_read_from_csv_with_a_header_or_from_tab_separated_files() {
+        let all = ratings(1_000);
+        let dir = std::env::temp_dir().join(format!("recsys-split-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in [("test.csv", "user_id,movie_id,rating\n1,1,4\n2,2,3\n"), ("u1.test", "1\t1\t4\t881250949\n2\t2\t3\t881250949\n")] {
+            std::fs::write(dir.join(name), text).unwrap();
+            let split = from_test_file(&all, &dir.join(name)).unwrap();
+            assert!(split.test.len() > 0 && split.test.users.iter().zip(&split.test.movies).all(|(u, m)| (u, m) == (&1, &1) || (u, m) == (&2, &2)), "{name}");
+            assert_eq!(split.test.len() + split.train.len(), 1_000);
+        }
+        std::fs::write(dir.join("bad.csv"), "user_id,movie_id\n1,1\nx,2\n").unwrap();
+        assert!(from_test_file(&all, &dir.join("bad.csv")).err().is_some_and(|e| e.to_string().contains("bad.csv:3")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -14,17 +14,33 @@ fn bench_data_dir() -> PathBuf {
 
 /// Runs a command to completion; returns wall seconds, peak RSS in MB and standard output.
 fn measured(command: &mut Command) -> Result<(f64, f64, String)> {
+    run_measured(command, false)
+}
+
+/// Same, returning standard output followed by standard error (where the trainer reports its progress).
+pub fn measured_with_stderr(command: &mut Command) -> Result<(f64, f64, String)> {
+    run_measured(command, true)
+}
+
+fn run_measured(command: &mut Command, capture_stderr: bool) -> Result<(f64, f64, String)> {
     let started = Instant::now();
-    let child = command.stdout(std::process::Stdio::piped()).spawn()?;
+    command.stdout(std::process::Stdio::piped());
+    if capture_stderr {
+        command.stderr(std::process::Stdio::piped());
+    }
+    let child = command.spawn()?;
     let pid = child.id() as i32;
-    let stdout = child.stdout;
-    let output = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut pipe) = stdout {
-            let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
-        }
-        text
-    });
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = read(child.stdout.map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let stderr = read(child.stderr.map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -32,7 +48,7 @@ fn measured(command: &mut Command) -> Result<(f64, f64, String)> {
     if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } < 0 {
         bail!("wait4 failed");
     }
-    let text = output.join().unwrap_or_default();
+    let text = stdout.join().unwrap_or_default() + &stderr.join().unwrap_or_default();
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         bail!("{command:?} failed: {text}");
     }

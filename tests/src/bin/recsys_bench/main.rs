@@ -4,6 +4,9 @@
 //!   recsys_bench import       `trainer synth` ML-1M-shaped data, then `trainer import`: ratings/s and peak RSS
 //!   recsys_bench imdb-large   `trainer import imdb` over a generated ~1 GB title.principals.tsv.gz: peak RSS
 //!   recsys_bench serving      recsys_predict rows/s, recsys_recommend and recsys_predict_new latency, new connections
+//!   recsys_bench recommend-mls  recsys_recommend on ml-latest-small's 9,742 movies
+//!   recsys_bench training     10 training epochs over the ML-1M-shaped set: ratings/s, wall time, peak RSS
+//!   recsys_bench accuracy     RMSE/MAE/ranking on ml-latest-small (random and cold-movie splits) and ML-100K u1
 use anyhow::{bail, Result};
 use postgres::{Client, NoTls};
 use recsys_integration_tests::{Loading, TempCluster};
@@ -11,6 +14,7 @@ use std::time::{Duration, Instant};
 
 mod import_benchmarks;
 mod serving;
+mod training;
 
 const CONNECTIONS: usize = 30;
 
@@ -21,7 +25,9 @@ fn main() -> Result<()> {
         "imdb-large" => import_benchmarks::imdb_large(),
         "serving" => serving::serving(),
         "recommend-mls" => serving::recommend_mls(),
-        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls"),
+        "training" => training::training(),
+        "accuracy" => training::accuracy(),
+        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy"),
     }
 }
 

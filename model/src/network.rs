@@ -374,7 +374,7 @@ mod tests {
             let before = evaluate();
             for _ in 0..200 {
                 let loss = network.training_loss(&batch, &network.draw_noise(6).unwrap(), 6.0, 1e-4).unwrap();
-                optimiser.step(&HybridRecommender::gradients(&loss, &network.parameters()).unwrap()).unwrap();
+                optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()]).unwrap();
             }
             let after = evaluate();
             assert!(after < before / 10.0, "dot product {dot_product}: loss {before} -> {after}");

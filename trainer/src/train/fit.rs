@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use super::workers::{Differentiator, NoiseStream, Slice, Workers};
 use recsys_model::{ContentInputs, HybridRecommender, LazyAdam, ModelConfig, Noise, TrainingBatch, Vocabulary};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -91,46 +92,42 @@ impl IndexedRatings {
     }
 }
 
-/// The mean loss of one batch and its gradients: the batch is cut into one slice per worker, each worker
-/// differentiates its slice's share of the loss on its own thread, and the gradients are summed in slice order
-/// (so a seeded run is reproducible). The noise is drawn here, on the calling thread, for the same reason.
-fn batch_gradients(network: &HybridRecommender, data: &IndexedRatings, content: &ContentInputs, index: &Tensor, options: &FitOptions) -> Result<(f64, Vec<Tensor>)> {
-    let rows = index.size()[0];
-    let noise = network.draw_noise(rows)?;
-    let slice_rows = (rows + options.threads as i64 - 1) / options.threads as i64;
-    let mut slices = Vec::with_capacity(options.threads);
-    for (number, slice) in index.split(slice_rows, 0).iter().enumerate() {
-        slices.push((data.training_batch(slice, content)?, noise.narrow(number as i64 * slice_rows, slice.size()[0])?));
+/// Differentiates batches: slice 0 on the calling thread, the others on the workers.
+struct BatchGradients {
+    local: Differentiator,
+    workers: Workers,
+}
+
+impl BatchGradients {
+    fn new(network: &HybridRecommender, options: &FitOptions) -> Self {
+        Self { local: Differentiator::new(network, options.embedding_l2), workers: Workers::start(options.threads.max(1) - 1, network, options.embedding_l2) }
     }
-    let differentiate = |network: HybridRecommender, batch: TrainingBatch, noise: Noise| -> Result<(f64, Vec<Tensor>)> {
-        let loss = network.training_loss(&batch, &noise, rows as f64, options.embedding_l2)?;
-        Ok((loss.f_double_value(&[])?, HybridRecommender::gradients(&loss, &network.parameters())?))
-    };
-    let mut slices = slices.into_iter();
-    let (first_batch, first_noise) = slices.next().expect("a batch has at least one row");
-    let results: Vec<Result<(f64, Vec<Tensor>)>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = slices
-            .map(|(batch, noise)| {
-                let worker_network = network.shallow_clone();
-                scope.spawn(move || {
-                    tch::set_num_threads(1);
-                    differentiate(worker_network, batch, noise)
-                })
-            })
-            .collect();
-        let mut results = vec![differentiate(network.shallow_clone(), first_batch, first_noise)];
-        results.extend(workers.into_iter().map(|w| w.join().unwrap_or_else(|_| bail!("a gradient worker panicked"))));
-        results
-    });
-    let mut total: Option<(f64, Vec<Tensor>)> = None;
-    for result in results {
-        let (loss, gradients) = result?;
-        total = Some(match total {
-            None => (loss, gradients),
-            Some((sum, sums)) => (sum + loss, sums.iter().zip(&gradients).map(|(a, b)| a.f_add(b)).collect::<Result<_, _>>()?),
-        });
+
+    /// The mean loss of one batch and its gradients per slice: the batch is cut into one slice per thread, each
+    /// differentiates its slice's share of the loss (the optimiser sums the gradients in slice order, so a seeded
+    /// run is reproducible). The noise, drawn in batch order by one thread, is cut the same way.
+    fn compute(&self, noise: Noise, data: &IndexedRatings, content: &ContentInputs, index: &Tensor) -> Result<(f64, Vec<Vec<Tensor>>)> {
+        let rows = index.size()[0];
+        let threads = self.workers.len() as i64 + 1;
+        let slice_rows = (rows + threads - 1) / threads;
+        let mut slices = Vec::with_capacity(threads as usize);
+        for (number, slice) in index.split(slice_rows, 0).iter().enumerate() {
+            slices.push(Slice { batch: data.training_batch(slice, content)?, noise: noise.narrow(number as i64 * slice_rows, slice.size()[0])?, batch_rows: rows });
+        }
+        let mut slices = slices.into_iter();
+        let first = slices.next().ok_or_else(|| anyhow::anyhow!("an empty batch"))?;
+        let submitted = self.workers.submit(slices.collect())?;
+        let mut results = vec![self.local.differentiate(&first)];
+        results.extend(self.workers.collect(submitted));
+        let mut loss = 0.0;
+        let mut gradients = Vec::with_capacity(results.len());
+        for result in results {
+            let (slice_loss, slice_gradients) = result?;
+            loss += slice_loss;
+            gradients.push(slice_gradients);
+        }
+        Ok((loss, gradients))
     }
-    Ok(total.expect("one result per slice"))
 }
 
 /// Raw (unclipped) predictions for `ratings`, in batches, without gradients.
@@ -195,7 +192,8 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
     let store = nn::VarStore::new(Device::Cpu);
     let network = HybridRecommender::new(&store.root(), config);
     network.set_global_bias(train.mean())?;
-    let mut optimiser = LazyAdam::new(network.parameters(), options.learning_rate, options.weight_decay)?.with_threads(options.threads);
+    let batch_gradients = BatchGradients::new(&network, options);
+    let mut optimiser = LazyAdam::new(network.parameters(), options.learning_rate, options.weight_decay)?;
     let batches = (fit_set.len() + options.batch_size - 1) / options.batch_size;
     let mut history = Vec::new();
     let (mut best_rmse, mut best_epoch, mut best_weights): (f64, usize, Option<HashMap<String, Tensor>>) = (f64::INFINITY, 0, None);
@@ -205,8 +203,10 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
         let permutation = Tensor::randperm(fit_set.len(), (Kind::Int64, Device::Cpu));
         let mut loss_sum = 0.0;
         tch::set_num_threads(1);
-        for (step, index) in permutation.split(options.batch_size, 0).iter().enumerate() {
-            let (loss, gradients) = batch_gradients(&network, &fit_set, content, index, options)?;
+        let batch_indexes = permutation.split(options.batch_size, 0);
+        let noise = NoiseStream::start(&network, batch_indexes.iter().map(|index| index.size()[0]).collect());
+        for (step, index) in batch_indexes.iter().enumerate() {
+            let (loss, gradients) = batch_gradients.compute(noise.next()?, &fit_set, content, index)?;
             optimiser.step(&gradients)?;
             loss_sum += loss;
             if step % 50 == 0 {

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod register;
 pub mod split;
 pub mod titles;
+pub mod workers;
 
 use anyhow::Result;
 use clap::Args;

@@ -34,17 +34,17 @@ fn main() {
         let store = nn::VarStore::new(Device::Cpu);
         let network = HybridRecommender::new(&store.root(), &config);
         let parameters = network.parameters();
-        let mut optimiser = LazyAdam::new(network.parameters(), 1e-3, 0.0).unwrap();
+        let mut optimiser = LazyAdam::new(network.parameters(), 1e-3, 1e-4, 0.05).unwrap();
         let mut seconds = [0f64; 4];
         for step in 0..STEPS + 20 {
             let started = Instant::now();
             let noise = network.draw_noise(rows).unwrap();
             let drawn = Instant::now();
-            let loss = network.training_loss(&batch, &noise, rows as f64, 1e-4).unwrap();
+            let loss = network.training_loss(&batch, &noise, rows as f64).unwrap();
             let forward = Instant::now();
             let gradients = HybridRecommender::gradients(&loss, &parameters).unwrap();
             let backward = Instant::now();
-            optimiser.step(&[gradients]).unwrap();
+            optimiser.step(&[gradients], rows as usize).unwrap();
             if step >= 20 {
                 for (total, span) in seconds.iter_mut().zip([drawn - started, forward - drawn, backward - forward, backward.elapsed()]) {
                     *total += span.as_secs_f64();

@@ -108,6 +108,17 @@ impl ContentInputs {
     pub fn rows(&self) -> i64 {
         self.genres.size().first().copied().unwrap_or(0)
     }
+
+    /// A second handle on the same tensors (for another thread).
+    pub fn shallow_clone(&self) -> Self {
+        Self {
+            genres: self.genres.shallow_clone(),
+            titles: self.titles.shallow_clone(),
+            directors: self.directors.shallow_clone(),
+            actors: self.actors.shallow_clone(),
+            numeric: self.numeric.shallow_clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -127,11 +138,6 @@ pub struct HybridRecommender {
     pub(crate) content_bias: Dense,
 }
 
-/// A training forward pass: raw predictions and the sum of squares of the embedding rows it looked up.
-pub(crate) struct Forward {
-    pub(crate) predictions: Tensor,
-    pub(crate) penalty: Option<Tensor>,
-}
 
 impl HybridRecommender {
     /// Builds the network's variables under `path`, randomly initialised for training (names are stable: they are
@@ -222,12 +228,12 @@ impl HybridRecommender {
     /// Predicted ratings for pairs, with content vectors already encoded (one row per pair). `movies` holds
     /// embedding rows, 0 for a movie the model has no embedding for. Not clipped.
     pub fn forward_encoded(&self, users: &Tensor, movies: &Tensor, content: &Tensor) -> Result<Tensor, TchError> {
-        Ok(self.forward_with(users, movies, content, None)?.predictions)
+        self.forward_with(users, movies, content, None)
     }
 
     /// The forward pass; with `noise` (training) it applies the drawn dropout masks, hides the drawn movie ids,
-    /// asks for sparse embedding gradients and sums the squares of the embedding rows it looked up.
-    pub(crate) fn forward_with(&self, users: &Tensor, movies: &Tensor, content: &Tensor, noise: Option<&crate::training::Noise>) -> Result<Forward, TchError> {
+    /// and asks for sparse embedding gradients.
+    pub(crate) fn forward_with(&self, users: &Tensor, movies: &Tensor, content: &Tensor, noise: Option<&crate::training::Noise>) -> Result<Tensor, TchError> {
         let sparse = noise.is_some();
         let movies = match noise {
             Some(noise) => movies.f_mul(&noise.movie_keep)?,
@@ -238,7 +244,6 @@ impl HybridRecommender {
         let movie_vectors = movie_rows.f_add(&self.content_to_movie.forward(content)?)?;
         let hidden = self.head.forward(&Tensor::f_cat(&[&user_vectors, &movie_vectors, content], 1)?, noise.map(|n| n.head.as_slice()))?;
         let mut predictions = self.output.forward(&hidden)?.f_squeeze_dim(1)?;
-        let mut looked_up = vec![user_vectors.shallow_clone(), movie_rows];
         if self.config.dot_product {
             predictions = predictions.f_add(&user_vectors.f_mul(&movie_vectors)?.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?)?;
         }
@@ -247,13 +252,8 @@ impl HybridRecommender {
             let movie_bias = Tensor::f_embedding(&self.movie_bias, &movies, 0, false, sparse)?.f_squeeze_dim(1)?;
             let content_bias = self.content_bias.forward(content)?.f_squeeze_dim(1)?;
             predictions = predictions.f_add(&self.global_bias)?.f_add(&user_bias)?.f_add(&movie_bias)?.f_add(&content_bias)?;
-            looked_up.extend([user_bias, movie_bias]);
         }
-        let penalty = match noise {
-            Some(_) => Some(looked_up.iter().map(|t| t.f_square()?.f_sum(Kind::Float)).collect::<Result<Vec<_>, _>>()?.into_iter().try_fold(Tensor::f_zeros([], (Kind::Float, tch::Device::Cpu))?, |sum, t| sum.f_add(&t))?),
-            None => None,
-        };
-        Ok(Forward { predictions, penalty })
+        Ok(predictions)
     }
 
     /// Predicted ratings for pairs from raw content features (one row per pair), clipped to the rating scale.
@@ -369,12 +369,12 @@ mod tests {
                 content: content(6, &config),
                 targets: Tensor::from_slice(&[5.0f32, 1.0, 4.0, 2.0, 3.0, 4.5]),
             };
-            let mut optimiser = crate::LazyAdam::new(network.parameters(), 1e-2, 0.0).unwrap();
+            let mut optimiser = crate::LazyAdam::new(network.parameters(), 1e-2, 0.0, 1e-4).unwrap();
             let evaluate = || network.forward_encoded(&batch.users, &batch.movies, &network.encode_content(&batch.content).unwrap()).unwrap().mse_loss(&batch.targets, tch::Reduction::Mean).double_value(&[]);
             let before = evaluate();
             for _ in 0..200 {
-                let loss = network.training_loss(&batch, &network.draw_noise(6).unwrap(), 6.0, 1e-4).unwrap();
-                optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()]).unwrap();
+                let loss = network.training_loss(&batch, &network.draw_noise(6).unwrap(), 6.0).unwrap();
+                optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()], 6).unwrap();
             }
             let after = evaluate();
             assert!(after < before / 10.0, "dot product {dot_product}: loss {before} -> {after}");
@@ -401,9 +401,9 @@ mod tests {
         first.content.titles = titles.narrow(0, 0, 3);
         let mut second = batch(3..8);
         second.content.titles = titles.narrow(0, 3, 5);
-        let total = network.training_loss(&whole, &noise, 8.0, 0.01).unwrap().double_value(&[]);
-        let parts = network.training_loss(&first, &noise.narrow(0, 3).unwrap(), 8.0, 0.01).unwrap().double_value(&[])
-            + network.training_loss(&second, &noise.narrow(3, 5).unwrap(), 8.0, 0.01).unwrap().double_value(&[]);
+        let total = network.training_loss(&whole, &noise, 8.0).unwrap().double_value(&[]);
+        let parts = network.training_loss(&first, &noise.narrow(0, 3).unwrap(), 8.0).unwrap().double_value(&[])
+            + network.training_loss(&second, &noise.narrow(3, 5).unwrap(), 8.0).unwrap().double_value(&[]);
         assert!((total - parts).abs() < 1e-5, "{total} vs {parts}");
         let masks_differ = noise.head[0].narrow(0, 0, 1).not_equal_tensor(&noise.head[0].narrow(0, 1, 1)).any().int64_value(&[]);
         assert_eq!(masks_differ, 1, "dropout masks are drawn per row");

@@ -9,6 +9,8 @@ use tch::{Kind, TchError, Tensor};
 struct Slot {
     value: Tensor,
     sparse: bool,
+    /// Per-occurrence L2 on this table's rows (see `LazyAdam::step`).
+    regularised: bool,
     /// Values per row (the last dimension; 1 for a vector).
     width: usize,
     first_moment: Vec<f32>,
@@ -27,9 +29,11 @@ pub struct LazyAdam {
     beta1: f32,
     beta2: f32,
     epsilon: f32,
-    /// L2 weight decay added to dense gradients (as torch's Adam `weight_decay`); embeddings are regularised in
-    /// the loss instead, row by row.
+    /// L2 weight decay added to dense gradients (as torch's Adam `weight_decay`).
     weight_decay: f32,
+    /// L2 penalty λ on the rows of regularised tables, per rating that looks them up: the gradient of
+    /// λ·Σ‖row‖² / batch rows, as matrix factorisation regularises.
+    row_l2: f32,
     steps: i32,
 }
 
@@ -44,7 +48,7 @@ fn values_of(tensor: &Tensor) -> Result<&[f32], TchError> {
 
 impl LazyAdam {
     /// Takes the parameters in order; each must be a contiguous float32 CPU tensor.
-    pub fn new(parameters: Vec<Parameter>, learning_rate: f64, weight_decay: f64) -> Result<Self, TchError> {
+    pub fn new(parameters: Vec<Parameter>, learning_rate: f64, weight_decay: f64, row_l2: f64) -> Result<Self, TchError> {
         let slots = parameters
             .into_iter()
             .map(|p| {
@@ -54,6 +58,7 @@ impl LazyAdam {
                 Ok(Slot {
                     value: p.tensor,
                     sparse: p.sparse,
+                    regularised: p.regularised,
                     width,
                     first_moment: vec![0.0; count],
                     second_moment: vec![0.0; count],
@@ -64,12 +69,13 @@ impl LazyAdam {
                 })
             })
             .collect::<Result<_, TchError>>()?;
-        Ok(Self { slots, learning_rate: learning_rate as f32, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: weight_decay as f32, steps: 0 })
+        Ok(Self { slots, learning_rate: learning_rate as f32, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: weight_decay as f32, row_l2: row_l2 as f32, steps: 0 })
     }
 
     /// One update from the gradients of one or more workers, each list in the order of the parameters given to
     /// `new` (sparse ones as sparse COO tensors, possibly uncoalesced; an undefined gradient contributes nothing).
-    pub fn step(&mut self, per_worker: &[Vec<Tensor>]) -> Result<(), TchError> {
+    /// `batch_rows`: the ratings in the batch (the row penalty is per rating, averaged like the loss).
+    pub fn step(&mut self, per_worker: &[Vec<Tensor>], batch_rows: usize) -> Result<(), TchError> {
         if let Some(bad) = per_worker.iter().find(|g| g.len() != self.slots.len()) {
             return Err(TchError::Shape(format!("{} gradients for {} parameters", bad.len(), self.slots.len())));
         }
@@ -81,6 +87,7 @@ impl LazyAdam {
             bias2_sqrt: (1.0 - f64::from(self.beta2).powi(self.steps)).sqrt() as f32,
             step_size: self.learning_rate / (1.0 - f64::from(self.beta1).powi(self.steps)) as f32,
             weight_decay: self.weight_decay,
+            row_decay: 2.0 * self.row_l2 / batch_rows.max(1) as f32,
         };
         // Two groups of equal arithmetic: a helper thread takes dense tensors only (plain Rust, no libtorch call
         // that could start a thread pool); this thread takes the sparse tables and the remaining dense tensors.
@@ -116,7 +123,7 @@ const SPARSE_LOAD_ESTIMATE: usize = 40_000;
 fn run_jobs(jobs: Vec<Job<'_>>, constants: Constants) -> Result<(), TchError> {
     for (slot, gradients) in jobs {
         for gradient in &gradients {
-            slot.accumulate(gradient)?;
+            slot.accumulate(gradient, constants.row_decay)?;
         }
         slot.update(constants)?;
     }
@@ -131,10 +138,12 @@ struct Constants {
     bias2_sqrt: f32,
     step_size: f32,
     weight_decay: f32,
+    row_decay: f32,
 }
 
 impl Slot {
-    fn accumulate(&mut self, gradient: &Tensor) -> Result<(), TchError> {
+    /// Adds one worker's gradient; a regularised table also gets `row_decay` · row for each occurrence of a row.
+    fn accumulate(&mut self, gradient: &Tensor, row_decay: f32) -> Result<(), TchError> {
         if !gradient.defined() {
             return Ok(());
         }
@@ -157,6 +166,10 @@ impl Slot {
         if values.len() != rows.len() * self.width {
             return Err(TchError::Shape(format!("{} gradient values for {} rows of width {}", values.len(), rows.len(), self.width)));
         }
+        let row_decay = if self.regularised { row_decay } else { 0.0 };
+        // SAFETY: `value` is a contiguous f32 CPU tensor of `gradient.len()` values (checked in `new`); nothing writes
+        // it while the optimiser runs.
+        let table = unsafe { std::slice::from_raw_parts(self.value.data_ptr() as *const f32, self.gradient.len()) };
         for (row, row_values) in rows.iter().zip(values.chunks_exact(self.width)) {
             let row = *row as usize;
             let Some(seen) = self.is_touched.get_mut(row) else {
@@ -166,7 +179,8 @@ impl Slot {
                 *seen = true;
                 self.touched.push(row);
             }
-            self.gradient[row * self.width..(row + 1) * self.width].iter_mut().zip(row_values).for_each(|(sum, g)| *sum += g);
+            let range = row * self.width..(row + 1) * self.width;
+            self.gradient[range.clone()].iter_mut().zip(row_values).zip(&table[range]).for_each(|((sum, g), value)| *sum += g + row_decay * value);
         }
         Ok(())
     }
@@ -224,8 +238,9 @@ mod tests {
         let dense = reference.detach().copy().set_requires_grad(true);
         let sparse = reference.detach().copy().set_requires_grad(true);
         let mut lazy = LazyAdam::new(
-            vec![Parameter { name: "dense", tensor: dense.shallow_clone(), sparse: false }, Parameter { name: "sparse", tensor: sparse.shallow_clone(), sparse: true }],
+            vec![Parameter { name: "dense", tensor: dense.shallow_clone(), sparse: false, regularised: false }, Parameter { name: "sparse", tensor: sparse.shallow_clone(), sparse: true, regularised: false }],
             0.05,
+            0.0,
             0.0,
         )
         .unwrap();
@@ -236,7 +251,7 @@ mod tests {
             let dense_gradient = Tensor::run_backward(&[loss(&dense, false)], &[&dense], false, false);
             let sparse_gradient = Tensor::run_backward(&[loss(&sparse, true)], &[&sparse], false, false);
             assert!(sparse_gradient[0].is_sparse());
-            lazy.step(&[vec![dense_gradient[0].shallow_clone(), sparse_gradient[0].shallow_clone()]]).unwrap();
+            lazy.step(&[vec![dense_gradient[0].shallow_clone(), sparse_gradient[0].shallow_clone()]], 5).unwrap();
         }
         for ours in [&dense, &sparse] {
             let difference = (ours.detach() - reference.detach()).abs().max().double_value(&[]);
@@ -244,16 +259,37 @@ mod tests {
         }
     }
 
+    /// The row penalty equals adding λ·Σ‖looked-up row‖² / batch rows to the loss under torch's Adam.
+    #[test]
+    fn the_row_penalty_matches_an_l2_term_in_the_loss() {
+        tch::manual_seed(12);
+        let (rows, lambda) = (Tensor::from_slice(&[0i64, 1, 1, 3]), 0.2);
+        let reference_store = nn::VarStore::new(Device::Cpu);
+        let reference = reference_store.root().var("w", &[4, 2], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+        let ours = reference.detach().copy().set_requires_grad(true);
+        let mut reference_adam = nn::Adam::default().build(&reference_store, 0.05).unwrap();
+        let mut lazy = LazyAdam::new(vec![Parameter { name: "w", tensor: ours.shallow_clone(), sparse: true, regularised: true }], 0.05, 0.0, lambda).unwrap();
+        for _ in 0..10 {
+            let looked_up = Tensor::embedding(&reference, &rows, -1, false, false);
+            let loss = (looked_up.sum(Kind::Float) - 1.0).square() + looked_up.square().sum(Kind::Float) * lambda / 4.0;
+            reference_adam.backward_step(&loss);
+            let gradient = Tensor::run_backward(&[(Tensor::embedding(&ours, &rows, -1, false, true).sum(Kind::Float) - 1.0).square()], &[&ours], false, false);
+            lazy.step(&[gradient], 4).unwrap();
+        }
+        let difference = (ours.detach() - reference.detach()).abs().max().double_value(&[]);
+        assert!(difference < 1e-5, "differs by {difference}");
+    }
+
     #[test]
     fn the_gradients_of_two_workers_are_summed() {
         let start = Tensor::from_slice(&[1.0f32, -2.0, 0.5, 3.0]).view([4, 1]);
         let (whole, split) = (start.copy().set_requires_grad(true), start.copy().set_requires_grad(true));
-        let mut one = LazyAdam::new(vec![Parameter { name: "whole", tensor: whole.shallow_clone(), sparse: true }], 0.1, 0.0).unwrap();
-        let mut two = LazyAdam::new(vec![Parameter { name: "split", tensor: split.shallow_clone(), sparse: true }], 0.1, 0.0).unwrap();
+        let mut one = LazyAdam::new(vec![Parameter { name: "whole", tensor: whole.shallow_clone(), sparse: true, regularised: true }], 0.1, 0.0, 0.3).unwrap();
+        let mut two = LazyAdam::new(vec![Parameter { name: "split", tensor: split.shallow_clone(), sparse: true, regularised: true }], 0.1, 0.0, 0.3).unwrap();
         let gradient = |table: &Tensor, rows: &[i64]| Tensor::run_backward(&[Tensor::embedding(table, &Tensor::from_slice(rows), -1, false, true).square().sum(Kind::Float)], &[table], false, false);
         for _ in 0..3 {
-            one.step(&[gradient(&whole, &[0, 2, 2, 3])]).unwrap();
-            two.step(&[gradient(&split, &[0, 2]), gradient(&split, &[2, 3])]).unwrap();
+            one.step(&[gradient(&whole, &[0, 2, 2, 3])], 4).unwrap();
+            two.step(&[gradient(&split, &[0, 2]), gradient(&split, &[2, 3])], 4).unwrap();
         }
         assert_eq!(Vec::<f32>::try_from(whole.detach().view([-1])).unwrap(), Vec::<f32>::try_from(split.detach().view([-1])).unwrap());
         assert_eq!(Vec::<f32>::try_from(whole.detach().view([-1])).unwrap()[1], -2.0, "an untouched row keeps its value");
@@ -262,14 +298,14 @@ mod tests {
     #[test]
     fn rows_a_sparse_gradient_does_not_touch_stay_unchanged() {
         let table = Tensor::ones([5, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let mut lazy = LazyAdam::new(vec![Parameter { name: "table", tensor: table.shallow_clone(), sparse: true }], 0.1, 0.0).unwrap();
+        let mut lazy = LazyAdam::new(vec![Parameter { name: "table", tensor: table.shallow_clone(), sparse: true, regularised: true }], 0.1, 0.0, 0.5).unwrap();
         let rows = Tensor::from_slice(&[1i64, 3]);
         let gradient = Tensor::run_backward(&[Tensor::embedding(&table, &rows, -1, false, true).sum(Kind::Float)], &[&table], false, false);
-        lazy.step(&[gradient]).unwrap();
+        lazy.step(&[gradient], 2).unwrap();
         let values: Vec<Vec<f32>> = Vec::try_from(table.detach()).unwrap();
         assert_eq!(values[0], vec![1.0, 1.0]);
         assert_eq!(values[2], vec![1.0, 1.0]);
         assert!(values[1][0] < 0.95 && values[3][1] < 0.95, "{values:?}");
-        assert!(lazy.step(&[vec![]]).is_err());
+        assert!(lazy.step(&[vec![]], 2).is_err());
     }
 }

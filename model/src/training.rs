@@ -1,6 +1,6 @@
 //! Training-mode pieces of the network: the random draws of a batch (dropout masks, hidden movie ids) made up
 //! front by the caller, so a seeded run gives the same model however a batch is split across gradient workers;
-//! the loss with an L2 penalty on the embedding rows a batch touches; the trainable tensors and their gradients.
+//! the loss; the trainable tensors and their gradients.
 use crate::network::{ContentInputs, HybridRecommender};
 use tch::{Device, Kind, TchError, Tensor};
 
@@ -21,11 +21,13 @@ impl Noise {
     }
 }
 
-/// A trainable tensor and whether its gradient comes as sparse rows (embedding tables).
+/// A trainable tensor, whether its gradient comes as sparse rows (embedding tables), and whether its rows get the
+/// per-rating L2 penalty (the user and movie embeddings and biases).
 pub struct Parameter {
     pub name: &'static str,
     pub tensor: Tensor,
     pub sparse: bool,
+    pub regularised: bool,
 }
 
 /// One batch of training pairs: embedding rows, raw content features per pair, ratings.
@@ -54,25 +56,22 @@ impl HybridRecommender {
         })
     }
 
-    /// (Σ squared errors + `l2` · Σ squares of the user/movie embedding and bias rows looked up) / `normaliser`.
-    /// With `normaliser` = the whole batch's size, the losses of a batch's slices add up to the batch's mean loss.
-    pub fn training_loss(&self, batch: &TrainingBatch, noise: &Noise, normaliser: f64, l2: f64) -> Result<Tensor, TchError> {
+    /// Σ squared errors / `normaliser`. With `normaliser` = the whole batch's size, the losses of a batch's slices
+    /// add up to the batch's mean squared error. (The L2 penalty on embedding rows is applied by `LazyAdam`.)
+    pub fn training_loss(&self, batch: &TrainingBatch, noise: &Noise, normaliser: f64) -> Result<Tensor, TchError> {
         let content = self.encode_content_with(&batch.content, Some(noise))?;
-        let forward = self.forward_with(&batch.users, &batch.movies, &content, Some(noise))?;
-        let mut loss = forward.predictions.f_sub(&batch.targets)?.f_square()?.f_sum(Kind::Float)?;
-        if let (Some(penalty), true) = (forward.penalty, l2 > 0.0) {
-            loss = loss.f_add(&penalty.f_mul_scalar(l2)?)?;
-        }
-        loss.f_div_scalar(normaliser)
+        let predictions = self.forward_with(&batch.users, &batch.movies, &content, Some(noise))?;
+        predictions.f_sub(&batch.targets)?.f_square()?.f_sum(Kind::Float)?.f_div_scalar(normaliser)
     }
 
     /// Every trainable tensor (bias terms only when the configuration uses them).
     pub fn parameters(&self) -> Vec<Parameter> {
-        let sparse = |name, tensor: &Tensor| Parameter { name, tensor: tensor.shallow_clone(), sparse: true };
-        let dense = |name, tensor: &Tensor| Parameter { name, tensor: tensor.shallow_clone(), sparse: false };
+        let sparse = |name, tensor: &Tensor| Parameter { name, tensor: tensor.shallow_clone(), sparse: true, regularised: false };
+        let rows = |name, tensor: &Tensor| Parameter { name, tensor: tensor.shallow_clone(), sparse: true, regularised: true };
+        let dense = |name, tensor: &Tensor| Parameter { name, tensor: tensor.shallow_clone(), sparse: false, regularised: false };
         let mut parameters = vec![
-            sparse("user_embedding", &self.user_embedding),
-            sparse("movie_embedding", &self.movie_embedding),
+            rows("user_embedding", &self.user_embedding),
+            rows("movie_embedding", &self.movie_embedding),
             sparse("director_embedding", &self.director_embedding),
             sparse("actor_embedding", &self.actor_embedding),
         ];
@@ -82,8 +81,8 @@ impl HybridRecommender {
         }
         if self.config.use_biases {
             parameters.extend([
-                sparse("user_bias", &self.user_bias),
-                sparse("movie_bias", &self.movie_bias),
+                rows("user_bias", &self.user_bias),
+                rows("movie_bias", &self.movie_bias),
                 dense("global_bias", &self.global_bias),
                 dense("content_bias.weight", &self.content_bias.weight),
                 dense("content_bias.bias", &self.content_bias.bias),

@@ -86,7 +86,11 @@ impl IndexedRatings {
         (self.users.index_select(0, index), self.movies.index_select(0, index), self.catalogue_rows.index_select(0, index), self.values.index_select(0, index))
     }
 
-    fn training_batch(&self, index: &Tensor, content: &ContentInputs) -> Result<TrainingBatch> {
+    pub fn shallow_clone(&self) -> Self {
+        Self { users: self.users.shallow_clone(), movies: self.movies.shallow_clone(), catalogue_rows: self.catalogue_rows.shallow_clone(), values: self.values.shallow_clone() }
+    }
+
+    pub fn training_batch(&self, index: &Tensor, content: &ContentInputs) -> Result<TrainingBatch> {
         let (users, movies, rows, targets) = self.batch(index);
         Ok(TrainingBatch { users, movies, content: content.select(&rows)?, targets })
     }
@@ -99,20 +103,20 @@ struct BatchGradients {
 }
 
 impl BatchGradients {
-    fn new(network: &HybridRecommender, options: &FitOptions) -> Self {
-        Self { local: Differentiator::new(network, options.embedding_l2), workers: Workers::start(options.threads.max(1) - 1, network, options.embedding_l2) }
+    fn new(network: &HybridRecommender, data: &IndexedRatings, content: &ContentInputs, options: &FitOptions) -> Self {
+        Self { local: Differentiator::new(network, data, content), workers: Workers::start(options.threads.max(1) - 1, network, data, content) }
     }
 
     /// The mean loss of one batch and its gradients per slice: the batch is cut into one slice per thread, each
     /// differentiates its slice's share of the loss (the optimiser sums the gradients in slice order, so a seeded
     /// run is reproducible). The noise, drawn in batch order by one thread, is cut the same way.
-    fn compute(&self, noise: Noise, data: &IndexedRatings, content: &ContentInputs, index: &Tensor) -> Result<(f64, Vec<Vec<Tensor>>)> {
+    fn compute(&self, noise: Noise, index: &Tensor) -> Result<(f64, Vec<Vec<Tensor>>)> {
         let rows = index.size()[0];
         let threads = self.workers.len() as i64 + 1;
         let slice_rows = (rows + threads - 1) / threads;
         let mut slices = Vec::with_capacity(threads as usize);
         for (number, slice) in index.split(slice_rows, 0).iter().enumerate() {
-            slices.push(Slice { batch: data.training_batch(slice, content)?, noise: noise.narrow(number as i64 * slice_rows, slice.size()[0])?, batch_rows: rows });
+            slices.push(Slice { rows: slice.shallow_clone(), noise: noise.narrow(number as i64 * slice_rows, slice.size()[0])?, batch_rows: rows });
         }
         let mut slices = slices.into_iter();
         let first = slices.next().ok_or_else(|| anyhow::anyhow!("an empty batch"))?;
@@ -192,8 +196,8 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
     let store = nn::VarStore::new(Device::Cpu);
     let network = HybridRecommender::new(&store.root(), config);
     network.set_global_bias(train.mean())?;
-    let batch_gradients = BatchGradients::new(&network, options);
-    let mut optimiser = LazyAdam::new(network.parameters(), options.learning_rate, options.weight_decay)?;
+    let batch_gradients = BatchGradients::new(&network, &fit_set, content, options);
+    let mut optimiser = LazyAdam::new(network.parameters(), options.learning_rate, options.weight_decay, options.embedding_l2)?;
     let batches = (fit_set.len() + options.batch_size - 1) / options.batch_size;
     let mut history = Vec::new();
     let (mut best_rmse, mut best_epoch, mut best_weights): (f64, usize, Option<HashMap<String, Tensor>>) = (f64::INFINITY, 0, None);
@@ -206,8 +210,8 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
         let batch_indexes = permutation.split(options.batch_size, 0);
         let noise = NoiseStream::start(&network, batch_indexes.iter().map(|index| index.size()[0]).collect());
         for (step, index) in batch_indexes.iter().enumerate() {
-            let (loss, gradients) = batch_gradients.compute(noise.next()?, &fit_set, content, index)?;
-            optimiser.step(&gradients)?;
+            let (loss, gradients) = batch_gradients.compute(noise.next()?, index)?;
+            optimiser.step(&gradients, index.size()[0] as usize)?;
             loss_sum += loss;
             if step % 50 == 0 {
                 bar.set_position(step as u64);

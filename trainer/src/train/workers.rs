@@ -2,14 +2,16 @@
 //! thread, that differentiate slices of a batch. Threads live for the whole fit: a thread started per batch paid
 //! for MKL's and libgomp's per-thread set-up on every batch.
 use anyhow::{anyhow, Result};
-use recsys_model::{HybridRecommender, Noise, Parameter, TrainingBatch};
+use super::fit::IndexedRatings;
+use recsys_model::{ContentInputs, HybridRecommender, Noise, Parameter};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
 use tch::Tensor;
 
-/// One slice of a batch to differentiate: its pairs, its noise, and the whole batch's size (the loss normaliser).
+/// One slice of a batch to differentiate: its rows of the training ratings, its noise, and the whole batch's size
+/// (the loss normaliser).
 pub struct Slice {
-    pub batch: TrainingBatch,
+    pub rows: Tensor,
     pub noise: Noise,
     pub batch_rows: i64,
 }
@@ -17,21 +19,23 @@ pub struct Slice {
 /// The slice's share of the batch loss and its gradients, in `HybridRecommender::parameters` order.
 pub type SliceGradients = (f64, Vec<Tensor>);
 
-/// A network handle that differentiates slices with a fixed L2 penalty.
+/// Handles on the network and the training data that differentiate slices (each thread gathers its own pairs).
 pub struct Differentiator {
     network: HybridRecommender,
     parameters: Vec<Parameter>,
-    embedding_l2: f64,
+    data: IndexedRatings,
+    content: ContentInputs,
 }
 
 impl Differentiator {
-    pub fn new(network: &HybridRecommender, embedding_l2: f64) -> Self {
+    pub fn new(network: &HybridRecommender, data: &IndexedRatings, content: &ContentInputs) -> Self {
         let network = network.shallow_clone();
-        Self { parameters: network.parameters(), network, embedding_l2 }
+        Self { parameters: network.parameters(), network, data: data.shallow_clone(), content: content.shallow_clone() }
     }
 
     pub fn differentiate(&self, slice: &Slice) -> Result<SliceGradients> {
-        let loss = self.network.training_loss(&slice.batch, &slice.noise, slice.batch_rows as f64, self.embedding_l2)?;
+        let batch = self.data.training_batch(&slice.rows, &self.content)?;
+        let loss = self.network.training_loss(&batch, &slice.noise, slice.batch_rows as f64)?;
         Ok((loss.f_double_value(&[])?, HybridRecommender::gradients(&loss, &self.parameters)?))
     }
 }
@@ -48,12 +52,12 @@ pub struct Workers {
 }
 
 impl Workers {
-    pub fn start(count: usize, network: &HybridRecommender, embedding_l2: f64) -> Self {
+    pub fn start(count: usize, network: &HybridRecommender, data: &IndexedRatings, content: &ContentInputs) -> Self {
         let workers = (0..count)
             .map(|_| {
                 let (jobs, job_queue) = channel::<Slice>();
                 let (result_sender, results) = channel();
-                let differentiator = Differentiator::new(network, embedding_l2);
+                let differentiator = Differentiator::new(network, data, content);
                 let thread = std::thread::spawn(move || {
                     tch::set_num_threads(1);
                     for slice in job_queue {

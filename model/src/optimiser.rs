@@ -153,8 +153,12 @@ impl Slot {
             if values.len() != self.gradient.len() {
                 return Err(TchError::Shape(format!("a gradient of {} values for a parameter of {}", values.len(), self.gradient.len())));
             }
-            self.gradient.iter_mut().zip(values).for_each(|(sum, g)| *sum += g);
-            self.has_gradient = true;
+            if self.has_gradient {
+                self.gradient.iter_mut().zip(values).for_each(|(sum, g)| *sum += g);
+            } else {
+                self.gradient.copy_from_slice(values);
+                self.has_gradient = true;
+            }
             return Ok(());
         }
         if !gradient.is_sparse() {
@@ -204,13 +208,15 @@ impl Slot {
                 .iter_mut()
                 .zip(&mut self.first_moment[range.clone()])
                 .zip(&mut self.second_moment[range.clone()])
-                .zip(&mut self.gradient[range]);
+                .zip(&self.gradient[range.clone()]);
             for (((value, m), v), gradient) in lanes {
                 let g = *gradient + decay * *value;
                 *m = c.beta1 * *m + (1.0 - c.beta1) * g;
                 *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
                 *value -= c.step_size * *m / (v.sqrt() / c.bias2_sqrt + c.epsilon);
-                *gradient = 0.0;
+            }
+            if self.sparse {
+                self.gradient[range].fill(0.0);
             }
         }
         for row in self.touched.drain(..) {

@@ -6,8 +6,9 @@ use anyhow::{ensure, Result};
 use recsys_integration_tests::{Loading, TempCluster};
 use std::path::{Path, PathBuf};
 
+/// Imports the data, then vacuums and analyses it so that autovacuum does not compete with the timed training.
 fn import(cluster: &TempCluster, database: &str, movielens: &Path, imdb: &Path, links: Option<&Path>) -> Result<()> {
-    cluster.fresh_database(database)?;
+    let mut client = cluster.fresh_database(database)?;
     let mut movielens_args = vec!["import".to_string(), "movielens".into(), movielens.display().to_string()];
     if let Some(links) = links {
         movielens_args.extend(["--links".into(), links.display().to_string()]);
@@ -16,6 +17,7 @@ fn import(cluster: &TempCluster, database: &str, movielens: &Path, imdb: &Path, 
         let output = trainer_in(cluster, database, &args.iter().map(String::as_str).collect::<Vec<_>>()).output()?;
         ensure!(output.status.success(), "trainer {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     }
+    client.batch_execute("VACUUM ANALYZE")?;
     Ok(())
 }
 

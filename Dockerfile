@@ -9,7 +9,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends curl ca-certifi
     && rm -rf /var/lib/apt/lists/*
 ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:$PATH
 RUN curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain 1.95.0
-# The extension's rpath points into the checkout's .deps/libtorch: keep the same path in the final image.
+# The extension loads libtorch from $libdir/pg_recsys_libtorch (its $ORIGIN rpath); the trainer's rpath points
+# into the checkout's .deps/libtorch: keep the same path in the final image.
 WORKDIR /opt/pg_recsys
 COPY . .
 RUN scripts/bootstrap.sh \
@@ -20,6 +21,7 @@ RUN scripts/bootstrap.sh \
 FROM postgres:15-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends postgresql-15-cron && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/lib/postgresql/15/lib/pg_recsys.so /usr/lib/postgresql/15/lib/
+COPY --from=build /usr/lib/postgresql/15/lib/pg_recsys_libtorch /usr/lib/postgresql/15/lib/pg_recsys_libtorch
 COPY --from=build /usr/share/postgresql/15/extension/pg_recsys* /usr/share/postgresql/15/extension/
 COPY --from=build /opt/pg_recsys/.deps /opt/pg_recsys/.deps
 COPY --from=build /usr/local/bin/trainer /usr/local/bin/trainer

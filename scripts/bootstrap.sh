@@ -123,6 +123,7 @@ main() {
   install_cargo_pgrx
   mkdir -p "${RECSYS_DEPS_DIR}"
   assemble_libtorch
+  install_libtorch_for_postgres
   install_minilm
   [ "$(id -u)" -ne 0 ] || make_deps_readable
   log "bootstrap done"

@@ -37,3 +37,24 @@ as_pg_owner() {
     "$@"
   fi
 }
+
+# Copies libtorch's shared libraries next to the installed extension ($libdir/pg_recsys_libtorch), which the
+# extension finds first through its $ORIGIN rpath: the installed pg_recsys.so then keeps working when the
+# checkout it was built from moves or is deleted. Idempotent; without write access it leaves the fallback rpath
+# (this checkout's .deps/libtorch) in charge.
+install_libtorch_for_postgres() {
+  local target
+  target="$("${PG_CONFIG}" --pkglibdir)/pg_recsys_libtorch"
+  if cmp -s "${LIBTORCH}/build-version" "${target}/build-version" && [ -f "${target}/libtorch_cpu.so" ]; then
+    return 0
+  fi
+  if [ ! -w "$(dirname "${target}")" ]; then
+    log "libtorch: cannot write ${target}; the extension will load libtorch from ${LIBTORCH}/lib"
+    return 0
+  fi
+  log "libtorch: copying the shared libraries to ${target}"
+  rm -rf "${target}.partial" && mkdir -p "${target}.partial"
+  cp -a "${LIBTORCH}"/lib/*.so* "${LIBTORCH}/build-version" "${target}.partial/"
+  chmod -R a+rX "${target}.partial"
+  rm -rf "${target}" && mv "${target}.partial" "${target}"
+}

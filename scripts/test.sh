@@ -9,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "${REPO_ROOT}"
 
 [ -f "${LIBTORCH}/lib/libtorch_cpu.so" ] || die "libtorch missing at ${LIBTORCH}: run scripts/bootstrap.sh first"
+install_libtorch_for_postgres
 
 dev_cluster_was_running=0
 if scripts/cluster.sh status >/dev/null 2>&1; then

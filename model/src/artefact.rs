@@ -158,9 +158,14 @@ mod tests {
     use crate::{features::Standardiser, ContentInputs};
 
     fn trained() -> (nn::VarStore, HybridRecommender, Vocabulary) {
+        trained_with(None)
+    }
+
+    fn trained_with(title_rank: Option<i64>) -> (nn::VarStore, HybridRecommender, Vocabulary) {
         let vocabulary = Vocabulary::new(vec![1, 2, 3], vec![10, 11], vec!["Drama".into(), "Comedy".into()], vec![100], vec![200, 201], Standardiser { mean: 100.0, std: 20.0 }, Standardiser { mean: 1990.0, std: 15.0 });
         let mut config = ModelConfig::seed(vocabulary.cardinalities());
         config.title_dim = 8;
+        config.title_rank = title_rank;
         let store = nn::VarStore::new(Device::Cpu);
         let network = HybridRecommender::new(&store.root(), &config);
         (store, network, vocabulary)
@@ -184,7 +189,13 @@ mod tests {
 
     #[test]
     fn save_and_load_give_identical_predictions() {
-        let (store, network, vocabulary) = trained();
+        for title_rank in [None, Some(4)] {
+            save_and_load_round_trip(title_rank);
+        }
+    }
+
+    fn save_and_load_round_trip(title_rank: Option<i64>) {
+        let (store, network, vocabulary) = trained_with(title_rank);
         let artefact = capture(&store, &network, &vocabulary);
         let dir = std::env::temp_dir().join(format!("recsys_artefact_{}", std::process::id()));
         artefact.save_dir(&dir).unwrap();
@@ -218,5 +229,22 @@ mod tests {
         let mut other_shape = artefact.clone();
         other_shape.manifest.config.person_dim = 8;
         assert!(other_shape.build().unwrap_err().to_string().contains("needs F32"));
+    }
+
+    #[test]
+    fn the_title_rank_must_match_the_weights_and_older_manifests_mean_full_width() {
+        let (store, network, vocabulary) = trained_with(Some(4));
+        let artefact = capture(&store, &network, &vocabulary);
+        let mut full_width = artefact.clone();
+        full_width.manifest.config.title_rank = None;
+        assert!(full_width.build().unwrap_err().to_string().contains("tensors"));
+        let (store, network, vocabulary) = trained();
+        let artefact = capture(&store, &network, &vocabulary);
+        let manifest = artefact.manifest_json().unwrap();
+        let older = manifest.replace("\"title_rank\": null,", "");
+        assert_ne!(older, manifest, "the manifest names title_rank");
+        let loaded = Artefact::from_parts(&older, artefact.weights.clone()).unwrap();
+        assert_eq!(loaded.manifest.config.title_rank, None);
+        loaded.build().unwrap();
     }
 }

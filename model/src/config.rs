@@ -21,6 +21,10 @@ pub struct ModelConfig {
     pub person_dim: i64,
     /// Sentence embedding of the title (all-MiniLM-L6-v2: 384).
     pub title_dim: i64,
+    /// Rank of the title's path into the content encoder: a learned [title_dim → rank] projection in front of the
+    /// encoder's first layer (None: the title enters at full width, as in the seed architecture).
+    #[serde(default)]
+    pub title_rank: Option<i64>,
     /// Directors and top-billed actors kept per movie.
     pub max_directors: i64,
     pub max_actors: i64,
@@ -52,6 +56,7 @@ impl ModelConfig {
             movie_dim: 64,
             person_dim: 16,
             title_dim: 384,
+            title_rank: None,
             max_directors: 4,
             max_actors: 4,
             content_hidden: vec![128, 64],
@@ -65,10 +70,15 @@ impl ModelConfig {
         }
     }
 
-    /// Width of the raw content features: genres multi-hot, title embedding, pooled directors and actors,
-    /// standardised runtime and year.
+    /// Width of the content encoder's input: genres multi-hot, title embedding (or its projection), pooled
+    /// directors and actors, standardised runtime and year.
     pub fn content_input_dim(&self) -> i64 {
-        self.cardinalities.genres + self.title_dim + 2 * self.person_dim + 2
+        self.cardinalities.genres + self.title_width() + 2 * self.person_dim + 2
+    }
+
+    /// Width at which the title enters the content encoder.
+    pub fn title_width(&self) -> i64 {
+        self.title_rank.unwrap_or(self.title_dim)
     }
 
     pub fn content_dim(&self) -> i64 {
@@ -88,6 +98,9 @@ impl ModelConfig {
         ];
         if let Some((name, value)) = positive.iter().find(|(_, v)| *v <= 0) {
             return Err(format!("{name} must be positive, got {value}"));
+        }
+        if let Some(rank) = self.title_rank.filter(|rank| !(1..=self.title_dim).contains(rank)) {
+            return Err(format!("title_rank must be in 1..={}, got {rank}", self.title_dim));
         }
         if [c.users, c.movies, c.genres, c.directors, c.actors].iter().any(|n| *n < 0) {
             return Err("vocabulary sizes cannot be negative".into());

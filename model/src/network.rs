@@ -128,6 +128,8 @@ pub struct HybridRecommender {
     pub(crate) movie_embedding: Tensor,
     pub(crate) director_embedding: Tensor,
     pub(crate) actor_embedding: Tensor,
+    /// [title_rank, title_dim] when the title enters the content encoder through a low-rank projection.
+    pub(crate) title_projection: Option<Tensor>,
     pub(crate) content_encoder: Mlp,
     pub(crate) content_to_movie: Dense,
     pub(crate) head: Mlp,
@@ -170,6 +172,11 @@ impl HybridRecommender {
             movie_embedding: embedding("movie_embedding", c.movies, config.movie_dim),
             director_embedding: embedding("director_embedding", c.directors, config.person_dim),
             actor_embedding: embedding("actor_embedding", c.actors, config.person_dim),
+            title_projection: config.title_rank.map(|rank| {
+                let bound = 1.0 / (config.title_dim as f64).sqrt();
+                let init = if random { nn::Init::Uniform { lo: -bound, up: bound } } else { nn::Init::Const(0.0) };
+                path.var("title_projection", &[rank, config.title_dim], init)
+            }),
             content_encoder: Mlp::new(path / "content_encoder", config.content_input_dim(), &config.content_hidden, config.dropout, random),
             content_to_movie: Dense::new(path / "content_to_movie", content_dim, config.movie_dim, random),
             head: Mlp::new(path / "head", head_input, &config.head_hidden, config.dropout, random),
@@ -211,17 +218,21 @@ impl HybridRecommender {
         let directors = Self::pool(&self.director_embedding, &content.directors, sparse)?;
         let actors = Self::pool(&self.actor_embedding, &content.actors, sparse)?;
         let masks = noise.map(|n| n.content.as_slice());
+        let titles = match &self.title_projection {
+            Some(projection) => content.titles.f_linear::<Tensor>(projection, None)?,
+            None => content.titles.shallow_clone(),
+        };
         let Some(first) = self.content_encoder.layers.first() else {
-            return Tensor::f_cat(&[&content.genres, &content.titles, &directors, &actors, &content.numeric], 1);
+            return Tensor::f_cat(&[&content.genres, &titles, &directors, &actors, &content.numeric], 1);
         };
         // The first layer's input is [genres, title, directors, actors, numeric]. The title columns are applied on
-        // their own: titles are constants, so training skips their input gradient, a tenth of a batch's arithmetic.
-        let (genres, titles) = (content.genres.size()[1], content.titles.size()[1]);
-        let title_weight = first.weight.f_narrow(1, genres, titles)?;
-        let side_columns = first.weight.size()[1] - genres - titles;
-        let side_weight = Tensor::f_cat(&[first.weight.f_narrow(1, 0, genres)?, first.weight.f_narrow(1, genres + titles, side_columns)?], 1)?;
+        // their own: raw titles are constants, so training skips their input gradient.
+        let (genres, title_width) = (content.genres.size()[1], titles.size()[1]);
+        let title_weight = first.weight.f_narrow(1, genres, title_width)?;
+        let side_columns = first.weight.size()[1] - genres - title_width;
+        let side_weight = Tensor::f_cat(&[first.weight.f_narrow(1, 0, genres)?, first.weight.f_narrow(1, genres + title_width, side_columns)?], 1)?;
         let side = Tensor::f_cat(&[&content.genres, &directors, &actors, &content.numeric], 1)?;
-        let pre_activation = side.f_linear(&side_weight, Some(&first.bias))?.f_add(&content.titles.f_linear::<Tensor>(&title_weight, None)?)?;
+        let pre_activation = side.f_linear(&side_weight, Some(&first.bias))?.f_add(&titles.f_linear::<Tensor>(&title_weight, None)?)?;
         self.content_encoder.forward_from(1, pre_activation, masks)
     }
 
@@ -411,19 +422,41 @@ mod tests {
 
     #[test]
     fn the_catalogue_scorer_reproduces_the_network() {
-        scorer_reproduces_the_network(false);
+        scorer_reproduces_the_network(small_config());
     }
 
     #[test]
     fn the_catalogue_scorer_reproduces_the_network_with_its_dot_product_path() {
-        scorer_reproduces_the_network(true);
+        scorer_reproduces_the_network(ModelConfig { dot_product: true, ..small_config() });
     }
 
-    fn scorer_reproduces_the_network(dot_product: bool) {
+    #[test]
+    fn the_catalogue_scorer_reproduces_the_network_with_a_low_rank_title_path() {
+        scorer_reproduces_the_network(ModelConfig { title_rank: Some(3), ..small_config() });
+    }
+
+    #[test]
+    fn a_low_rank_title_path_is_a_trained_projection_in_front_of_the_encoder() {
+        tch::manual_seed(4);
+        let store = nn::VarStore::new(Device::Cpu);
+        let config = ModelConfig { title_rank: Some(3), movie_id_dropout: 0.0, ..small_config() };
+        assert_eq!(config.content_input_dim(), 3 + 3 + 2 * 16 + 2);
+        let network = HybridRecommender::new(&store.root(), &config);
+        assert_eq!(store.variables()["title_projection"].size(), vec![3, config.title_dim]);
+        let parameters = network.parameters();
+        assert!(parameters.iter().any(|p| p.name == "title_projection"));
+        let before = store.variables()["title_projection"].copy();
+        let batch = crate::TrainingBatch { users: Tensor::from_slice(&[1i64, 2]), movies: Tensor::from_slice(&[1i64, 2]), content: content(2, &config), targets: Tensor::from_slice(&[5.0f32, 1.0]) };
+        let mut optimiser = crate::LazyAdam::new(parameters, 1e-2, 0.0, 0.0).unwrap();
+        let loss = network.training_loss(&batch, &network.draw_noise(2).unwrap(), 2.0).unwrap();
+        optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()], 2).unwrap();
+        assert!(!store.variables()["title_projection"].equal(&before), "the projection learns");
+        assert!(ModelConfig { title_rank: Some(9), ..small_config() }.validate().unwrap_err().contains("title_rank"));
+    }
+
+    fn scorer_reproduces_the_network(config: ModelConfig) {
         tch::manual_seed(3);
         let store = nn::VarStore::new(Device::Cpu);
-        let mut config = small_config();
-        config.dot_product = dot_product;
         let network = HybridRecommender::new(&store.root(), &config);
         let inputs = content(4, &config);
         let encoded = network.encode_content(&inputs).unwrap();

@@ -75,6 +75,9 @@ impl HybridRecommender {
             sparse("director_embedding", &self.director_embedding),
             sparse("actor_embedding", &self.actor_embedding),
         ];
+        if let Some(projection) = &self.title_projection {
+            parameters.push(dense("title_projection", projection));
+        }
         let layers = self.content_encoder.layers.iter().chain([&self.content_to_movie]).chain(&self.head.layers).chain([&self.output]);
         for layer in layers {
             parameters.extend([dense("weight", &layer.weight), dense("bias", &layer.bias)]);
@@ -106,6 +109,7 @@ impl HybridRecommender {
             movie_embedding: self.movie_embedding.shallow_clone(),
             director_embedding: self.director_embedding.shallow_clone(),
             actor_embedding: self.actor_embedding.shallow_clone(),
+            title_projection: self.title_projection.as_ref().map(Tensor::shallow_clone),
             content_encoder: self.content_encoder.shallow_clone(),
             content_to_movie: self.content_to_movie.shallow_clone(),
             head: self.head.shallow_clone(),

@@ -45,6 +45,10 @@ pub struct TrainArgs {
     pub embedding_dim: i64,
     #[arg(long, default_value_t = 16)]
     pub person_dim: i64,
+    /// Rank of the learned projection the title embedding passes through into the content encoder; 0: the full
+    /// 384 dimensions enter the encoder's first layer (the seed architecture).
+    #[arg(long, default_value_t = 16)]
+    pub title_rank: i64,
     #[arg(long, value_delimiter = ',', default_value = "128,64")]
     pub content_hidden: Vec<i64>,
     #[arg(long, value_delimiter = ',', default_value = "256,128,64")]
@@ -123,6 +127,7 @@ impl TrainArgs {
         config.user_dim = self.embedding_dim;
         config.movie_dim = self.embedding_dim;
         config.person_dim = self.person_dim;
+        config.title_rank = (self.title_rank != 0).then_some(self.title_rank);
         config.content_hidden = self.content_hidden.clone();
         config.head_hidden = self.head_hidden.clone();
         config.dropout = self.dropout;

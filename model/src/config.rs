@@ -35,6 +35,10 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// Probability of hiding a movie's id during training, so the content path learns to score unseen movies.
     pub movie_id_dropout: f64,
+    /// Probability of hiding each of a movie's directors and actors during training (an unknown slot), so the
+    /// content path learns to score movies whose people are new or missing.
+    #[serde(default)]
+    pub person_dropout: f64,
     /// Global, user, movie and content bias terms added to the head's output.
     pub use_biases: bool,
     /// Adds the dot product of the user vector and the movie vector (embedding + content projection) to the
@@ -63,6 +67,7 @@ impl ModelConfig {
             head_hidden: vec![256, 128, 64],
             dropout: 0.2,
             movie_id_dropout: 0.1,
+            person_dropout: 0.0,
             use_biases: true,
             dot_product: false,
             rating_min: 0.5,
@@ -108,7 +113,7 @@ impl ModelConfig {
         if self.content_hidden.iter().chain(&self.head_hidden).any(|w| *w <= 0) {
             return Err("MLP widths must be positive".into());
         }
-        if !(0.0..1.0).contains(&self.dropout) || !(0.0..1.0).contains(&self.movie_id_dropout) {
+        if ![self.dropout, self.movie_id_dropout, self.person_dropout].iter().all(|rate| (0.0..1.0).contains(rate)) {
             return Err("dropout rates must be in [0, 1)".into());
         }
         if self.dot_product && self.user_dim != self.movie_dim {

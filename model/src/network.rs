@@ -215,8 +215,12 @@ impl HybridRecommender {
 
     pub(crate) fn encode_content_with(&self, content: &ContentInputs, noise: Option<&crate::training::Noise>) -> Result<Tensor, TchError> {
         let sparse = noise.is_some();
-        let directors = Self::pool(&self.director_embedding, &content.directors, sparse)?;
-        let actors = Self::pool(&self.actor_embedding, &content.actors, sparse)?;
+        let (directors, actors) = match noise {
+            Some(n) => (content.directors.f_mul(&n.directors_keep)?, content.actors.f_mul(&n.actors_keep)?),
+            None => (content.directors.shallow_clone(), content.actors.shallow_clone()),
+        };
+        let directors = Self::pool(&self.director_embedding, &directors, sparse)?;
+        let actors = Self::pool(&self.actor_embedding, &actors, sparse)?;
         let masks = noise.map(|n| n.content.as_slice());
         let titles = match &self.title_projection {
             Some(projection) => content.titles.f_linear::<Tensor>(projection, None)?,
@@ -511,6 +515,26 @@ mod tests {
         assert!(exact.iter().all(|r| r.len() == 10) && exact[3].iter().all(|(p, _)| (p + 3) % 7 != 0));
         let spread = exact.iter().map(|r| r[0].1 - r[9].1).fold(0.0f32, f32::max);
         assert!(spread > 0.05, "scores too flat for a meaningful comparison: {spread}");
+    }
+
+    #[test]
+    fn person_dropout_hides_people_at_its_rate_and_only_in_training() {
+        tch::manual_seed(6);
+        let store = nn::VarStore::new(Device::Cpu);
+        let config = ModelConfig { person_dropout: 0.25, ..small_config() };
+        let network = HybridRecommender::new(&store.root(), &config);
+        let noise = network.draw_noise(4000).unwrap();
+        assert_eq!(noise.directors_keep.size(), vec![4000, config.max_directors]);
+        let kept = noise.actors_keep.to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+        assert!((kept - 0.75).abs() < 0.02, "kept share {kept}");
+        let inputs = content(1, &config);
+        let mut hidden = network.draw_noise(1).unwrap();
+        hidden.directors_keep = hidden.directors_keep.zeros_like();
+        hidden.actors_keep = hidden.actors_keep.zeros_like();
+        let no_people = ContentInputs { directors: inputs.directors.zeros_like(), actors: inputs.actors.zeros_like(), ..inputs.shallow_clone() };
+        let without = network.encode_content_with(&no_people, Some(&hidden)).unwrap();
+        assert!(network.encode_content_with(&inputs, Some(&hidden)).unwrap().equal(&without), "hiding everyone = a movie without known people");
+        assert!(!network.encode_content(&inputs).unwrap().equal(&network.encode_content(&no_people).unwrap()), "inference sees everyone");
     }
 
     #[test]

@@ -11,13 +11,22 @@ pub struct Noise {
     /// Scaled dropout masks ([B, width], values 0 or 1/(1-p)) of the content encoder's and the head's layers.
     pub(crate) content: Vec<Tensor>,
     pub(crate) head: Vec<Tensor>,
+    /// [B, max_directors] and [B, max_actors] int64: 0 where the person is hidden (person dropout), else 1.
+    pub(crate) directors_keep: Tensor,
+    pub(crate) actors_keep: Tensor,
 }
 
 impl Noise {
     /// Rows `start..start + rows` of every draw (the slice of the batch one gradient worker handles).
     pub fn narrow(&self, start: i64, rows: i64) -> Result<Self, TchError> {
         let narrow = |masks: &[Tensor]| masks.iter().map(|m| m.f_narrow(0, start, rows)).collect::<Result<Vec<_>, _>>();
-        Ok(Self { movie_keep: self.movie_keep.f_narrow(0, start, rows)?, content: narrow(&self.content)?, head: narrow(&self.head)? })
+        Ok(Self {
+            movie_keep: self.movie_keep.f_narrow(0, start, rows)?,
+            content: narrow(&self.content)?,
+            head: narrow(&self.head)?,
+            directors_keep: self.directors_keep.f_narrow(0, start, rows)?,
+            actors_keep: self.actors_keep.f_narrow(0, start, rows)?,
+        })
     }
 }
 
@@ -38,19 +47,30 @@ pub struct TrainingBatch {
     pub targets: Tensor,
 }
 
+/// 1 with probability `p`, else 0 (float). Drawn as uniform < p from libtorch's Mersenne Twister: `bernoulli_`
+/// on CPU seeds a fresh MKL MCG31 stream per call, and masks drawn back to back that way came out correlated
+/// enough to change what the model learned (a dummy draw between two masks moved the cold-start RMSE by 1 %).
+fn bernoulli(shape: &[i64], p: f64) -> Result<Tensor, TchError> {
+    Tensor::f_rand(shape, (Kind::Float, Device::Cpu))?.f_lt(p)?.f_to_kind(Kind::Float)
+}
+
 fn dropout_masks(rows: i64, widths: &[i64], rate: f64) -> Result<Vec<Tensor>, TchError> {
     if rate <= 0.0 {
         return Ok(Vec::new());
     }
-    widths.iter().map(|width| Tensor::f_empty([rows, *width], (Kind::Float, Device::Cpu))?.f_bernoulli_float_(1.0 - rate)?.f_div_scalar(1.0 - rate)).collect()
+    widths.iter().map(|width| bernoulli(&[rows, *width], 1.0 - rate)?.f_div_scalar(1.0 - rate)).collect()
 }
 
 impl HybridRecommender {
-    /// Draws the dropout masks and hidden movie ids for `rows` pairs from libtorch's (seeded) generator.
+    /// Draws the dropout masks, hidden movie ids and hidden people for `rows` pairs from libtorch's (seeded)
+    /// generator.
     pub fn draw_noise(&self, rows: i64) -> Result<Noise, TchError> {
-        let keep = Tensor::f_empty([rows], (Kind::Float, Device::Cpu))?.f_bernoulli_float_(1.0 - self.config.movie_id_dropout)?.f_to_kind(Kind::Int64)?;
+        let keep = |shape: &[i64], rate: f64| bernoulli(shape, 1.0 - rate)?.f_to_kind(Kind::Int64);
+        let person_rate = self.config.person_dropout;
         Ok(Noise {
-            movie_keep: keep,
+            movie_keep: keep(&[rows], self.config.movie_id_dropout)?,
+            directors_keep: keep(&[rows, self.config.max_directors], person_rate)?,
+            actors_keep: keep(&[rows, self.config.max_actors], person_rate)?,
             content: dropout_masks(rows, &self.content_encoder.widths(), self.config.dropout)?,
             head: dropout_masks(rows, &self.head.widths(), self.config.dropout)?,
         })

@@ -58,6 +58,9 @@ pub struct TrainArgs {
     /// Probability of hiding a movie's id during training (teaches the cold-start content path).
     #[arg(long, default_value_t = 0.1)]
     pub movie_id_dropout: f64,
+    /// Probability of hiding each director and actor of a training pair (teaches movies with new or unknown people).
+    #[arg(long, default_value_t = 0.25)]
+    pub person_dropout: f64,
     /// Leave out the global/user/movie/content bias terms (the seed architecture has none).
     #[arg(long)]
     pub no_biases: bool,
@@ -132,6 +135,7 @@ impl TrainArgs {
         config.head_hidden = self.head_hidden.clone();
         config.dropout = self.dropout;
         config.movie_id_dropout = self.movie_id_dropout;
+        config.person_dropout = self.person_dropout;
         config.use_biases = !self.no_biases;
         config.dot_product = !self.no_dot_product;
         config

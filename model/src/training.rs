@@ -47,18 +47,18 @@ pub struct TrainingBatch {
     pub targets: Tensor,
 }
 
-/// 1 with probability `p`, else 0 (float). Drawn as uniform < p from libtorch's Mersenne Twister: `bernoulli_`
+/// A bool mask, true with probability `p`, drawn as uniform < p from libtorch's Mersenne Twister: `bernoulli_`
 /// on CPU seeds a fresh MKL MCG31 stream per call, and masks drawn back to back that way came out correlated
 /// enough to change what the model learned (a dummy draw between two masks moved the cold-start RMSE by 1 %).
 fn bernoulli(shape: &[i64], p: f64) -> Result<Tensor, TchError> {
-    Tensor::f_rand(shape, (Kind::Float, Device::Cpu))?.f_lt(p)?.f_to_kind(Kind::Float)
+    Tensor::f_rand(shape, (Kind::Float, Device::Cpu))?.f_lt(p)
 }
 
 fn dropout_masks(rows: i64, widths: &[i64], rate: f64) -> Result<Vec<Tensor>, TchError> {
     if rate <= 0.0 {
         return Ok(Vec::new());
     }
-    widths.iter().map(|width| bernoulli(&[rows, *width], 1.0 - rate)?.f_div_scalar(1.0 - rate)).collect()
+    widths.iter().map(|width| bernoulli(&[rows, *width], 1.0 - rate)?.f_to_kind(Kind::Float)?.f_div_scalar_(1.0 - rate)).collect()
 }
 
 impl HybridRecommender {

@@ -1,7 +1,7 @@
 //! `cargo bench -p recsys_model --bench training_step`: where one training step's time goes at the seed shape
 //! (batch 256, ML-1M-sized vocabularies, random data): drawing the noise, forward, backward, and the lazy Adam
 //! update on one and two optimiser threads. libtorch runs on one thread, as in each gradient worker.
-use recsys_model::{Cardinalities, ContentInputs, HybridRecommender, LazyAdam, ModelConfig, TrainingBatch};
+use recsys_model::{Cardinalities, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, TrainingBatch};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -36,9 +36,10 @@ fn main() {
         let parameters = network.parameters();
         let mut optimiser = LazyAdam::new(network.parameters(), 1e-3, 1e-4, 0.05).unwrap();
         let mut seconds = [0f64; 4];
+        let mut random = MaskRandom::new(7, 0);
         for step in 0..STEPS + 20 {
             let started = Instant::now();
-            let noise = network.draw_noise(rows).unwrap();
+            let noise = network.draw_noise(rows, &mut random).unwrap();
             let drawn = Instant::now();
             let loss = network.training_loss(&batch, &noise, rows as f64).unwrap();
             let forward = Instant::now();

@@ -387,8 +387,9 @@ mod tests {
             let mut optimiser = crate::LazyAdam::new(network.parameters(), 1e-2, 0.0, 1e-4).unwrap();
             let evaluate = || network.forward_encoded(&batch.users, &batch.movies, &network.encode_content(&batch.content).unwrap()).unwrap().mse_loss(&batch.targets, tch::Reduction::Mean).double_value(&[]);
             let before = evaluate();
+            let mut random = crate::MaskRandom::new(1, 0);
             for _ in 0..200 {
-                let loss = network.training_loss(&batch, &network.draw_noise(6).unwrap(), 6.0).unwrap();
+                let loss = network.training_loss(&batch, &network.draw_noise(6, &mut random).unwrap(), 6.0).unwrap();
                 optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()], 6).unwrap();
             }
             let after = evaluate();
@@ -408,7 +409,7 @@ mod tests {
             content: content(rows.end - rows.start, &config),
             targets: Tensor::full([rows.end - rows.start], 3.5, (Kind::Float, Device::Cpu)),
         };
-        let noise = network.draw_noise(8).unwrap();
+        let noise = network.draw_noise(8, &mut crate::MaskRandom::new(2, 0)).unwrap();
         let mut whole = batch(0..8);
         let titles = Tensor::randn([8, config.title_dim], (Kind::Float, Device::Cpu));
         whole.content.titles = titles.copy();
@@ -452,7 +453,7 @@ mod tests {
         let before = store.variables()["title_projection"].copy();
         let batch = crate::TrainingBatch { users: Tensor::from_slice(&[1i64, 2]), movies: Tensor::from_slice(&[1i64, 2]), content: content(2, &config), targets: Tensor::from_slice(&[5.0f32, 1.0]) };
         let mut optimiser = crate::LazyAdam::new(parameters, 1e-2, 0.0, 0.0).unwrap();
-        let loss = network.training_loss(&batch, &network.draw_noise(2).unwrap(), 2.0).unwrap();
+        let loss = network.training_loss(&batch, &network.draw_noise(2, &mut crate::MaskRandom::new(4, 0)).unwrap(), 2.0).unwrap();
         optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()], 2).unwrap();
         assert!(!store.variables()["title_projection"].equal(&before), "the projection learns");
         assert!(ModelConfig { title_rank: Some(9), ..small_config() }.validate().unwrap_err().contains("title_rank"));
@@ -523,12 +524,12 @@ mod tests {
         let store = nn::VarStore::new(Device::Cpu);
         let config = ModelConfig { person_dropout: 0.25, ..small_config() };
         let network = HybridRecommender::new(&store.root(), &config);
-        let noise = network.draw_noise(4000).unwrap();
+        let noise = network.draw_noise(4000, &mut crate::MaskRandom::new(6, 0)).unwrap();
         assert_eq!(noise.directors_keep.size(), vec![4000, config.max_directors]);
         let kept = noise.actors_keep.to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
         assert!((kept - 0.75).abs() < 0.02, "kept share {kept}");
         let inputs = content(1, &config);
-        let mut hidden = network.draw_noise(1).unwrap();
+        let mut hidden = network.draw_noise(1, &mut crate::MaskRandom::new(6, 1)).unwrap();
         hidden.directors_keep = hidden.directors_keep.zeros_like();
         hidden.actors_keep = hidden.actors_keep.zeros_like();
         let no_people = ContentInputs { directors: inputs.directors.zeros_like(), actors: inputs.actors.zeros_like(), ..inputs.shallow_clone() };

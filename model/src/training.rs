@@ -1,8 +1,9 @@
 //! Training-mode pieces of the network: the random draws of a batch (dropout masks, hidden movie ids) made up
 //! front by the caller, so a seeded run gives the same model however a batch is split across gradient workers;
 //! the loss; the trainable tensors and their gradients.
+use crate::mask_random::MaskRandom;
 use crate::network::{ContentInputs, HybridRecommender};
-use tch::{Device, Kind, TchError, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 /// The random draws of one training batch (or of a slice of it).
 pub struct Noise {
@@ -47,32 +48,23 @@ pub struct TrainingBatch {
     pub targets: Tensor,
 }
 
-/// A bool mask, true with probability `p`, drawn as uniform < p from libtorch's Mersenne Twister: `bernoulli_`
-/// on CPU seeds a fresh MKL MCG31 stream per call, and masks drawn back to back that way came out correlated
-/// enough to change what the model learned (a dummy draw between two masks moved the cold-start RMSE by 1 %).
-fn bernoulli(shape: &[i64], p: f64) -> Result<Tensor, TchError> {
-    Tensor::f_rand(shape, (Kind::Float, Device::Cpu))?.f_lt(p)
-}
-
-fn dropout_masks(rows: i64, widths: &[i64], rate: f64) -> Result<Vec<Tensor>, TchError> {
+fn dropout_masks(random: &mut MaskRandom, rows: i64, widths: &[i64], rate: f64) -> Result<Vec<Tensor>, TchError> {
     if rate <= 0.0 {
         return Ok(Vec::new());
     }
-    widths.iter().map(|width| bernoulli(&[rows, *width], 1.0 - rate)?.f_to_kind(Kind::Float)?.f_div_scalar_(1.0 - rate)).collect()
+    widths.iter().map(|width| random.dropout_mask(&[rows, *width], rate)).collect()
 }
 
 impl HybridRecommender {
-    /// Draws the dropout masks, hidden movie ids and hidden people for `rows` pairs from libtorch's (seeded)
-    /// generator.
-    pub fn draw_noise(&self, rows: i64) -> Result<Noise, TchError> {
-        let keep = |shape: &[i64], rate: f64| bernoulli(shape, 1.0 - rate)?.f_to_kind(Kind::Int64);
-        let person_rate = self.config.person_dropout;
+    /// Draws the dropout masks, hidden movie ids and hidden people for `rows` pairs from `random`.
+    pub fn draw_noise(&self, rows: i64, random: &mut MaskRandom) -> Result<Noise, TchError> {
+        let person_keep = 1.0 - self.config.person_dropout;
         Ok(Noise {
-            movie_keep: keep(&[rows], self.config.movie_id_dropout)?,
-            directors_keep: keep(&[rows, self.config.max_directors], person_rate)?,
-            actors_keep: keep(&[rows, self.config.max_actors], person_rate)?,
-            content: dropout_masks(rows, &self.content_encoder.widths(), self.config.dropout)?,
-            head: dropout_masks(rows, &self.head.widths(), self.config.dropout)?,
+            movie_keep: random.keep_mask(&[rows], 1.0 - self.config.movie_id_dropout)?,
+            directors_keep: random.keep_mask(&[rows, self.config.max_directors], person_keep)?,
+            actors_keep: random.keep_mask(&[rows, self.config.max_actors], person_keep)?,
+            content: dropout_masks(random, rows, &self.content_encoder.widths(), self.config.dropout)?,
+            head: dropout_masks(random, rows, &self.head.widths(), self.config.dropout)?,
         })
     }
 

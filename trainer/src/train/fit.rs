@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use super::workers::{Differentiator, NoiseStream, Slice, Workers};
-use recsys_model::{ContentInputs, HybridRecommender, LazyAdam, ModelConfig, Noise, TrainingBatch, Vocabulary};
+use recsys_model::{ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, TrainingBatch, Vocabulary};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -208,7 +208,7 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
         let mut loss_sum = 0.0;
         tch::set_num_threads(1);
         let batch_indexes = permutation.split(options.batch_size, 0);
-        let noise = NoiseStream::start(&network, batch_indexes.iter().map(|index| index.size()[0]).collect());
+        let noise = NoiseStream::start(&network, batch_indexes.iter().map(|index| index.size()[0]).collect(), MaskRandom::new(options.seed, epoch as u64));
         for (step, index) in batch_indexes.iter().enumerate() {
             let (loss, gradients) = batch_gradients.compute(noise.next()?, index)?;
             optimiser.step(&gradients, index.size()[0] as usize)?;

@@ -3,7 +3,7 @@
 //! for MKL's and libgomp's per-thread set-up on every batch.
 use anyhow::{anyhow, Result};
 use super::fit::IndexedRatings;
-use recsys_model::{ContentInputs, HybridRecommender, Noise, Parameter};
+use recsys_model::{ContentInputs, HybridRecommender, MaskRandom, Noise, Parameter};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
 use tch::Tensor;
@@ -101,21 +101,20 @@ impl Drop for Workers {
     }
 }
 
-/// The noise of an epoch's batches, drawn in batch order by one thread ahead of the training loop (libtorch's
-/// generator is used by that thread alone during the epoch, so a seeded run stays reproducible).
+/// The noise of an epoch's batches, drawn in batch order by one thread ahead of the training loop from the epoch's
+/// own generator, so a seeded run stays reproducible.
 pub struct NoiseStream {
     batches: Receiver<Result<Noise>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl NoiseStream {
-    pub fn start(network: &HybridRecommender, batch_rows: Vec<i64>) -> Self {
+    pub fn start(network: &HybridRecommender, batch_rows: Vec<i64>, mut random: MaskRandom) -> Self {
         let (sender, batches) = std::sync::mpsc::sync_channel(4);
         let network = network.shallow_clone();
         let thread = std::thread::spawn(move || {
-            tch::set_num_threads(1);
             for rows in batch_rows {
-                if sender.send(network.draw_noise(rows).map_err(anyhow::Error::from)).is_err() {
+                if sender.send(network.draw_noise(rows, &mut random).map_err(anyhow::Error::from)).is_err() {
                     break;
                 }
             }

@@ -1,6 +1,6 @@
 //! `cargo bench -p recsys_model --bench training_step`: where one training step's time goes at the seed shape
 //! (batch 256, ML-1M-sized vocabularies, random data): drawing the noise, forward, backward, and the lazy Adam
-//! update on one and two optimiser threads. libtorch runs on one thread, as in each gradient worker.
+//! update. libtorch runs on one thread, as in each gradient worker. ROWS=n sets the batch size (default 256).
 use recsys_model::{Cardinalities, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, TrainingBatch};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
@@ -28,7 +28,7 @@ fn main() {
     tch::set_num_threads(1);
     tch::manual_seed(7);
     let config = ModelConfig::seed(Cardinalities { users: 6040, movies: 3706, genres: 18, directors: 2000, actors: 8000 });
-    let rows = 256;
+    let rows: i64 = std::env::var("ROWS").ok().and_then(|r| r.parse().ok()).unwrap_or(256);
     let batch = batch(rows, &config);
     {
         let store = nn::VarStore::new(Device::Cpu);

@@ -199,13 +199,12 @@ impl HybridRecommender {
         tch::no_grad(|| bias.f_fill_(value)).map(|_| ())
     }
 
-    /// Mean of the embeddings of the non-zero ids in each row: [B, K] → [B, dim] (zeros for a row without ids), as
-    /// one `embedding_bag`. `sparse`: gradients as sparse rows (training).
+    /// Mean of the embeddings of the non-zero ids in each row: [B, K] → [B, dim] (zeros for a row without ids). Row 0
+    /// of a person table is the all-zero padding row (never trained), so it adds nothing to the sum. A gather and a
+    /// sum: `embedding_bag` with a padding index took longer, gradient included. `sparse`: gradients as sparse rows.
     fn pool(table: &Tensor, ids: &Tensor, sparse: bool) -> Result<Tensor, TchError> {
-        let (rows, width) = (ids.size()[0], ids.size().get(1).copied().unwrap_or(0));
-        let offsets = Tensor::f_arange_start_step(0, rows * width, width.max(1), (Kind::Int64, tch::Device::Cpu))?;
-        let (pooled, ..) = Tensor::f_embedding_bag_padding_idx::<Tensor>(table, &ids.f_reshape([-1])?, &offsets, false, 1, sparse, None, false, 0)?;
-        Ok(pooled)
+        let known = ids.f_ne(0)?.f_sum_dim_intlist([1i64].as_slice(), true, Kind::Float)?.f_clamp_min(1.0)?;
+        Tensor::f_embedding(table, ids, 0, false, sparse)?.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?.f_div(&known)
     }
 
     /// The content vector of each movie: [B, content_dim].

@@ -204,17 +204,8 @@ impl Slot {
         self.has_gradient = false;
         let decay = if self.sparse { 0.0 } else { c.weight_decay };
         for range in ranges {
-            let lanes = values[range.clone()]
-                .iter_mut()
-                .zip(&mut self.first_moment[range.clone()])
-                .zip(&mut self.second_moment[range.clone()])
-                .zip(&self.gradient[range.clone()]);
-            for (((value, m), v), gradient) in lanes {
-                let g = *gradient + decay * *value;
-                *m = c.beta1 * *m + (1.0 - c.beta1) * g;
-                *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
-                *value -= c.step_size * *m / (v.sqrt() / c.bias2_sqrt + c.epsilon);
-            }
+            let lanes = Lanes { values: &mut values[range.clone()], first_moment: &mut self.first_moment[range.clone()], second_moment: &mut self.second_moment[range.clone()], gradient: &self.gradient[range.clone()] };
+            adam_update(lanes, c, decay);
             if self.sparse {
                 self.gradient[range].fill(0.0);
             }
@@ -225,6 +216,42 @@ impl Slot {
             }
         }
         Ok(())
+    }
+}
+
+/// The values of one contiguous range of a parameter and its state.
+struct Lanes<'a> {
+    values: &'a mut [f32],
+    first_moment: &'a mut [f32],
+    second_moment: &'a mut [f32],
+    gradient: &'a [f32],
+}
+
+/// The Adam update of `lanes`, in AVX2 where the CPU has it (the same arithmetic, no fused multiply-add, so the
+/// same results; the default x86-64 target vectorises 4 lanes wide).
+fn adam_update(lanes: Lanes<'_>, c: Constants, decay: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { adam_update_avx2(lanes, c, decay) };
+    }
+    adam_update_portable(lanes, c, decay)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn adam_update_avx2(lanes: Lanes<'_>, c: Constants, decay: f32) {
+    adam_update_portable(lanes, c, decay)
+}
+
+#[inline(always)]
+fn adam_update_portable(lanes: Lanes<'_>, c: Constants, decay: f32) {
+    let state = lanes.values.iter_mut().zip(lanes.first_moment.iter_mut()).zip(lanes.second_moment.iter_mut()).zip(lanes.gradient);
+    for (((value, m), v), gradient) in state {
+        let g = *gradient + decay * *value;
+        *m = c.beta1 * *m + (1.0 - c.beta1) * g;
+        *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
+        *value -= c.step_size * *m / (v.sqrt() / c.bias2_sqrt + c.epsilon);
     }
 }
 

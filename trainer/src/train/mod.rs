@@ -59,7 +59,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.1)]
     pub movie_id_dropout: f64,
     /// Probability of hiding each director and actor of a training pair (teaches movies with new or unknown people).
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.5)]
     pub person_dropout: f64,
     /// Leave out the global/user/movie/content bias terms (the seed architecture has none).
     #[arg(long)]

@@ -27,7 +27,7 @@ fn train(cluster: &TempCluster, database: &str, label: &str, args: &[&str]) -> R
     all.extend_from_slice(args);
     let (seconds, peak_mb, report) = measured_with_stderr(&mut trainer_in(cluster, database, &all))?;
     println!("== {label}: trainer {}", all.join(" "));
-    let wanted = ["epoch ", "training on", "hold-out", "cold-start movies", "hybrid model", "bias baseline", "user mean", "Recall@10"];
+    let wanted = ["title embeddings", "epoch ", "training on", "hold-out", "cold-start movies", "hybrid model", "bias baseline", "user mean", "Recall@10"];
     for line in report.lines().filter(|line| wanted.iter().any(|w| line.contains(w))) {
         println!("   {}", line.trim_end());
     }

@@ -5,17 +5,21 @@
 #   scripts/demo.sh            run it all (idempotent)
 #   scripts/demo.sh --no-pretrained   stop after importing the data (no training)
 #   scripts/demo.sh --stop     stop the private cluster       scripts/demo.sh --destroy   remove it
+#   scripts/demo.sh --reset    drop and recreate the demo database first (after an update changed the extension's
+#                              SQL: 0.x has no upgrade scripts)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "${REPO_ROOT}"
 
 TRAIN=1
+RESET=0
 case "${1:-}" in
   --stop) exec scripts/cluster.sh stop ;;
   --destroy) exec scripts/cluster.sh destroy ;;
   --no-pretrained) TRAIN=0 ;;
+  --reset) RESET=1 ;;
   "") ;;
-  *) die "usage: $0 [--no-pretrained|--stop|--destroy]" ;;
+  *) die "usage: $0 [--no-pretrained|--reset|--stop|--destroy]" ;;
 esac
 
 TRAINER="${REPO_ROOT}/target/release/trainer"
@@ -28,9 +32,20 @@ cargo build --release -p trainer
 log "demo 3/6: private cluster"
 scripts/cluster.sh start
 log "demo 4/6: extension in database ${PGDATABASE}"
+# The database's comment records which build of the extension's SQL script created its objects.
+script_hash="$(cat "$("${PG_CONFIG}" --sharedir)"/extension/pg_recsys--*.sql | sha256sum | cut -c1-16)"
+if [ "${RESET}" = 1 ]; then
+  log "reset: dropping and recreating database ${PGDATABASE}"
+  psql -d postgres -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS ${PGDATABASE} WITH (FORCE)" -c "CREATE DATABASE ${PGDATABASE}"
+fi
+created_by="$(psql -Atqc "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = current_database()")"
+if psql -Atqc "SELECT 1 FROM pg_extension WHERE extname = 'pg_recsys'" | grep -q 1 && [ "${created_by}" != "pg_recsys script ${script_hash}" ]; then
+  die "database ${PGDATABASE} holds pg_recsys objects from another build of the extension's SQL (0.x has no upgrade scripts); keep what you need, then run: scripts/demo.sh --reset"
+fi
 psql -v ON_ERROR_STOP=1 -qc "CREATE EXTENSION IF NOT EXISTS pg_cron" \
      -c "CREATE EXTENSION IF NOT EXISTS pg_recsys" \
-     -c "ALTER DATABASE ${PGDATABASE} SET search_path = \"\$user\", public, recsys"
+     -c "ALTER DATABASE ${PGDATABASE} SET search_path = \"\$user\", public, recsys" \
+     -c "COMMENT ON DATABASE ${PGDATABASE} IS 'pg_recsys script ${script_hash}'"
 log "demo 5/6: import the demo data (seeds/) with the real importers; re-running merges, nothing is duplicated"
 "${TRAINER}" import movielens seeds/demo/movielens
 "${TRAINER}" import imdb seeds/demo/imdb

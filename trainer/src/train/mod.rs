@@ -56,7 +56,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.2)]
     pub dropout: f64,
     /// Probability of hiding a movie's id during training (teaches the cold-start content path).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.2)]
     pub movie_id_dropout: f64,
     /// Probability of hiding each director and actor of a training pair (teaches movies with new or unknown people).
     #[arg(long, default_value_t = 0.5)]

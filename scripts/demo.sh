@@ -38,8 +38,10 @@ if [ "${RESET}" = 1 ]; then
   log "reset: dropping and recreating database ${PGDATABASE}"
   psql -d postgres -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS ${PGDATABASE} WITH (FORCE)" -c "CREATE DATABASE ${PGDATABASE}"
 fi
-created_by="$(psql -Atqc "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = current_database()")"
-if psql -Atqc "SELECT 1 FROM pg_extension WHERE extname = 'pg_recsys'" | grep -q 1 && [ "${created_by}" != "pg_recsys script ${script_hash}" ]; then
+stale="$(psql -Atqc "SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_recsys')
+                       AND shobj_description(oid, 'pg_database') IS DISTINCT FROM 'pg_recsys script ${script_hash}'
+                     FROM pg_database WHERE datname = current_database()")"
+if [ "${stale}" = t ]; then
   die "database ${PGDATABASE} holds pg_recsys objects from another build of the extension's SQL (0.x has no upgrade scripts); keep what you need, then run: scripts/demo.sh --reset"
 fi
 psql -v ON_ERROR_STOP=1 -qc "CREATE EXTENSION IF NOT EXISTS pg_cron" \

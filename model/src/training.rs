@@ -1,5 +1,5 @@
-//! Training-mode pieces of the network: the random draws of a batch (dropout masks, hidden movie ids) made up
-//! front by the caller, so a seeded run gives the same model however a batch is split across gradient workers;
+//! Training-mode pieces of the network: the random draws of a batch (dropout masks, hidden movie ids and people) made
+//! up front by the caller, so a seeded run gives the same model however a batch is split across gradient workers;
 //! the loss; the trainable tensors and their gradients.
 use crate::mask_random::MaskRandom;
 use crate::network::{ContentInputs, HybridRecommender};

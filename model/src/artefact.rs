@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the optional item autoencoder's tables; version 1 artefacts (no autoencoder) still load.
+pub const FORMAT_VERSION: u32 = 2;
+const OLDEST_READABLE_VERSION: u32 = 1;
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 
@@ -89,8 +91,8 @@ impl Artefact {
     /// Parses an artefact from its manifest JSON and weights bytes, checking format version and checksum.
     pub fn from_parts(manifest_json: &str, weights: Vec<u8>) -> Result<Self, ModelError> {
         let mut manifest: Manifest = serde_json::from_str(manifest_json).map_err(|e| invalid(format!("manifest is not valid: {e}")))?;
-        if manifest.format_version != FORMAT_VERSION {
-            return Err(invalid(format!("format version {} is not supported (this build reads {FORMAT_VERSION})", manifest.format_version)));
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&manifest.format_version) {
+            return Err(invalid(format!("format version {} is not supported (this build reads {OLDEST_READABLE_VERSION} to {FORMAT_VERSION})", manifest.format_version)));
         }
         if sha256_hex(&weights) != manifest.weights_sha256 {
             return Err(invalid(format!("weights checksum mismatch ({} bytes): the weights are corrupt or truncated", weights.len())));
@@ -220,7 +222,7 @@ mod tests {
         let truncated = artefact.weights[..artefact.weights.len() - 10].to_vec();
         assert!(Artefact::from_parts(&manifest, truncated).is_err());
         assert!(Artefact::from_parts(&manifest[..manifest.len() / 2], artefact.weights.clone()).unwrap_err().to_string().contains("manifest is not valid"));
-        let newer = manifest.replace("\"format_version\": 1", "\"format_version\": 99");
+        let newer = manifest.replace("\"format_version\": 2", "\"format_version\": 99");
         assert!(Artefact::from_parts(&newer, artefact.weights.clone()).unwrap_err().to_string().contains("format version 99"));
 
         let mut mismatched = artefact.clone();
@@ -229,6 +231,28 @@ mod tests {
         let mut other_shape = artefact.clone();
         other_shape.manifest.config.person_dim = 8;
         assert!(other_shape.build().unwrap_err().to_string().contains("needs F32"));
+    }
+
+    #[test]
+    fn an_autoencoder_travels_in_the_artefact_and_older_manifests_have_none() {
+        let vocabulary = trained().2;
+        let config = ModelConfig { autoencoder_hidden: Some(3), title_dim: 8, ..ModelConfig::seed(vocabulary.cardinalities()) };
+        let store = nn::VarStore::new(Device::Cpu);
+        let network = HybridRecommender::new(&store.root(), &config);
+        crate::autoencoder::tests::fill_randomly(network.autoencoder.as_ref().unwrap());
+        let artefact = capture(&store, &network, &vocabulary);
+        let (_store, restored) = Artefact::from_parts(&artefact.manifest_json().unwrap(), artefact.weights.clone()).unwrap().build().unwrap();
+        let (users, movies, content) = inputs();
+        assert!(network.predict(&users, &movies, &content).unwrap().equal(&restored.predict(&users, &movies, &content).unwrap()));
+        let mut without = artefact.clone();
+        without.manifest.config.autoencoder_hidden = None;
+        assert!(without.build().unwrap_err().to_string().contains("tensors"));
+        let (store, network, vocabulary) = trained();
+        let plain = capture(&store, &network, &vocabulary).manifest_json().unwrap();
+        let version_1 = plain.replace("\"format_version\": 2", "\"format_version\": 1").replace("\"autoencoder_hidden\": null,", "");
+        assert!(!version_1.contains("autoencoder") && version_1.contains("\"format_version\": 1"));
+        let weights = capture(&store, &network, &vocabulary).weights;
+        assert_eq!(Artefact::from_parts(&version_1, weights).unwrap().manifest.config.autoencoder_hidden, None);
     }
 
     #[test]

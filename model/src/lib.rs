@@ -2,6 +2,7 @@
 //! extension both need. No pgrx, no Postgres client: callers hand it data and files.
 
 pub mod artefact;
+pub mod autoencoder;
 pub mod config;
 pub mod embedder;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod runtime;
 pub mod scoring;
 pub mod training;
 
+pub use autoencoder::{AutoencoderOptions, AutoencoderReport, RatingRows};
 pub use artefact::{Artefact, DataFingerprint, Manifest};
 pub use config::{Cardinalities, ModelConfig};
 pub use error::ModelError;

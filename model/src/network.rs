@@ -138,6 +138,7 @@ pub struct HybridRecommender {
     pub(crate) user_bias: Tensor,
     pub(crate) movie_bias: Tensor,
     pub(crate) content_bias: Dense,
+    pub(crate) autoencoder: Option<crate::autoencoder::AutoencoderTables>,
 }
 
 
@@ -185,6 +186,7 @@ impl HybridRecommender {
             user_bias: embedding("user_bias", c.users, 1),
             movie_bias: embedding("movie_bias", c.movies, 1),
             content_bias: Dense::new(path / "content_bias", content_dim, 1, random),
+            autoencoder: config.autoencoder_hidden.map(|hidden| crate::autoencoder::AutoencoderTables::new(&(path / "autoencoder"), c.users, c.movies, hidden)),
             config: config.clone(),
         }
     }
@@ -240,9 +242,14 @@ impl HybridRecommender {
     }
 
     /// Predicted ratings for pairs, with content vectors already encoded (one row per pair). `movies` holds
-    /// embedding rows, 0 for a movie the model has no embedding for. Not clipped.
+    /// embedding rows, 0 for a movie the model has no embedding for. Not clipped. Warm pairs include the
+    /// autoencoder's blend when the network has one.
     pub fn forward_encoded(&self, users: &Tensor, movies: &Tensor, content: &Tensor) -> Result<Tensor, TchError> {
-        self.forward_with(users, movies, content, None)
+        let hybrid = self.forward_with(users, movies, content, None)?;
+        match &self.autoencoder {
+            Some(autoencoder) => autoencoder.blend(&hybrid, users, movies),
+            None => Ok(hybrid),
+        }
     }
 
     /// The forward pass; with `noise` (training) it applies the drawn dropout masks, hides the drawn movie ids,
@@ -306,6 +313,7 @@ impl HybridRecommender {
                 rating_min: self.config.rating_min,
                 rating_max: self.config.rating_max,
                 dot_product: self.config.dot_product,
+                autoencoder: self.autoencoder.as_ref().map(|a| a.scorer_parts(movie_rows)).transpose()?,
             })
         })
     }
@@ -317,243 +325,5 @@ impl HybridRecommender {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Cardinalities;
-    use crate::scoring::Precision;
-    use tch::Device;
-
-    fn small_config() -> ModelConfig {
-        let mut config = ModelConfig::seed(Cardinalities { users: 5, movies: 4, genres: 3, directors: 2, actors: 3 });
-        config.title_dim = 8;
-        config
-    }
-
-    fn content(rows: i64, config: &ModelConfig) -> ContentInputs {
-        let options = (Kind::Float, Device::Cpu);
-        ContentInputs {
-            genres: Tensor::ones([rows, config.cardinalities.genres], options),
-            titles: Tensor::randn([rows, config.title_dim], options),
-            directors: Tensor::from_slice(&[1i64, 0, 0, 0]).repeat([rows, 1]),
-            actors: Tensor::from_slice(&[1i64, 2, 3, 0]).repeat([rows, 1]),
-            numeric: Tensor::zeros([rows, 2], options),
-        }
-    }
-
-    #[test]
-    fn predictions_have_one_value_per_pair_within_the_scale() {
-        let store = nn::VarStore::new(Device::Cpu);
-        let config = small_config();
-        let network = HybridRecommender::new(&store.root(), &config);
-        let users = Tensor::from_slice(&[1i64, 2, 0]);
-        let movies = Tensor::from_slice(&[1i64, 0, 4]);
-        let predictions = network.predict(&users, &movies, &content(3, &config)).unwrap();
-        assert_eq!(predictions.size(), vec![3]);
-        let values: Vec<f32> = Vec::try_from(&predictions).unwrap();
-        assert!(values.iter().all(|v| (0.5..=5.0).contains(v)), "{values:?}");
-    }
-
-    #[test]
-    fn unknown_rows_start_at_zero_and_cold_movies_depend_on_content() {
-        let store = nn::VarStore::new(Device::Cpu);
-        let config = small_config();
-        let network = HybridRecommender::new(&store.root(), &config);
-        assert_eq!(network.movie_embedding.get(0).abs().sum(Kind::Float).double_value(&[]), 0.0);
-        let cold = Tensor::from_slice(&[0i64, 0]);
-        let users = Tensor::from_slice(&[1i64, 1]);
-        let mut inputs = content(2, &config);
-        inputs.titles = Tensor::randn([2, config.title_dim], (Kind::Float, Device::Cpu)) * 3.0;
-        let scores: Vec<f32> = Vec::try_from(&network.forward_encoded(&users, &cold, &network.encode_content(&inputs).unwrap()).unwrap()).unwrap();
-        assert_ne!(scores[0], scores[1], "two unseen movies with different content score differently");
-    }
-
-    #[test]
-    fn a_few_optimiser_steps_fit_a_tiny_problem() {
-        for dot_product in [false, true] {
-            tch::manual_seed(1);
-            let store = nn::VarStore::new(Device::Cpu);
-            let mut config = small_config();
-            config.movie_id_dropout = 0.0;
-            config.dot_product = dot_product;
-            let network = HybridRecommender::new(&store.root(), &config);
-            network.set_global_bias(3.0).unwrap();
-            let batch = crate::TrainingBatch {
-                users: Tensor::from_slice(&[1i64, 2, 3, 4, 5, 1]),
-                movies: Tensor::from_slice(&[1i64, 2, 3, 4, 1, 2]),
-                content: content(6, &config),
-                targets: Tensor::from_slice(&[5.0f32, 1.0, 4.0, 2.0, 3.0, 4.5]),
-            };
-            let mut optimiser = crate::LazyAdam::new(network.parameters(), 1e-2, 0.0, 1e-4).unwrap();
-            let evaluate = || network.forward_encoded(&batch.users, &batch.movies, &network.encode_content(&batch.content).unwrap()).unwrap().mse_loss(&batch.targets, tch::Reduction::Mean).double_value(&[]);
-            let before = evaluate();
-            let mut random = crate::MaskRandom::new(1, 0);
-            for _ in 0..200 {
-                let loss = network.training_loss(&batch, &network.draw_noise(6, &mut random).unwrap(), 6.0).unwrap();
-                optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()], 6).unwrap();
-            }
-            let after = evaluate();
-            assert!(after < before / 10.0, "dot product {dot_product}: loss {before} -> {after}");
-        }
-    }
-
-    #[test]
-    fn noise_drawn_up_front_makes_the_loss_of_slices_add_up_to_the_batch_loss() {
-        tch::manual_seed(2);
-        let store = nn::VarStore::new(Device::Cpu);
-        let config = small_config();
-        let network = HybridRecommender::new(&store.root(), &config);
-        let batch = |rows: std::ops::Range<i64>| crate::TrainingBatch {
-            users: Tensor::arange_start(rows.start, rows.end, (Kind::Int64, Device::Cpu)).remainder(5) + 1,
-            movies: Tensor::arange_start(rows.start, rows.end, (Kind::Int64, Device::Cpu)).remainder(4) + 1,
-            content: content(rows.end - rows.start, &config),
-            targets: Tensor::full([rows.end - rows.start], 3.5, (Kind::Float, Device::Cpu)),
-        };
-        let noise = network.draw_noise(8, &mut crate::MaskRandom::new(2, 0)).unwrap();
-        let mut whole = batch(0..8);
-        let titles = Tensor::randn([8, config.title_dim], (Kind::Float, Device::Cpu));
-        whole.content.titles = titles.copy();
-        let mut first = batch(0..3);
-        first.content.titles = titles.narrow(0, 0, 3);
-        let mut second = batch(3..8);
-        second.content.titles = titles.narrow(0, 3, 5);
-        let total = network.training_loss(&whole, &noise, 8.0).unwrap().double_value(&[]);
-        let parts = network.training_loss(&first, &noise.narrow(0, 3).unwrap(), 8.0).unwrap().double_value(&[])
-            + network.training_loss(&second, &noise.narrow(3, 5).unwrap(), 8.0).unwrap().double_value(&[]);
-        assert!((total - parts).abs() < 1e-5, "{total} vs {parts}");
-        let masks_differ = noise.head[0].narrow(0, 0, 1).not_equal_tensor(&noise.head[0].narrow(0, 1, 1)).any().int64_value(&[]);
-        assert_eq!(masks_differ, 1, "dropout masks are drawn per row");
-    }
-
-    #[test]
-    fn the_catalogue_scorer_reproduces_the_network() {
-        scorer_reproduces_the_network(small_config());
-    }
-
-    #[test]
-    fn the_catalogue_scorer_reproduces_the_network_with_its_dot_product_path() {
-        scorer_reproduces_the_network(ModelConfig { dot_product: true, ..small_config() });
-    }
-
-    #[test]
-    fn the_catalogue_scorer_reproduces_the_network_with_a_low_rank_title_path() {
-        scorer_reproduces_the_network(ModelConfig { title_rank: Some(3), ..small_config() });
-    }
-
-    #[test]
-    fn a_low_rank_title_path_is_a_trained_projection_in_front_of_the_encoder() {
-        tch::manual_seed(4);
-        let store = nn::VarStore::new(Device::Cpu);
-        let config = ModelConfig { title_rank: Some(3), movie_id_dropout: 0.0, ..small_config() };
-        assert_eq!(config.content_input_dim(), 3 + 3 + 2 * 16 + 2);
-        let network = HybridRecommender::new(&store.root(), &config);
-        assert_eq!(store.variables()["title_projection"].size(), vec![3, config.title_dim]);
-        let parameters = network.parameters();
-        assert!(parameters.iter().any(|p| p.name == "title_projection"));
-        let before = store.variables()["title_projection"].copy();
-        let batch = crate::TrainingBatch { users: Tensor::from_slice(&[1i64, 2]), movies: Tensor::from_slice(&[1i64, 2]), content: content(2, &config), targets: Tensor::from_slice(&[5.0f32, 1.0]) };
-        let mut optimiser = crate::LazyAdam::new(parameters, 1e-2, 0.0, 0.0).unwrap();
-        let loss = network.training_loss(&batch, &network.draw_noise(2, &mut crate::MaskRandom::new(4, 0)).unwrap(), 2.0).unwrap();
-        optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()], 2).unwrap();
-        assert!(!store.variables()["title_projection"].equal(&before), "the projection learns");
-        assert!(ModelConfig { title_rank: Some(9), ..small_config() }.validate().unwrap_err().contains("title_rank"));
-    }
-
-    fn scorer_reproduces_the_network(config: ModelConfig) {
-        tch::manual_seed(3);
-        let store = nn::VarStore::new(Device::Cpu);
-        let network = HybridRecommender::new(&store.root(), &config);
-        let inputs = content(4, &config);
-        let encoded = network.encode_content(&inputs).unwrap();
-        let movie_rows = Tensor::from_slice(&[1i64, 2, 0, 4]);
-        let scorer = network.catalogue_scorer(&movie_rows, &encoded).unwrap();
-        let single_pairs_only = network.catalogue_scorer(&movie_rows, &encoded).unwrap();
-        let all_users: Vec<i64> = (0..=5).collect();
-        let batched: Vec<Vec<f32>> = Vec::try_from(scorer.score_catalogue(&all_users, Precision::Float32).unwrap()).unwrap();
-        for user in all_users {
-            let users = Tensor::full([4], user, (Kind::Int64, Device::Cpu));
-            let expected: Vec<f32> = Vec::try_from(network.clip(&network.forward_encoded(&users, &movie_rows, &encoded).unwrap()).unwrap()).unwrap();
-            for (position, want) in expected.iter().enumerate() {
-                let got = single_pairs_only.score(user as usize, position).unwrap();
-                assert!((got - want).abs() < 1e-4, "user {user} movie {position}: {got} vs {want}");
-                let got = scorer.score(user as usize, position).unwrap();
-                assert!((got - want).abs() < 1e-4, "after a catalogue pass: user {user} movie {position}: {got} vs {want}");
-                let got = batched[user as usize][position];
-                assert!((got - want).abs() < 1e-4, "batched: user {user} movie {position}: {got} vs {want}");
-            }
-        }
-        assert!(scorer.score(99, 0).is_none() && scorer.score(0, 99).is_none());
-        assert!(scorer.score_catalogue(&[99], Precision::Float32).is_err());
-        let pairs = scorer.score_pairs(&[1, 5, 0], &[0, 3, 2]).unwrap();
-        for (got, (user, position)) in pairs.iter().zip([(1, 0), (5, 3), (0, 2)]) {
-            assert!((got - batched[user][position]).abs() < 1e-5, "pair ({user}, {position}): {got}");
-        }
-        assert!(scorer.score_pairs(&[1], &[4]).is_err() && scorer.score_pairs(&[1, 2], &[0]).is_err());
-    }
-
-    #[test]
-    fn bfloat16_ranking_returns_the_float32_ranking() {
-        tch::manual_seed(5);
-        let store = nn::VarStore::new(Device::Cpu);
-        let mut config = small_config();
-        config.cardinalities.movies = 300;
-        config.cardinalities.users = 40;
-        let network = HybridRecommender::new(&store.root(), &config);
-        tch::no_grad(|| store.variables().values().for_each(|v| { let _ = v.shallow_clone().f_mul_scalar_(1.5).unwrap(); }));
-        let movie_rows = Tensor::arange(300, (Kind::Int64, Device::Cpu));
-        let mut inputs = content(300, &config);
-        inputs.genres = Tensor::rand([300, config.cardinalities.genres], (Kind::Float, Device::Cpu));
-        let scorer = network.catalogue_scorer(&movie_rows, &network.encode_content(&inputs).unwrap()).unwrap();
-        let users: Vec<i64> = (0..=40).collect();
-        let ids: Vec<i32> = (0..300).map(|i| 1000 - i).collect();
-        let candidates = |user: usize| (0..300).filter(|p| (p + user) % 7 != 0).collect::<Vec<usize>>();
-        let exact = crate::ranking::rank_users(&scorer, &users, candidates, &ids, 10, Precision::Float32).unwrap();
-        let fast = crate::ranking::rank_users(&scorer, &users, candidates, &ids, 10, Precision::Bfloat16).unwrap();
-        assert_eq!(exact, fast, "same movies, order and float32 scores");
-        let approximate = scorer.score_catalogue(&users, Precision::Bfloat16).unwrap();
-        let error = (approximate - scorer.score_catalogue(&users, Precision::Float32).unwrap()).abs().max().double_value(&[]);
-        assert!(error > 0.0 && error < 0.05, "bfloat16 pre-scores differ from float32 ones, within half the margin: {error}");
-        assert!(exact.iter().all(|r| r.len() == 10) && exact[3].iter().all(|(p, _)| (p + 3) % 7 != 0));
-        let spread = exact.iter().map(|r| r[0].1 - r[9].1).fold(0.0f32, f32::max);
-        assert!(spread > 0.05, "scores too flat for a meaningful comparison: {spread}");
-    }
-
-    #[test]
-    fn person_dropout_hides_people_at_its_rate_and_only_in_training() {
-        tch::manual_seed(6);
-        let store = nn::VarStore::new(Device::Cpu);
-        let config = ModelConfig { person_dropout: 0.25, ..small_config() };
-        let network = HybridRecommender::new(&store.root(), &config);
-        let noise = network.draw_noise(4000, &mut crate::MaskRandom::new(6, 0)).unwrap();
-        assert_eq!(noise.directors_keep.size(), vec![4000, config.max_directors]);
-        let kept = noise.actors_keep.to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
-        assert!((kept - 0.75).abs() < 0.02, "kept share {kept}");
-        let inputs = content(1, &config);
-        let mut hidden = network.draw_noise(1, &mut crate::MaskRandom::new(6, 1)).unwrap();
-        hidden.directors_keep = hidden.directors_keep.zeros_like();
-        hidden.actors_keep = hidden.actors_keep.zeros_like();
-        let no_people = ContentInputs { directors: inputs.directors.zeros_like(), actors: inputs.actors.zeros_like(), ..inputs.shallow_clone() };
-        let without = network.encode_content_with(&no_people, Some(&hidden)).unwrap();
-        assert!(network.encode_content_with(&inputs, Some(&hidden)).unwrap().equal(&without), "hiding everyone = a movie without known people");
-        assert!(!network.encode_content(&inputs).unwrap().equal(&network.encode_content(&no_people).unwrap()), "inference sees everyone");
-    }
-
-    #[test]
-    fn people_are_pooled_as_the_mean_of_the_known_ids() {
-        let table = Tensor::from_slice(&[0.0f32, 0.0, 1.0, 2.0, 3.0, 6.0]).view([3, 2]);
-        let pooled = HybridRecommender::pool(&table, &Tensor::from_slice(&[1i64, 2, 0, 0, 0, 2, 0, 0]).view([4, 2]), false).unwrap();
-        let values: Vec<Vec<f32>> = Vec::try_from(pooled).unwrap();
-        assert_eq!(values, vec![vec![2.0, 4.0], vec![0.0, 0.0], vec![3.0, 6.0], vec![0.0, 0.0]]);
-    }
-
-    #[test]
-    fn bad_inputs_are_errors_not_panics() {
-        let store = nn::VarStore::new(Device::Cpu);
-        let config = small_config();
-        let network = HybridRecommender::new(&store.root(), &config);
-        let out_of_range = Tensor::from_slice(&[99i64]);
-        assert!(network.predict(&out_of_range, &Tensor::from_slice(&[1i64]), &content(1, &config)).is_err());
-        let mut wrong = content(1, &config);
-        wrong.titles = Tensor::zeros([1, 7], (Kind::Float, Device::Cpu));
-        assert!(network.predict(&Tensor::from_slice(&[1i64]), &Tensor::from_slice(&[1i64]), &wrong).is_err());
-    }
-}
+#[path = "network_tests.rs"]
+pub(crate) mod tests;

@@ -125,6 +125,72 @@ pub struct CatalogueScorer {
     /// [movies, user_dim]: each catalogue movie's vector (the first columns of its input), when the network adds
     /// the user·movie dot product.
     movie_vectors: Option<Matrix>,
+    autoencoder: Option<AutoencoderScores>,
+}
+
+/// The autoencoder's tables for a catalogue (movie tables by catalogue position), as `ScorerParts` hands them over.
+pub struct AutoencoderParts {
+    pub user_weight: Tensor,
+    pub user_bias: Tensor,
+    pub user_known: Tensor,
+    pub movie_code: Tensor,
+    pub movie_known: Tensor,
+    /// (a, b, c) of a·hybrid + b·autoencoder + c on known pairs.
+    pub blend: [f32; 3],
+}
+
+/// The blend of the autoencoder's predictions into the hybrid's raw ones (`AutoencoderTables::blend`).
+struct AutoencoderScores {
+    user_weight: Matrix,
+    user_bias: Matrix,
+    user_known: Matrix,
+    movie_code: Matrix,
+    movie_known: Matrix,
+    blend: [f32; 3],
+}
+
+impl AutoencoderScores {
+    fn new(parts: AutoencoderParts) -> Result<Self, ModelError> {
+        Ok(Self {
+            user_weight: Matrix::new(&parts.user_weight)?,
+            user_bias: Matrix::new(&parts.user_bias)?,
+            user_known: Matrix::new(&parts.user_known)?,
+            movie_code: Matrix::new(&parts.movie_code)?,
+            movie_known: Matrix::new(&parts.movie_known)?,
+            blend: parts.blend,
+        })
+    }
+
+    fn blend_one(&self, raw: f32, user_row: usize, position: usize) -> f32 {
+        if self.user_known.as_slice()[user_row] * self.movie_known.as_slice()[position] == 0.0 {
+            return raw;
+        }
+        let hidden = self.movie_code.tensor.size()[1] as usize;
+        let weights = &self.user_weight.as_slice()[user_row * hidden..(user_row + 1) * hidden];
+        let autoencoder = dot(weights, &self.movie_code.as_slice()[position * hidden..(position + 1) * hidden]) + self.user_bias.as_slice()[user_row];
+        let [a, b, c] = self.blend;
+        a * raw + b * autoencoder + c
+    }
+
+    /// `raw` [users, movies] or [pairs] with `autoencoder` and `known` of the same shape.
+    fn blend_tensor(&self, raw: Tensor, autoencoder: Tensor, known: Tensor) -> Result<Tensor, ModelError> {
+        let [a, b, c] = self.blend.map(f64::from);
+        let blended = raw.f_mul_scalar(a)?.f_add(&autoencoder.f_mul_scalar(b)?)?.f_add_scalar(c)?;
+        Ok(raw.f_add(&blended.f_sub(&raw)?.f_mul(&known)?)?)
+    }
+
+    fn blend_catalogue(&self, raw: Tensor, rows: &Tensor) -> Result<Tensor, ModelError> {
+        let autoencoder = self.user_weight.tensor.f_index_select(0, rows)?.f_matmul(&self.movie_code.tensor.f_tr()?)?.f_add(&self.user_bias.tensor.f_index_select(0, rows)?.f_unsqueeze(1)?)?;
+        let known = self.user_known.tensor.f_index_select(0, rows)?.f_unsqueeze(1)?.f_mul(&self.movie_known.tensor.f_unsqueeze(0)?)?;
+        self.blend_tensor(raw, autoencoder, known)
+    }
+
+    fn blend_pairs(&self, raw: Tensor, rows: &Tensor, columns: &Tensor) -> Result<Tensor, ModelError> {
+        let products = self.user_weight.tensor.f_index_select(0, rows)?.f_mul(&self.movie_code.tensor.f_index_select(0, columns)?)?;
+        let autoencoder = products.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?.f_add(&self.user_bias.tensor.f_index_select(0, rows)?)?;
+        let known = self.user_known.tensor.f_index_select(0, rows)?.f_mul(&self.movie_known.tensor.f_index_select(0, columns)?)?;
+        self.blend_tensor(raw, autoencoder, known)
+    }
 }
 
 /// What `HybridRecommender::catalogue_scorer` hands over: the tensors of an evaluation-mode network. The head's
@@ -142,6 +208,7 @@ pub struct ScorerParts<'a> {
     pub rating_min: f64,
     pub rating_max: f64,
     pub dot_product: bool,
+    pub autoencoder: Option<AutoencoderParts>,
 }
 
 impl CatalogueScorer {
@@ -170,6 +237,7 @@ impl CatalogueScorer {
             rating_max: parts.rating_max as f32,
             half: OnceCell::new(),
             movie_vectors,
+            autoencoder: parts.autoencoder.map(AutoencoderScores::new).transpose()?,
         })
     }
 
@@ -229,6 +297,9 @@ impl CatalogueScorer {
         if let Some(vectors) = &self.movie_vectors {
             let dim = self.user_layer.inputs;
             raw += dot(&self.user_embedding.as_slice()[user_row * dim..(user_row + 1) * dim], &vectors.as_slice()[movie_position * dim..(movie_position + 1) * dim]);
+        }
+        if let Some(autoencoder) = &self.autoencoder {
+            raw = autoencoder.blend_one(raw, user_row, movie_position);
         }
         Some(raw.clamp(self.rating_min, self.rating_max))
     }
@@ -300,6 +371,9 @@ impl CatalogueScorer {
             if let Some(vectors) = &self.movie_vectors {
                 raw = raw.f_add(&self.user_embedding.tensor.f_index_select(0, &rows)?.f_matmul(&vectors.tensor.f_tr()?)?)?;
             }
+            if let Some(autoencoder) = &self.autoencoder {
+                raw = autoencoder.blend_catalogue(raw, &rows)?;
+            }
             self.clip(raw)
         })
     }
@@ -327,6 +401,9 @@ impl CatalogueScorer {
             if let Some(vectors) = &self.movie_vectors {
                 let products = self.user_embedding.tensor.f_index_select(0, &rows)?.f_mul(&vectors.tensor.f_index_select(0, &columns)?)?;
                 raw = raw.f_add(&products.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?)?;
+            }
+            if let Some(autoencoder) = &self.autoencoder {
+                raw = autoencoder.blend_pairs(raw, &rows, &columns)?;
             }
             Ok(Vec::<f32>::try_from(self.clip(raw)?)?)
         })

@@ -130,6 +130,7 @@ impl HybridRecommender {
             user_bias: self.user_bias.shallow_clone(),
             movie_bias: self.movie_bias.shallow_clone(),
             content_bias: self.content_bias.shallow_clone(),
+            autoencoder: self.autoencoder.as_ref().map(|a| a.shallow_clone()),
         }
     }
 }

@@ -26,7 +26,7 @@ fn demo_training_registers_a_loadable_model_that_beats_the_bias_baseline() {
         .query_one(
             "SELECT status, (metrics #>> '{random_holdout,model,rmse}')::float8, (metrics #>> '{random_holdout,bias_baseline,rmse}')::float8,
                     (metrics #>> '{cold_start,model,rmse}')::float8, (params #>> '{fit,epochs}')::int, (fingerprint ->> 'ratings')::int,
-                    length(weights), manifest ->> 'format_version'
+                    length(weights), manifest ->> 'format_version', (metrics #>> '{random_holdout,autoencoder,best_epoch}')::int
              FROM recsys.models WHERE version = 1",
             &[],
         )
@@ -37,7 +37,8 @@ fn demo_training_registers_a_loadable_model_that_beats_the_bias_baseline() {
     assert!(cold > 0.0 && cold < 2.0);
     assert_eq!((row.get::<_, i32>(4), row.get::<_, i32>(5)), (6, 24_000));
     assert!(row.get::<_, i32>(6) > 100_000, "weights are stored whole");
-    assert_eq!(row.get::<_, String>(7), "1");
+    assert_eq!(row.get::<_, String>(7), "2");
+    assert!(row.get::<_, Option<i32>>(8).is_some_and(|epoch| epoch > 0), "the autoencoder was trained and reported");
 
     let evaluated = cluster().trainer_ok("train_demo", &["evaluate", "--seed", "7"]).unwrap();
     let rmse_line = evaluated.lines().find(|l| l.contains("hybrid model")).unwrap().to_string();

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use super::workers::{Differentiator, NoiseStream, Slice, Workers};
-use recsys_model::{ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, TrainingBatch, Vocabulary};
+use recsys_model::{AutoencoderOptions, AutoencoderReport, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, RatingRows, TrainingBatch, Vocabulary};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -35,6 +35,9 @@ pub struct FitOptions {
     /// Stop after this many epochs without a better validation RMSE.
     pub patience: usize,
     pub seed: u64,
+    /// Trains the network's item autoencoder after the hybrid and fits the blend on the validation share (needs a
+    /// validation share of random ratings, so not in the cold-start run).
+    pub autoencoder: Option<AutoencoderOptions>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -51,6 +54,7 @@ pub struct Trained {
     pub network: HybridRecommender,
     pub history: Vec<EpochStats>,
     pub best_epoch: usize,
+    pub autoencoder: Option<AutoencoderReport>,
 }
 
 /// Ratings as tensors: embedding rows of users and movies, catalogue rows (for content), targets.
@@ -256,5 +260,29 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
             }
         });
     }
-    Ok(Trained { store, network, history, best_epoch })
+    let autoencoder = match (&options.autoencoder, &validation) {
+        (Some(autoencoder_options), Some(validation)) if config.autoencoder_hidden.is_some() => Some(fit_autoencoder(&network, content, &fit_set, validation, autoencoder_options)?),
+        _ => None,
+    };
+    Ok(Trained { store, network, history, best_epoch, autoencoder })
+}
+
+/// Trains the autoencoder on the fitting ratings and blends it in on the validation ones.
+fn fit_autoencoder(network: &HybridRecommender, content: &ContentInputs, fit_set: &IndexedRatings, validation: &IndexedRatings, options: &AutoencoderOptions) -> Result<AutoencoderReport> {
+    let started = Instant::now();
+    let hybrid = Tensor::from_slice(&predict(network, content, validation)?);
+    let rows = |r: &IndexedRatings| (r.users.shallow_clone(), r.movies.shallow_clone(), r.values.shallow_clone());
+    let ((fu, fm, fv), (vu, vm, vv)) = (rows(fit_set), rows(validation));
+    let report = network.train_autoencoder(&RatingRows { users: &fu, movies: &fm, values: &fv }, &RatingRows { users: &vu, movies: &vm, values: &vv }, &hybrid, options)?;
+    let [a, b, c] = report.blend;
+    eprintln!(
+        "  autoencoder: best epoch {} of {}, validation RMSE {:.4}; blend {a:.3}·hybrid + {b:.3}·autoencoder + {c:.3}: {:.4} -> {:.4}  {:.1} s",
+        report.best_epoch,
+        report.validation_rmse.len(),
+        report.validation_rmse[report.best_epoch - 1],
+        report.hybrid_rmse,
+        report.blended_rmse,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(report)
 }

@@ -16,7 +16,7 @@ use clap::Args;
 use data::{Catalogue, Ratings};
 use fit::{FitOptions, IndexedRatings};
 use metrics::{Accuracy, Baselines};
-use recsys_model::{Artefact, ContentInputs, DataFingerprint, ModelConfig, Standardiser, Vocabulary};
+use recsys_model::{Artefact, AutoencoderOptions, ContentInputs, DataFingerprint, ModelConfig, Standardiser, Vocabulary};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -64,6 +64,17 @@ pub struct TrainArgs {
     /// Leave out the global/user/movie/content bias terms (the seed architecture has none).
     #[arg(long)]
     pub no_biases: bool,
+    /// Width of the item autoencoder (I-AutoRec) trained after the hybrid and blended into predictions for known
+    /// users and movies; 0 leaves it out (the seed architecture has none). Needs a validation share.
+    #[arg(long, default_value_t = 500)]
+    pub autoencoder_hidden: i64,
+    #[arg(long, default_value_t = 100)]
+    pub autoencoder_epochs: usize,
+    #[arg(long, default_value_t = 0.001)]
+    pub autoencoder_learning_rate: f64,
+    /// λ of the autoencoder's λ/2·‖weights‖² per batch of movies.
+    #[arg(long, default_value_t = 20.0)]
+    pub autoencoder_l2: f64,
     /// Share of ratings held out for the reported test metrics.
     #[arg(long, default_value_t = 0.1)]
     pub test_fraction: f64,
@@ -122,6 +133,13 @@ impl TrainArgs {
             validation_fraction: self.validation_fraction,
             patience: self.patience,
             seed: self.seed,
+            autoencoder: (self.autoencoder_hidden > 0).then(|| AutoencoderOptions {
+                epochs: self.autoencoder_epochs,
+                learning_rate: self.autoencoder_learning_rate,
+                l2: self.autoencoder_l2,
+                batch_movies: 256,
+                patience: 3,
+            }),
         }
     }
 
@@ -138,6 +156,7 @@ impl TrainArgs {
         config.person_dropout = self.person_dropout;
         config.use_biases = !self.no_biases;
         config.dot_product = !self.no_dot_product;
+        config.autoencoder_hidden = (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then_some(self.autoencoder_hidden);
         config
     }
 }
@@ -177,9 +196,12 @@ pub struct Evaluated {
 fn train_and_evaluate(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, split: &split::Split, cold: bool) -> Result<Evaluated> {
     let started = Instant::now();
     let vocabulary = fit_vocabulary(&split.train, catalogue);
-    let config = args.config(&vocabulary);
+    let mut config = args.config(&vocabulary);
+    let mut options = FitOptions { validate_on_unseen_movies: cold, ..args.fit_options() };
+    if cold {
+        (config.autoencoder_hidden, options.autoencoder) = (None, None);
+    }
     let content = encode_catalogue(&vocabulary, catalogue, titles, &config)?;
-    let options = FitOptions { validate_on_unseen_movies: cold, ..args.fit_options() };
     let trained = fit::fit(&config, &vocabulary, &content, catalogue, &split.train, &options)?;
     let test = IndexedRatings::new(&split.test, &vocabulary, catalogue)?;
     let predictions = fit::predict(&trained.network, &content, &test)?;
@@ -249,7 +271,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
         Some(train_and_evaluate(args, &catalogue, &titles, &split, true)?)
     };
 
-    let describe = |e: &Evaluated| json!({"model": e.model, "global_mean": e.global, "user_mean": e.user_mean, "bias_baseline": e.bias, "seconds": e.seconds, "best_epoch": e.trained.best_epoch, "epochs": e.trained.history});
+    let describe = |e: &Evaluated| json!({"model": e.model, "global_mean": e.global, "user_mean": e.user_mean, "bias_baseline": e.bias, "seconds": e.seconds, "best_epoch": e.trained.best_epoch, "epochs": e.trained.history, "autoencoder": e.trained.autoencoder});
     let metrics = json!({"random_holdout": describe(&main), "ranking": ranking, "ranking_seconds": ranking_seconds, "cold_start": cold.as_ref().map(describe)});
     let params = json!({"fit": args.fit_options(), "threads": args.threads, "test_fraction": args.test_fraction, "ranking_users": args.ranking_users});
     evaluate::print_summary(&main, cold.as_ref(), &ranking);

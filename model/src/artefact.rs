@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn an_autoencoder_travels_in_the_artefact_and_older_manifests_have_none() {
         let vocabulary = trained().2;
-        let config = ModelConfig { autoencoder_hidden: Some(3), title_dim: 8, ..ModelConfig::seed(vocabulary.cardinalities()) };
+        let config = ModelConfig { autoencoder_rank: Some(3), title_dim: 8, ..ModelConfig::seed(vocabulary.cardinalities()) };
         let store = nn::VarStore::new(Device::Cpu);
         let network = HybridRecommender::new(&store.root(), &config);
         crate::autoencoder::tests::fill_randomly(network.autoencoder.as_ref().unwrap());
@@ -245,14 +245,14 @@ mod tests {
         let (users, movies, content) = inputs();
         assert!(network.predict(&users, &movies, &content).unwrap().equal(&restored.predict(&users, &movies, &content).unwrap()));
         let mut without = artefact.clone();
-        without.manifest.config.autoencoder_hidden = None;
+        without.manifest.config.autoencoder_rank = None;
         assert!(without.build().unwrap_err().to_string().contains("tensors"));
         let (store, network, vocabulary) = trained();
         let plain = capture(&store, &network, &vocabulary).manifest_json().unwrap();
-        let version_1 = plain.replace("\"format_version\": 2", "\"format_version\": 1").replace("\"autoencoder_hidden\": null,", "");
+        let version_1 = plain.replace("\"format_version\": 2", "\"format_version\": 1").replace("\"autoencoder_rank\": null,", "");
         assert!(!version_1.contains("autoencoder") && version_1.contains("\"format_version\": 1"));
         let weights = capture(&store, &network, &vocabulary).weights;
-        assert_eq!(Artefact::from_parts(&version_1, weights).unwrap().manifest.config.autoencoder_hidden, None);
+        assert_eq!(Artefact::from_parts(&version_1, weights).unwrap().manifest.config.autoencoder_rank, None);
     }
 
     #[test]

@@ -9,10 +9,10 @@ use tch::{nn, Device, Kind, TchError, Tensor};
 /// The autoencoder's trained tables: variables of the network, so they travel in the artefact.
 #[derive(Debug)]
 pub struct AutoencoderTables {
-    /// [users + 1, hidden] decoder weights and [users + 1] decoder bias, per user row.
+    /// [users + 1, rank] decoder weights and [users + 1] decoder bias, per user row.
     pub(crate) user_weight: Tensor,
     pub(crate) user_bias: Tensor,
-    /// [movies + 1, hidden]: each movie's code.
+    /// [movies + 1, rank]: each movie's code.
     pub(crate) movie_code: Tensor,
     /// [users + 1] and [movies + 1]: 1 where the row had training ratings, else 0 (no blend).
     pub(crate) user_known: Tensor,
@@ -24,6 +24,8 @@ pub struct AutoencoderTables {
 /// Hyper-parameters of the autoencoder's training.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AutoencoderOptions {
+    /// Width of the code while training (the tables keep the product's best approximation of the network's rank).
+    pub hidden: i64,
     pub epochs: usize,
     pub learning_rate: f64,
     /// λ of λ/2·‖weights‖² beside the summed squared error of each batch (AutoRec's regularisation).
@@ -60,22 +62,22 @@ struct Snapshot {
 }
 
 impl AutoencoderTables {
-    pub(crate) fn new(path: &nn::Path, users: i64, movies: i64, hidden: i64) -> Self {
+    pub(crate) fn new(path: &nn::Path, users: i64, movies: i64, rank: i64) -> Self {
         let blend = path.zeros_no_train("blend", &[3]);
         tch::no_grad(|| {
             let _ = blend.get(0).fill_(1.0);
         });
         Self {
-            user_weight: path.zeros_no_train("user_weight", &[users + 1, hidden]),
+            user_weight: path.zeros_no_train("user_weight", &[users + 1, rank]),
             user_bias: path.zeros_no_train("user_bias", &[users + 1]),
-            movie_code: path.zeros_no_train("movie_code", &[movies + 1, hidden]),
+            movie_code: path.zeros_no_train("movie_code", &[movies + 1, rank]),
             user_known: path.zeros_no_train("user_known", &[users + 1]),
             movie_known: path.zeros_no_train("movie_known", &[movies + 1]),
             blend,
         }
     }
 
-    /// Raw autoencoder predictions for pairs of rows (in chunks: each pair gathers two rows of `hidden` floats).
+    /// Raw autoencoder predictions for pairs of rows (in chunks: each pair gathers two rows of `rank` floats).
     pub(crate) fn predict(&self, users: &Tensor, movies: &Tensor) -> Result<Tensor, TchError> {
         let chunk = 8192;
         let mut parts = Vec::new();
@@ -118,7 +120,7 @@ impl AutoencoderTables {
         })
     }
 
-    pub(crate) fn hidden(&self) -> i64 {
+    pub(crate) fn rank(&self) -> i64 {
         self.movie_code.size()[1]
     }
 
@@ -135,7 +137,7 @@ impl AutoencoderTables {
 
     /// Trains the autoencoder on `fit` (epoch picked on `validation`) and fills the tables; the blend stays as it is.
     fn train(&self, fit: &RatingRows<'_>, validation: &RatingRows<'_>, options: &AutoencoderOptions) -> Result<(usize, Vec<f64>), TchError> {
-        let (user_rows, movie_rows, hidden) = (self.user_weight.size()[0], self.movie_code.size()[0], self.hidden());
+        let (user_rows, movie_rows, hidden) = (self.user_weight.size()[0], self.movie_code.size()[0], options.hidden);
         let options_f = (Kind::Float, Device::Cpu);
         let columns = MovieColumns::new(fit, movie_rows)?;
         let store = nn::VarStore::new(Device::Cpu);
@@ -183,9 +185,10 @@ impl AutoencoderTables {
         let Some(best) = best else { return Err(TchError::Shape("the autoencoder ran no epoch".into())) };
         let count = |rows: &Tensor, size: i64| Tensor::f_zeros([size], options_f)?.f_index_add(0, rows, &Tensor::f_ones([rows.size()[0]], options_f)?)?.f_gt(0.0)?.f_to_kind(Kind::Float);
         tch::no_grad(|| -> Result<(), TchError> {
-            self.user_weight.shallow_clone().f_copy_(&best.user_weight)?;
+            let (user_weight, movie_code) = truncate(&best.user_weight, &best.movie_code, self.rank())?;
+            self.user_weight.shallow_clone().f_copy_(&user_weight)?;
             self.user_bias.shallow_clone().f_copy_(&best.user_bias)?;
-            self.movie_code.shallow_clone().f_copy_(&best.movie_code)?;
+            self.movie_code.shallow_clone().f_copy_(&movie_code)?;
             self.user_known.shallow_clone().f_copy_(&count(fit.users, user_rows)?)?;
             self.movie_known.shallow_clone().f_copy_(&count(fit.movies, movie_rows)?)?;
             Ok(())
@@ -240,6 +243,27 @@ impl MovieColumns {
         let bags = Tensor::f_arange(movies.size()[0], (Kind::Int64, Device::Cpu))?.f_repeat_interleave_self_tensor(&lengths, 0, total)?;
         Ok(ColumnBatch { users: self.users.f_index_select(0, &positions)?, values: self.values.f_index_select(0, &positions)?, offsets, bags })
     }
+}
+
+/// Factors (A [users, rank], B [movies, rank]) with A·Bᵀ the best rank-`rank` approximation of W·Cᵀ (W [users, h],
+/// C [movies, h]), from the SVD of the small product of the two QR factors' triangular parts; zero columns pad a lower rank.
+fn truncate(w: &Tensor, c: &Tensor, rank: i64) -> Result<(Tensor, Tensor), TchError> {
+    let (q1, r1) = Tensor::f_linalg_qr(w, "reduced")?;
+    let (q2, r2) = Tensor::f_linalg_qr(c, "reduced")?;
+    let (u, s, v) = r1.f_matmul(&r2.f_tr()?)?.f_svd(true, true)?;
+    let kept = rank.min(s.size()[0]);
+    let scale = s.f_narrow(0, 0, kept)?.f_sqrt()?;
+    let pad = |t: Tensor| -> Result<Tensor, TchError> {
+        let missing = rank - kept;
+        if missing == 0 {
+            return Ok(t);
+        }
+        let zeros = Tensor::f_zeros([t.size()[0], missing], (Kind::Float, Device::Cpu))?;
+        Tensor::f_cat(&[t, zeros], 1)
+    };
+    let a = q1.f_matmul(&u.f_narrow(1, 0, kept)?)?.f_mul(&scale)?;
+    let b = q2.f_matmul(&v.f_narrow(1, 0, kept)?)?.f_mul(&scale)?;
+    Ok((pad(a)?, pad(b)?))
 }
 
 /// (a, b, c) minimising Σ (a·h + b·e + c − y)², or `None` when the system is singular.
@@ -314,10 +338,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn truncation_keeps_the_product_at_full_rank_and_its_best_approximation_below() {
+        tch::manual_seed(9);
+        let (w, c) = (Tensor::randn([20, 6], (Kind::Float, Device::Cpu)), Tensor::randn([15, 6], (Kind::Float, Device::Cpu)));
+        let product = w.matmul(&c.tr());
+        let (a, b) = truncate(&w, &c, 8).unwrap();
+        assert_eq!((a.size(), b.size()), (vec![20, 8], vec![15, 8]), "a rank above the product's is padded");
+        assert!((a.matmul(&b.tr()) - &product).abs().max().double_value(&[]) < 1e-4);
+        let (a, b) = truncate(&w, &c, 2).unwrap();
+        let error = (a.matmul(&b.tr()) - &product).square().sum(Kind::Float).double_value(&[]);
+        let (_, singular, _) = product.svd(true, false);
+        let optimal = singular.narrow(0, 2, 4).square().sum(Kind::Float).double_value(&[]);
+        assert!((error - optimal).abs() < 1e-3 * optimal.max(1.0), "rank-2 error {error}, Eckart-Young {optimal}");
+    }
+
+    #[test]
     fn the_blend_changes_known_pairs_only() {
         tch::manual_seed(7);
         let store = nn::VarStore::new(Device::Cpu);
-        let config = ModelConfig { autoencoder_hidden: Some(3), ..small_config() };
+        let config = ModelConfig { autoencoder_rank: Some(3), ..small_config() };
         let network = HybridRecommender::new(&store.root(), &config);
         let tables = network.autoencoder.as_ref().unwrap();
         let (users, movies) = (Tensor::from_slice(&[1i64, 2, 3, 4, 5, 0]), Tensor::from_slice(&[1i64, 2, 3, 4, 0, 1]));
@@ -342,7 +381,7 @@ pub(crate) mod tests {
     fn training_learns_held_out_ratings_and_fits_the_blend() {
         tch::manual_seed(8);
         let (users, movies) = (30i64, 24i64);
-        let config = ModelConfig { autoencoder_hidden: Some(6), cardinalities: crate::Cardinalities { users, movies, ..small_config().cardinalities }, ..small_config() };
+        let config = ModelConfig { autoencoder_rank: Some(6), cardinalities: crate::Cardinalities { users, movies, ..small_config().cardinalities }, ..small_config() };
         let store = nn::VarStore::new(Device::Cpu);
         let network = HybridRecommender::new(&store.root(), &config);
         let (user_factors, movie_factors) = (Tensor::randn([users + 1, 2], (Kind::Float, Device::Cpu)), Tensor::randn([movies + 1, 2], (Kind::Float, Device::Cpu)));
@@ -356,7 +395,7 @@ pub(crate) mod tests {
             (u, m, values.clamp(0.5, 5.0))
         };
         let (fit, validation) = (rows(&pairs[..pairs.len() / 2]), rows(&pairs[pairs.len() / 2..]));
-        let options = AutoencoderOptions { epochs: 300, learning_rate: 0.01, l2: 0.1, batch_movies: 8, patience: 300 };
+        let options = AutoencoderOptions { hidden: 12, epochs: 300, learning_rate: 0.01, l2: 0.1, batch_movies: 8, patience: 300 };
         let uninformative = Tensor::randn_like(&validation.2) * 0.3 + 3.0;
         let report = network
             .train_autoencoder(&RatingRows { users: &fit.0, movies: &fit.1, values: &fit.2 }, &RatingRows { users: &validation.0, movies: &validation.1, values: &validation.2 }, &uninformative, &options)

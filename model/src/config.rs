@@ -45,9 +45,10 @@ pub struct ModelConfig {
     /// head's output: a matrix-factorisation path beside the MLP. Needs `user_dim == movie_dim`.
     #[serde(default)]
     pub dot_product: bool,
-    /// Width of the item autoencoder whose predictions are blended into warm pairs (None: the hybrid alone).
+    /// Width of the item autoencoder's tables (user decoder rows, movie codes), whose predictions are blended into
+    /// warm pairs: the trained autoencoder is truncated to this rank (None: the hybrid alone).
     #[serde(default)]
-    pub autoencoder_hidden: Option<i64>,
+    pub autoencoder_rank: Option<i64>,
     /// Rating scale; predictions are clipped to it.
     pub rating_min: f64,
     pub rating_max: f64,
@@ -73,7 +74,7 @@ impl ModelConfig {
             person_dropout: 0.0,
             use_biases: true,
             dot_product: false,
-            autoencoder_hidden: None,
+            autoencoder_rank: None,
             rating_min: 0.5,
             rating_max: 5.0,
         }
@@ -114,8 +115,8 @@ impl ModelConfig {
         if [c.users, c.movies, c.genres, c.directors, c.actors].iter().any(|n| *n < 0) {
             return Err("vocabulary sizes cannot be negative".into());
         }
-        if let Some(hidden) = self.autoencoder_hidden.filter(|hidden| *hidden <= 0) {
-            return Err(format!("autoencoder_hidden must be positive, got {hidden}"));
+        if let Some(hidden) = self.autoencoder_rank.filter(|hidden| *hidden <= 0) {
+            return Err(format!("autoencoder_rank must be positive, got {hidden}"));
         }
         if self.content_hidden.iter().chain(&self.head_hidden).any(|w| *w <= 0) {
             return Err("MLP widths must be positive".into());

@@ -122,7 +122,7 @@ fn the_catalogue_scorer_reproduces_the_network_with_a_low_rank_title_path() {
 
 #[test]
 fn the_catalogue_scorer_reproduces_the_network_with_its_autoencoder_blend() {
-    scorer_reproduces_the_network(ModelConfig { autoencoder_hidden: Some(3), ..small_config() });
+    scorer_reproduces_the_network(ModelConfig { autoencoder_rank: Some(3), ..small_config() });
 }
 
 #[test]

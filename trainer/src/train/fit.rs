@@ -261,7 +261,7 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
         });
     }
     let autoencoder = match (&options.autoencoder, &validation) {
-        (Some(autoencoder_options), Some(validation)) if config.autoencoder_hidden.is_some() => Some(fit_autoencoder(&network, content, &fit_set, validation, autoencoder_options)?),
+        (Some(autoencoder_options), Some(validation)) if config.autoencoder_rank.is_some() => Some(fit_autoencoder(&network, content, &fit_set, validation, autoencoder_options)?),
         _ => None,
     };
     Ok(Trained { store, network, history, best_epoch, autoencoder })

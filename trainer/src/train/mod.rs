@@ -68,6 +68,9 @@ pub struct TrainArgs {
     /// users and movies; 0 leaves it out (the seed architecture has none). Needs a validation share.
     #[arg(long, default_value_t = 500)]
     pub autoencoder_hidden: i64,
+    /// Rank the trained autoencoder is truncated to for serving (its tables are users × rank and movies × rank).
+    #[arg(long, default_value_t = 64)]
+    pub autoencoder_rank: i64,
     #[arg(long, default_value_t = 100)]
     pub autoencoder_epochs: usize,
     #[arg(long, default_value_t = 0.001)]
@@ -134,6 +137,7 @@ impl TrainArgs {
             patience: self.patience,
             seed: self.seed,
             autoencoder: (self.autoencoder_hidden > 0).then(|| AutoencoderOptions {
+                hidden: self.autoencoder_hidden,
                 epochs: self.autoencoder_epochs,
                 learning_rate: self.autoencoder_learning_rate,
                 l2: self.autoencoder_l2,
@@ -156,7 +160,7 @@ impl TrainArgs {
         config.person_dropout = self.person_dropout;
         config.use_biases = !self.no_biases;
         config.dot_product = !self.no_dot_product;
-        config.autoencoder_hidden = (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then_some(self.autoencoder_hidden);
+        config.autoencoder_rank = (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then_some(self.autoencoder_rank.clamp(1, self.autoencoder_hidden));
         config
     }
 }
@@ -199,7 +203,7 @@ fn train_and_evaluate(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, 
     let mut config = args.config(&vocabulary);
     let mut options = FitOptions { validate_on_unseen_movies: cold, ..args.fit_options() };
     if cold {
-        (config.autoencoder_hidden, options.autoencoder) = (None, None);
+        (config.autoencoder_rank, options.autoencoder) = (None, None);
     }
     let content = encode_catalogue(&vocabulary, catalogue, titles, &config)?;
     let trained = fit::fit(&config, &vocabulary, &content, catalogue, &split.train, &options)?;

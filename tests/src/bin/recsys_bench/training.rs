@@ -1,6 +1,7 @@
 //! Training benchmarks: `trainer train` as a child process on a throwaway cluster. `training`: 10 epochs over the
-//! ML-1M-shaped synthetic set (ratings/s per epoch, wall time, peak RSS); `accuracy`: ml-latest-small and ML-100K
-//! with IMDb metadata from `RECSYS_SHARED_DATA`, on the anchor harness's splits when they exist.
+//! ML-1M-shaped synthetic set (ratings/s per epoch, wall time, peak RSS), without and with the validation share and
+//! the item autoencoder; `accuracy`: ml-latest-small and ML-100K with IMDb metadata from `RECSYS_SHARED_DATA`, on
+//! the anchor harness's splits when they exist.
 use super::import_benchmarks::{ensure_ml1m_shaped, measured_with_stderr, trainer_in};
 use anyhow::{ensure, Result};
 use recsys_integration_tests::{Loading, TempCluster};
@@ -27,7 +28,7 @@ fn train(cluster: &TempCluster, database: &str, label: &str, args: &[&str]) -> R
     all.extend_from_slice(args);
     let (seconds, peak_mb, report) = measured_with_stderr(&mut trainer_in(cluster, database, &all))?;
     println!("== {label}: trainer {}", all.join(" "));
-    let wanted = ["title embeddings", "epoch ", "training on", "hold-out", "cold-start movies", "hybrid model", "bias baseline", "user mean", "Recall@10"];
+    let wanted = ["title embeddings", "epoch ", "autoencoder:", "training on", "hold-out", "cold-start movies", "hybrid model", "bias baseline", "user mean", "Recall@10"];
     for line in report.lines().filter(|line| wanted.iter().any(|w| line.contains(w))) {
         println!("   {}", line.trim_end());
     }
@@ -43,6 +44,8 @@ pub fn training() -> Result<()> {
     let mut ten_epochs = common.to_vec();
     ten_epochs.extend(["--epochs", "10", "--threads", "2"]);
     train(&cluster, "bench", "ML-1M-shaped synthetic set, 10 epochs, 2 gradient workers", &ten_epochs)?;
+    let defaults = ["--skip-cold-start", "--ranking-users", "100", "--epochs", "10", "--threads", "2"];
+    train(&cluster, "bench", "same set with the defaults: 5 % validation share, then the item autoencoder", &defaults)?;
     let mut one_thread = common.to_vec();
     one_thread.extend(["--epochs", "1", "--threads", "1"]);
     train(&cluster, "bench", "same set, 1 epoch, 1 gradient worker", &one_thread)

@@ -141,6 +141,7 @@ pub struct AutoencoderParts {
 
 /// The blend of the autoencoder's predictions into the hybrid's raw ones (`AutoencoderTables::blend`).
 struct AutoencoderScores {
+    rank: usize,
     user_weight: Matrix,
     user_bias: Matrix,
     user_known: Matrix,
@@ -152,6 +153,7 @@ struct AutoencoderScores {
 impl AutoencoderScores {
     fn new(parts: AutoencoderParts) -> Result<Self, ModelError> {
         Ok(Self {
+            rank: parts.movie_code.size()[1] as usize,
             user_weight: Matrix::new(&parts.user_weight)?,
             user_bias: Matrix::new(&parts.user_bias)?,
             user_known: Matrix::new(&parts.user_known)?,
@@ -165,9 +167,9 @@ impl AutoencoderScores {
         if self.user_known.as_slice()[user_row] * self.movie_known.as_slice()[position] == 0.0 {
             return raw;
         }
-        let hidden = self.movie_code.tensor.size()[1] as usize;
-        let weights = &self.user_weight.as_slice()[user_row * hidden..(user_row + 1) * hidden];
-        let autoencoder = dot(weights, &self.movie_code.as_slice()[position * hidden..(position + 1) * hidden]) + self.user_bias.as_slice()[user_row];
+        let rank = self.rank;
+        let weights = &self.user_weight.as_slice()[user_row * rank..(user_row + 1) * rank];
+        let autoencoder = dot(weights, &self.movie_code.as_slice()[position * rank..(position + 1) * rank]) + self.user_bias.as_slice()[user_row];
         let [a, b, c] = self.blend;
         a * raw + b * autoencoder + c
     }

@@ -69,7 +69,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 500)]
     pub autoencoder_hidden: i64,
     /// Rank the trained autoencoder is truncated to for serving (its tables are users × rank and movies × rank).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 32)]
     pub autoencoder_rank: i64,
     #[arg(long, default_value_t = 100)]
     pub autoencoder_epochs: usize,

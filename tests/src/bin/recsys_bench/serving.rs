@@ -1,5 +1,6 @@
 //! Serving benchmarks: the installed extension answering SQL with a model the trainer registered on the
-//! ML-1M-shaped synthetic set (one training epoch: speed, not accuracy, is measured here).
+//! ML-1M-shaped synthetic set (one training epoch and three of the item autoencoder, which serving blends in: speed,
+//! not accuracy, is measured here).
 use super::import_benchmarks::{ensure_ml1m_shaped, trainer_in};
 use anyhow::Result;
 use postgres::{Client, NoTls};
@@ -24,7 +25,7 @@ fn trained_cluster(name: &str, movielens: &Path, imdb: &Path) -> Result<(TempClu
     for args in [
         vec!["import", "movielens", &movielens.display().to_string()],
         vec!["import", "imdb", &imdb.display().to_string()],
-        vec!["train", "--activate", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--validation-fraction", "0"],
+        vec!["train", "--activate", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--autoencoder-epochs", "3"],
     ] {
         let status = trainer_in(&cluster, "bench", &args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>()).output()?;
         anyhow::ensure!(status.status.success(), "trainer {args:?} failed: {}", String::from_utf8_lossy(&status.stderr));

@@ -71,8 +71,10 @@ pub struct TrainArgs {
     /// Rank the trained autoencoder is truncated to for serving (its tables are users × rank and movies × rank).
     #[arg(long, default_value_t = 32)]
     pub autoencoder_rank: i64,
-    #[arg(long, default_value_t = 100)]
-    pub autoencoder_epochs: usize,
+    /// Upper bound on the autoencoder's epochs (it stops earlier when the validation RMSE stops improving).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub autoencoder_epochs: u64,
+    /// Adam's learning rate for the autoencoder.
     #[arg(long, default_value_t = 0.001)]
     pub autoencoder_learning_rate: f64,
     /// λ of the autoencoder's λ/2·‖weights‖² per batch of movies.
@@ -138,7 +140,7 @@ impl TrainArgs {
             seed: self.seed,
             autoencoder: (self.autoencoder_hidden > 0).then(|| AutoencoderOptions {
                 hidden: self.autoencoder_hidden,
-                epochs: self.autoencoder_epochs,
+                epochs: self.autoencoder_epochs as usize,
                 learning_rate: self.autoencoder_learning_rate,
                 l2: self.autoencoder_l2,
                 batch_movies: 256,

@@ -77,18 +77,9 @@ impl AutoencoderTables {
         }
     }
 
-    /// Raw autoencoder predictions for pairs of rows (in chunks: each pair gathers two rows of `rank` floats).
+    /// Raw autoencoder predictions for pairs of rows.
     pub(crate) fn predict(&self, users: &Tensor, movies: &Tensor) -> Result<Tensor, TchError> {
-        let chunk = 8192;
-        let mut parts = Vec::new();
-        for (users, movies) in users.f_split(chunk, 0)?.iter().zip(movies.f_split(chunk, 0)?.iter()) {
-            let products = self.user_weight.f_index_select(0, users)?.f_mul(&self.movie_code.f_index_select(0, movies)?)?;
-            parts.push(products.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?.f_add(&self.user_bias.f_index_select(0, users)?)?);
-        }
-        match parts.len() {
-            0 => Tensor::f_zeros([0], (Kind::Float, Device::Cpu)),
-            _ => Tensor::f_cat(&parts, 0),
-        }
+        pair_scores(&self.user_weight, &self.user_bias, &self.movie_code, users, movies)
     }
 
     /// 1 for pairs the blend applies to, else 0.
@@ -98,9 +89,7 @@ impl AutoencoderTables {
 
     /// `hybrid` raw predictions blended with the autoencoder's where the pair is known.
     pub(crate) fn blend(&self, hybrid: &Tensor, users: &Tensor, movies: &Tensor) -> Result<Tensor, TchError> {
-        let [a, b, c] = self.coefficients()?;
-        let blended = hybrid.f_mul_scalar(f64::from(a))?.f_add(&self.predict(users, movies)?.f_mul_scalar(f64::from(b))?)?.f_add_scalar(f64::from(c))?;
-        hybrid.f_add(&blended.f_sub(hybrid)?.f_mul(&self.known(users, movies)?)?)
+        blend_where_known(hybrid, &self.predict(users, movies)?, &self.known(users, movies)?, self.coefficients()?)
     }
 
     pub(crate) fn coefficients(&self) -> Result<[f32; 3], TchError> {
@@ -171,8 +160,7 @@ impl AutoencoderTables {
                 Ok(Snapshot { user_weight: decoder.0.f_detach_copy()?, user_bias: decoder.1.f_detach_copy()?, movie_code: encode(&all_movies)? })
             })?;
             let rmse = tch::no_grad(|| {
-                let tables = Self { user_weight: snapshot.user_weight.shallow_clone(), user_bias: snapshot.user_bias.shallow_clone(), movie_code: snapshot.movie_code.shallow_clone(), ..self.shallow_clone() };
-                tables.predict(validation.users, validation.movies)?.f_sub(validation.values)?.f_square()?.f_mean(Kind::Float)?.f_sqrt()
+                pair_scores(&snapshot.user_weight, &snapshot.user_bias, &snapshot.movie_code, validation.users, validation.movies)?.f_sub(validation.values)?.f_square()?.f_mean(Kind::Float)?.f_sqrt()
             })?
             .f_double_value(&[])?;
             history.push(rmse);
@@ -207,6 +195,26 @@ impl AutoencoderTables {
         tch::no_grad(|| self.blend.shallow_clone().f_copy_(&Tensor::f_from_slice(&[a as f32, b as f32, c as f32])?))?;
         Ok((rmse(1.0, 0.0, 0.0), rmse(a, b, c)))
     }
+}
+
+/// W_u·code_m + c_u for pairs of rows (in chunks: each pair gathers two rows of the tables' width).
+pub(crate) fn pair_scores(user_weight: &Tensor, user_bias: &Tensor, movie_code: &Tensor, users: &Tensor, movies: &Tensor) -> Result<Tensor, TchError> {
+    let chunk = 8192;
+    let mut parts = Vec::new();
+    for (users, movies) in users.f_split(chunk, 0)?.iter().zip(movies.f_split(chunk, 0)?.iter()) {
+        let products = user_weight.f_index_select(0, users)?.f_mul(&movie_code.f_index_select(0, movies)?)?;
+        parts.push(products.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?.f_add(&user_bias.f_index_select(0, users)?)?);
+    }
+    match parts.len() {
+        0 => Tensor::f_zeros([0], (Kind::Float, Device::Cpu)),
+        _ => Tensor::f_cat(&parts, 0),
+    }
+}
+
+/// a·hybrid + b·autoencoder + c where `known` is 1, `hybrid` where it is 0 (all three of one shape).
+pub(crate) fn blend_where_known(hybrid: &Tensor, autoencoder: &Tensor, known: &Tensor, [a, b, c]: [f32; 3]) -> Result<Tensor, TchError> {
+    let blended = hybrid.f_mul_scalar(f64::from(a))?.f_add(&autoencoder.f_mul_scalar(f64::from(b))?)?.f_add_scalar(f64::from(c))?;
+    hybrid.f_add(&blended.f_sub(hybrid)?.f_mul(known)?)
 }
 
 /// The fitting ratings grouped by movie (each movie's column of ratings), to gather batches of columns with

@@ -115,8 +115,8 @@ impl ModelConfig {
         if [c.users, c.movies, c.genres, c.directors, c.actors].iter().any(|n| *n < 0) {
             return Err("vocabulary sizes cannot be negative".into());
         }
-        if let Some(hidden) = self.autoencoder_rank.filter(|hidden| *hidden <= 0) {
-            return Err(format!("autoencoder_rank must be positive, got {hidden}"));
+        if let Some(rank) = self.autoencoder_rank.filter(|rank| *rank <= 0) {
+            return Err(format!("autoencoder_rank must be positive, got {rank}"));
         }
         if self.content_hidden.iter().chain(&self.head_hidden).any(|w| *w <= 0) {
             return Err("MLP widths must be positive".into());

@@ -186,7 +186,7 @@ impl HybridRecommender {
             user_bias: embedding("user_bias", c.users, 1),
             movie_bias: embedding("movie_bias", c.movies, 1),
             content_bias: Dense::new(path / "content_bias", content_dim, 1, random),
-            autoencoder: config.autoencoder_rank.map(|hidden| crate::autoencoder::AutoencoderTables::new(&(path / "autoencoder"), c.users, c.movies, hidden)),
+            autoencoder: config.autoencoder_rank.map(|rank| crate::autoencoder::AutoencoderTables::new(&(path / "autoencoder"), c.users, c.movies, rank)),
             config: config.clone(),
         }
     }

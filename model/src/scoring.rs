@@ -5,6 +5,7 @@
 //! (`recsys_bench serving`). Whole-catalogue scoring for one or many users runs as libtorch matmuls over the same
 //! tables, in float32 or (where the CPU has native bfloat16) in bfloat16 for ranking. The float32 paths reproduce
 //! `forward_encoded` in evaluation mode (unit tests compare them).
+use crate::autoencoder::{blend_where_known, pair_scores};
 use crate::ModelError;
 use std::cell::OnceCell;
 use tch::{Kind, Tensor};
@@ -174,24 +175,18 @@ impl AutoencoderScores {
         a * raw + b * autoencoder + c
     }
 
-    /// `raw` [users, movies] or [pairs] with `autoencoder` and `known` of the same shape.
-    fn blend_tensor(&self, raw: Tensor, autoencoder: Tensor, known: Tensor) -> Result<Tensor, ModelError> {
-        let [a, b, c] = self.blend.map(f64::from);
-        let blended = raw.f_mul_scalar(a)?.f_add(&autoencoder.f_mul_scalar(b)?)?.f_add_scalar(c)?;
-        Ok(raw.f_add(&blended.f_sub(&raw)?.f_mul(&known)?)?)
-    }
-
+    /// `raw` [users, movies] for the user rows `rows` and every catalogue position.
     fn blend_catalogue(&self, raw: Tensor, rows: &Tensor) -> Result<Tensor, ModelError> {
         let autoencoder = self.user_weight.tensor.f_index_select(0, rows)?.f_matmul(&self.movie_code.tensor.f_tr()?)?.f_add(&self.user_bias.tensor.f_index_select(0, rows)?.f_unsqueeze(1)?)?;
         let known = self.user_known.tensor.f_index_select(0, rows)?.f_unsqueeze(1)?.f_mul(&self.movie_known.tensor.f_unsqueeze(0)?)?;
-        self.blend_tensor(raw, autoencoder, known)
+        Ok(blend_where_known(&raw, &autoencoder, &known, self.blend)?)
     }
 
+    /// `raw` [pairs] for the pairs (`rows[i]`, `columns[i]`).
     fn blend_pairs(&self, raw: Tensor, rows: &Tensor, columns: &Tensor) -> Result<Tensor, ModelError> {
-        let products = self.user_weight.tensor.f_index_select(0, rows)?.f_mul(&self.movie_code.tensor.f_index_select(0, columns)?)?;
-        let autoencoder = products.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?.f_add(&self.user_bias.tensor.f_index_select(0, rows)?)?;
+        let autoencoder = pair_scores(&self.user_weight.tensor, &self.user_bias.tensor, &self.movie_code.tensor, rows, columns)?;
         let known = self.user_known.tensor.f_index_select(0, rows)?.f_mul(&self.movie_known.tensor.f_index_select(0, columns)?)?;
-        self.blend_tensor(raw, autoencoder, known)
+        Ok(blend_where_known(&raw, &autoencoder, &known, self.blend)?)
     }
 }
 

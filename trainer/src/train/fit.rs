@@ -86,6 +86,11 @@ impl IndexedRatings {
         self.values.size()[0]
     }
 
+    /// The embedding rows and values, as the model crate's autoencoder takes them.
+    pub fn rating_rows(&self) -> RatingRows<'_> {
+        RatingRows { users: &self.users, movies: &self.movies, values: &self.values }
+    }
+
     fn batch(&self, index: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
         (self.users.index_select(0, index), self.movies.index_select(0, index), self.catalogue_rows.index_select(0, index), self.values.index_select(0, index))
     }
@@ -271,9 +276,7 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
 fn fit_autoencoder(network: &HybridRecommender, content: &ContentInputs, fit_set: &IndexedRatings, validation: &IndexedRatings, options: &AutoencoderOptions) -> Result<AutoencoderReport> {
     let started = Instant::now();
     let hybrid = Tensor::from_slice(&predict(network, content, validation)?);
-    let rows = |r: &IndexedRatings| (r.users.shallow_clone(), r.movies.shallow_clone(), r.values.shallow_clone());
-    let ((fu, fm, fv), (vu, vm, vv)) = (rows(fit_set), rows(validation));
-    let report = network.train_autoencoder(&RatingRows { users: &fu, movies: &fm, values: &fv }, &RatingRows { users: &vu, movies: &vm, values: &vv }, &hybrid, options)?;
+    let report = network.train_autoencoder(&fit_set.rating_rows(), &validation.rating_rows(), &hybrid, options)?;
     let [a, b, c] = report.blend;
     eprintln!(
         "  autoencoder: best epoch {} of {}, validation RMSE {:.4}; blend {a:.3}·hybrid + {b:.3}·autoencoder + {c:.3}: {:.4} -> {:.4}  {:.1} s",

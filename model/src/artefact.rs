@@ -57,14 +57,15 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Artefact {
-    /// Captures a trained network's weights.
+    /// Captures a trained network's weights, subnormal values flushed to zero.
     pub fn capture(store: &nn::VarStore, config: &ModelConfig, vocabulary: &Vocabulary, fingerprint: DataFingerprint, params: serde_json::Value, metrics: serde_json::Value) -> Result<Self, ModelError> {
         let mut named: Vec<(String, Tensor)> = store.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let mut buffers = Vec::with_capacity(named.len());
         for (name, tensor) in &named {
             let contiguous = tensor.f_detach()?.f_to_kind(Kind::Float)?.f_contiguous()?;
-            let values: Vec<f32> = Vec::try_from(contiguous.f_flatten(0, -1)?)?;
+            let mut values: Vec<f32> = Vec::try_from(contiguous.f_flatten(0, -1)?)?;
+            crate::float_mode::flush_subnormals(&mut values);
             let shape: Vec<usize> = contiguous.size().iter().map(|d| *d as usize).collect();
             buffers.push((name.clone(), shape, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()));
         }
@@ -122,6 +123,7 @@ impl Artefact {
     }
 
     /// Builds the network and loads the weights, checking config, vocabulary sizes, names, shapes and dtypes.
+    /// Subnormal weights load as zeros (they would slow every product that reads them ~8×).
     pub fn build(&self) -> Result<(nn::VarStore, HybridRecommender), ModelError> {
         let config = &self.manifest.config;
         config.validate().map_err(invalid)?;
@@ -142,12 +144,9 @@ impl Artefact {
                 return Err(invalid(format!("tensor {name:?} is {:?} {:?}, the network needs F32 {expected:?}", view.dtype(), view.shape())));
             }
             let shape: Vec<i64> = expected.iter().map(|d| *d as i64).collect();
-            let loaded = if cfg!(target_endian = "little") {
-                Tensor::f_from_data_size(view.data(), &shape, Kind::Float)?
-            } else {
-                let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-                Tensor::f_from_slice(&values)?.f_reshape(&shape)?
-            };
+            let mut values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            crate::float_mode::flush_subnormals(&mut values);
+            let loaded = Tensor::f_from_slice(&values)?.f_reshape(&shape)?;
             tch::no_grad(|| variable.f_copy_(&loaded))?;
         }
         Ok((store, network))
@@ -208,6 +207,30 @@ mod tests {
         assert!(network.predict(&users, &movies, &content).unwrap().equal(&restored.predict(&users, &movies, &content).unwrap()));
         assert_eq!(loaded.manifest.vocabulary.movie_row(11), 2);
         assert_eq!(loaded.manifest.fingerprint.ratings, 3);
+    }
+
+    #[test]
+    fn stored_and_loaded_weights_hold_no_subnormal_values() {
+        let (store, network, vocabulary) = trained();
+        let subnormal_count = |store: &nn::VarStore| store.variables().values().map(|t| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap().iter().filter(|v| v.is_subnormal()).count()).sum::<usize>();
+        tch::no_grad(|| store.variables().values_mut().for_each(|t| {
+            let _ = t.fill_(1e-40);
+        }));
+        assert!(subnormal_count(&store) > 0);
+        let artefact = capture(&store, &network, &vocabulary);
+        let (restored_store, _) = artefact.build().unwrap();
+        assert_eq!(subnormal_count(&restored_store), 0);
+        let stored = SafeTensors::deserialize(&artefact.weights).unwrap();
+        assert!(stored.tensors().iter().all(|(_, view)| view.data().chunks_exact(4).all(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_subnormal())));
+
+        let mut unflushed = artefact.clone();
+        let names: Vec<String> = stored.names().into_iter().cloned().collect();
+        let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = names.iter().map(|n| { let v = stored.tensor(n).unwrap(); (n.clone(), v.shape().to_vec(), v.data().chunks_exact(4).flat_map(|_| 1u32.to_le_bytes()).collect()) }).collect();
+        let views: Vec<(String, TensorView<'_>)> = buffers.iter().map(|(n, shape, bytes)| (n.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).unwrap())).collect();
+        unflushed.weights = safetensors::serialize(views, &None).unwrap();
+        unflushed.manifest.weights_sha256 = sha256_hex(&unflushed.weights);
+        let (loaded_store, _) = Artefact::from_parts(&unflushed.manifest_json().unwrap(), unflushed.weights.clone()).unwrap().build().unwrap();
+        assert_eq!(subnormal_count(&loaded_store), 0, "an artefact written elsewhere with subnormal weights loads without them");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod config;
 pub mod embedder;
 pub mod error;
 pub mod features;
+pub mod float_mode;
 pub mod mask_random;
 pub mod network;
 pub mod optimiser;

@@ -1,5 +1,6 @@
-//! The trainer end to end on the demo data: train → register → activate; the registered artefact loads and
-//! scores the same again; a killed trainer leaves the registry unchanged; a corrupt artefact is refused.
+//! The trainer end to end on the demo data: train → refit on all ratings → register → activate; a hold-out
+//! artefact (--no-refit) scores as at training time; a killed trainer leaves the registry unchanged; a corrupt
+//! artefact is refused.
 use postgres::Client;
 use recsys_integration_tests::{shared_cluster, Loading, TempCluster};
 use std::io::{BufRead, BufReader};
@@ -26,7 +27,8 @@ fn demo_training_registers_a_loadable_model_that_beats_the_bias_baseline() {
         .query_one(
             "SELECT status, (metrics #>> '{random_holdout,model,rmse}')::float8, (metrics #>> '{random_holdout,bias_baseline,rmse}')::float8,
                     (metrics #>> '{cold_start,model,rmse}')::float8, (params #>> '{fit,epochs}')::int, (fingerprint ->> 'ratings')::int,
-                    length(weights), manifest ->> 'format_version', (metrics #>> '{random_holdout,autoencoder,best_epoch}')::int
+                    length(weights), manifest ->> 'format_version', (metrics #>> '{random_holdout,autoencoder,best_epoch}')::int,
+                    (metrics #>> '{served_model,trained_ratings}')::int, (metrics #>> '{served_model,refit}')::boolean, params -> 'flush_to_zero'
              FROM recsys.models WHERE version = 1",
             &[],
         )
@@ -39,10 +41,17 @@ fn demo_training_registers_a_loadable_model_that_beats_the_bias_baseline() {
     assert!(row.get::<_, i32>(6) > 100_000, "weights are stored whole");
     assert_eq!(row.get::<_, String>(7), "2");
     assert!(row.get::<_, Option<i32>>(8).is_some_and(|epoch| epoch > 0), "the autoencoder was trained and reported");
+    assert_eq!(row.get::<_, Option<i32>>(9), Some(24_000 - 1_200), "the served model learns from every rating but the 5 % validation share");
+    assert_eq!(row.get::<_, Option<bool>>(10), Some(true));
+    assert_eq!(
+        row.get::<_, serde_json::Value>(11),
+        serde_json::json!({"main_thread": true, "libtorch_threads": true, "gradient_workers": true}),
+        "every thread of the trainer flushes subnormal floats to zero"
+    );
 
     let evaluated = cluster().trainer_ok("train_demo", &["evaluate", "--seed", "7"]).unwrap();
-    let rmse_line = evaluated.lines().find(|l| l.contains("hybrid model")).unwrap().to_string();
-    assert!(rmse_line.contains(&format!("RMSE {model:.4}")), "the registered artefact scores as at training time: {rmse_line} vs {model:.4}");
+    let served_rmse: f64 = evaluated.lines().find(|l| l.contains("hybrid model")).unwrap().split("RMSE").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(served_rmse < model, "the served model has seen the hold-out ratings the stored metrics were measured on: {served_rmse} vs {model}");
     let cached: i64 = db.query_one("SELECT count(*) FROM recsys.title_embeddings", &[]).unwrap().get(0);
     assert_eq!(cached, 250, "every demo title embedded once and cached");
 }
@@ -75,7 +84,11 @@ fn a_trainer_killed_mid_run_leaves_the_registry_unchanged() {
 #[test]
 fn a_corrupt_registered_artefact_is_refused() {
     let mut db = demo_database("train_corrupt");
-    cluster().trainer_ok("train_corrupt", &["train", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10"]).unwrap();
+    cluster().trainer_ok("train_corrupt", &["train", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--no-refit", "--seed", "5"]).unwrap();
+    let model: f64 = db.query_one("SELECT (metrics #>> '{random_holdout,model,rmse}')::float8 FROM recsys.models", &[]).unwrap().get(0);
+    let evaluated = cluster().trainer_ok("train_corrupt", &["evaluate", "--seed", "5"]).unwrap();
+    let rmse_line = evaluated.lines().find(|l| l.contains("hybrid model")).unwrap().to_string();
+    assert!(rmse_line.contains(&format!("RMSE {model:.4}")), "with --no-refit the registered artefact is the hold-out run's and scores as at training time: {rmse_line} vs {model:.4}");
     db.batch_execute("UPDATE recsys.models SET weights = substring(weights FROM 1 FOR 1000)").unwrap();
     let output = cluster().run_trainer("train_corrupt", &["evaluate", "--version", "1"]).unwrap();
     assert!(!output.status.success());

@@ -59,6 +59,7 @@ enum ImportCommand {
 }
 
 fn main() -> Result<()> {
+    recsys_model::float_mode::enable_on_this_thread();
     let cli = Cli::parse();
     match cli.command {
         Command::Check => check::run(&cli.connection),

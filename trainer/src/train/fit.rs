@@ -55,6 +55,8 @@ pub struct Trained {
     pub history: Vec<EpochStats>,
     pub best_epoch: usize,
     pub autoencoder: Option<AutoencoderReport>,
+    /// Whether every gradient worker thread ran with flush-to-zero.
+    pub workers_flush_to_zero: bool,
 }
 
 /// Ratings as tensors: embedding rows of users and movies, catalogue rows (for content), targets.
@@ -269,7 +271,8 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
         (Some(autoencoder_options), Some(validation)) if config.autoencoder_rank.is_some() => Some(fit_autoencoder(&network, content, &fit_set, validation, autoencoder_options)?),
         _ => None,
     };
-    Ok(Trained { store, network, history, best_epoch, autoencoder })
+    let workers_flush_to_zero = batch_gradients.workers.flush_to_zero();
+    Ok(Trained { store, network, history, best_epoch, autoencoder, workers_flush_to_zero })
 }
 
 /// Trains the autoencoder on the fitting ratings and blends it in on the validation ones.

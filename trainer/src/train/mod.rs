@@ -6,6 +6,7 @@ pub mod data;
 pub mod evaluate;
 pub mod fit;
 pub mod metrics;
+pub mod phases;
 pub mod register;
 pub mod split;
 pub mod titles;
@@ -120,6 +121,9 @@ pub struct TrainArgs {
     /// Do not register the version in the database.
     #[arg(long)]
     pub no_register: bool,
+    /// Serve the hold-out run's model (fitted without the test share) instead of refitting on all the ratings.
+    #[arg(long)]
+    pub no_refit: bool,
     /// Also write the artefact (manifest.json, weights.safetensors) to this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -241,30 +245,60 @@ fn active_fingerprint(client: &mut postgres::Client) -> Result<Option<DataFinger
     Ok(row.and_then(|r| serde_json::from_value(r.get::<_, serde_json::Value>(0)).ok()))
 }
 
+/// The served model refitted on every rating but the validation share, for the epoch count the hold-out run chose.
+pub struct Refitted {
+    pub trained: fit::Trained,
+    pub vocabulary: Vocabulary,
+    pub config: ModelConfig,
+    /// Ratings the served model was fitted on (all minus the validation share).
+    pub fitted_ratings: usize,
+}
+
+/// Trains the model that is served on all `ratings`, with `epochs` (the hold-out run's best epoch) as the budget.
+fn refit(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, ratings: &Ratings, epochs: usize) -> Result<Refitted> {
+    let vocabulary = fit_vocabulary(ratings, catalogue);
+    let config = args.config(&vocabulary);
+    let options = FitOptions { epochs: epochs.max(1), ..args.fit_options() };
+    let content = encode_catalogue(&vocabulary, catalogue, titles, &config)?;
+    let trained = fit::fit(&config, &vocabulary, &content, catalogue, ratings, &options)?;
+    let validation = ((ratings.len() as f64) * options.validation_fraction).round() as usize;
+    Ok(Refitted { trained, vocabulary, config, fitted_ratings: ratings.len() - validation })
+}
+
+/// Whether the main thread, libtorch's pool and the gradient workers all flushed subnormal floats to zero.
+fn float_mode_report(trained: &fit::Trained) -> Result<serde_json::Value> {
+    let main_thread = recsys_model::float_mode::enabled_on_this_thread();
+    let libtorch_threads = recsys_model::float_mode::libtorch_threads_flush()?;
+    let gradient_workers = trained.workers_flush_to_zero;
+    if !(main_thread && libtorch_threads && gradient_workers) {
+        eprintln!("warning: some threads ran without flush-to-zero (main {main_thread}, libtorch {libtorch_threads}, workers {gradient_workers}): subnormal floats slow training");
+    }
+    Ok(json!({"main_thread": main_thread, "libtorch_threads": libtorch_threads, "gradient_workers": gradient_workers}))
+}
+
 pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
+    let mut phases = phases::Phases::default();
     recsys_model::runtime::set_intra_op_threads(args.threads)?;
     let current = fingerprint(client)?;
     if args.if_data_changed && active_fingerprint(client)?.as_ref() == Some(&current) {
         println!("the active model was trained on the current data ({} ratings); nothing to do", current.ratings);
         return Ok(());
     }
-    let ratings = data::load_ratings(client)?;
-    let catalogue = data::load_catalogue(client)?;
-    eprintln!("loaded {} ratings and {} movies in {:.2} s", ratings.len(), catalogue.movie_ids.len(), started.elapsed().as_secs_f64());
+    let (ratings, catalogue) = phases.run("load data", || Ok((data::load_ratings(client)?, data::load_catalogue(client)?)))?;
+    eprintln!("loaded {} ratings and {} movies", ratings.len(), catalogue.movie_ids.len());
 
-    let embedding_started = Instant::now();
-    let (titles, embedded) = titles::embed_titles(client, &catalogue)?;
-    eprintln!("title embeddings: {embedded} computed, {} from the cache, {:.2} s", catalogue.movie_ids.len() - embedded, embedding_started.elapsed().as_secs_f64());
+    let (titles, embedded) = phases.run("title embeddings", || titles::embed_titles(client, &catalogue))?;
+    eprintln!("title embeddings: {embedded} computed, {} from the cache", catalogue.movie_ids.len() - embedded);
 
     let random = match &args.test_ratings {
         Some(path) => split::from_test_file(&ratings, path)?,
         None => split::random_holdout(&ratings, args.test_fraction, args.seed),
     };
-    eprintln!("training on {} ratings, testing on {} (random hold-out)", random.train.len(), random.test.len());
-    let main = train_and_evaluate(args, &catalogue, &titles, &random, false)?;
+    eprintln!("hold-out run: training on {} ratings, testing on {} (random hold-out)", random.train.len(), random.test.len());
+    let main = phases.run_with_own_progress("hold-out run", || train_and_evaluate(args, &catalogue, &titles, &random, false))?;
     let ranking_started = Instant::now();
-    let ranking = evaluate::ranking_metrics(&main.trained.network, &main.vocabulary, &catalogue, &titles, &main.config, &random, args.ranking_users, args.seed)?;
+    let ranking = phases.run("ranking metrics", || evaluate::ranking_metrics(&main.trained.network, &main.vocabulary, &catalogue, &titles, &main.config, &random, args.ranking_users, args.seed))?;
     let ranking_seconds = ranking_started.elapsed().as_secs_f64();
     let cold = if args.skip_cold_start {
         None
@@ -274,46 +308,76 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
             None => split::cold_movies(&ratings, 0.1, args.seed),
         };
         eprintln!("cold-start run: training on {} ratings, testing on {} ratings of held-out movies", split.train.len(), split.test.len());
-        Some(train_and_evaluate(args, &catalogue, &titles, &split, true)?)
+        Some(phases.run_with_own_progress("cold-start run", || train_and_evaluate(args, &catalogue, &titles, &split, true))?)
     };
+    evaluate::print_summary(&main, cold.as_ref(), &ranking);
+
+    let serving_needed = !args.no_register || args.out.is_some();
+    let refitted = if serving_needed && !args.no_refit {
+        eprintln!("refit: training the served model on all {} ratings but the validation share, {} epochs at most", ratings.len(), main.trained.best_epoch);
+        Some(phases.run_with_own_progress("refit on all ratings", || refit(args, &catalogue, &titles, &ratings, main.trained.best_epoch))?)
+    } else {
+        None
+    };
+    let float_mode = float_mode_report(&main.trained)?;
 
     let describe = |e: &Evaluated| json!({"model": e.model, "global_mean": e.global, "user_mean": e.user_mean, "bias_baseline": e.bias, "seconds": e.seconds, "best_epoch": e.trained.best_epoch, "epochs": e.trained.history, "autoencoder": e.trained.autoencoder});
-    let metrics = json!({"random_holdout": describe(&main), "ranking": ranking, "ranking_seconds": ranking_seconds, "cold_start": cold.as_ref().map(describe)});
-    let params = json!({"fit": args.fit_options(), "threads": args.threads, "test_fraction": args.test_fraction, "ranking_users": args.ranking_users});
-    evaluate::print_summary(&main, cold.as_ref(), &ranking);
-    let artefact = Artefact::capture(&main.trained.store, &main.config, &main.vocabulary, current, params, metrics)?;
-    if let Some(dir) = &args.out {
-        artefact.save_dir(dir)?;
-        println!("artefact written to {}", dir.display());
-    }
-    if !args.no_register {
-        let champion = compare::Champion::load(client)?;
-        let challenger = compare::Scorer { network: &main.trained.network, vocabulary: &main.vocabulary, config: &main.config };
-        let comparison = match (&champion, args.activate_if_better) {
-            (Some(champion), true) => compare::compare(champion, &challenger, &catalogue, &titles, &random.test)?,
-            _ => None,
-        };
-        if let Some(c) = &comparison {
-            println!(
-                "active version {} vs new model on {} hold-out ratings{}: RMSE {:.4} vs {:.4}",
-                c.champion_version,
-                c.ratings,
-                if c.unseen_only { " it has not seen" } else { "" },
-                c.champion_rmse,
-                c.challenger_rmse
-            );
+    let served = match &refitted {
+        Some(r) => json!({"refit": true, "trained_ratings": r.fitted_ratings, "validation_ratings": ratings.len() - r.fitted_ratings, "epochs": r.trained.history.len(), "best_epoch": r.trained.best_epoch, "autoencoder": r.trained.autoencoder,
+                          "note": "the served model was refitted on all ratings but the validation share; the metrics above come from the hold-out run, which never saw its test ratings"}),
+        None => json!({"refit": false, "trained_ratings": random.train.len() - ((random.train.len() as f64) * args.validation_fraction).round() as usize, "note": "the served model is the hold-out run's"}),
+    };
+    let (served_trained, served_vocabulary, served_config) = match &refitted {
+        Some(r) => (&r.trained, &r.vocabulary, &r.config),
+        None => (&main.trained, &main.vocabulary, &main.config),
+    };
+    let mut metrics = json!({"random_holdout": describe(&main), "ranking": ranking, "ranking_seconds": ranking_seconds, "cold_start": cold.as_ref().map(describe), "served_model": served});
+    let params = json!({"fit": args.fit_options(), "threads": args.threads, "test_fraction": args.test_fraction, "ranking_users": args.ranking_users, "refit": refitted.is_some(), "flush_to_zero": float_mode});
+
+    if !args.no_register || args.out.is_some() {
+        metrics["phase_seconds"] = phases.to_json();
+        let artefact = Artefact::capture(&served_trained.store, served_config, served_vocabulary, current, params, metrics)?;
+        if let Some(dir) = &args.out {
+            artefact.save_dir(dir)?;
+            println!("artefact written to {}", dir.display());
         }
-        let activate = args.activate || (args.activate_if_better && comparison.as_ref().is_none_or(|c| c.challenger_wins));
-        let (prospective_rmse, prospective_ratings) = match &champion {
-            Some(champion) => compare::prospective(champion, &catalogue, &titles, &ratings)?,
-            None => (None, 0),
-        };
-        let version = register::register(client, &artefact, activate)?;
-        let kept = if args.activate_if_better && !activate { " (not activated: the active model is as good or better)" } else { "" };
-        println!("registered model version {version}{}{kept}", if activate { " (active)" } else { "" });
-        let details = json!({"activated": activate, "holdout_rmse": main.model.rmse, "comparison": comparison, "previous_active": champion.as_ref().map(|c| c.version)});
-        register::log_training(client, version, started.elapsed().as_secs_f64(), prospective_rmse, prospective_ratings as i64, &details)?;
+        if !args.no_register {
+            phases.run("registration", || register_version(client, args, &artefact, &main, &catalogue, &titles, &ratings, &random, started))?;
+        }
     }
+    println!("phases: {}", phases.summary());
     println!("total {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Compares with the active model (when asked), registers the version, activates it as asked, and logs the run.
+#[allow(clippy::too_many_arguments)]
+fn register_version(client: &mut postgres::Client, args: &TrainArgs, artefact: &Artefact, main: &Evaluated, catalogue: &Catalogue, titles: &Tensor, ratings: &Ratings, random: &split::Split, started: Instant) -> Result<()> {
+    let champion = compare::Champion::load(client)?;
+    let challenger = compare::Scorer { network: &main.trained.network, vocabulary: &main.vocabulary, config: &main.config };
+    let comparison = match (&champion, args.activate_if_better) {
+        (Some(champion), true) => compare::compare(champion, &challenger, catalogue, titles, &random.test)?,
+        _ => None,
+    };
+    if let Some(c) = &comparison {
+        println!(
+            "active version {} vs new model on {} hold-out ratings{}: RMSE {:.4} vs {:.4}",
+            c.champion_version,
+            c.ratings,
+            if c.unseen_only { " it has not seen" } else { "" },
+            c.champion_rmse,
+            c.challenger_rmse
+        );
+    }
+    let activate = args.activate || (args.activate_if_better && comparison.as_ref().is_none_or(|c| c.challenger_wins));
+    let (prospective_rmse, prospective_ratings) = match &champion {
+        Some(champion) => compare::prospective(champion, catalogue, titles, ratings)?,
+        None => (None, 0),
+    };
+    let version = register::register(client, artefact, activate)?;
+    let kept = if args.activate_if_better && !activate { " (not activated: the active model is as good or better)" } else { "" };
+    println!("registered model version {version}{}{kept}", if activate { " (active)" } else { "" });
+    let details = json!({"activated": activate, "holdout_rmse": main.model.rmse, "comparison": comparison, "previous_active": champion.as_ref().map(|c| c.version)});
+    register::log_training(client, version, started.elapsed().as_secs_f64(), prospective_rmse, prospective_ratings as i64, &details)?;
     Ok(())
 }

@@ -4,7 +4,9 @@
 use anyhow::{anyhow, Result};
 use super::fit::IndexedRatings;
 use recsys_model::{ContentInputs, HybridRecommender, MaskRandom, Noise, Parameter};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use tch::Tensor;
 
@@ -49,16 +51,22 @@ struct Worker {
 /// `count` worker threads; `Drop` ends them.
 pub struct Workers {
     workers: Vec<Worker>,
+    flushing: Arc<AtomicBool>,
 }
 
 impl Workers {
     pub fn start(count: usize, network: &HybridRecommender, data: &IndexedRatings, content: &ContentInputs) -> Self {
+        let flushing = Arc::new(AtomicBool::new(true));
         let workers = (0..count)
             .map(|_| {
                 let (jobs, job_queue) = channel::<Slice>();
                 let (result_sender, results) = channel();
                 let differentiator = Differentiator::new(network, data, content);
+                let flushing = Arc::clone(&flushing);
                 let thread = std::thread::spawn(move || {
+                    if !recsys_model::float_mode::enabled_on_this_thread() {
+                        flushing.store(false, Ordering::Relaxed);
+                    }
                     tch::set_num_threads(1);
                     for slice in job_queue {
                         let result = differentiator.differentiate(&slice);
@@ -70,11 +78,16 @@ impl Workers {
                 Worker { jobs, results, thread }
             })
             .collect();
-        Self { workers }
+        Self { workers, flushing }
     }
 
     pub fn len(&self) -> usize {
         self.workers.len()
+    }
+
+    /// Whether every worker thread started with flush-to-zero (inherited from the thread that started them).
+    pub fn flush_to_zero(&self) -> bool {
+        self.flushing.load(Ordering::Relaxed)
     }
 
     /// Hands slice `i` to worker `i`.

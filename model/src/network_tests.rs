@@ -160,14 +160,17 @@ pub(crate) fn scorer_reproduces_the_network(config: ModelConfig) {
     let batched: Vec<Vec<f32>> = Vec::try_from(scorer.score_catalogue(&all_users, Precision::Float32).unwrap()).unwrap();
     for user in all_users {
         let users = Tensor::full([4], user, (Kind::Int64, Device::Cpu));
+        let raw: Vec<f32> = Vec::try_from(network.forward_encoded(&users, &movie_rows, &encoded).unwrap()).unwrap();
         let expected: Vec<f32> = Vec::try_from(network.clip(&network.forward_encoded(&users, &movie_rows, &encoded).unwrap()).unwrap()).unwrap();
         for (position, want) in expected.iter().enumerate() {
             let got = single_pairs_only.score(user as usize, position).unwrap();
             assert!((got - want).abs() < 1e-4, "user {user} movie {position}: {got} vs {want}");
             let got = scorer.score(user as usize, position).unwrap();
             assert!((got - want).abs() < 1e-4, "after a catalogue pass: user {user} movie {position}: {got} vs {want}");
-            let got = batched[user as usize][position];
-            assert!((got - want).abs() < 1e-4, "batched: user {user} movie {position}: {got} vs {want}");
+            let (got, want) = (batched[user as usize][position], raw[position]);
+            assert!((got - want).abs() < 1e-4, "batched raw: user {user} movie {position}: {got} vs {want}");
+            let got = scorer.raw_score(user as usize, position).unwrap();
+            assert!((got - want).abs() < 1e-4, "single raw: user {user} movie {position}: {got} vs {want}");
         }
     }
     assert!(scorer.score(99, 0).is_none() && scorer.score(0, 99).is_none());
@@ -204,6 +207,30 @@ fn bfloat16_ranking_returns_the_float32_ranking() {
     assert!(exact.iter().all(|r| r.len() == 10) && exact[3].iter().all(|(p, _)| (p + 3) % 7 != 0));
     let spread = exact.iter().map(|r| r[0].1 - r[9].1).fold(0.0f32, f32::max);
     assert!(spread > 0.05, "scores too flat for a meaningful comparison: {spread}");
+}
+
+#[test]
+fn scores_above_the_scale_are_ranked_by_the_model_and_clipped_only_when_returned() {
+    tch::manual_seed(8);
+    let store = nn::VarStore::new(Device::Cpu);
+    let mut config = small_config();
+    config.cardinalities.movies = 300;
+    let network = HybridRecommender::new(&store.root(), &config);
+    network.set_global_bias(20.0).unwrap();
+    let movie_rows = Tensor::arange(300, (Kind::Int64, Device::Cpu));
+    let mut inputs = content(300, &config);
+    inputs.genres = Tensor::rand([300, config.cardinalities.genres], (Kind::Float, Device::Cpu));
+    let scorer = network.catalogue_scorer(&movie_rows, &network.encode_content(&inputs).unwrap()).unwrap();
+    let ids: Vec<i32> = (1..=300).collect();
+    let raw: Vec<f32> = Vec::try_from(scorer.score_catalogue(&[1], Precision::Float32).unwrap().view([-1])).unwrap();
+    assert!(raw.iter().all(|r| *r > 5.0), "every raw score is above the scale");
+    let by_model = crate::ranking::top_k(&raw, &ids, (0..300).collect(), 10);
+    for precision in [Precision::Float32, Precision::Bfloat16] {
+        let ranked = crate::ranking::rank_users(&scorer, &[1], |_| (0..300).collect(), &ids, 10, precision).unwrap().remove(0);
+        assert_eq!(ranked.iter().map(|(p, _)| *p).collect::<Vec<_>>(), by_model, "{precision:?}: the model's order, not the lowest ids");
+        assert!(ranked.iter().all(|(_, rating)| *rating == 5.0), "{precision:?}: returned ratings are on the scale");
+    }
+    assert_ne!(by_model, (0..10).collect::<Vec<usize>>());
 }
 
 #[test]

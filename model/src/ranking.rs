@@ -20,11 +20,13 @@ pub fn top_k(scores: &[f32], ids: &[i32], mut candidates: Vec<usize>, k: usize) 
     candidates
 }
 
-/// One user's ranking: (catalogue position, exact score), best first.
+/// One user's ranking: (catalogue position, predicted rating clipped to the scale), best first.
 pub type Ranking = Vec<(usize, f32)>;
 
-/// The `k` best candidates of each user row by exact score. `candidates(i)` lists the catalogue positions user
-/// `i` may get; `ids` are the movie ids per position (tie-break: lower id first).
+/// The `k` best candidates of each user row by exact raw (unclipped) score; the returned ratings are clipped to the
+/// rating scale afterwards, so candidates scoring above the scale keep the model's order instead of tying.
+/// `candidates(i)` lists the catalogue positions user `i` may get; `ids` are the movie ids per position (tie-break:
+/// lower id first).
 pub fn rank_users(
     scorer: &CatalogueScorer,
     user_rows: &[i64],
@@ -39,7 +41,7 @@ pub fn rank_users(
     if precision == Precision::Float32 {
         return Ok(per_user
             .enumerate()
-            .map(|(user, user_scores)| top_k(user_scores, ids, candidates(user), k).into_iter().map(|p| (p, user_scores[p])).collect())
+            .map(|(user, user_scores)| top_k(user_scores, ids, candidates(user), k).into_iter().map(|p| (p, scorer.rating(user_scores[p]))).collect())
             .collect());
     }
     let pools: Vec<Vec<usize>> = per_user
@@ -60,7 +62,7 @@ pub fn rank_users(
             let pool_scores = &exact[offset..offset + pool.len()];
             offset += pool.len();
             let pool_ids: Vec<i32> = pool.iter().map(|p| ids[*p]).collect();
-            top_k(pool_scores, &pool_ids, (0..pool.len()).collect(), k).into_iter().map(|i| (pool[i], pool_scores[i])).collect()
+            top_k(pool_scores, &pool_ids, (0..pool.len()).collect(), k).into_iter().map(|i| (pool[i], scorer.rating(pool_scores[i]))).collect()
         })
         .collect())
 }

@@ -282,6 +282,11 @@ impl CatalogueScorer {
 
     /// The clipped predicted rating of a user row for a catalogue position; `None` when either is out of range.
     pub fn score(&self, user_row: usize, movie_position: usize) -> Option<f32> {
+        self.raw_score(user_row, movie_position).map(|raw| self.rating(raw))
+    }
+
+    /// The raw (unclipped) score of a user row for a catalogue position; `None` when either is out of range.
+    pub fn raw_score(&self, user_row: usize, movie_position: usize) -> Option<f32> {
         let (user, movie) = (self.user_part(user_row)?, self.movie_part(movie_position)?);
         let mut x: Vec<f32> = user.iter().zip(movie).map(|(u, m)| (u + m).max(0.0)).collect();
         let mut y = Vec::with_capacity(self.width);
@@ -298,7 +303,7 @@ impl CatalogueScorer {
         if let Some(autoencoder) = &self.autoencoder {
             raw = autoencoder.blend_one(raw, user_row, movie_position);
         }
-        Some(raw.clamp(self.rating_min, self.rating_max))
+        Some(raw)
     }
 
     fn check_user_rows(&self, user_rows: &[i64]) -> Result<(), ModelError> {
@@ -338,11 +343,13 @@ impl CatalogueScorer {
         Ok(x.f_linear(weight, Some(*bias))?)
     }
 
-    fn clip(&self, scores: Tensor) -> Result<Tensor, ModelError> {
-        Ok(scores.f_clamp(f64::from(self.rating_min), f64::from(self.rating_max))?)
+    /// A raw score as a rating on the model's scale: clipped, the one place where clipping happens for ranked
+    /// lists (ranking itself compares raw scores, so movies above the scale's top keep their order).
+    pub fn rating(&self, raw: f32) -> f32 {
+        raw.clamp(self.rating_min, self.rating_max)
     }
 
-    /// Clipped predicted ratings of every catalogue movie for each user row: [users, movies] float32, computed as
+    /// Raw (unclipped) scores of every catalogue movie for each user row: [users, movies] float32, computed as
     /// libtorch matmuls in `precision` (threads follow `tch::set_num_threads`). Memory is about users × movies ×
     /// width values at once.
     pub fn score_catalogue(&self, user_rows: &[i64], precision: Precision) -> Result<Tensor, ModelError> {
@@ -371,11 +378,11 @@ impl CatalogueScorer {
             if let Some(autoencoder) = &self.autoencoder {
                 raw = autoencoder.blend_catalogue(raw, &rows)?;
             }
-            self.clip(raw)
+            Ok(raw)
         })
     }
 
-    /// Exact (float32) clipped predicted ratings of the pairs (`user_rows[i]`, `positions[i]`), in one batched pass.
+    /// Exact (float32) raw (unclipped) scores of the pairs (`user_rows[i]`, `positions[i]`), in one batched pass.
     pub fn score_pairs(&self, user_rows: &[i64], positions: &[i64]) -> Result<Vec<f32>, ModelError> {
         self.check_user_rows(user_rows)?;
         if user_rows.len() != positions.len() {
@@ -402,7 +409,7 @@ impl CatalogueScorer {
             if let Some(autoencoder) = &self.autoencoder {
                 raw = autoencoder.blend_pairs(raw, &rows, &columns)?;
             }
-            Ok(Vec::<f32>::try_from(self.clip(raw)?)?)
+            Ok(Vec::<f32>::try_from(raw)?)
         })
     }
 }

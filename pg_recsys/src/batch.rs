@@ -169,8 +169,8 @@ pub fn refresh(k: i32, threads: i32) -> Result<RefreshSummary, RecsysError> {
     }
     let started = Instant::now();
     lock_refresh()?;
+    let _float_mode = crate::torch_runtime::use_threads(threads)?;
     let model = model_cache::active()?;
-    crate::torch_runtime::use_threads(threads)?;
     let users = users_and_rated(&model)?;
     let batch = compute(&model, &users, k as usize)?;
     let distinct: HashSet<i32> = batch.movies.iter().copied().collect();

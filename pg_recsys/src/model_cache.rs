@@ -86,7 +86,7 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
 }
 
 fn load(version: i64) -> Result<LoadedModel, RecsysError> {
-    crate::torch_runtime::prepare()?;
+    let _float_mode = crate::torch_runtime::prepare()?;
     let started = std::time::Instant::now();
     let artefact = crate::registry::read_artefact(version)?;
     let read_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -25,7 +25,7 @@ pub fn read_artefact(version: i64) -> Result<Artefact, RecsysError> {
 /// Builds the network of `version` (so that a version that cannot serve is never activated) and stores the
 /// serving snapshot of the current catalogue that backends load it with.
 fn prepare_to_serve(version: i64) -> Result<(), RecsysError> {
-    crate::torch_runtime::prepare()?;
+    let _float_mode = crate::torch_runtime::prepare()?;
     let artefact = read_artefact(version)?;
     let (_store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
     EncodedCatalogue::compute(&network, &artefact.manifest.vocabulary, "")?.write_snapshot(version)
@@ -97,7 +97,7 @@ pub fn load_from_dir(dir: &str, activate_it: bool) -> Result<i64, RecsysError> {
     if !Path::new(dir).is_absolute() {
         return Err(RecsysError::invalid_parameter(format!("artefact path must be absolute, got \"{dir}\""), "Pass the directory written by trainer train --out, e.g. '/srv/models/v7'."));
     }
-    crate::torch_runtime::prepare()?;
+    let _float_mode = crate::torch_runtime::prepare()?;
     let artefact = Artefact::load_dir(Path::new(dir))?;
     artefact.build()?;
     let manifest = artefact.manifest_json()?;

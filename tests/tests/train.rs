@@ -105,6 +105,6 @@ fn the_same_seed_gives_the_same_model() {
         output.lines().filter(|l| l.contains("RMSE") || l.contains("Recall")).map(str::to_string).collect::<Vec<_>>()
     };
     let first = run();
-    assert_eq!(first.len(), 5, "{first:?}");
+    assert_eq!(first.len(), 6, "{first:?}");
     assert_eq!(run(), first);
 }

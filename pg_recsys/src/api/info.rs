@@ -18,7 +18,7 @@ fn recsys_version_info() -> TableIterator<
         name!(model_version, Option<i64>),
     ),
 > {
-    torch_runtime::prepare().or_raise();
+    let _float_mode = torch_runtime::prepare().or_raise();
     let row = (
         env!("CARGO_PKG_VERSION").to_string(),
         recsys_model::runtime::libtorch_version(),
@@ -42,6 +42,6 @@ fn recsys_torch_matmul_check(matrix_size: default!(i32, 1024)) -> f64 {
         )
         .raise();
     }
-    torch_runtime::prepare().or_raise();
+    let _float_mode = torch_runtime::prepare().or_raise();
     recsys_model::runtime::matmul_probe(i64::from(matrix_size)).or_raise()
 }

@@ -20,12 +20,12 @@ fn movie_inputs(model: &LoadedModel, movie_id: i32) -> Result<(Tensor, Tensor), 
 }
 
 fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
+    let _float_mode = crate::torch_runtime::prepare()?;
     let model = model_cache::active()?;
     let user_row = model.vocabulary.user_row(user_id) as usize;
     if let Some(score) = model.movie_index.get(&movie_id).and_then(|position| model.scorer.score(user_row, *position)) {
         return Ok(score);
     }
-    crate::torch_runtime::prepare()?;
     let (content, movie_row) = movie_inputs(&model, movie_id)?;
     let user_row = Tensor::f_from_slice(&[model.vocabulary.user_row(user_id)])?;
     let score = tch::no_grad(|| model.network.forward_encoded(&user_row, &movie_row, &content).and_then(|s| model.network.clip(&s)))?;
@@ -54,8 +54,8 @@ fn predict_many(user_id: i32, movie_ids: &[i32]) -> Result<Vec<f32>, RecsysError
     if movie_ids.is_empty() {
         return Ok(Vec::new());
     }
+    let _float_mode = crate::torch_runtime::prepare()?;
     let model = model_cache::active()?;
-    crate::torch_runtime::prepare()?;
     let mut contents = Vec::with_capacity(movie_ids.len());
     let mut rows = Vec::with_capacity(movie_ids.len());
     for movie_id in movie_ids {

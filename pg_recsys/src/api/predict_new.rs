@@ -76,8 +76,8 @@ fn predict_new(user_id: i32, content: MovieContent) -> Result<f32, RecsysError> 
             return Err(RecsysError::invalid_parameter(format!("runtime_minutes must be a positive number, got {runtime}"), "Pass the runtime in minutes, or NULL when unknown."));
         }
     }
+    let _float_mode = crate::torch_runtime::prepare()?;
     let model = model_cache::active()?;
-    crate::torch_runtime::prepare()?;
     let titles = title_embedding(&content.title)?;
     let encoded = model_cache::encode(&model.network, &model.vocabulary, std::slice::from_ref(&content), &titles)?;
     let user = Tensor::f_from_slice(&[model.vocabulary.user_row(user_id)])?;

@@ -26,8 +26,8 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
     if !(1..=MAX_K).contains(&k) {
         return Err(RecsysError::invalid_parameter(format!("k must be between 1 and {MAX_K}, got {k}"), "Ask for the number of recommendations to return, e.g. 10."));
     }
+    let _float_mode = crate::torch_runtime::prepare()?;
     let model = model_cache::active()?;
-    crate::torch_runtime::prepare()?;
     let excluded = if exclude_rated { movie_ids_where(&format!("SELECT movie_id FROM recsys.ratings WHERE user_id = {user_id}"))? } else { HashSet::new() };
     let allowed = match genre {
         Some(name) => Some(movie_ids_where(&format!(

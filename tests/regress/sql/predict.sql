@@ -35,6 +35,12 @@ RESET force_parallel_mode;
 RESET parallel_setup_cost;
 RESET enable_bitmapscan;
 RESET enable_indexscan;
+-- the model's flush-to-zero mode stays inside the extension: the session's float8 arithmetic still sees subnormals
+SELECT 1e-310::float8 * 1.5 > 1e-310::float8 AS subnormal_arithmetic_before;
+SELECT count(*) AS recommended FROM recsys_recommend(1, 10);
+SELECT count(*) AS predicted FROM recsys_predict(1, ARRAY[1, 2, 3]);
+SELECT recsys_predict_new(1, 'A Title Nobody Embedded Yet', ARRAY['Drama']) BETWEEN 0.5 AND 5 AS scored;
+SELECT 1e-310::float8 * 1.5 > 1e-310::float8 AS subnormal_arithmetic_after, 4.9e-324::float8 > 0 AS smallest_subnormal_kept;
 -- volatility and parallel labels
 SELECT p.oid::regprocedure AS function, p.provolatile AS volatility, p.proparallel AS parallel
 FROM pg_proc p WHERE p.pronamespace = 'recsys'::regnamespace ORDER BY p.oid::regprocedure::text;

@@ -1,4 +1,5 @@
-//! Ranking evaluation (top-10 over each sampled user's unrated movies) and the printed summary table.
+//! Ranking evaluation (top-10 over each sampled user's unrated movies, ranked by the code the extension serves,
+//! beside the popularity baseline), the printed summary table, and `trainer evaluate`.
 use super::data::Catalogue;
 use super::metrics::{self, Accuracy, Ranking};
 use super::split::Split;
@@ -7,17 +8,39 @@ use anyhow::Result;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use recsys_model::ranking::{rank_users, top_k};
+use recsys_model::scoring::Precision;
 use recsys_model::{HybridRecommender, ModelConfig, Vocabulary};
 use std::collections::{HashMap, HashSet};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-/// Recall@10 and NDCG@10 (relevant = test rating ≥ 4) for up to `sample` test users, scoring every catalogue
-/// movie the user has not rated in training.
-pub fn ranking_metrics(network: &HybridRecommender, vocabulary: &Vocabulary, catalogue: &Catalogue, titles: &Tensor, config: &ModelConfig, split: &Split, sample: usize, seed: u64) -> Result<Ranking> {
+/// Floats of the head's first layer scored at once while ranking (users × movies × width): bounds memory.
+const FLOATS_PER_CHUNK: usize = 1 << 22;
+
+/// Ranking quality of the model and of the popularity baseline on the same users and candidates.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RankingReport {
+    pub recall_at_10: f64,
+    pub ndcg_at_10: f64,
+    pub users: usize,
+    /// How the lists were ranked: the extension's own ranking code and arithmetic.
+    pub ranked_by: String,
+    /// The most-rated movies the user has not rated (training counts).
+    pub popularity: Ranking,
+}
+
+/// Recall@10 and NDCG@10 (relevant = test rating ≥ 4) for up to `sample` test users, over every catalogue movie the
+/// user has not rated in training, ranked by the code `recsys_recommend` and the batch refresh serve with
+/// (`rank_users` over the catalogue scorer, in the extension's default arithmetic); and the popularity baseline.
+pub fn ranking_metrics(network: &HybridRecommender, vocabulary: &Vocabulary, catalogue: &Catalogue, titles: &Tensor, config: &ModelConfig, split: &Split, sample: usize, seed: u64) -> Result<RankingReport> {
     let content = super::encode_catalogue(vocabulary, catalogue, titles, config)?;
-    let mut rated: HashMap<i32, HashSet<i32>> = HashMap::new();
+    let mut rated: HashMap<i32, HashSet<usize>> = HashMap::new();
+    let mut popularity: HashMap<i32, usize> = HashMap::new();
     for (user, movie) in split.train.users.iter().zip(&split.train.movies) {
-        rated.entry(*user).or_default().insert(*movie);
+        if let Some(position) = catalogue.row_of.get(movie) {
+            rated.entry(*user).or_default().insert(*position);
+        }
+        *popularity.entry(*movie).or_default() += 1;
     }
     let mut users: Vec<i32> = split.test.users.iter().copied().collect::<HashSet<_>>().into_iter().collect();
     users.sort_unstable();
@@ -25,44 +48,40 @@ pub fn ranking_metrics(network: &HybridRecommender, vocabulary: &Vocabulary, cat
     users.truncate(sample);
     let movie_rows = Tensor::from_slice(&catalogue.movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>());
     let encoded = tch::no_grad(|| network.encode_content(&content))?;
-    let count = catalogue.movie_ids.len() as i64;
-    let mut failure = None;
-    let result = metrics::ranking(&split.test, 4.0, &users, |user| {
-        let scores = tch::no_grad(|| network.forward_encoded(&Tensor::full([count], vocabulary.user_row(user), (Kind::Int64, tch::Device::Cpu)), &movie_rows, &encoded));
-        let mut scores: Vec<f32> = match scores.and_then(|s| Vec::<f32>::try_from(s)) {
-            Ok(s) => s,
-            Err(error) => {
-                failure = Some(error);
-                return Vec::new();
-            }
-        };
-        if let Some(seen) = rated.get(&user) {
-            for (index, movie) in catalogue.movie_ids.iter().enumerate() {
-                if seen.contains(movie) {
-                    scores[index] = f32::NEG_INFINITY;
-                }
-            }
+    let scorer = network.catalogue_scorer(&movie_rows, &encoded)?;
+    let movies = catalogue.movie_ids.len();
+    let candidates_of = |user: &i32| {
+        let seen = rated.get(user);
+        (0..movies).filter(|p| seen.is_none_or(|s| !s.contains(p))).collect::<Vec<usize>>()
+    };
+    let precision = Precision::fastest_available();
+    let chunk = (FLOATS_PER_CHUNK / (movies.max(1) * scorer.width())).max(1);
+    let mut lists: HashMap<i32, Vec<i32>> = HashMap::new();
+    for group in users.chunks(chunk) {
+        let rows: Vec<i64> = group.iter().map(|u| vocabulary.user_row(*u)).collect();
+        let ranked = rank_users(&scorer, &rows, |i| candidates_of(&group[i]), &catalogue.movie_ids, 10, precision)?;
+        for (user, ranking) in group.iter().zip(ranked) {
+            lists.insert(*user, ranking.into_iter().map(|(position, _)| catalogue.movie_ids[position]).collect());
         }
-        let best = recsys_model::ranking::top_k(&scores, &catalogue.movie_ids, (0..scores.len()).collect(), 10);
-        best.iter().map(|i| catalogue.movie_ids[*i]).collect()
-    });
-    match failure {
-        Some(error) => Err(error.into()),
-        None => Ok(result),
     }
+    let model = metrics::ranking(&split.test, 4.0, &users, |user| lists.remove(&user).unwrap_or_default());
+    let popularity_scores: Vec<f32> = catalogue.movie_ids.iter().map(|m| popularity.get(m).copied().unwrap_or(0) as f32).collect();
+    let popular = metrics::ranking(&split.test, 4.0, &users, |user| top_k(&popularity_scores, &catalogue.movie_ids, candidates_of(&user), 10).into_iter().map(|p| catalogue.movie_ids[p]).collect());
+    Ok(RankingReport { recall_at_10: model.recall_at_10, ndcg_at_10: model.ndcg_at_10, users: model.users, ranked_by: format!("rank_users, {precision:?}"), popularity: popular })
 }
 
 fn row(name: &str, accuracy: &Accuracy) {
     println!("  {name:<22} RMSE {:.4}   MAE {:.4}", accuracy.rmse, accuracy.mae);
 }
 
-pub fn print_summary(main: &Evaluated, cold: Option<&Evaluated>, ranking: &Ranking) {
+pub fn print_summary(main: &Evaluated, cold: Option<&Evaluated>, ranking: &RankingReport) {
     println!("random hold-out ({} test ratings; best epoch {}):", main.model.count, main.trained.best_epoch);
     row("hybrid model", &main.model);
     row("bias baseline", &main.bias);
     row("user mean", &main.user_mean);
     row("global mean", &main.global);
     println!("  ranking ({} users)      Recall@10 {:.4}   NDCG@10 {:.4}", ranking.users, ranking.recall_at_10, ranking.ndcg_at_10);
+    println!("  popularity baseline    Recall@10 {:.4}   NDCG@10 {:.4}", ranking.popularity.recall_at_10, ranking.popularity.ndcg_at_10);
     if let Some(cold) = cold {
         println!("cold-start movies ({} test ratings of movies never seen in training):", cold.model.count);
         row("hybrid model", &cold.model);

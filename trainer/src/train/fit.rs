@@ -278,8 +278,11 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
 /// Trains the autoencoder on the fitting ratings and blends it in on the validation ones.
 fn fit_autoencoder(network: &HybridRecommender, content: &ContentInputs, fit_set: &IndexedRatings, validation: &IndexedRatings, options: &AutoencoderOptions) -> Result<AutoencoderReport> {
     let started = Instant::now();
+    let spinner = super::phases::spinner("autoencoder");
     let hybrid = Tensor::from_slice(&predict(network, content, validation)?);
-    let report = network.train_autoencoder(&fit_set.rating_rows(), &validation.rating_rows(), &hybrid, options)?;
+    let report = network.train_autoencoder(&fit_set.rating_rows(), &validation.rating_rows(), &hybrid, options);
+    spinner.finish_and_clear();
+    let report = report?;
     let [a, b, c] = report.blend;
     eprintln!(
         "  autoencoder: best epoch {} of {}, validation RMSE {:.4}; blend {a:.3}·hybrid + {b:.3}·autoencoder + {c:.3}: {:.4} -> {:.4}  {:.1} s",

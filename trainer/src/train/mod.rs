@@ -288,7 +288,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let (ratings, catalogue) = phases.run("load data", || Ok((data::load_ratings(client)?, data::load_catalogue(client)?)))?;
     eprintln!("loaded {} ratings and {} movies", ratings.len(), catalogue.movie_ids.len());
 
-    let (titles, embedded) = phases.run("title embeddings", || titles::embed_titles(client, &catalogue))?;
+    let (titles, embedded) = phases.run_with_own_progress("title embeddings", || titles::embed_titles(client, &catalogue))?;
     eprintln!("title embeddings: {embedded} computed, {} from the cache", catalogue.movie_ids.len() - embedded);
 
     let random = match &args.test_ratings {

@@ -12,14 +12,31 @@ pub struct Phases {
     done: Vec<(String, f64)>,
 }
 
-fn spinner(name: &str) -> ProgressBar {
-    let target = if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-    let bar = ProgressBar::with_draw_target(None, target);
+fn terminal_target() -> ProgressDrawTarget {
+    if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    }
+}
+
+/// A spinner with `name` and the elapsed time on a terminal (hidden otherwise); finish it with `finish_and_clear`.
+pub fn spinner(name: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, terminal_target());
     bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
     bar.set_message(name.to_string());
     if !bar.is_hidden() {
         bar.enable_steady_tick(Duration::from_millis(200));
     }
+    bar
+}
+
+/// A bar over `len` items of `unit` on a terminal (hidden otherwise).
+pub fn bar(name: &str, len: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), terminal_target());
+    let template = format!("{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}");
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template").progress_chars("=> "));
+    bar.set_message(name.to_string());
     bar
 }
 

@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use tch::Tensor;
 
 /// Embeddings of every catalogue title, [N, 384], and how many had to be computed.
+/// Titles embedded between two updates of the progress bar.
+const EMBEDDING_CHUNK: usize = 256;
+
 pub fn embed_titles(client: &mut Client, catalogue: &Catalogue) -> Result<(Tensor, usize)> {
     let titles: Vec<&String> = catalogue.contents.iter().map(|c| &c.title).collect();
     let hashes: Vec<Vec<u8>> = titles.iter().map(|t| Sha256::digest(t.as_bytes()).to_vec()).collect();
@@ -24,7 +27,14 @@ pub fn embed_titles(client: &mut Client, catalogue: &Catalogue) -> Result<(Tenso
     if !unique_missing.is_empty() {
         let embedder = TitleEmbedder::load(&TitleEmbedder::default_dir())?;
         let texts: Vec<&str> = unique_missing.iter().map(|i| titles[*i].as_str()).collect();
-        let vectors = embedder.embed(&texts)?;
+        let bar = super::phases::bar("embedding titles", texts.len() as u64, "titles");
+        let mut parts = Vec::new();
+        for chunk in texts.chunks(EMBEDDING_CHUNK) {
+            parts.push(embedder.embed(chunk)?);
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        let vectors = Tensor::f_cat(&parts, 0)?;
         let mut transaction = client.transaction()?;
         transaction.batch_execute("CREATE TEMP TABLE stage_title_embeddings (embedder text, text_sha256 bytea, embedding real[]) ON COMMIT DROP")?;
         {

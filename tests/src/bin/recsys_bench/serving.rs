@@ -1,6 +1,6 @@
-//! Serving benchmarks: the installed extension answering SQL with a model the trainer registered on the
+//! Serving benchmarks: the installed extension answering SQL. `serving`: a model the trainer registered on the
 //! ML-1M-shaped synthetic set (one training epoch and three of the item autoencoder, which serving blends in: speed,
-//! not accuracy, is measured here).
+//! not accuracy, is measured here); `recommend-mls`: a model trained with every default on ml-latest-small.
 use super::import_benchmarks::{ensure_ml1m_shaped, trainer_in};
 use anyhow::Result;
 use postgres::{Client, NoTls};
@@ -17,16 +17,15 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// A preloaded cluster whose database `bench` holds the given data and a model trained for one epoch (speed, not
-/// accuracy, is measured here), active.
-fn trained_cluster(name: &str, movielens: &Path, imdb: &Path) -> Result<(TempCluster, Client)> {
+/// One training epoch and three of the autoencoder: a model to measure speed with, quickly.
+const QUICK_TRAINING: &[&str] = &["train", "--activate", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--autoencoder-epochs", "3"];
+
+/// A preloaded cluster whose database `bench` holds the given data and an active model trained by `training`.
+fn trained_cluster(name: &str, movielens: &Path, imdb: &Path, training: &[&str]) -> Result<(TempCluster, Client)> {
     let cluster = TempCluster::start(name, Loading::Preloaded, &[])?;
     let db = cluster.fresh_database("bench")?;
-    for args in [
-        vec!["import", "movielens", &movielens.display().to_string()],
-        vec!["import", "imdb", &imdb.display().to_string()],
-        vec!["train", "--activate", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--autoencoder-epochs", "3"],
-    ] {
+    let (movielens, imdb) = (movielens.display().to_string(), imdb.display().to_string());
+    for args in [vec!["import", "movielens", movielens.as_str()], vec!["import", "imdb", imdb.as_str()], training.to_vec()] {
         let status = trainer_in(&cluster, "bench", &args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>()).output()?;
         anyhow::ensure!(status.status.success(), "trainer {args:?} failed: {}", String::from_utf8_lossy(&status.stderr));
     }
@@ -35,7 +34,7 @@ fn trained_cluster(name: &str, movielens: &Path, imdb: &Path) -> Result<(TempClu
 
 pub fn serving() -> Result<()> {
     let data = ensure_ml1m_shaped()?;
-    let (cluster, mut db) = trained_cluster("bench-serving", &data.join("movielens"), &data.join("imdb"))?;
+    let (cluster, mut db) = trained_cluster("bench-serving", &data.join("movielens"), &data.join("imdb"), QUICK_TRAINING)?;
     let started = Instant::now();
     db.query_one("SELECT recsys.recsys_predict(1, 1)", &[])?;
     println!("model load in a backend (first call): {:.1} ms", ms(started.elapsed()));
@@ -92,7 +91,7 @@ pub fn recommend_mls() -> Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
     anyhow::ensure!(shared.join("ml-latest-small/ratings.csv").is_file(), "ml-latest-small not found under {} (set RECSYS_SHARED_DATA)", shared.display());
-    let (_cluster, mut db) = trained_cluster("bench-mls", &shared.join("ml-latest-small"), &shared.join("imdb"))?;
+    let (_cluster, mut db) = trained_cluster("bench-mls", &shared.join("ml-latest-small"), &shared.join("imdb"), &["train", "--activate"])?;
     let movies: i64 = db.query_one("SELECT count(*) FROM recsys.movies", &[])?.get(0);
     let users: Vec<i32> = db.query("SELECT user_id FROM recsys.users ORDER BY user_id LIMIT 200", &[])?.iter().map(|r| r.get(0)).collect();
     let mut lists: Vec<Vec<Vec<(i32, f32)>>> = Vec::new();
@@ -116,5 +115,19 @@ pub fn recommend_mls() -> Result<()> {
     let differing = lists[0].iter().zip(&lists[3]).filter(|(exact, fast)| movies_of(exact) != movies_of(fast)).count();
     let score_gap = lists[0].iter().flatten().zip(lists[3].iter().flatten()).map(|(a, b)| (a.1 - b.1).abs()).fold(0.0f32, f32::max);
     println!("users whose top-10 movies or order differ between float32 and bfloat16 ranking: {differing} of {}; largest score difference {score_gap:.1e}", users.len());
+    db.batch_execute("RESET recsys.torch_threads; RESET recsys.bfloat16")?;
+    let fresh_titles: Vec<Duration> = (0..50)
+        .map(|i| {
+            let started = Instant::now();
+            db.query_one("SELECT recsys.recsys_predict_new(1, $1, ARRAY['Drama'], NULL, NULL, 120, 2024)", &[&format!("A Never Seen Title Number {i}")]).map(|_| started.elapsed())
+        })
+        .collect::<Result<_, _>>()?;
+    println!("recsys_predict_new with a new title: p50 {:.2} ms (50 titles, MiniLM loaded by the first)", ms(median(fresh_titles)));
+    for threads in [1, 2] {
+        let started = Instant::now();
+        db.batch_execute(&format!("CALL recsys.recsys_refresh_batch(10, {threads})"))?;
+        let rows: i64 = db.query_one("SELECT count(*) FROM recsys.batch_recommendations", &[])?.get(0);
+        println!("CALL recsys_refresh_batch(10) with {threads} libtorch thread(s): {:.2} s ({rows} rows)", started.elapsed().as_secs_f64());
+    }
     Ok(())
 }

@@ -1,7 +1,8 @@
-//! Training benchmarks: `trainer train` as a child process on a throwaway cluster. `training`: 10 epochs over the
-//! ML-1M-shaped synthetic set (ratings/s per epoch, wall time, peak RSS), without and with the validation share and
-//! the item autoencoder; `accuracy`: ml-latest-small and ML-100K with IMDb metadata from `RECSYS_SHARED_DATA`, on
-//! the anchor harness's splits when they exist.
+//! Training benchmarks: `trainer train` as a child process on a throwaway cluster. `training`: the whole default
+//! `trainer train` on ml-latest-small (real data from `RECSYS_SHARED_DATA`; titles computed, then cached) with the
+//! time of every phase, the PyTorch replica on the same data in the same run (when the anchor harness's venv exists),
+//! then 10 bare epochs and the whole default run over the ML-1M-shaped synthetic set; `accuracy`: ml-latest-small and
+//! ML-100K with IMDb metadata, on the anchor harness's splits when they exist.
 use super::import_benchmarks::{ensure_ml1m_shaped, measured_with_stderr, trainer_in};
 use anyhow::{ensure, Result};
 use recsys_integration_tests::{Loading, TempCluster};
@@ -22,21 +23,101 @@ fn import(cluster: &TempCluster, database: &str, movielens: &Path, imdb: &Path, 
     Ok(())
 }
 
-/// Runs `trainer train` with `args`; prints the lines of its report that matter here, wall time and peak RSS.
-fn train(cluster: &TempCluster, database: &str, label: &str, args: &[&str]) -> Result<()> {
+/// Runs `trainer train --no-register` with `args`; prints the lines of its report that matter here, wall time and
+/// peak RSS.
+fn train(cluster: &TempCluster, database: &str, label: &str, args: &[&str]) -> Result<String> {
     let mut all = vec!["train", "--no-register"];
     all.extend_from_slice(args);
-    let (seconds, peak_mb, report) = measured_with_stderr(&mut trainer_in(cluster, database, &all))?;
-    println!("== {label}: trainer {}", all.join(" "));
-    let wanted = ["title embeddings", "epoch ", "autoencoder:", "training on", "hold-out", "cold-start movies", "hybrid model", "bias baseline", "user mean", "Recall@10"];
+    run_trainer(cluster, database, label, &all)
+}
+
+/// Runs the trainer with exactly `args` (e.g. the default `train --activate`), printing its report's key lines, every
+/// phase's time, the wall time and peak RSS; returns the whole report.
+fn run_trainer(cluster: &TempCluster, database: &str, label: &str, args: &[&str]) -> Result<String> {
+    let (seconds, peak_mb, report) = measured_with_stderr(&mut trainer_in(cluster, database, args))?;
+    println!("== {label}: trainer {}", args.join(" "));
+    let wanted = ["title embeddings", "epoch ", "autoencoder:", "training on", "hold-out", "cold-start movies", "hybrid model", "bias baseline", "user mean", "Recall@10", "popularity", "refit", "phases:", "registered"];
     for line in report.lines().filter(|line| wanted.iter().any(|w| line.contains(w))) {
         println!("   {}", line.trim_end());
     }
     println!("   wall {seconds:.1} s, peak RSS {peak_mb:.0} MB");
+    Ok(report)
+}
+
+/// Seconds of each "epoch n/m" line of the hold-out run (the first run of a report).
+fn epoch_seconds(report: &str) -> Vec<f64> {
+    let mut seconds = Vec::new();
+    for line in report.lines().filter(|l| l.trim_start().starts_with("epoch ") && l.ends_with("ratings/s")) {
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        let epoch: usize = tokens.get(1).and_then(|e| e.split('/').next()).and_then(|e| e.parse().ok()).unwrap_or(0);
+        if epoch == 1 && !seconds.is_empty() {
+            break;
+        }
+        if let Some(value) = tokens.len().checked_sub(4).and_then(|i| tokens[i].parse().ok()) {
+            seconds.push(value);
+        }
+    }
+    seconds
+}
+
+/// The anchor harness's PyTorch replica of the seed model trained on its `mls_random` split (10 epochs, 2 threads),
+/// when its venv exists: per-epoch seconds and ratings/s.
+fn replica_epochs(shared: &Path) -> Result<Option<(Vec<f64>, f64)>> {
+    let anchors = shared.join("../anchors");
+    let python = std::env::var_os("ANCHORS_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/anchors-venv/bin/python"));
+    if !python.is_file() || !anchors.join("seed_replica.py").is_file() {
+        println!("== PyTorch replica: skipped (no interpreter at {}; run ../shared/anchors/run_all.sh once, or set ANCHORS_PYTHON)", python.display());
+        return Ok(None);
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-anchors");
+    let run = |args: &[&str]| -> Result<String> {
+        let output = std::process::Command::new(&python)
+            .args(args)
+            .current_dir(&anchors)
+            .env("ANCHORS_DATA_DIR", shared)
+            .env("ANCHORS_OUT_DIR", &out)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("TRANSFORMERS_OFFLINE", "1")
+            .env("PYTHONWARNINGS", "ignore")
+            .output()?;
+        ensure!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    if !out.join("splits/mls_random/train.csv").is_file() {
+        run(&["splits.py", "--seed", "12345"])?;
+    }
+    let report = run(&["seed_replica.py", "--splits", "mls_random", "--epochs", "10", "--threads", "2"])?;
+    let seconds: Vec<f64> = report.lines().filter(|l| l.contains(" epoch ") && l.contains("train MSE")).filter_map(|l| l.split_whitespace().last()?.trim_end_matches('s').parse().ok()).collect();
+    let train_rows = std::fs::read_to_string(out.join("splits/mls_random/train.csv"))?.lines().count().saturating_sub(1);
+    let mean = seconds.iter().sum::<f64>() / seconds.len().max(1) as f64;
+    println!("== PyTorch replica (anchor harness, mls_random split, {train_rows} training ratings, 10 epochs, 2 threads)");
+    println!("   epochs: {}", seconds.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(" "));
+    println!("   mean {mean:.2} s per epoch = {:.0} ratings/s", train_rows as f64 / mean);
+    Ok(Some((seconds, train_rows as f64 / mean)))
+}
+
+/// The whole default `trainer train --activate` on ml-latest-small, with titles computed and then cached, beside the
+/// PyTorch replica's epochs on the same data.
+fn real_data_training() -> Result<()> {
+    let shared = shared_data();
+    ensure!(shared.join("ml-latest-small/ratings.csv").is_file(), "ml-latest-small not found under {} (set RECSYS_SHARED_DATA)", shared.display());
+    let cluster = TempCluster::start("bench-training-mls", Loading::Preloaded, &[])?;
+    import(&cluster, "mls", &shared.join("ml-latest-small"), &shared.join("imdb"), None)?;
+    run_trainer(&cluster, "mls", "ml-latest-small, default run, titles not yet cached", &["train", "--activate"])?;
+    let report = run_trainer(&cluster, "mls", "ml-latest-small, default run, titles cached", &["train", "--activate"])?;
+    let ours = epoch_seconds(&report);
+    let fitted: f64 = report.lines().find(|l| l.starts_with("hold-out run: training on")).and_then(|l| l.split_whitespace().nth(4)?.parse().ok()).unwrap_or(0.0) * 0.95;
+    let mean = ours.iter().sum::<f64>() / ours.len().max(1) as f64;
+    let slowest_ratio = ours.iter().cloned().fold(0.0, f64::max) / ours.first().copied().unwrap_or(1.0);
+    println!("   hold-out run epochs: {} (slowest / first {slowest_ratio:.2}); mean {mean:.2} s = {:.0} ratings/s", ours.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(" "), fitted / mean);
+    if let Some((_, replica_rate)) = replica_epochs(&shared)? {
+        println!("   per epoch, pg_recsys vs the PyTorch replica: {:.2}x the replica's ratings/s", fitted / mean / replica_rate);
+    }
     Ok(())
 }
 
 pub fn training() -> Result<()> {
+    real_data_training()?;
     let data = ensure_ml1m_shaped()?;
     let cluster = TempCluster::start("bench-training", Loading::Preloaded, &[])?;
     import(&cluster, "bench", &data.join("movielens"), &data.join("imdb"), None)?;
@@ -44,11 +125,10 @@ pub fn training() -> Result<()> {
     let mut ten_epochs = common.to_vec();
     ten_epochs.extend(["--epochs", "10", "--threads", "2"]);
     train(&cluster, "bench", "ML-1M-shaped synthetic set, 10 epochs, 2 gradient workers", &ten_epochs)?;
-    let defaults = ["--skip-cold-start", "--ranking-users", "100", "--epochs", "10", "--threads", "2"];
-    train(&cluster, "bench", "same set with the defaults: 5 % validation share, then the item autoencoder", &defaults)?;
+    run_trainer(&cluster, "bench", "same set, the whole default run (hold-out run, autoencoder, ranking, cold-start run, refit, registration)", &["train", "--activate"])?;
     let mut one_thread = common.to_vec();
     one_thread.extend(["--epochs", "1", "--threads", "1"]);
-    train(&cluster, "bench", "same set, 1 epoch, 1 gradient worker", &one_thread)
+    train(&cluster, "bench", "same set, 1 epoch, 1 gradient worker", &one_thread).map(|_| ())
 }
 
 fn shared_data() -> PathBuf {
@@ -72,5 +152,5 @@ pub fn accuracy() -> Result<()> {
     let ml100k = shared.join("ml-100k");
     import(&cluster, "ml100k", &ml100k, &shared.join("imdb"), Some(&ml100k.join("ml100k_to_imdb.csv")))?;
     let u1 = ml100k.join("u1.test").display().to_string();
-    train(&cluster, "ml100k", "ML-100K u1.base / u1.test", &["--test-ratings", &u1, "--skip-cold-start"])
+    train(&cluster, "ml100k", "ML-100K u1.base / u1.test", &["--test-ratings", &u1, "--skip-cold-start"]).map(|_| ())
 }

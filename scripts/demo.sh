@@ -33,16 +33,22 @@ log "demo 3/6: private cluster"
 scripts/cluster.sh start
 log "demo 4/6: extension in database ${PGDATABASE}"
 # The database's comment records which build of the extension's SQL script created its objects.
-script_hash="$(cat "$("${PG_CONFIG}" --sharedir)"/extension/pg_recsys--*.sql | sha256sum | cut -c1-16)"
+default_version="$(psql -Atqc "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_recsys'")"
+script_hash="$(sha256sum "$("${PG_CONFIG}" --sharedir)/extension/pg_recsys--${default_version}.sql" | cut -c1-16)"
 if [ "${RESET}" = 1 ]; then
   log "reset: dropping and recreating database ${PGDATABASE}"
   psql -d postgres -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS ${PGDATABASE} WITH (FORCE)" -c "CREATE DATABASE ${PGDATABASE}"
+fi
+installed_version="$(psql -Atqc "SELECT extversion FROM pg_extension WHERE extname = 'pg_recsys'")"
+if [ -n "${installed_version}" ] && [ "${installed_version}" != "${default_version}" ]; then
+  log "updating pg_recsys ${installed_version} -> ${default_version} in ${PGDATABASE} (ratings, models and the batch are kept)"
+  psql -v ON_ERROR_STOP=1 -qc "ALTER EXTENSION pg_recsys UPDATE" -c "COMMENT ON DATABASE ${PGDATABASE} IS 'pg_recsys script ${script_hash}'"
 fi
 stale="$(psql -Atqc "SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_recsys')
                        AND shobj_description(oid, 'pg_database') IS DISTINCT FROM 'pg_recsys script ${script_hash}'
                      FROM pg_database WHERE datname = current_database()")"
 if [ "${stale}" = t ]; then
-  die "database ${PGDATABASE} holds pg_recsys objects from another build of the extension's SQL (0.x has no upgrade scripts); keep what you need, then run: scripts/demo.sh --reset"
+  die "database ${PGDATABASE} holds pg_recsys ${default_version} objects from another development build of the same version's SQL script (released versions update with ALTER EXTENSION pg_recsys UPDATE); keep what you need, then run: scripts/demo.sh --reset"
 fi
 psql -v ON_ERROR_STOP=1 -qc "CREATE EXTENSION IF NOT EXISTS pg_cron" \
      -c "CREATE EXTENSION IF NOT EXISTS pg_recsys" \

@@ -1,8 +1,9 @@
 -- pg_recsys operations, created after the functions: the refresh procedure, pg_cron helpers, BI views, function
--- comments, and the two roles (recsys_reader, recsys_admin) with their grants.
+-- comments, and the two roles (recsys_reader, recsys_admin) with their grants. The PL/pgSQL functions run with a
+-- fixed search_path, so objects a caller can create in other schemas never stand in for built-ins.
 
 CREATE PROCEDURE recsys_refresh_batch(k integer DEFAULT 10, threads integer DEFAULT NULL)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, @extschema@, pg_temp AS $$
 DECLARE
     run record;
 BEGIN
@@ -15,7 +16,7 @@ COMMENT ON PROCEDURE recsys_refresh_batch(integer, integer) IS
 'Recomputes batch_recommendations (top-k unrated movies for every user) with the active model in one transaction: readers see the previous batch until it commits. Admin only; safe as the only statement of a pg_cron job.';
 
 CREATE FUNCTION recsys_schedule_refresh(schedule text DEFAULT '0 3 * * 0', k integer DEFAULT 10)
-RETURNS bigint LANGUAGE plpgsql AS $$
+RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, @extschema@, pg_temp AS $$
 DECLARE
     job bigint;
 BEGIN
@@ -36,7 +37,7 @@ $$;
 COMMENT ON FUNCTION recsys_schedule_refresh(text, integer) IS
 'Creates or updates the pg_cron job "recsys_refresh_batch" of the current user (default: Sundays 03:00) that runs CALL recsys_refresh_batch(k); returns the job id. Needs pg_cron in this database.';
 
-CREATE FUNCTION recsys_unschedule_refresh() RETURNS boolean LANGUAGE plpgsql AS $$
+CREATE FUNCTION recsys_unschedule_refresh() RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, @extschema@, pg_temp AS $$
 DECLARE
     removed boolean := false;
 BEGIN

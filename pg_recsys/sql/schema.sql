@@ -113,8 +113,10 @@ CREATE TABLE model_snapshots (
     movie_ids   integer[] NOT NULL,
     titles      text[] NOT NULL,
     movie_rows  bigint[] NOT NULL,
-    content     bytea NOT NULL
+    content     bytea NOT NULL,
+    catalogue_version bigint
 );
+COMMENT ON COLUMN model_snapshots.catalogue_version IS 'catalogue_state.version when the snapshot was encoded; backends use it only while the catalogue is unchanged.';
 COMMENT ON TABLE model_snapshots IS 'Per model version: movie ids, titles, embedding rows and encoded content (little-endian float32) at activation.';
 
 -- Sentence embeddings of titles, shared by trainer and extension so that an unchanged title is embedded once.
@@ -153,3 +155,41 @@ COMMENT ON COLUMN quality_log.prospective_rmse IS 'RMSE of the model active at t
 COMMENT ON COLUMN quality_log.changed_share IS 'refresh: share of (user, movie) recommendations not in the previous batch.';
 SELECT pg_catalog.pg_extension_config_dump('quality_log', '');
 SELECT pg_catalog.pg_extension_config_dump('quality_log_run_id_seq', '');
+
+-- The catalogue's version: every statement that changes movies, their genres or people bumps it (statement-level
+-- triggers), and each backend compares it with the version its cached catalogue was read at once per statement
+-- (as pg_graphql invalidates its schema cache), so an insert, delete or edit reaches every connection on its next
+-- statement. A row in a table, not a sequence: it changes when the transaction commits and replicates to standbys.
+CREATE TABLE catalogue_state (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    version    bigint NOT NULL DEFAULT 0
+);
+INSERT INTO catalogue_state DEFAULT VALUES;
+COMMENT ON TABLE catalogue_state IS 'One row: the catalogue version, bumped by every statement that changes movies, movie_genres, movie_persons, persons or genres.';
+
+CREATE FUNCTION bump_catalogue_version() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, @extschema@, pg_temp AS $$
+BEGIN
+    UPDATE catalogue_state SET version = version + 1;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION bump_catalogue_version() IS 'Trigger: bumps catalogue_state.version after a statement changed the catalogue.';
+
+CREATE TRIGGER movies_catalogue_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON movies FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movie_genres_catalogue_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON movie_genres FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movie_persons_catalogue_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON movie_persons FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER persons_catalogue_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON persons FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER genres_catalogue_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON genres FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+
+-- A deleted movie leaves the batch with it (the batch has no foreign key: a refresh rewrites it whole).
+CREATE FUNCTION drop_deleted_movies_from_batch() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, @extschema@, pg_temp AS $$
+BEGIN
+    DELETE FROM batch_recommendations b USING deleted_movies d WHERE b.movie_id = d.movie_id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION drop_deleted_movies_from_batch() IS 'Trigger: removes deleted movies from batch_recommendations.';
+CREATE TRIGGER movies_leave_the_batch AFTER DELETE ON movies REFERENCING OLD TABLE AS deleted_movies
+    FOR EACH STATEMENT EXECUTE FUNCTION drop_deleted_movies_from_batch();

@@ -32,7 +32,7 @@ pub struct RefreshSummary {
 fn users_and_rated(model: &LoadedModel) -> Result<Vec<(i32, Vec<usize>)>, RecsysError> {
     Spi::connect(|client| -> Result<Vec<(i32, Vec<usize>)>, pgrx::spi::Error> {
         let sql = "SELECT u.user_id, r.movies FROM recsys.users u
-                   LEFT JOIN (SELECT user_id, array_agg(movie_id) AS movies FROM recsys.ratings GROUP BY user_id) r USING (user_id)
+                   LEFT JOIN (SELECT user_id, pg_catalog.array_agg(movie_id) AS movies FROM recsys.ratings GROUP BY user_id) r USING (user_id)
                    ORDER BY u.user_id";
         let mut users = Vec::new();
         for row in client.select(sql, None, &[])? {
@@ -59,14 +59,12 @@ fn current_pairs() -> Result<HashSet<(i32, i32)>, RecsysError> {
 
 /// RMSE of the model on ratings that arrived after its training data (None when there are none yet).
 pub fn prospective_rmse(model: &LoadedModel) -> Result<(Option<f64>, i64), RecsysError> {
-    let sql = format!(
-        "SELECT r.user_id, r.movie_id, r.rating::float8 FROM recsys.ratings r, recsys.models m
-         WHERE m.version = {} AND r.rated_at > to_timestamp(coalesce((m.fingerprint->>'max_rated_at')::bigint, 0))",
-        model.version
-    );
+    let sql = "SELECT r.user_id, r.movie_id, r.rating::pg_catalog.float8 FROM recsys.ratings r, recsys.models m
+         WHERE m.version OPERATOR(pg_catalog.=) $1::pg_catalog.int8
+           AND r.rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(coalesce((m.fingerprint OPERATOR(pg_catalog.->>) 'max_rated_at')::pg_catalog.float8, 0))";
     let (sum, count) = Spi::connect(|client| -> Result<(f64, i64), pgrx::spi::Error> {
         let (mut sum, mut count) = (0.0, 0i64);
-        for row in client.select(&sql, None, &[])? {
+        for row in client.select(sql, None, &[model.version.into()])? {
             let (user, movie, rating) = (row.get::<i32>(1)?.unwrap_or_default(), row.get::<i32>(2)?.unwrap_or_default(), row.get::<f64>(3)?.unwrap_or_default());
             let position = model.movie_index.get(&movie);
             if let Some(score) = position.and_then(|p| model.scorer.score(model.vocabulary.user_row(user) as usize, *p)) {
@@ -113,7 +111,7 @@ fn compute(model: &LoadedModel, users: &[(i32, Vec<usize>)], k: usize) -> Result
 }
 
 fn lock_refresh() -> Result<(), RecsysError> {
-    let locked = Spi::get_one::<bool>(&format!("SELECT pg_try_advisory_xact_lock({REFRESH_LOCK_KEY})")).map_err(RecsysError::spi("taking the refresh lock"))?;
+    let locked = Spi::get_one_with_args::<bool>("SELECT pg_catalog.pg_try_advisory_xact_lock($1::pg_catalog.int8)", &[REFRESH_LOCK_KEY.into()]).map_err(RecsysError::spi("taking the refresh lock"))?;
     if locked == Some(true) {
         Ok(())
     } else {
@@ -125,12 +123,12 @@ fn write(batch: Batch, version: i64) -> Result<(), RecsysError> {
     Spi::connect_mut(|client| -> Result<(), pgrx::spi::Error> {
         client.update("DELETE FROM recsys.batch_recommendations", None, &[])?;
         client.update(
-            &format!(
-                "INSERT INTO recsys.batch_recommendations (user_id, rank, movie_id, score, model_version, generated_at)
-                 SELECT u, r, m, s, {version}, now() FROM unnest($1::int4[], $2::int2[], $3::int4[], $4::float4[]) AS b(u, r, m, s)"
-            ),
+            "INSERT INTO recsys.batch_recommendations (user_id, rank, movie_id, score, model_version, generated_at)
+             SELECT u, r, m, s, $5::pg_catalog.int8, pg_catalog.now()
+             FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int4[]), pg_catalog.unnest($2::pg_catalog.int2[]),
+                             pg_catalog.unnest($3::pg_catalog.int4[]), pg_catalog.unnest($4::pg_catalog.float4[])) AS b(u, r, m, s)",
             None,
-            &[batch.users.into(), batch.ranks.into(), batch.movies.into(), batch.scores.into()],
+            &[batch.users.into(), batch.ranks.into(), batch.movies.into(), batch.scores.into(), version.into()],
         )?;
         Ok(())
     })
@@ -138,22 +136,23 @@ fn write(batch: Batch, version: i64) -> Result<(), RecsysError> {
 }
 
 fn log_run(summary: &RefreshSummary, k: i32, threads: i32) -> Result<(), RecsysError> {
-    let sql = format!(
-        "INSERT INTO recsys.quality_log (kind, model_version, started_at, finished_at, duration_seconds, users, recommendations,
+    let sql = "INSERT INTO recsys.quality_log (kind, model_version, started_at, finished_at, duration_seconds, users, recommendations,
                                          catalogue_coverage, changed_share, prospective_rmse, prospective_ratings, details)
-         VALUES ('refresh', {}, clock_timestamp() - make_interval(secs => {}), clock_timestamp(), {}, {}, {}, {}, {}, {}, {},
-                 jsonb_build_object('k', {k}, 'threads', {threads}))",
-        summary.model_version,
-        summary.seconds,
-        summary.seconds,
-        summary.users,
-        summary.recommendations,
-        summary.catalogue_coverage,
-        summary.changed_share.map_or("NULL".into(), |v| v.to_string()),
-        summary.prospective_rmse.map_or("NULL".into(), |v| v.to_string()),
-        summary.prospective_ratings,
-    );
-    Spi::run(&sql).map_err(RecsysError::spi("recording the refresh in recsys.quality_log"))
+         VALUES ('refresh', $1, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $2), pg_catalog.clock_timestamp(),
+                 $2, $3, $4, $5, $6, $7, $8, pg_catalog.jsonb_build_object('k', $9::pg_catalog.int4, 'threads', $10::pg_catalog.int4))";
+    let arguments = [
+        summary.model_version.into(),
+        summary.seconds.into(),
+        summary.users.into(),
+        summary.recommendations.into(),
+        summary.catalogue_coverage.into(),
+        summary.changed_share.into(),
+        summary.prospective_rmse.into(),
+        summary.prospective_ratings.into(),
+        k.into(),
+        threads.into(),
+    ];
+    Spi::connect_mut(|client| client.update(sql, None, &arguments).map(|_| ())).map_err(RecsysError::spi("recording the refresh in recsys.quality_log"))
 }
 
 /// Recomputes the whole batch with `k` movies per user and `threads` libtorch threads.
@@ -171,6 +170,7 @@ pub fn refresh(k: i32, threads: i32) -> Result<RefreshSummary, RecsysError> {
     lock_refresh()?;
     let _float_mode = crate::torch_runtime::use_threads(threads)?;
     let model = model_cache::active()?;
+    crate::snapshot::store_if_stale(&model)?;
     let users = users_and_rated(&model)?;
     let batch = compute(&model, &users, k as usize)?;
     let distinct: HashSet<i32> = batch.movies.iter().copied().collect();

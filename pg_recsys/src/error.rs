@@ -34,6 +34,9 @@ pub enum RecsysError {
     /// The caller lacks a privilege the operation needs (SQLSTATE 42501).
     #[error("{message}")]
     InsufficientPrivilege { message: String, hint: String },
+    /// The database holds the objects of an older pg_recsys than the installed library (SQLSTATE 55000).
+    #[error("this database holds the objects of an older pg_recsys version than the installed library")]
+    SchemaNotUpdated,
     /// Anything else that should not happen (SQLSTATE XX000).
     #[error("{0}")]
     Internal(String),
@@ -72,7 +75,7 @@ impl RecsysError {
             Self::Internal(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             Self::RefreshRunning => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
             Self::UnknownVersion(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            Self::NothingToRollBack => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            Self::NothingToRollBack | Self::SchemaNotUpdated => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::InsufficientPrivilege { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::InvalidParameter { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::InvalidArgument(_)) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -92,6 +95,7 @@ impl RecsysError {
             Self::RefreshRunning => "Wait for the running refresh to commit (see pg_stat_activity), then call it again.".into(),
             Self::UnknownVersion(_) => "SELECT version, status FROM recsys.model_versions lists the registered versions.".into(),
             Self::NothingToRollBack => "Activate a specific version with recsys_activate(version).".into(),
+            Self::SchemaNotUpdated => "Run ALTER EXTENSION pg_recsys UPDATE; in this database: ratings, models and the batch are kept.".into(),
             Self::Model(ModelError::InvalidArgument(_)) => "Check the arguments against the function's documentation.".into(),
             Self::Model(ModelError::MissingFile(_)) => {
                 "The server process must be able to read it: model artefacts come from trainer train --out, the MiniLM files from scripts/bootstrap.sh (see recsys.minilm_dir).".into()

@@ -10,7 +10,6 @@ mod guc;
 mod model_cache;
 mod registry;
 mod snapshot;
-mod sql_text;
 mod torch_runtime;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -22,6 +21,9 @@ pgrx::extension_sql_file!("../sql/operations.sql", name = "operations", finalize
 /// backend that first uses it. Must never start libtorch threads (forked backends would hang in OpenMP).
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // Errors reach clients with their message, SQLSTATE and hint; a Rust backtrace (captured when the server's
+    // environment has RUST_BACKTRACE set) would be sent as a 30-line DETAIL of internals.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     guc::register();
     // SAFETY: read-only access to a Postgres global while the library is being loaded.
     let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };

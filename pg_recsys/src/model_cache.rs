@@ -1,7 +1,8 @@
 //! The per-backend model cache: the active model version's network, vocabularies and the encoded content of every
-//! movie, loaded from `recsys.models` on first use and reloaded when another version becomes active or movies with
-//! higher ids appear. Both are read once per statement (two index lookups), so an activation reaches every backend
-//! on its next statement without reconnecting. Nothing here writes to the database.
+//! movie, loaded from `recsys.models` on first use and reloaded when another version becomes active or the
+//! catalogue changes (its version in `recsys.catalogue_state` is bumped by triggers on every change of movies,
+//! genres or people). Both are read once per statement (two index lookups), so an activation or a catalogue edit
+//! reaches every backend on its next statement without reconnecting. Nothing here writes to the database.
 use crate::error::RecsysError;
 use crate::snapshot::EncodedCatalogue;
 use pgrx::prelude::*;
@@ -18,8 +19,8 @@ pub struct LoadedModel {
     _store: nn::VarStore,
     pub network: HybridRecommender,
     pub vocabulary: Vocabulary,
-    /// Highest movie id when the catalogue was read: a higher one means movies were added since.
-    pub max_movie_id: i32,
+    /// `recsys.catalogue_state.version` when the catalogue was read: any other value means it changed since.
+    pub catalogue_version: i64,
     /// The catalogue when the model was loaded: ids and titles by position.
     pub movie_ids: Vec<i32>,
     pub titles: Vec<String>,
@@ -61,21 +62,22 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
     if let Some(model) = cached {
         return Ok(model);
     }
-    let (version, max_movie_id) = Spi::connect(|client| -> Result<(Option<i64>, i32), pgrx::spi::Error> {
+    crate::snapshot::require_current_schema()?;
+    let (version, catalogue_version) = Spi::connect(|client| -> Result<(Option<i64>, i64), pgrx::spi::Error> {
         let table = client.select(
-            "SELECT (SELECT version FROM recsys.models WHERE status = 'active'), (SELECT coalesce(max(movie_id), 0) FROM recsys.movies)",
+            "SELECT (SELECT version FROM recsys.models WHERE status OPERATOR(pg_catalog.=) 'active'), (SELECT version FROM recsys.catalogue_state)",
             Some(1),
             &[],
         )?;
         let row = table.first();
-        Ok((row.get::<i64>(1)?, row.get::<i32>(2)?.unwrap_or(0)))
+        Ok((row.get::<i64>(1)?, row.get::<i64>(2)?.unwrap_or(0)))
     })
-    .map_err(RecsysError::spi("reading the active model version"))?;
+    .map_err(RecsysError::spi("reading the active model and catalogue versions"))?;
     let version = version.ok_or(RecsysError::NoActiveModel)?;
-    let current = CACHE.with(|cache| cache.borrow().model.clone()).filter(|model| model.version == version && model.max_movie_id == max_movie_id);
+    let current = CACHE.with(|cache| cache.borrow().model.clone()).filter(|model| model.version == version && model.catalogue_version == catalogue_version);
     let model = match current {
         Some(model) => model,
-        None => Rc::new(load(version)?),
+        None => Rc::new(load(version, catalogue_version)?),
     };
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -85,7 +87,10 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
     Ok(model)
 }
 
-fn load(version: i64) -> Result<LoadedModel, RecsysError> {
+/// Loads `version` with the catalogue as of `catalogue_version`: from the version's snapshot when it was encoded at
+/// that catalogue version, else re-encoded from the current catalogue (every movie read once, titles not yet
+/// embedded embedded in memory).
+fn load(version: i64, catalogue_version: i64) -> Result<LoadedModel, RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
     let started = std::time::Instant::now();
     let artefact = crate::registry::read_artefact(version)?;
@@ -94,23 +99,14 @@ fn load(version: i64) -> Result<LoadedModel, RecsysError> {
     let build_ms = started.elapsed().as_secs_f64() * 1e3;
     let vocabulary = artefact.manifest.vocabulary;
     let content_dim = network.config().content_dim();
-    let catalogue = match EncodedCatalogue::read_snapshot(version, content_dim)? {
-        Some(snapshot) => {
-            let (snapshot, missing) = snapshot.retain_and_report_missing(&current_movie_ids()?)?;
-            if missing.is_empty() {
-                snapshot
-            } else {
-                let list = missing.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
-                snapshot.extend(EncodedCatalogue::compute(&network, &vocabulary, &format!("WHERE m.movie_id IN ({list})"))?)?
-            }
-        }
-        None => EncodedCatalogue::compute(&network, &vocabulary, "")?,
+    let catalogue = match EncodedCatalogue::read_snapshot(version, content_dim, catalogue_version)? {
+        Some(snapshot) => snapshot,
+        None => EncodedCatalogue::compute(&network, &vocabulary, None)?,
     };
     let catalogue_ms = started.elapsed().as_secs_f64() * 1e3;
     let EncodedCatalogue { movie_ids, titles, movie_rows, content } = catalogue;
     let movie_rows = Tensor::f_from_slice(&movie_rows)?;
     let movie_index = movie_ids.iter().enumerate().map(|(position, id)| (*id, position)).collect();
-    let max_movie_id = movie_ids.iter().copied().max().unwrap_or(0);
     let scorer = network.catalogue_scorer(&movie_rows, &content)?;
     let total_ms = started.elapsed().as_secs_f64() * 1e3;
     pgrx::debug1!(
@@ -119,23 +115,16 @@ fn load(version: i64) -> Result<LoadedModel, RecsysError> {
         catalogue_ms - build_ms,
         total_ms - catalogue_ms
     );
-    Ok(LoadedModel { version, _store: store, network, vocabulary, max_movie_id, movie_ids, titles, movie_index, movie_rows, content, scorer })
-}
-
-/// Every movie id in recsys.movies, sorted.
-fn current_movie_ids() -> Result<Vec<i32>, RecsysError> {
-    // Read-only SPI (Spi::get_one would open a writable connection, which parallel workers refuse).
-    Spi::connect(|client| client.select("SELECT coalesce(array_agg(movie_id ORDER BY movie_id), '{}') FROM recsys.movies", Some(1), &[])?.first().get::<Vec<i32>>(1))
-        .map(Option::unwrap_or_default)
-        .map_err(RecsysError::spi("reading movie ids"))
+    Ok(LoadedModel { version, _store: store, network, vocabulary, catalogue_version, movie_ids, titles, movie_index, movie_rows, content, scorer })
 }
 
 /// Reads movies' content and title embeddings (computing those not cached yet, in memory only).
-pub fn read_catalogue(filter: &str) -> Result<(Vec<i32>, Vec<MovieContent>, Tensor), RecsysError> {
+pub fn read_catalogue(movie_ids: Option<&[i32]>) -> Result<(Vec<i32>, Vec<MovieContent>, Tensor), RecsysError> {
     type Row = (i32, MovieContent, Option<Vec<f32>>);
     let rows: Vec<Row> = Spi::connect(|client| -> Result<Vec<Row>, pgrx::spi::Error> {
         let mut rows = Vec::new();
-        for row in client.select(&CATALOGUE_SQL.replace("{filter}", filter), None, &[])? {
+        let arguments = [recsys_model::embedder::EMBEDDER_ID.into(), movie_ids.map(<[i32]>::to_vec).into()];
+        for row in client.select(CATALOGUE_SQL, None, &arguments)? {
             let content = MovieContent {
                 title: row.get::<String>(2)?.unwrap_or_default(),
                 year: row.get::<f64>(3)?,

@@ -10,7 +10,7 @@ use std::path::Path;
 /// The stored artefact of `version`, checked for format and checksum (not yet built).
 pub fn read_artefact(version: i64) -> Result<Artefact, RecsysError> {
     let stored = Spi::connect(|client| -> Result<Option<(String, Vec<u8>)>, pgrx::spi::Error> {
-        let table = client.select(&format!("SELECT manifest::text, weights FROM recsys.models WHERE version = {version}"), Some(1), &[])?;
+        let table = client.select("SELECT manifest::pg_catalog.text, weights FROM recsys.models WHERE version OPERATOR(pg_catalog.=) $1::pg_catalog.int8", Some(1), &[version.into()])?;
         if table.is_empty() {
             return Ok(None);
         }
@@ -28,13 +28,26 @@ fn prepare_to_serve(version: i64) -> Result<(), RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
     let artefact = read_artefact(version)?;
     let (_store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
-    EncodedCatalogue::compute(&network, &artefact.manifest.vocabulary, "")?.write_snapshot(version)
+    let catalogue_version = crate::snapshot::catalogue_version()?;
+    EncodedCatalogue::compute(&network, &artefact.manifest.vocabulary, None)?.write_snapshot(version, catalogue_version)
+}
+
+/// Key of the transaction-level advisory lock that serialises activations and rollbacks.
+const ACTIVATION_LOCK_KEY: i64 = 0x7265_6373_7973_0002;
+
+/// Waits for any other activation or rollback to commit (a transaction-level advisory lock): without it two
+/// concurrent activations could both read the same active version and lose the rollback target, or both find no
+/// active row and collide on the unique index.
+fn serialise_activations() -> Result<(), RecsysError> {
+    Spi::connect_mut(|client| client.update("SELECT pg_catalog.pg_advisory_xact_lock($1::pg_catalog.int8)", Some(1), &[ACTIVATION_LOCK_KEY.into()]).map(|_| ()))
+        .map_err(RecsysError::spi("waiting for another activation"))
 }
 
 /// The active version and the version it replaced, locking the active row against concurrent activations.
 fn active_with_previous() -> Result<Option<(i64, Option<i64>)>, RecsysError> {
+    serialise_activations()?;
     Spi::connect_mut(|client| -> Result<Option<(i64, Option<i64>)>, pgrx::spi::Error> {
-        let table = client.update("SELECT version, previous_version FROM recsys.models WHERE status = 'active' FOR UPDATE", Some(1), &[])?;
+        let table = client.update("SELECT version, previous_version FROM recsys.models WHERE status OPERATOR(pg_catalog.=) 'active' FOR UPDATE", Some(1), &[])?;
         if table.is_empty() {
             return Ok(None);
         }
@@ -44,16 +57,20 @@ fn active_with_previous() -> Result<Option<(i64, Option<i64>)>, RecsysError> {
     .map_err(RecsysError::spi("reading the active model"))
 }
 
+/// Makes `version` the only active version; `previous_version`: Some(target) records the rollback target
+/// (Some(None) clears it), None keeps the version's own.
 fn switch_to(version: i64, previous_version: Option<Option<i64>>) -> Result<(), RecsysError> {
-    let previous = match previous_version {
-        Some(Some(previous)) => format!(", previous_version = {previous}"),
-        Some(None) => ", previous_version = NULL".into(),
-        None => String::new(),
-    };
-    Spi::run(&format!(
-        "UPDATE recsys.models SET status = 'retired' WHERE status = 'active';
-         UPDATE recsys.models SET status = 'active', activated_at = now(){previous} WHERE version = {version}"
-    ))
+    Spi::connect_mut(|client| -> Result<(), pgrx::spi::Error> {
+        client.update("UPDATE recsys.models SET status = 'retired' WHERE status OPERATOR(pg_catalog.=) 'active'", None, &[])?;
+        client.update(
+            "UPDATE recsys.models SET status = 'active', activated_at = pg_catalog.now(),
+                    previous_version = CASE WHEN $2::pg_catalog.bool THEN $3::pg_catalog.int8 ELSE previous_version END
+             WHERE version OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
+            None,
+            &[version.into(), previous_version.is_some().into(), previous_version.flatten().into()],
+        )?;
+        Ok(())
+    })
     .map_err(RecsysError::spi(format!("activating model version {version}")))
 }
 
@@ -79,7 +96,7 @@ pub fn rollback() -> Result<i64, RecsysError> {
 }
 
 fn require_server_file_access() -> Result<(), RecsysError> {
-    let allowed = Spi::get_one::<bool>("SELECT pg_has_role(current_user, 'pg_read_server_files', 'MEMBER')")
+    let allowed = Spi::get_one::<bool>("SELECT pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_server_files', 'MEMBER')")
         .map_err(RecsysError::spi("checking privileges"))?;
     if allowed == Some(true) {
         return Ok(());
@@ -104,7 +121,8 @@ pub fn load_from_dir(dir: &str, activate_it: bool) -> Result<i64, RecsysError> {
     let version = Spi::connect_mut(|client| -> Result<Option<i64>, pgrx::spi::Error> {
         let table = client.update(
             "INSERT INTO recsys.models (params, metrics, fingerprint, manifest, weights)
-             SELECT m->'params', m->'metrics', m->'fingerprint', m, $2 FROM (SELECT $1::jsonb AS m) s RETURNING version",
+             SELECT m OPERATOR(pg_catalog.->) 'params', m OPERATOR(pg_catalog.->) 'metrics', m OPERATOR(pg_catalog.->) 'fingerprint', m, $2
+             FROM (SELECT $1::pg_catalog.jsonb AS m) s RETURNING version",
             Some(1),
             &[manifest.into(), artefact.weights.clone().into()],
         )?;

@@ -17,7 +17,7 @@ fn demo_database(name: &str) -> Client {
 
 fn train(database: &str, seed: &str, test_file: &Path) {
     let file = test_file.display().to_string();
-    cluster().trainer_ok(database, &["train", "--activate", "--epochs", "3", "--skip-cold-start", "--ranking-users", "10", "--seed", seed, "--test-ratings", &file]).unwrap();
+    cluster().trainer_ok(database, &["train", "--activate", "--epochs", "3", "--skip-cold-start", "--ranking-users", "10", "--seed", seed, "--no-refit", "--test-ratings", &file]).unwrap();
 }
 
 fn write_test_pairs(db: &mut Client, dir: &ScratchDir) -> std::path::PathBuf {

@@ -1,7 +1,6 @@
 //! Cold-start prediction for a movie the model has never seen, from its features alone.
 use crate::error::{OrRaise, RecsysError};
 use crate::model_cache;
-use crate::sql_text::quote_literal;
 use pgrx::prelude::*;
 use recsys_model::scoring::Precision;
 use recsys_model::MovieContent;
@@ -24,10 +23,11 @@ fn person_ids(names: &[String]) -> Result<Vec<i32>, RecsysError> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let list = names.iter().map(|n| quote_literal(n.trim())).collect::<Vec<_>>().join(",");
+    let trimmed: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
     let found: HashMap<String, i32> = Spi::connect(|client| -> Result<HashMap<String, i32>, pgrx::spi::Error> {
         let mut found = HashMap::new();
-        for row in client.select(&format!("SELECT name, min(person_id) FROM recsys.persons WHERE name IN ({list}) GROUP BY name"), None, &[])? {
+        let sql = "SELECT name, pg_catalog.min(person_id) FROM recsys.persons WHERE name OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]) GROUP BY name";
+        for row in client.select(sql, None, &[trimmed.into()])? {
             if let (Some(name), Some(id)) = (row.get::<String>(1)?, row.get::<i32>(2)?) {
                 found.insert(name, id);
             }
@@ -45,11 +45,10 @@ fn title_embedding(title: &str) -> Result<Tensor, RecsysError> {
         return Ok(hit);
     }
     let stored = Spi::connect(|client| -> Result<Option<Vec<f32>>, pgrx::spi::Error> {
-        let table = client.select(
-            &format!("SELECT embedding FROM recsys.title_embeddings WHERE embedder = 'all-MiniLM-L6-v2' AND text_sha256 = sha256(convert_to({}, 'UTF8'))", quote_literal(title)),
-            Some(1),
-            &[],
-        )?;
+        let sql = "SELECT embedding FROM recsys.title_embeddings
+                   WHERE embedder OPERATOR(pg_catalog.=) $1::pg_catalog.text
+                     AND text_sha256 OPERATOR(pg_catalog.=) pg_catalog.sha256(pg_catalog.convert_to($2::pg_catalog.text, 'UTF8'))";
+        let table = client.select(sql, Some(1), &[recsys_model::embedder::EMBEDDER_ID.into(), title.into()])?;
         if table.is_empty() {
             return Ok(None);
         }
@@ -70,20 +69,40 @@ fn title_embedding(title: &str) -> Result<Tensor, RecsysError> {
     Ok(embedding)
 }
 
-fn predict_new(user_id: i32, content: MovieContent) -> Result<f32, RecsysError> {
+/// The longest runtime accepted, in minutes (the longest film made runs 51,420 minutes); larger values would
+/// overflow the standardised float32 feature.
+const MAX_RUNTIME_MINUTES: f64 = 100_000.0;
+/// The years accepted: from the first films to far enough ahead for announced ones.
+const YEARS: std::ops::RangeInclusive<f64> = 1870.0..=2200.0;
+
+fn check_features(content: &MovieContent) -> Result<(), RecsysError> {
     if let Some(runtime) = content.runtime_minutes {
-        if !runtime.is_finite() || runtime <= 0.0 {
-            return Err(RecsysError::invalid_parameter(format!("runtime_minutes must be a positive number, got {runtime}"), "Pass the runtime in minutes, or NULL when unknown."));
+        if !runtime.is_finite() || runtime <= 0.0 || runtime > MAX_RUNTIME_MINUTES {
+            return Err(RecsysError::invalid_parameter(
+                format!("runtime_minutes must be a positive number of at most {MAX_RUNTIME_MINUTES}, got {runtime}"),
+                "Pass the runtime in minutes, or NULL when unknown.",
+            ));
         }
     }
+    if let Some(year) = content.year.filter(|year| !YEARS.contains(year)) {
+        return Err(RecsysError::invalid_parameter(format!("year must be between {} and {}, got {year}", YEARS.start(), YEARS.end()), "Pass the release year, or NULL when unknown."));
+    }
+    Ok(())
+}
+
+fn predict_new(user_id: i32, content: MovieContent) -> Result<f32, RecsysError> {
+    check_features(&content)?;
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = model_cache::active()?;
     let titles = title_embedding(&content.title)?;
     let encoded = model_cache::encode(&model.network, &model.vocabulary, std::slice::from_ref(&content), &titles)?;
     let user = Tensor::f_from_slice(&[model.vocabulary.user_row(user_id)])?;
     let unseen_movie = Tensor::f_from_slice(&[0i64])?;
-    let score = tch::no_grad(|| model.network.forward_encoded(&user, &unseen_movie, &encoded).and_then(|s| model.network.clip(&s)))?;
-    Ok(score.f_double_value(&[0])? as f32)
+    let raw = tch::no_grad(|| model.network.forward_encoded(&user, &unseen_movie, &encoded))?.f_double_value(&[0])?;
+    if !raw.is_finite() {
+        return Err(RecsysError::internal(format!("the model scored the movie as {raw}; its features are outside what the model can encode")));
+    }
+    Ok(raw.clamp(model.network.config().rating_min, model.network.config().rating_max) as f32)
 }
 
 fn strings(values: Option<Vec<Option<String>>>) -> Vec<String> {

@@ -1,7 +1,6 @@
 //! Real-time top-k recommendations over the whole catalogue with the active model.
 use crate::error::{OrRaise, RecsysError};
 use crate::model_cache;
-use crate::sql_text::quote_literal;
 use pgrx::prelude::*;
 use recsys_model::ranking::rank_users;
 use std::collections::HashSet;
@@ -9,10 +8,15 @@ use std::collections::HashSet;
 /// Upper bound on `k`: larger values are capped to the catalogue size anyway.
 const MAX_K: i32 = 10_000;
 
-fn movie_ids_where(sql: &str) -> Result<HashSet<i32>, RecsysError> {
+/// Rated movies of a user, or movies of a genre: every value is a bound parameter.
+const RATED_BY_USER: &str = "SELECT movie_id FROM recsys.ratings WHERE user_id OPERATOR(pg_catalog.=) $1::pg_catalog.int4";
+const OF_GENRE: &str = "SELECT mg.movie_id FROM recsys.movie_genres mg JOIN recsys.genres g USING (genre_id)
+     WHERE pg_catalog.lower(g.name) OPERATOR(pg_catalog.=) pg_catalog.lower($1::pg_catalog.text)";
+
+fn movie_ids_where(sql: &str, argument: pgrx::datum::DatumWithOid<'_>) -> Result<HashSet<i32>, RecsysError> {
     Spi::connect(|client| -> Result<HashSet<i32>, pgrx::spi::Error> {
         let mut ids = HashSet::new();
-        for row in client.select(sql, None, &[])? {
+        for row in client.select(sql, None, &[argument])? {
             if let Some(id) = row.get::<i32>(1)? {
                 ids.insert(id);
             }
@@ -28,12 +32,9 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
     }
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = model_cache::active()?;
-    let excluded = if exclude_rated { movie_ids_where(&format!("SELECT movie_id FROM recsys.ratings WHERE user_id = {user_id}"))? } else { HashSet::new() };
+    let excluded = if exclude_rated { movie_ids_where(RATED_BY_USER, user_id.into())? } else { HashSet::new() };
     let allowed = match genre {
-        Some(name) => Some(movie_ids_where(&format!(
-            "SELECT mg.movie_id FROM recsys.movie_genres mg JOIN recsys.genres g USING (genre_id) WHERE lower(g.name) = lower({})",
-            quote_literal(name)
-        ))?),
+        Some(name) => Some(movie_ids_where(OF_GENRE, name.into())?),
         None => None,
     };
     let is_candidate = |i: &usize| !excluded.contains(&model.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.movie_ids[*i]));

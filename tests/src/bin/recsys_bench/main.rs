@@ -5,8 +5,10 @@
 //!   recsys_bench imdb-large   `trainer import imdb` over a generated ~1 GB title.principals.tsv.gz: peak RSS
 //!   recsys_bench serving      recsys_predict rows/s, recsys_recommend and recsys_predict_new latency, new connections
 //!   recsys_bench recommend-mls  recsys_recommend on ml-latest-small's 9,742 movies
-//!   recsys_bench training     10 training epochs over the ML-1M-shaped set: ratings/s, wall time, peak RSS
+//!   recsys_bench training     the default run on ml-latest-small (per phase) beside the PyTorch replica, then
+//!                             10 epochs and the default run over the ML-1M-shaped set: wall time, peak RSS
 //!   recsys_bench accuracy     RMSE/MAE/ranking on ml-latest-small (random and cold-movie splits) and ML-100K u1
+//!   recsys_bench refit        prospective RMSE on ml-latest-small split by time, served model refitted or not
 use anyhow::{bail, Result};
 use postgres::{Client, NoTls};
 use recsys_integration_tests::{Loading, TempCluster};
@@ -27,7 +29,8 @@ fn main() -> Result<()> {
         "recommend-mls" => serving::recommend_mls(),
         "training" => training::training(),
         "accuracy" => training::accuracy(),
-        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy"),
+        "refit" => training::refit(),
+        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit"),
     }
 }
 

@@ -2,7 +2,8 @@
 //! `trainer train` on ml-latest-small (real data from `RECSYS_SHARED_DATA`; titles computed, then cached) with the
 //! time of every phase, the PyTorch replica on the same data in the same run (when the anchor harness's venv exists),
 //! then 10 bare epochs and the whole default run over the ML-1M-shaped synthetic set; `accuracy`: ml-latest-small and
-//! ML-100K with IMDb metadata, on the anchor harness's splits when they exist.
+//! ML-100K with IMDb metadata, on the anchor harness's splits when they exist; `refit`: the weekly cycle on
+//! ml-latest-small split by time, the served model refitted on all ratings or not, scored on the newer ratings.
 use super::import_benchmarks::{ensure_ml1m_shaped, measured_with_stderr, trainer_in};
 use anyhow::{ensure, Result};
 use recsys_integration_tests::{Loading, TempCluster};
@@ -153,4 +154,39 @@ pub fn accuracy() -> Result<()> {
     import(&cluster, "ml100k", &ml100k, &shared.join("imdb"), Some(&ml100k.join("ml100k_to_imdb.csv")))?;
     let u1 = ml100k.join("u1.test").display().to_string();
     train(&cluster, "ml100k", "ML-100K u1.base / u1.test", &["--test-ratings", &u1, "--skip-cold-start"]).map(|_| ())
+}
+
+/// The weekly cycle on ml-latest-small split by time: models trained on the ratings before the last `share` of
+/// them (by time), with and without the refit on all ratings, scored through `recsys_predict` on the newer ratings
+/// (prospective RMSE), and the cost of each run.
+pub fn refit() -> Result<()> {
+    let shared = shared_data();
+    ensure!(shared.join("ml-latest-small/ratings.csv").is_file(), "ml-latest-small not found under {} (set RECSYS_SHARED_DATA)", shared.display());
+    let cluster = TempCluster::start("bench-refit", Loading::Preloaded, &[])?;
+    import(&cluster, "mls", &shared.join("ml-latest-small"), &shared.join("imdb"), None)?;
+    let mut db = postgres::Client::connect(&cluster.connection_string("postgres", "mls"), postgres::NoTls)?;
+    println!("ml-latest-small split by time; trained on the older ratings, scored on the newer (prospective RMSE through recsys_predict)");
+    println!("{:>12} {:>9} {:>9} {:>16} {:>13} {:>10} {:>10}", "newer share", "newer", "older", "no refit RMSE", "refit RMSE", "no refit s", "refit s");
+    for share in [0.05f64, 0.1] {
+        db.batch_execute("DROP TABLE IF EXISTS newer; TRUNCATE recsys.models CASCADE")?;
+        let cutoff: f64 = db.query_one("SELECT extract(epoch FROM percentile_disc($1) WITHIN GROUP (ORDER BY rated_at))::float8 FROM recsys.ratings", &[&(1.0 - share)])?.get(0);
+        db.execute("CREATE TABLE newer AS SELECT * FROM recsys.ratings WHERE rated_at > to_timestamp($1)", &[&cutoff])?;
+        db.batch_execute("DELETE FROM recsys.ratings r USING newer n WHERE r.user_id = n.user_id AND r.movie_id = n.movie_id")?;
+        let older: i64 = db.query_one("SELECT count(*) FROM recsys.ratings", &[])?.get(0);
+        let newer: i64 = db.query_one("SELECT count(*) FROM newer", &[])?.get(0);
+        let mut results = Vec::new();
+        for flags in [&["train", "--no-refit", "--skip-cold-start"][..], &["train", "--skip-cold-start"][..]] {
+            let started = std::time::Instant::now();
+            let output = trainer_in(&cluster, "mls", flags).output()?;
+            ensure!(output.status.success(), "trainer {flags:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+            let seconds = started.elapsed().as_secs_f64();
+            let version: i64 = db.query_one("SELECT max(version) FROM recsys.models", &[])?.get(0);
+            db.execute("SELECT recsys.recsys_activate($1)", &[&version])?;
+            let rmse: f64 = db.query_one("SELECT sqrt(avg((recsys.recsys_predict(user_id, movie_id) - rating)::float8 ^ 2)) FROM newer", &[])?.get(0);
+            results.push((rmse, seconds));
+        }
+        db.batch_execute("INSERT INTO recsys.ratings SELECT * FROM newer")?;
+        println!("{:>11.0}% {newer:>9} {older:>9} {:>16.4} {:>13.4} {:>10.1} {:>10.1}", share * 100.0, results[0].0, results[1].0, results[0].1, results[1].1);
+    }
+    Ok(())
 }

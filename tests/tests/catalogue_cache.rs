@@ -1,0 +1,51 @@
+//! The per-backend cache never serves a stale catalogue: a movie deleted, renamed, re-genred or inserted with a
+//! lower id by another session is seen by an open connection on its next statement, without an activation, and a
+//! deleted movie leaves the batch.
+use postgres::{Client, NoTls};
+use recsys_integration_tests::{shared_cluster, sql_error, Loading, TempCluster};
+
+fn cluster() -> &'static TempCluster {
+    shared_cluster(Loading::Preloaded)
+}
+
+/// The whole catalogue ranked for user 5, rated movies included: (movie id, title).
+fn listed(db: &mut Client) -> Vec<(i32, String)> {
+    db.query("SELECT movie_id, title FROM recsys.recsys_recommend(5, 10000, false)", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+#[test]
+fn catalogue_changes_reach_open_connections_on_their_next_statement() {
+    let mut writer = cluster().trained_demo_database("cache_catalogue").unwrap();
+    writer.batch_execute("CALL recsys.recsys_refresh_batch(250)").unwrap();
+    let mut reader = Client::connect(&cluster().connection_string("postgres", "cache_catalogue"), NoTls).unwrap();
+    let before: f32 = reader.query_one("SELECT recsys.recsys_predict(5, 3)", &[]).unwrap().get(0);
+    assert!(listed(&mut reader).iter().any(|(id, _)| *id == 1));
+    let in_batch = |db: &mut Client| -> i64 { db.query_one("SELECT count(*) FROM recsys.batch_recommendations WHERE movie_id = 1", &[]).unwrap().get(0) };
+    assert!(in_batch(&mut writer) > 0, "movie 1 is recommended to someone before it is deleted");
+
+    writer.batch_execute("DELETE FROM recsys.movies WHERE movie_id = 1").unwrap();
+    let (code, message) = sql_error(&mut reader, "SELECT recsys.recsys_predict(5, 1)");
+    assert_eq!(code, "42704", "a deleted movie does not exist for an open connection either: {message}");
+    assert!(!listed(&mut reader).iter().any(|(id, _)| *id == 1), "a deleted movie is never recommended");
+    assert_eq!(in_batch(&mut writer), 0, "a deleted movie leaves the batch");
+
+    writer.batch_execute("UPDATE recsys.movies SET title = 'A Renamed Film' WHERE movie_id = 2").unwrap();
+    assert!(listed(&mut reader).contains(&(2, "A Renamed Film".to_string())), "a renamed title is served at once");
+
+    writer
+        .batch_execute(
+            "DELETE FROM recsys.movie_genres WHERE movie_id = 3;
+             INSERT INTO recsys.genres (name) VALUES ('Horror') ON CONFLICT DO NOTHING;
+             INSERT INTO recsys.movie_genres SELECT 3, genre_id FROM recsys.genres WHERE name = 'Horror';",
+        )
+        .unwrap();
+    let after: f32 = reader.query_one("SELECT recsys.recsys_predict(5, 3)", &[]).unwrap().get(0);
+    assert_ne!(after, before, "new genres change the content part of the score");
+
+    writer.batch_execute("INSERT INTO recsys.movies (movie_id, title, year) VALUES (0, 'A Film With The Lowest Id', 2020)").unwrap();
+    assert!(listed(&mut reader).iter().any(|(id, _)| *id == 0), "a movie inserted below the highest id is recommendable");
+    let score: f32 = reader.query_one("SELECT recsys.recsys_predict(5, 0)", &[]).unwrap().get(0);
+    assert!((0.5..=5.0).contains(&score));
+    let version: i64 = reader.query_one("SELECT model_version FROM recsys.recsys_version_info()", &[]).unwrap().get::<_, Option<i64>>(0).unwrap();
+    assert_eq!(version, 1, "no activation was needed");
+}

@@ -10,6 +10,10 @@ SELECT recsys_predict_new(1, 'A Film', NULL, NULL, NULL, 'NaN');
 \echo :LAST_ERROR_SQLSTATE
 SELECT recsys_predict_new(1, 'A Film', NULL, NULL, NULL, -5);
 \echo :LAST_ERROR_SQLSTATE
+SELECT recsys_predict_new(1, 'A Film', NULL, NULL, NULL, 1e40);
+\echo :LAST_ERROR_SQLSTATE
+SELECT recsys_predict_new(1, 'A Film', NULL, NULL, NULL, 120, 99999);
+\echo :LAST_ERROR_SQLSTATE
 CALL recsys_refresh_batch(0);
 \echo :LAST_ERROR_SQLSTATE
 CALL recsys_refresh_batch(10, 65);

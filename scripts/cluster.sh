@@ -89,6 +89,7 @@ cmd_install() {
   local was_running=0
   if is_running; then was_running=1; cmd_stop; fi
   install_libtorch_for_postgres
+  install_minilm_for_postgres
   log "extension: cargo pgrx install ${profile_flag[*]}"
   (cd "${REPO_ROOT}/pg_recsys" && cargo pgrx install "${profile_flag[@]}" --pg-config "${PG_CONFIG}")
   if [ "${was_running}" = 1 ]; then cmd_start; fi

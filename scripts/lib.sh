@@ -42,6 +42,24 @@ as_pg_owner() {
 # extension finds first through its $ORIGIN rpath: the installed pg_recsys.so then keeps working when the
 # checkout it was built from moves or is deleted. Idempotent; without write access it leaves the fallback rpath
 # (this checkout's .deps/libtorch) in charge.
+# Copies the MiniLM weights beside the installed extension ($sharedir/extension/pg_recsys_minilm), where the
+# extension looks first: recsys_predict_new keeps embedding new titles when the checkout moves or is deleted.
+install_minilm_for_postgres() {
+  local target
+  target="$("${PG_CONFIG}" --sharedir)/extension/pg_recsys_minilm"
+  if cmp -s "${RECSYS_MINILM_DIR}/model.safetensors" "${target}/model.safetensors" 2>/dev/null; then
+    return 0
+  fi
+  if [ ! -w "$(dirname "${target}")" ]; then
+    log "MiniLM: cannot write ${target}; the extension will read ${RECSYS_MINILM_DIR}"
+    return 0
+  fi
+  log "MiniLM: copying the weights to ${target}"
+  rm -rf "${target}.partial" && cp -a "${RECSYS_MINILM_DIR}" "${target}.partial"
+  chmod -R a+rX "${target}.partial"
+  rm -rf "${target}" && mv "${target}.partial" "${target}"
+}
+
 install_libtorch_for_postgres() {
   local target
   target="$("${PG_CONFIG}" --pkglibdir)/pg_recsys_libtorch"

@@ -1,5 +1,6 @@
 //! The extension's settings, all under the `recsys.` prefix, declared in one place and read through getters.
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
 
 /// `recsys.torch_threads`: libtorch intra-op threads per backend (default 1). Every backend has its own
 /// libtorch thread pool, so on a server with many connections more than one thread mostly adds contention.
@@ -60,13 +61,30 @@ pub fn register() {
     );
 }
 
-/// The configured MiniLM directory, or the build-time default.
+/// The configured MiniLM directory; else the copy installed beside the extension
+/// (`$sharedir/extension/pg_recsys_minilm`, so the installed extension survives its checkout); else the build-time
+/// default (the checkout's `.deps`).
 pub fn minilm_dir() -> std::path::PathBuf {
     match MINILM_DIR.get() {
         Some(dir) if !dir.as_bytes().is_empty() => std::path::PathBuf::from(dir.to_string_lossy().into_owned()),
-        _ => recsys_model::embedder::TitleEmbedder::default_dir(),
+        _ => installed_minilm_dir().unwrap_or_else(recsys_model::embedder::TitleEmbedder::default_dir),
     }
 }
+
+/// `$sharedir/extension/pg_recsys_minilm` of this server, when it holds the weights.
+fn installed_minilm_dir() -> Option<std::path::PathBuf> {
+    let mut share = [0 as std::ffi::c_char; pg_sys::MAXPGPATH as usize];
+    // SAFETY: my_exec_path is the server's NUL-terminated executable path, set at start-up; get_share_path writes
+    // at most MAXPGPATH bytes including the NUL into `share`.
+    unsafe { pg_sys::get_share_path(std::ptr::addr_of!(pg_sys::my_exec_path).cast(), share.as_mut_ptr()) };
+    // SAFETY: get_share_path always NUL-terminates its output.
+    let share = unsafe { std::ffi::CStr::from_ptr(share.as_ptr()) }.to_str().ok()?;
+    let dir = std::path::Path::new(share).join("extension").join(INSTALLED_MINILM_DIR);
+    dir.join("model.safetensors").is_file().then_some(dir)
+}
+
+/// Name of the MiniLM directory `scripts/cluster.sh install` copies into `$sharedir/extension`.
+const INSTALLED_MINILM_DIR: &str = "pg_recsys_minilm";
 
 /// The thread count the current session asks libtorch to use.
 pub fn torch_threads() -> i32 {

@@ -86,7 +86,7 @@ fn a_corrupt_registered_artefact_is_refused() {
     let mut db = demo_database("train_corrupt");
     cluster().trainer_ok("train_corrupt", &["train", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--no-refit", "--seed", "5"]).unwrap();
     let model: f64 = db.query_one("SELECT (metrics #>> '{random_holdout,model,rmse}')::float8 FROM recsys.models", &[]).unwrap().get(0);
-    let evaluated = cluster().trainer_ok("train_corrupt", &["evaluate", "--seed", "5"]).unwrap();
+    let evaluated = cluster().trainer_ok("train_corrupt", &["evaluate", "--version", "1", "--seed", "5"]).unwrap();
     let rmse_line = evaluated.lines().find(|l| l.contains("hybrid model")).unwrap().to_string();
     assert!(rmse_line.contains(&format!("RMSE {model:.4}")), "with --no-refit the registered artefact is the hold-out run's and scores as at training time: {rmse_line} vs {model:.4}");
     db.batch_execute("UPDATE recsys.models SET weights = substring(weights FROM 1 FOR 1000)").unwrap();
@@ -107,4 +107,19 @@ fn the_same_seed_gives_the_same_model() {
     let first = run();
     assert_eq!(first.len(), 6, "{first:?}");
     assert_eq!(run(), first);
+}
+
+/// Every flag combination the README documents runs: the seed architecture, the hybrid alone, no validation share.
+#[test]
+fn the_documented_flag_combinations_train() {
+    demo_database("train_flags");
+    let common = ["train", "--no-register", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10"];
+    let seed_architecture = ["--no-biases", "--no-dot-product", "--embedding-l2", "0", "--weight-decay", "0", "--movie-id-dropout", "0", "--title-rank", "0", "--person-dropout", "0", "--autoencoder-hidden", "0"];
+    for flags in [&seed_architecture[..], &["--autoencoder-hidden", "0"][..], &["--validation-fraction", "0"][..], &["--no-refit", "--out", "/tmp/recsys-train-flags"][..]] {
+        let mut args = common.to_vec();
+        args.extend_from_slice(flags);
+        let output = cluster().trainer_ok("train_flags", &args).unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+        assert!(output.contains("hybrid model"), "{flags:?}: {output}");
+    }
+    let _ = std::fs::remove_dir_all("/tmp/recsys-train-flags");
 }

@@ -166,7 +166,7 @@ impl TrainArgs {
         config.person_dropout = self.person_dropout;
         config.use_biases = !self.no_biases;
         config.dot_product = !self.no_dot_product;
-        config.autoencoder_rank = (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then_some(self.autoencoder_rank.clamp(1, self.autoencoder_hidden));
+        config.autoencoder_rank = (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then(|| self.autoencoder_rank.clamp(1, self.autoencoder_hidden));
         config
     }
 }

@@ -182,19 +182,24 @@ pub(crate) fn scorer_reproduces_the_network(config: ModelConfig) {
     assert!(scorer.score_pairs(&[1], &[4]).is_err() && scorer.score_pairs(&[1, 2], &[0]).is_err());
 }
 
-#[test]
-fn bfloat16_ranking_returns_the_float32_ranking() {
-    tch::manual_seed(5);
+/// A scorer over a 300-movie catalogue with random genres, after `adjust` changed the fresh network's weights.
+fn scorer_of_300_movies(seed: i64, users: i64, adjust: impl Fn(&nn::VarStore, &HybridRecommender)) -> crate::scoring::CatalogueScorer {
+    tch::manual_seed(seed);
     let store = nn::VarStore::new(Device::Cpu);
     let mut config = small_config();
     config.cardinalities.movies = 300;
-    config.cardinalities.users = 40;
+    config.cardinalities.users = users;
     let network = HybridRecommender::new(&store.root(), &config);
-    tch::no_grad(|| store.variables().values().for_each(|v| { let _ = v.shallow_clone().f_mul_scalar_(1.5).unwrap(); }));
+    adjust(&store, &network);
     let movie_rows = Tensor::arange(300, (Kind::Int64, Device::Cpu));
     let mut inputs = content(300, &config);
     inputs.genres = Tensor::rand([300, config.cardinalities.genres], (Kind::Float, Device::Cpu));
-    let scorer = network.catalogue_scorer(&movie_rows, &network.encode_content(&inputs).unwrap()).unwrap();
+    network.catalogue_scorer(&movie_rows, &network.encode_content(&inputs).unwrap()).unwrap()
+}
+
+#[test]
+fn bfloat16_ranking_returns_the_float32_ranking() {
+    let scorer = scorer_of_300_movies(5, 40, |store, _| tch::no_grad(|| store.variables().values().for_each(|v| { let _ = v.shallow_clone().f_mul_scalar_(1.5).unwrap(); })));
     let users: Vec<i64> = (0..=40).collect();
     let ids: Vec<i32> = (0..300).map(|i| 1000 - i).collect();
     let candidates = |user: usize| (0..300).filter(|p| (p + user) % 7 != 0).collect::<Vec<usize>>();
@@ -211,16 +216,7 @@ fn bfloat16_ranking_returns_the_float32_ranking() {
 
 #[test]
 fn scores_above_the_scale_are_ranked_by_the_model_and_clipped_only_when_returned() {
-    tch::manual_seed(8);
-    let store = nn::VarStore::new(Device::Cpu);
-    let mut config = small_config();
-    config.cardinalities.movies = 300;
-    let network = HybridRecommender::new(&store.root(), &config);
-    network.set_global_bias(20.0).unwrap();
-    let movie_rows = Tensor::arange(300, (Kind::Int64, Device::Cpu));
-    let mut inputs = content(300, &config);
-    inputs.genres = Tensor::rand([300, config.cardinalities.genres], (Kind::Float, Device::Cpu));
-    let scorer = network.catalogue_scorer(&movie_rows, &network.encode_content(&inputs).unwrap()).unwrap();
+    let scorer = scorer_of_300_movies(8, 5, |_, network| network.set_global_bias(20.0).unwrap());
     let ids: Vec<i32> = (1..=300).collect();
     let raw: Vec<f32> = Vec::try_from(scorer.score_catalogue(&[1], Precision::Float32).unwrap().view([-1])).unwrap();
     assert!(raw.iter().all(|r| *r > 5.0), "every raw score is above the scale");

@@ -116,7 +116,10 @@ impl Artefact {
     pub fn load_dir(dir: &Path) -> Result<Self, ModelError> {
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read(&path).map_err(|_| ModelError::MissingFile(path))
+            std::fs::read(&path).map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => ModelError::MissingFile(path),
+                _ => ModelError::Unreadable { path, source },
+            })
         };
         let manifest = String::from_utf8(read(MANIFEST_FILE)?).map_err(|_| invalid("manifest is not UTF-8"))?;
         Self::from_parts(&manifest, read(WEIGHTS_FILE)?)
@@ -231,6 +234,16 @@ mod tests {
         unflushed.manifest.weights_sha256 = sha256_hex(&unflushed.weights);
         let (loaded_store, _) = Artefact::from_parts(&unflushed.manifest_json().unwrap(), unflushed.weights.clone()).unwrap().build().unwrap();
         assert_eq!(subnormal_count(&loaded_store), 0, "an artefact written elsewhere with subnormal weights loads without them");
+    }
+
+    #[test]
+    fn a_file_that_is_there_but_unreadable_is_not_reported_missing() {
+        let dir = std::env::temp_dir().join(format!("recsys_unreadable_{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(MANIFEST_FILE)).unwrap();
+        let error = Artefact::load_dir(&dir).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(error, ModelError::Unreadable { .. }), "{error:?}");
+        assert!(matches!(Artefact::load_dir(&dir).unwrap_err(), ModelError::MissingFile(_)));
     }
 
     #[test]

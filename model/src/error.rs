@@ -10,6 +10,9 @@ pub enum ModelError {
     /// A file the model needs is not there.
     #[error("missing file {}", .0.display())]
     MissingFile(std::path::PathBuf),
+    /// A file is there but cannot be read (permissions, a directory, an I/O error).
+    #[error("cannot read {}: {source}", .path.display())]
+    Unreadable { path: std::path::PathBuf, source: std::io::Error },
     /// The sentence-embedding model failed to load or run.
     #[error("title embedder: {0}")]
     Embedder(String),

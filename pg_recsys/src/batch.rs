@@ -157,6 +157,7 @@ fn log_run(summary: &RefreshSummary, k: i32, threads: i32) -> Result<(), RecsysE
 
 /// Recomputes the whole batch with `k` movies per user and `threads` libtorch threads.
 pub fn refresh(k: i32, threads: i32) -> Result<RefreshSummary, RecsysError> {
+    RecsysError::refuse_on_standby("recsys_refresh_batch")?;
     if !(1..=MAX_BATCH_K).contains(&k) {
         return Err(RecsysError::invalid_parameter(format!("k must be between 1 and {MAX_BATCH_K}, got {k}"), "Ask for the number of recommendations per user, e.g. 10."));
     }

@@ -34,6 +34,9 @@ pub enum RecsysError {
     /// The caller lacks a privilege the operation needs (SQLSTATE 42501).
     #[error("{message}")]
     InsufficientPrivilege { message: String, hint: String },
+    /// A function that writes was called on a hot standby (SQLSTATE 25006).
+    #[error("{0} cannot run on a hot standby")]
+    ReadOnlyStandby(&'static str),
     /// The database holds the objects of an older pg_recsys than the installed library (SQLSTATE 55000).
     #[error("this database holds the objects of an older pg_recsys version than the installed library")]
     SchemaNotUpdated,
@@ -63,6 +66,16 @@ impl RecsysError {
         move |e| Self::Internal(format!("{context}: {e}"))
     }
 
+    /// Fails with 25006 when this server is a hot standby: `operation` writes to the database.
+    pub fn refuse_on_standby(operation: &'static str) -> Result<(), Self> {
+        // SAFETY: RecoveryInProgress reads shared memory state and may be called from any backend.
+        if unsafe { pgrx::pg_sys::RecoveryInProgress() } {
+            Err(Self::ReadOnlyStandby(operation))
+        } else {
+            Ok(())
+        }
+    }
+
     pub fn corrupt_model(version: i64, source: ModelError) -> Self {
         Self::CorruptModel { version, source }
     }
@@ -74,12 +87,15 @@ impl RecsysError {
             Self::UnknownMovie(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             Self::Internal(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             Self::RefreshRunning => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            Self::ReadOnlyStandby(_) => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             Self::UnknownVersion(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             Self::NothingToRollBack | Self::SchemaNotUpdated => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::InsufficientPrivilege { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::InvalidParameter { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::InvalidArgument(_)) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::MissingFile(_)) => PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
+            Self::Model(ModelError::Unreadable { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::Model(ModelError::Unreadable { .. }) => PgSqlErrorCode::ERRCODE_IO_ERROR,
             Self::Model(ModelError::InvalidArtefact(_)) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             Self::Model(ModelError::Torch(_) | ModelError::Embedder(_)) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
@@ -93,11 +109,12 @@ impl RecsysError {
             Self::Internal(_) => "Please report this with the statement that caused it.".into(),
             Self::InvalidParameter { hint, .. } | Self::InsufficientPrivilege { hint, .. } => hint.clone(),
             Self::RefreshRunning => "Wait for the running refresh to commit (see pg_stat_activity), then call it again.".into(),
+            Self::ReadOnlyStandby(_) => "Run it on the primary: the result replicates to this standby, whose connections switch on their next statement.".into(),
             Self::UnknownVersion(_) => "SELECT version, status FROM recsys.model_versions lists the registered versions.".into(),
             Self::NothingToRollBack => "Activate a specific version with recsys_activate(version).".into(),
             Self::SchemaNotUpdated => "Run ALTER EXTENSION pg_recsys UPDATE; in this database: ratings, models and the batch are kept.".into(),
             Self::Model(ModelError::InvalidArgument(_)) => "Check the arguments against the function's documentation.".into(),
-            Self::Model(ModelError::MissingFile(_)) => {
+            Self::Model(ModelError::MissingFile(_) | ModelError::Unreadable { .. }) => {
                 "The server process must be able to read it: model artefacts come from trainer train --out, the MiniLM files from scripts/bootstrap.sh (see recsys.minilm_dir).".into()
             }
             Self::Model(ModelError::InvalidArtefact(_)) => "Register a new version with trainer train, or activate an earlier one.".into(),

@@ -146,7 +146,8 @@ pub fn read_catalogue(movie_ids: Option<&[i32]>) -> Result<(Vec<i32>, Vec<MovieC
         match cached {
             Some(vector) => flat.extend_from_slice(vector),
             None => {
-                let vector: Vec<f32> = Vec::try_from(computed.as_ref().expect("computed above").f_get(next_computed)?).map_err(recsys_model::ModelError::from)?;
+                let computed = computed.as_ref().ok_or_else(|| RecsysError::internal("a title without a cached embedding was not embedded"))?;
+                let vector: Vec<f32> = Vec::try_from(computed.f_get(next_computed)?).map_err(recsys_model::ModelError::from)?;
                 flat.extend(vector);
                 next_computed += 1;
             }

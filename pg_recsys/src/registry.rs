@@ -52,7 +52,8 @@ fn active_with_previous() -> Result<Option<(i64, Option<i64>)>, RecsysError> {
             return Ok(None);
         }
         let row = table.first();
-        Ok(row.get::<i64>(1)?.map(|version| (version, row.get::<i64>(2).ok().flatten())))
+        let previous = row.get::<i64>(2)?;
+        Ok(row.get::<i64>(1)?.map(|version| (version, previous)))
     })
     .map_err(RecsysError::spi("reading the active model"))
 }
@@ -77,6 +78,7 @@ fn switch_to(version: i64, previous_version: Option<Option<i64>>) -> Result<(), 
 /// Makes `version` the active model after checking that it loads; the replaced version becomes the rollback target.
 /// Activating the active version again only rebuilds its snapshot (to pick up changed movie metadata).
 pub fn activate(version: i64) -> Result<i64, RecsysError> {
+    RecsysError::refuse_on_standby("recsys_activate")?;
     let current = active_with_previous()?;
     prepare_to_serve(version)?;
     if current.is_some_and(|(active, _)| active == version) {
@@ -88,6 +90,7 @@ pub fn activate(version: i64) -> Result<i64, RecsysError> {
 
 /// Re-activates the version that the active one replaced, keeping that version's own rollback target.
 pub fn rollback() -> Result<i64, RecsysError> {
+    RecsysError::refuse_on_standby("recsys_rollback")?;
     let (_, previous) = active_with_previous()?.ok_or(RecsysError::NoActiveModel)?;
     let previous = previous.ok_or(RecsysError::NothingToRollBack)?;
     prepare_to_serve(previous)?;
@@ -110,6 +113,7 @@ fn require_server_file_access() -> Result<(), RecsysError> {
 /// Registers the artefact in server directory `dir` (manifest.json + weights.safetensors) as a new version after
 /// checking that it loads; returns the new version, active when `activate`.
 pub fn load_from_dir(dir: &str, activate_it: bool) -> Result<i64, RecsysError> {
+    RecsysError::refuse_on_standby("recsys_load_artefact")?;
     require_server_file_access()?;
     if !Path::new(dir).is_absolute() {
         return Err(RecsysError::invalid_parameter(format!("artefact path must be absolute, got \"{dir}\""), "Pass the directory written by trainer train --out, e.g. '/srv/models/v7'."));

@@ -39,6 +39,12 @@ impl TempCluster {
         let cluster = Self { root, port: free_port()? };
         run_as_pg_owner(Command::new(format!("{PG_BINDIR}/initdb")).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-D"]).arg(cluster.data_dir()))
             .context("initdb")?;
+        cluster.start_server(name, loading, extra_settings)?;
+        Ok(cluster)
+    }
+
+    fn start_server(&self, name: &str, loading: Loading, extra_settings: &[&str]) -> Result<()> {
+        let cluster = self;
         let preload = match loading {
             Loading::Preloaded => "pg_cron,pg_recsys",
             Loading::OnDemand => "pg_cron",
@@ -55,11 +61,33 @@ impl TempCluster {
             let log_text = std::fs::read_to_string(&log).unwrap_or_default();
             bail!("cluster {name} failed to start: {error}\n{log_text}");
         }
-        Ok(cluster)
+        Ok(())
     }
 
     pub fn data_dir(&self) -> PathBuf {
         self.root.join("data")
+    }
+
+    /// A hot standby of `primary` (pg_basebackup -R over its Unix socket), started with the same loading.
+    pub fn standby_of(primary: &TempCluster, name: &str, loading: Loading) -> Result<Self> {
+        let base = primary.root.parent().context("cluster root")?.to_path_buf();
+        let root = base.join(format!("{name}-{}", std::process::id()));
+        if root.exists() {
+            std::fs::remove_dir_all(&root)?;
+        }
+        std::fs::create_dir_all(&root)?;
+        hand_to_postgres_user(&root)?;
+        let cluster = Self { root, port: free_port()? };
+        run_as_pg_owner(
+            Command::new(format!("{PG_BINDIR}/pg_basebackup"))
+                .arg("-h")
+                .arg(&primary.root)
+                .args(["-p", &primary.port.to_string(), "-U", "postgres", "-R", "-X", "stream", "-D"])
+                .arg(cluster.data_dir()),
+        )
+        .context("pg_basebackup")?;
+        cluster.start_server(name, loading, &[])?;
+        Ok(cluster)
     }
 
     /// The postmaster's process id.

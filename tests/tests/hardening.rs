@@ -151,3 +151,15 @@ fn an_error_inside_the_extensions_queries_keeps_its_sqlstate_and_shows_no_intern
     assert!(!detail.contains("pgrx") && detail.lines().count() <= 1, "no Rust backtrace in DETAIL: {detail}");
     holder.batch_execute("ROLLBACK").unwrap();
 }
+
+#[test]
+fn an_artefact_that_cannot_be_read_is_not_reported_missing() {
+    let mut db = cluster().trained_demo_database("hardening_unreadable").unwrap();
+    let dir = std::env::temp_dir().join(format!("recsys-unreadable-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("manifest.json")).unwrap();
+    let (code, message) = sql_error(&mut db, &format!("SELECT recsys.recsys_load_artefact('{}')", dir.display()));
+    let missing = sql_error(&mut db, &format!("SELECT recsys.recsys_load_artefact('{}')", dir.join("nothing-here").display()));
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(code, "58030", "a manifest that is a directory is an I/O error, not a missing file: {message}");
+    assert_eq!(missing.0, "58P01", "{}", missing.1);
+}

@@ -9,6 +9,7 @@
 //!                             10 epochs and the default run over the ML-1M-shaped set: wall time, peak RSS
 //!   recsys_bench accuracy     RMSE/MAE/ranking on ml-latest-small (random and cold-movie splits) and ML-100K u1
 //!   recsys_bench refit        prospective RMSE on ml-latest-small split by time, served model refitted or not
+//!   recsys_bench soak         16 pgbench readers for 60 s while the batch is refreshed and the model switched
 use anyhow::{bail, Result};
 use postgres::{Client, NoTls};
 use recsys_integration_tests::{Loading, TempCluster};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 mod import_benchmarks;
 mod serving;
+mod soak;
 mod training;
 
 const CONNECTIONS: usize = 30;
@@ -30,7 +32,8 @@ fn main() -> Result<()> {
         "training" => training::training(),
         "accuracy" => training::accuracy(),
         "refit" => training::refit(),
-        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit"),
+        "soak" => soak::soak(),
+        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, soak"),
     }
 }
 

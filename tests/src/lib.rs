@@ -30,13 +30,7 @@ impl TempCluster {
         let base = std::env::var_os("RECSYS_TEST_CLUSTERS")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-clusters"));
-        let root = base.join(format!("{name}-{}", std::process::id()));
-        if root.exists() {
-            std::fs::remove_dir_all(&root)?;
-        }
-        std::fs::create_dir_all(&root)?;
-        hand_to_postgres_user(&root)?;
-        let cluster = Self { root, port: free_port()? };
+        let cluster = Self { root: empty_root(&base, name)?, port: free_port()? };
         run_as_pg_owner(Command::new(format!("{PG_BINDIR}/initdb")).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-D"]).arg(cluster.data_dir()))
             .context("initdb")?;
         cluster.start_server(name, loading, extra_settings)?;
@@ -70,14 +64,8 @@ impl TempCluster {
 
     /// A hot standby of `primary` (pg_basebackup -R over its Unix socket), started with the same loading.
     pub fn standby_of(primary: &TempCluster, name: &str, loading: Loading) -> Result<Self> {
-        let base = primary.root.parent().context("cluster root")?.to_path_buf();
-        let root = base.join(format!("{name}-{}", std::process::id()));
-        if root.exists() {
-            std::fs::remove_dir_all(&root)?;
-        }
-        std::fs::create_dir_all(&root)?;
-        hand_to_postgres_user(&root)?;
-        let cluster = Self { root, port: free_port()? };
+        let base = primary.root.parent().context("cluster root")?;
+        let cluster = Self { root: empty_root(base, name)?, port: free_port()? };
         run_as_pg_owner(
             Command::new(format!("{PG_BINDIR}/pg_basebackup"))
                 .arg("-h")
@@ -188,6 +176,17 @@ fn hand_to_postgres_user(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `base/name-pid`, emptied and owned by the postgres user.
+fn empty_root(base: &Path, name: &str) -> Result<PathBuf> {
+    let root = base.join(format!("{name}-{}", std::process::id()));
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    std::fs::create_dir_all(&root)?;
+    hand_to_postgres_user(&root)?;
+    Ok(root)
 }
 
 fn free_port() -> Result<u16> {

@@ -6,7 +6,16 @@ use recsys_model::scoring::Precision;
 use std::time::Instant;
 use tch::Kind;
 
-const TITLES: [&str; 8] = ["Toy Story (1995)", "Heat", "The Lord of the Rings: The Return of the King", "Amélie", "Crouching Tiger, Hidden Dragon", "2001: A Space Odyssey", "Night of the Living Dead", "A Never Seen Title Number 7 Returns"];
+const TITLES: [&str; 8] = [
+    "Toy Story (1995)",
+    "Heat",
+    "The Lord of the Rings: The Return of the King",
+    "Amélie",
+    "Crouching Tiger, Hidden Dragon",
+    "2001: A Space Odyssey",
+    "Night of the Living Dead",
+    "A Never Seen Title Number 7 Returns",
+];
 
 fn main() {
     let dir = TitleEmbedder::default_dir();

@@ -58,7 +58,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 impl Artefact {
     /// Captures a trained network's weights, subnormal values flushed to zero.
-    pub fn capture(store: &nn::VarStore, config: &ModelConfig, vocabulary: &Vocabulary, fingerprint: DataFingerprint, params: serde_json::Value, metrics: serde_json::Value) -> Result<Self, ModelError> {
+    pub fn capture(
+        store: &nn::VarStore,
+        config: &ModelConfig,
+        vocabulary: &Vocabulary,
+        fingerprint: DataFingerprint,
+        params: serde_json::Value,
+        metrics: serde_json::Value,
+    ) -> Result<Self, ModelError> {
         let mut named: Vec<(String, Tensor)> = store.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let mut buffers = Vec::with_capacity(named.len());
@@ -93,7 +100,10 @@ impl Artefact {
     pub fn from_parts(manifest_json: &str, weights: Vec<u8>) -> Result<Self, ModelError> {
         let mut manifest: Manifest = serde_json::from_str(manifest_json).map_err(|e| invalid(format!("manifest is not valid: {e}")))?;
         if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&manifest.format_version) {
-            return Err(invalid(format!("format version {} is not supported (this build reads {OLDEST_READABLE_VERSION} to {FORMAT_VERSION})", manifest.format_version)));
+            return Err(invalid(format!(
+                "format version {} is not supported (this build reads {OLDEST_READABLE_VERSION} to {FORMAT_VERSION})",
+                manifest.format_version
+            )));
         }
         if sha256_hex(&weights) != manifest.weights_sha256 {
             return Err(invalid(format!("weights checksum mismatch ({} bytes): the weights are corrupt or truncated", weights.len())));
@@ -131,7 +141,11 @@ impl Artefact {
         let config = &self.manifest.config;
         config.validate().map_err(invalid)?;
         if config.cardinalities != self.manifest.vocabulary.cardinalities() {
-            return Err(invalid(format!("vocabulary sizes {:?} do not match the network's {:?}", self.manifest.vocabulary.cardinalities(), config.cardinalities)));
+            return Err(invalid(format!(
+                "vocabulary sizes {:?} do not match the network's {:?}",
+                self.manifest.vocabulary.cardinalities(),
+                config.cardinalities
+            )));
         }
         let tensors = SafeTensors::deserialize(&self.weights).map_err(|e| invalid(format!("weights are not valid safetensors: {e}")))?;
         let store = nn::VarStore::new(Device::Cpu);
@@ -166,7 +180,15 @@ mod tests {
     }
 
     fn trained_with(title_rank: Option<i64>) -> (nn::VarStore, HybridRecommender, Vocabulary) {
-        let vocabulary = Vocabulary::new(vec![1, 2, 3], vec![10, 11], vec!["Drama".into(), "Comedy".into()], vec![100], vec![200, 201], Standardiser { mean: 100.0, std: 20.0 }, Standardiser { mean: 1990.0, std: 15.0 });
+        let vocabulary = Vocabulary::new(
+            vec![1, 2, 3],
+            vec![10, 11],
+            vec!["Drama".into(), "Comedy".into()],
+            vec![100],
+            vec![200, 201],
+            Standardiser { mean: 100.0, std: 20.0 },
+            Standardiser { mean: 1990.0, std: 15.0 },
+        );
         let mut config = ModelConfig::seed(vocabulary.cardinalities());
         config.title_dim = 8;
         config.title_rank = title_rank;
@@ -188,7 +210,15 @@ mod tests {
     }
 
     fn capture(store: &nn::VarStore, network: &HybridRecommender, vocabulary: &Vocabulary) -> Artefact {
-        Artefact::capture(store, network.config(), vocabulary, DataFingerprint { ratings: 3, users: 3, movies: 2, max_rated_at: Some(1) }, serde_json::json!({"epochs": 1}), serde_json::json!({"rmse": 0.9})).unwrap()
+        Artefact::capture(
+            store,
+            network.config(),
+            vocabulary,
+            DataFingerprint { ratings: 3, users: 3, movies: 2, max_rated_at: Some(1) },
+            serde_json::json!({"epochs": 1}),
+            serde_json::json!({"rmse": 0.9}),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -215,21 +245,39 @@ mod tests {
     #[test]
     fn stored_and_loaded_weights_hold_no_subnormal_values() {
         let (store, network, vocabulary) = trained();
-        let subnormal_count = |store: &nn::VarStore| store.variables().values().map(|t| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap().iter().filter(|v| v.is_subnormal()).count()).sum::<usize>();
-        tch::no_grad(|| store.variables().values_mut().for_each(|t| {
-            let _ = t.fill_(1e-40);
-        }));
+        let subnormal_count = |store: &nn::VarStore| {
+            store
+                .variables()
+                .values()
+                .map(|t| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap().iter().filter(|v| v.is_subnormal()).count())
+                .sum::<usize>()
+        };
+        tch::no_grad(|| {
+            store.variables().values_mut().for_each(|t| {
+                let _ = t.fill_(1e-40);
+            })
+        });
         assert!(subnormal_count(&store) > 0);
         let artefact = capture(&store, &network, &vocabulary);
         let (restored_store, _) = artefact.build().unwrap();
         assert_eq!(subnormal_count(&restored_store), 0);
         let stored = SafeTensors::deserialize(&artefact.weights).unwrap();
-        assert!(stored.tensors().iter().all(|(_, view)| view.data().chunks_exact(4).all(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_subnormal())));
+        assert!(stored
+            .tensors()
+            .iter()
+            .all(|(_, view)| view.data().chunks_exact(4).all(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_subnormal())));
 
         let mut unflushed = artefact.clone();
         let names: Vec<String> = stored.names().into_iter().cloned().collect();
-        let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = names.iter().map(|n| { let v = stored.tensor(n).unwrap(); (n.clone(), v.shape().to_vec(), v.data().chunks_exact(4).flat_map(|_| 1u32.to_le_bytes()).collect()) }).collect();
-        let views: Vec<(String, TensorView<'_>)> = buffers.iter().map(|(n, shape, bytes)| (n.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).unwrap())).collect();
+        let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = names
+            .iter()
+            .map(|n| {
+                let v = stored.tensor(n).unwrap();
+                (n.clone(), v.shape().to_vec(), v.data().chunks_exact(4).flat_map(|_| 1u32.to_le_bytes()).collect())
+            })
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> =
+            buffers.iter().map(|(n, shape, bytes)| (n.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).unwrap())).collect();
         unflushed.weights = safetensors::serialize(views, &None).unwrap();
         unflushed.manifest.weights_sha256 = sha256_hex(&unflushed.weights);
         let (loaded_store, _) = Artefact::from_parts(&unflushed.manifest_json().unwrap(), unflushed.weights.clone()).unwrap().build().unwrap();
@@ -257,12 +305,16 @@ mod tests {
         assert!(Artefact::from_parts(&manifest, flipped).unwrap_err().to_string().contains("checksum"));
         let truncated = artefact.weights[..artefact.weights.len() - 10].to_vec();
         assert!(Artefact::from_parts(&manifest, truncated).is_err());
-        assert!(Artefact::from_parts(&manifest[..manifest.len() / 2], artefact.weights.clone()).unwrap_err().to_string().contains("manifest is not valid"));
+        assert!(Artefact::from_parts(&manifest[..manifest.len() / 2], artefact.weights.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("manifest is not valid"));
         let newer = manifest.replace("\"format_version\": 2", "\"format_version\": 99");
         assert!(Artefact::from_parts(&newer, artefact.weights.clone()).unwrap_err().to_string().contains("format version 99"));
 
         let mut mismatched = artefact.clone();
-        mismatched.manifest.vocabulary = Vocabulary::new(vec![1], vec![10], vec![], vec![], vec![], Standardiser { mean: 0.0, std: 1.0 }, Standardiser { mean: 0.0, std: 1.0 });
+        mismatched.manifest.vocabulary =
+            Vocabulary::new(vec![1], vec![10], vec![], vec![], vec![], Standardiser { mean: 0.0, std: 1.0 }, Standardiser { mean: 0.0, std: 1.0 });
         assert!(mismatched.build().unwrap_err().to_string().contains("vocabulary sizes"));
         let mut other_shape = artefact.clone();
         other_shape.manifest.config.person_dim = 8;

@@ -138,7 +138,14 @@ impl AutoencoderTables {
         let encoder = (root.var("encoder_weight", &[user_rows, hidden], uniform(user_rows)), root.var("encoder_bias", &[hidden], uniform(user_rows)));
         let decoder = (root.var("decoder_weight", &[user_rows, hidden], uniform(hidden)), root.var("decoder_bias", &[user_rows], uniform(hidden)));
         let dense = |name, tensor: &Tensor| Parameter { name, tensor: tensor.shallow_clone(), sparse: false, regularised: false };
-        let parameters = || vec![dense("encoder_weight", &encoder.0), dense("encoder_bias", &encoder.1), dense("decoder_weight", &decoder.0), dense("decoder_bias", &decoder.1)];
+        let parameters = || {
+            vec![
+                dense("encoder_weight", &encoder.0),
+                dense("encoder_bias", &encoder.1),
+                dense("decoder_weight", &decoder.0),
+                dense("decoder_bias", &decoder.1),
+            ]
+        };
         let mut optimiser = LazyAdam::new(parameters(), options.learning_rate, 0.0, 0.0)?;
         let parameters = parameters();
         let encode = |batch: &ColumnBatch| {
@@ -152,7 +159,8 @@ impl AutoencoderTables {
             for index in order.f_split(options.batch_movies, 0)? {
                 let batch = columns.batch(&index)?;
                 let reconstructed = encode(&batch)?.f_linear(&decoder.0, Some(&decoder.1))?.f_index(&[Some(&batch.bags), Some(&batch.users)])?;
-                let penalty = encoder.0.f_square()?.f_sum(Kind::Float)?.f_add(&decoder.0.f_square()?.f_sum(Kind::Float)?)?.f_mul_scalar(options.l2 / 2.0)?;
+                let penalty =
+                    encoder.0.f_square()?.f_sum(Kind::Float)?.f_add(&decoder.0.f_square()?.f_sum(Kind::Float)?)?.f_mul_scalar(options.l2 / 2.0)?;
                 let loss = reconstructed.f_sub(&batch.values)?.f_square()?.f_sum(Kind::Float)?.f_add(&penalty)?;
                 optimiser.step(&[HybridRecommender::gradients(&loss, &parameters)?], index.size()[0] as usize)?;
             }
@@ -160,7 +168,11 @@ impl AutoencoderTables {
                 Ok(Snapshot { user_weight: decoder.0.f_detach_copy()?, user_bias: decoder.1.f_detach_copy()?, movie_code: encode(&all_movies)? })
             })?;
             let rmse = tch::no_grad(|| {
-                pair_scores(&snapshot.user_weight, &snapshot.user_bias, &snapshot.movie_code, validation.users, validation.movies)?.f_sub(validation.values)?.f_square()?.f_mean(Kind::Float)?.f_sqrt()
+                pair_scores(&snapshot.user_weight, &snapshot.user_bias, &snapshot.movie_code, validation.users, validation.movies)?
+                    .f_sub(validation.values)?
+                    .f_square()?
+                    .f_mean(Kind::Float)?
+                    .f_sqrt()
             })?
             .f_double_value(&[])?;
             history.push(rmse);
@@ -171,7 +183,9 @@ impl AutoencoderTables {
             }
         }
         let Some(best) = best else { return Err(TchError::Shape("the autoencoder ran no epoch".into())) };
-        let count = |rows: &Tensor, size: i64| Tensor::f_zeros([size], options_f)?.f_index_add(0, rows, &Tensor::f_ones([rows.size()[0]], options_f)?)?.f_gt(0.0)?.f_to_kind(Kind::Float);
+        let count = |rows: &Tensor, size: i64| {
+            Tensor::f_zeros([size], options_f)?.f_index_add(0, rows, &Tensor::f_ones([rows.size()[0]], options_f)?)?.f_gt(0.0)?.f_to_kind(Kind::Float)
+        };
         tch::no_grad(|| -> Result<(), TchError> {
             let (user_weight, movie_code) = truncate(&best.user_weight, &best.movie_code, self.rank())?;
             self.user_weight.shallow_clone().f_copy_(&user_weight)?;
@@ -190,7 +204,9 @@ impl AutoencoderTables {
         let pick = |t: &Tensor| -> Result<Vec<f64>, TchError> { Vec::try_from(t.f_masked_select(&known)?.f_to_kind(Kind::Double)?) };
         let (h, e, y) = (pick(hybrid)?, pick(&self.predict(validation.users, validation.movies)?)?, pick(validation.values)?);
         let coefficients = least_squares(&h, &e, &y).unwrap_or([1.0, 0.0, 0.0]);
-        let rmse = |a: f64, b: f64, c: f64| (h.iter().zip(&e).zip(&y).map(|((h, e), y)| (a * h + b * e + c - y).powi(2)).sum::<f64>() / y.len().max(1) as f64).sqrt();
+        let rmse = |a: f64, b: f64, c: f64| {
+            (h.iter().zip(&e).zip(&y).map(|((h, e), y)| (a * h + b * e + c - y).powi(2)).sum::<f64>() / y.len().max(1) as f64).sqrt()
+        };
         let [a, b, c] = coefficients;
         tch::no_grad(|| self.blend.shallow_clone().f_copy_(&Tensor::f_from_slice(&[a as f32, b as f32, c as f32])?))?;
         Ok((rmse(1.0, 0.0, 0.0), rmse(a, b, c)))
@@ -198,7 +214,13 @@ impl AutoencoderTables {
 }
 
 /// W_u·code_m + c_u for pairs of rows (in chunks: each pair gathers two rows of the tables' width).
-pub(crate) fn pair_scores(user_weight: &Tensor, user_bias: &Tensor, movie_code: &Tensor, users: &Tensor, movies: &Tensor) -> Result<Tensor, TchError> {
+pub(crate) fn pair_scores(
+    user_weight: &Tensor,
+    user_bias: &Tensor,
+    movie_code: &Tensor,
+    users: &Tensor,
+    movies: &Tensor,
+) -> Result<Tensor, TchError> {
     let chunk = 8192;
     let mut parts = Vec::new();
     for (users, movies) in users.f_split(chunk, 0)?.iter().zip(movies.f_split(chunk, 0)?.iter()) {
@@ -239,7 +261,12 @@ impl MovieColumns {
     fn new(fit: &RatingRows<'_>, movie_rows: i64) -> Result<Self, TchError> {
         let order = fit.movies.f_argsort(0, false)?;
         let counts = fit.movies.f_bincount::<Tensor>(None, movie_rows)?;
-        Ok(Self { users: fit.users.f_index_select(0, &order)?, values: fit.values.f_index_select(0, &order)?, starts: counts.f_cumsum(0, Kind::Int64)?.f_sub(&counts)?, counts })
+        Ok(Self {
+            users: fit.users.f_index_select(0, &order)?,
+            values: fit.values.f_index_select(0, &order)?,
+            starts: counts.f_cumsum(0, Kind::Int64)?.f_sub(&counts)?,
+            counts,
+        })
     }
 
     fn batch(&self, movies: &Tensor) -> Result<ColumnBatch, TchError> {
@@ -307,7 +334,13 @@ fn least_squares(h: &[f64], e: &[f64], y: &[f64]) -> Option<[f64; 3]> {
 impl HybridRecommender {
     /// Trains the network's autoencoder on `fit`, then fits the blend on `validation` given the hybrid's raw
     /// predictions there (`hybrid`, from this network before the blend). An error when the network has none.
-    pub fn train_autoencoder(&self, fit: &RatingRows<'_>, validation: &RatingRows<'_>, hybrid: &Tensor, options: &AutoencoderOptions) -> Result<AutoencoderReport, TchError> {
+    pub fn train_autoencoder(
+        &self,
+        fit: &RatingRows<'_>,
+        validation: &RatingRows<'_>,
+        hybrid: &Tensor,
+        options: &AutoencoderOptions,
+    ) -> Result<AutoencoderReport, TchError> {
         let tables = self.autoencoder.as_ref().ok_or_else(|| TchError::Shape("the network has no autoencoder".into()))?;
         let (best_epoch, validation_rmse) = tables.train(fit, validation, options)?;
         let (hybrid_rmse, blended_rmse) = tables.fit_blend(hybrid, validation)?;
@@ -389,24 +422,36 @@ pub(crate) mod tests {
     fn training_learns_held_out_ratings_and_fits_the_blend() {
         tch::manual_seed(8);
         let (users, movies) = (30i64, 24i64);
-        let config = ModelConfig { autoencoder_rank: Some(6), cardinalities: crate::Cardinalities { users, movies, ..small_config().cardinalities }, ..small_config() };
+        let config = ModelConfig {
+            autoencoder_rank: Some(6),
+            cardinalities: crate::Cardinalities { users, movies, ..small_config().cardinalities },
+            ..small_config()
+        };
         let store = nn::VarStore::new(Device::Cpu);
         let network = HybridRecommender::new(&store.root(), &config);
-        let (user_factors, movie_factors) = (Tensor::randn([users + 1, 2], (Kind::Float, Device::Cpu)), Tensor::randn([movies + 1, 2], (Kind::Float, Device::Cpu)));
+        let (user_factors, movie_factors) =
+            (Tensor::randn([users + 1, 2], (Kind::Float, Device::Cpu)), Tensor::randn([movies + 1, 2], (Kind::Float, Device::Cpu)));
         let mut pairs: Vec<(i64, i64)> = (1..users).flat_map(|u| (1..=movies).map(move |m| (u, m))).collect();
         let shuffled: Vec<i64> = Vec::try_from(Tensor::randperm(pairs.len() as i64, (Kind::Int64, Device::Cpu))).unwrap();
         pairs = shuffled.iter().map(|i| pairs[*i as usize]).collect();
         let rows = |pairs: &[(i64, i64)]| {
             let (u, m): (Vec<i64>, Vec<i64>) = pairs.iter().copied().unzip();
             let (u, m) = (Tensor::from_slice(&u), Tensor::from_slice(&m));
-            let values = (user_factors.index_select(0, &u) * movie_factors.index_select(0, &m)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 0.7 + 3.0;
+            let values =
+                (user_factors.index_select(0, &u) * movie_factors.index_select(0, &m)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 0.7
+                    + 3.0;
             (u, m, values.clamp(0.5, 5.0))
         };
         let (fit, validation) = (rows(&pairs[..pairs.len() / 2]), rows(&pairs[pairs.len() / 2..]));
         let options = AutoencoderOptions { hidden: 12, epochs: 300, learning_rate: 0.01, l2: 0.1, batch_movies: 8, patience: 300 };
         let uninformative = Tensor::randn_like(&validation.2) * 0.3 + 3.0;
         let report = network
-            .train_autoencoder(&RatingRows { users: &fit.0, movies: &fit.1, values: &fit.2 }, &RatingRows { users: &validation.0, movies: &validation.1, values: &validation.2 }, &uninformative, &options)
+            .train_autoencoder(
+                &RatingRows { users: &fit.0, movies: &fit.1, values: &fit.2 },
+                &RatingRows { users: &validation.0, movies: &validation.1, values: &validation.2 },
+                &uninformative,
+                &options,
+            )
             .unwrap();
         let best = report.validation_rmse[report.best_epoch - 1];
         assert!(best < 0.7 * report.hybrid_rmse, "autoencoder {best} vs uninformative hybrid {}", report.hybrid_rmse);

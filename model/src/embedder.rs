@@ -16,7 +16,8 @@ pub const EMBEDDER_ID: &str = "all-MiniLM-L6-v2";
 /// Titles embedded per forward pass.
 const BATCH: usize = 64;
 
-const REQUIRED_FILES: [&str; 6] = ["config.json", "model.safetensors", "vocab.txt", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json"];
+const REQUIRED_FILES: [&str; 6] =
+    ["config.json", "model.safetensors", "vocab.txt", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json"];
 
 pub struct TitleEmbedder {
     model: SentenceEmbeddingsModel,
@@ -98,7 +99,8 @@ mod tests {
 
     #[test]
     fn similar_titles_are_closer_than_unrelated_ones() {
-        let vectors = embedder().embed(&["The Lord of the Rings: The Two Towers", "The Lord of the Rings: The Return of the King", "Toy Story"]).unwrap();
+        let vectors =
+            embedder().embed(&["The Lord of the Rings: The Two Towers", "The Lord of the Rings: The Return of the King", "Toy Story"]).unwrap();
         assert_eq!(vectors.size(), vec![3, TITLE_DIM]);
         let (two_towers, return_king, toy_story) = (vectors.get(0), vectors.get(1), vectors.get(2));
         assert!((two_towers.norm().double_value(&[]) - 1.0).abs() < 1e-4, "normalised");

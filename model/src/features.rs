@@ -93,7 +93,15 @@ fn rows<K: std::hash::Hash + Eq + Clone>(keys: &[K]) -> HashMap<K, i64> {
 }
 
 impl Vocabulary {
-    pub fn new(users: Vec<i32>, movies: Vec<i32>, genres: Vec<String>, directors: Vec<i32>, actors: Vec<i32>, runtime: Standardiser, year: Standardiser) -> Self {
+    pub fn new(
+        users: Vec<i32>,
+        movies: Vec<i32>,
+        genres: Vec<String>,
+        directors: Vec<i32>,
+        actors: Vec<i32>,
+        runtime: Standardiser,
+        year: Standardiser,
+    ) -> Self {
         let mut vocabulary = Self { users, movies, genres, directors, actors, runtime, year, index: Indexes::default() };
         vocabulary.rebuild_index();
         vocabulary
@@ -101,11 +109,23 @@ impl Vocabulary {
 
     /// Rebuilds the lookup maps (after deserialising).
     pub fn rebuild_index(&mut self) {
-        self.index = Indexes { users: rows(&self.users), movies: rows(&self.movies), genres: rows(&self.genres), directors: rows(&self.directors), actors: rows(&self.actors) };
+        self.index = Indexes {
+            users: rows(&self.users),
+            movies: rows(&self.movies),
+            genres: rows(&self.genres),
+            directors: rows(&self.directors),
+            actors: rows(&self.actors),
+        };
     }
 
     pub fn cardinalities(&self) -> Cardinalities {
-        Cardinalities { users: self.users.len() as i64, movies: self.movies.len() as i64, genres: self.genres.len() as i64, directors: self.directors.len() as i64, actors: self.actors.len() as i64 }
+        Cardinalities {
+            users: self.users.len() as i64,
+            movies: self.movies.len() as i64,
+            genres: self.genres.len() as i64,
+            directors: self.directors.len() as i64,
+            actors: self.actors.len() as i64,
+        }
     }
 
     /// Embedding row of a user, 0 when the model never saw them.
@@ -159,9 +179,24 @@ mod tests {
 
     #[test]
     fn unknown_ids_map_to_row_zero_and_features_encode_in_order() {
-        let vocabulary = Vocabulary::new(vec![10, 20], vec![7], vec!["Comedy".into(), "Drama".into()], vec![100], vec![200, 201], Standardiser { mean: 100.0, std: 20.0 }, Standardiser::fit([1990.0, 2010.0].into_iter()));
+        let vocabulary = Vocabulary::new(
+            vec![10, 20],
+            vec![7],
+            vec!["Comedy".into(), "Drama".into()],
+            vec![100],
+            vec![200, 201],
+            Standardiser { mean: 100.0, std: 20.0 },
+            Standardiser::fit([1990.0, 2010.0].into_iter()),
+        );
         assert_eq!((vocabulary.user_row(20), vocabulary.user_row(99), vocabulary.movie_row(7), vocabulary.movie_row(8)), (2, 0, 1, 0));
-        let movie = MovieContent { title: "x".into(), genres: vec!["Drama".into(), "Horror".into()], directors: vec![555, 100], actors: vec![201, 999, 200], runtime_minutes: Some(140.0), year: None };
+        let movie = MovieContent {
+            title: "x".into(),
+            genres: vec!["Drama".into(), "Horror".into()],
+            directors: vec![555, 100],
+            actors: vec![201, 999, 200],
+            runtime_minutes: Some(140.0),
+            year: None,
+        };
         let inputs = vocabulary.encode(&[&movie], &Tensor::zeros([1, 4], (Kind::Float, Device::Cpu)), 2, 4).unwrap();
         assert_eq!(Vec::<f32>::try_from(inputs.genres.flatten(0, -1)).unwrap(), [0.0, 1.0]);
         assert_eq!(Vec::<i64>::try_from(inputs.directors.flatten(0, -1)).unwrap(), [1, 0]);
@@ -171,7 +206,15 @@ mod tests {
 
     #[test]
     fn vocabulary_survives_json_with_its_index() {
-        let vocabulary = Vocabulary::new(vec![3, 1], vec![5], vec!["War".into()], vec![], vec![9], Standardiser { mean: 0.0, std: 1.0 }, Standardiser { mean: 0.0, std: 1.0 });
+        let vocabulary = Vocabulary::new(
+            vec![3, 1],
+            vec![5],
+            vec!["War".into()],
+            vec![],
+            vec![9],
+            Standardiser { mean: 0.0, std: 1.0 },
+            Standardiser { mean: 0.0, std: 1.0 },
+        );
         let mut restored: Vocabulary = serde_json::from_str(&serde_json::to_string(&vocabulary).unwrap()).unwrap();
         restored.rebuild_index();
         assert_eq!(restored, vocabulary);

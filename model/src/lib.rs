@@ -16,8 +16,8 @@ pub mod runtime;
 pub mod scoring;
 pub mod training;
 
-pub use autoencoder::{AutoencoderOptions, AutoencoderReport, RatingRows};
 pub use artefact::{Artefact, DataFingerprint, Manifest};
+pub use autoencoder::{AutoencoderOptions, AutoencoderReport, RatingRows};
 pub use config::{Cardinalities, ModelConfig};
 pub use error::ModelError;
 pub use features::{MovieContent, Standardiser, Vocabulary, CATALOGUE_SQL};

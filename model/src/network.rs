@@ -141,7 +141,6 @@ pub struct HybridRecommender {
     pub(crate) autoencoder: Option<crate::autoencoder::AutoencoderTables>,
 }
 
-
 impl HybridRecommender {
     /// Builds the network's variables under `path`, randomly initialised for training (names are stable: they are
     /// the artefact's tensor names).
@@ -186,7 +185,9 @@ impl HybridRecommender {
             user_bias: embedding("user_bias", c.users, 1),
             movie_bias: embedding("movie_bias", c.movies, 1),
             content_bias: Dense::new(path / "content_bias", content_dim, 1, random),
-            autoencoder: config.autoencoder_rank.map(|rank| crate::autoencoder::AutoencoderTables::new(&(path / "autoencoder"), c.users, c.movies, rank)),
+            autoencoder: config
+                .autoencoder_rank
+                .map(|rank| crate::autoencoder::AutoencoderTables::new(&(path / "autoencoder"), c.users, c.movies, rank)),
             config: config.clone(),
         }
     }
@@ -254,7 +255,13 @@ impl HybridRecommender {
 
     /// The forward pass; with `noise` (training) it applies the drawn dropout masks, hides the drawn movie ids,
     /// and asks for sparse embedding gradients.
-    pub(crate) fn forward_with(&self, users: &Tensor, movies: &Tensor, content: &Tensor, noise: Option<&crate::training::Noise>) -> Result<Tensor, TchError> {
+    pub(crate) fn forward_with(
+        &self,
+        users: &Tensor,
+        movies: &Tensor,
+        content: &Tensor,
+        noise: Option<&crate::training::Noise>,
+    ) -> Result<Tensor, TchError> {
         let sparse = noise.is_some();
         let movies = match noise {
             Some(noise) => movies.f_mul(&noise.movie_keep)?,
@@ -291,14 +298,18 @@ impl HybridRecommender {
             let user_dim = self.config.user_dim;
             let user_weight = first.weight.f_narrow(1, 0, user_dim)?;
             let movie_weight = first.weight.f_narrow(1, user_dim, first.weight.size()[1] - user_dim)?;
-            let movie_vectors = Tensor::f_embedding(&self.movie_embedding, movie_rows, 0, false, false)?.f_add(&self.content_to_movie.forward(content)?)?;
+            let movie_vectors =
+                Tensor::f_embedding(&self.movie_embedding, movie_rows, 0, false, false)?.f_add(&self.content_to_movie.forward(content)?)?;
             let movie_inputs = Tensor::f_cat(&[&movie_vectors, content], 1)?;
             let (user_bias, movie_bias) = if self.config.use_biases {
                 let movie_bias = Tensor::f_embedding(&self.movie_bias, movie_rows, 0, false, false)?.f_squeeze_dim(1)?;
                 let content_bias = self.content_bias.forward(content)?.f_squeeze_dim(1)?;
                 (self.user_bias.f_squeeze_dim(1)?, movie_bias.f_add(&content_bias)?.f_add(&self.global_bias)?)
             } else {
-                (Tensor::f_zeros([self.user_embedding.size()[0]], (Kind::Float, tch::Device::Cpu))?, Tensor::f_zeros([movie_rows.size()[0]], (Kind::Float, tch::Device::Cpu))?)
+                (
+                    Tensor::f_zeros([self.user_embedding.size()[0]], (Kind::Float, tch::Device::Cpu))?,
+                    Tensor::f_zeros([movie_rows.size()[0]], (Kind::Float, tch::Device::Cpu))?,
+                )
             };
             crate::scoring::CatalogueScorer::new(crate::scoring::ScorerParts {
                 user_embedding: &self.user_embedding,

@@ -65,7 +65,13 @@ fn a_few_optimiser_steps_fit_a_tiny_problem() {
             targets: Tensor::from_slice(&[5.0f32, 1.0, 4.0, 2.0, 3.0, 4.5]),
         };
         let mut optimiser = crate::LazyAdam::new(network.parameters(), 1e-2, 0.0, 1e-4).unwrap();
-        let evaluate = || network.forward_encoded(&batch.users, &batch.movies, &network.encode_content(&batch.content).unwrap()).unwrap().mse_loss(&batch.targets, tch::Reduction::Mean).double_value(&[]);
+        let evaluate = || {
+            network
+                .forward_encoded(&batch.users, &batch.movies, &network.encode_content(&batch.content).unwrap())
+                .unwrap()
+                .mse_loss(&batch.targets, tch::Reduction::Mean)
+                .double_value(&[])
+        };
         let before = evaluate();
         let mut random = crate::MaskRandom::new(1, 0);
         for _ in 0..200 {
@@ -136,7 +142,12 @@ fn a_low_rank_title_path_is_a_trained_projection_in_front_of_the_encoder() {
     let parameters = network.parameters();
     assert!(parameters.iter().any(|p| p.name == "title_projection"));
     let before = store.variables()["title_projection"].copy();
-    let batch = crate::TrainingBatch { users: Tensor::from_slice(&[1i64, 2]), movies: Tensor::from_slice(&[1i64, 2]), content: content(2, &config), targets: Tensor::from_slice(&[5.0f32, 1.0]) };
+    let batch = crate::TrainingBatch {
+        users: Tensor::from_slice(&[1i64, 2]),
+        movies: Tensor::from_slice(&[1i64, 2]),
+        content: content(2, &config),
+        targets: Tensor::from_slice(&[5.0f32, 1.0]),
+    };
     let mut optimiser = crate::LazyAdam::new(parameters, 1e-2, 0.0, 0.0).unwrap();
     let loss = network.training_loss(&batch, &network.draw_noise(2, &mut crate::MaskRandom::new(4, 0)).unwrap(), 2.0).unwrap();
     optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()], 2).unwrap();
@@ -199,7 +210,13 @@ fn scorer_of_300_movies(seed: i64, users: i64, adjust: impl Fn(&nn::VarStore, &H
 
 #[test]
 fn bfloat16_ranking_returns_the_float32_ranking() {
-    let scorer = scorer_of_300_movies(5, 40, |store, _| tch::no_grad(|| store.variables().values().for_each(|v| { let _ = v.shallow_clone().f_mul_scalar_(1.5).unwrap(); })));
+    let scorer = scorer_of_300_movies(5, 40, |store, _| {
+        tch::no_grad(|| {
+            store.variables().values().for_each(|v| {
+                let _ = v.shallow_clone().f_mul_scalar_(1.5).unwrap();
+            })
+        })
+    });
     let users: Vec<i64> = (0..=40).collect();
     let ids: Vec<i32> = (0..300).map(|i| 1000 - i).collect();
     let candidates = |user: usize| (0..300).filter(|p| (p + user) % 7 != 0).collect::<Vec<usize>>();

@@ -69,7 +69,16 @@ impl LazyAdam {
                 })
             })
             .collect::<Result<_, TchError>>()?;
-        Ok(Self { slots, learning_rate: learning_rate as f32, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: weight_decay as f32, row_l2: row_l2 as f32, steps: 0 })
+        Ok(Self {
+            slots,
+            learning_rate: learning_rate as f32,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: weight_decay as f32,
+            row_l2: row_l2 as f32,
+            steps: 0,
+        })
     }
 
     /// One update from the gradients of one or more workers, each list in the order of the parameters given to
@@ -93,7 +102,12 @@ impl LazyAdam {
         // that could start a thread pool); this thread takes the sparse tables and the remaining dense tensors.
         let (mut helper, mut here): (Vec<Job>, Vec<Job>) = (Vec::new(), Vec::new());
         let (mut helper_load, mut here_load) = (0usize, SPARSE_LOAD_ESTIMATE);
-        let mut jobs: Vec<Job> = self.slots.iter_mut().enumerate().map(|(position, slot)| (slot, per_worker.iter().map(|g| g[position].shallow_clone()).collect())).collect();
+        let mut jobs: Vec<Job> = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .map(|(position, slot)| (slot, per_worker.iter().map(|g| g[position].shallow_clone()).collect()))
+            .collect();
         jobs.sort_by_key(|(slot, _)| std::cmp::Reverse(if slot.sparse { 0 } else { slot.gradient.len() }));
         for job in jobs {
             let load = job.0.gradient.len();
@@ -204,7 +218,12 @@ impl Slot {
         self.has_gradient = false;
         let decay = if self.sparse { 0.0 } else { c.weight_decay };
         for range in ranges {
-            let lanes = Lanes { values: &mut values[range.clone()], first_moment: &mut self.first_moment[range.clone()], second_moment: &mut self.second_moment[range.clone()], gradient: &self.gradient[range.clone()] };
+            let lanes = Lanes {
+                values: &mut values[range.clone()],
+                first_moment: &mut self.first_moment[range.clone()],
+                second_moment: &mut self.second_moment[range.clone()],
+                gradient: &self.gradient[range.clone()],
+            };
             adam_update(lanes, c, decay);
             if self.sparse {
                 self.gradient[range].fill(0.0);
@@ -271,7 +290,10 @@ mod tests {
         let dense = reference.detach().copy().set_requires_grad(true);
         let sparse = reference.detach().copy().set_requires_grad(true);
         let mut lazy = LazyAdam::new(
-            vec![Parameter { name: "dense", tensor: dense.shallow_clone(), sparse: false, regularised: false }, Parameter { name: "sparse", tensor: sparse.shallow_clone(), sparse: true, regularised: false }],
+            vec![
+                Parameter { name: "dense", tensor: dense.shallow_clone(), sparse: false, regularised: false },
+                Parameter { name: "sparse", tensor: sparse.shallow_clone(), sparse: true, regularised: false },
+            ],
             0.05,
             0.0,
             0.0,
@@ -279,7 +301,9 @@ mod tests {
         .unwrap();
         let all_rows = Tensor::from_slice(&[0i64, 1, 2, 3, 1]);
         for _ in 0..20 {
-            let loss = |w: &Tensor, sparse: bool| (Tensor::embedding(w, &all_rows, -1, false, sparse) - target.index_select(0, &all_rows)).square().sum(Kind::Float);
+            let loss = |w: &Tensor, sparse: bool| {
+                (Tensor::embedding(w, &all_rows, -1, false, sparse) - target.index_select(0, &all_rows)).square().sum(Kind::Float)
+            };
             reference_adam.backward_step(&loss(&reference, false));
             let dense_gradient = Tensor::run_backward(&[loss(&dense, false)], &[&dense], false, false);
             let sparse_gradient = Tensor::run_backward(&[loss(&sparse, true)], &[&sparse], false, false);
@@ -301,12 +325,14 @@ mod tests {
         let reference = reference_store.root().var("w", &[4, 2], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
         let ours = reference.detach().copy().set_requires_grad(true);
         let mut reference_adam = nn::Adam::default().build(&reference_store, 0.05).unwrap();
-        let mut lazy = LazyAdam::new(vec![Parameter { name: "w", tensor: ours.shallow_clone(), sparse: true, regularised: true }], 0.05, 0.0, lambda).unwrap();
+        let mut lazy =
+            LazyAdam::new(vec![Parameter { name: "w", tensor: ours.shallow_clone(), sparse: true, regularised: true }], 0.05, 0.0, lambda).unwrap();
         for _ in 0..10 {
             let looked_up = Tensor::embedding(&reference, &rows, -1, false, false);
             let loss = (looked_up.sum(Kind::Float) - 1.0).square() + looked_up.square().sum(Kind::Float) * lambda / 4.0;
             reference_adam.backward_step(&loss);
-            let gradient = Tensor::run_backward(&[(Tensor::embedding(&ours, &rows, -1, false, true).sum(Kind::Float) - 1.0).square()], &[&ours], false, false);
+            let gradient =
+                Tensor::run_backward(&[(Tensor::embedding(&ours, &rows, -1, false, true).sum(Kind::Float) - 1.0).square()], &[&ours], false, false);
             lazy.step(&[gradient], 4).unwrap();
         }
         let difference = (ours.detach() - reference.detach()).abs().max().double_value(&[]);
@@ -317,9 +343,18 @@ mod tests {
     fn the_gradients_of_two_workers_are_summed() {
         let start = Tensor::from_slice(&[1.0f32, -2.0, 0.5, 3.0]).view([4, 1]);
         let (whole, split) = (start.copy().set_requires_grad(true), start.copy().set_requires_grad(true));
-        let mut one = LazyAdam::new(vec![Parameter { name: "whole", tensor: whole.shallow_clone(), sparse: true, regularised: true }], 0.1, 0.0, 0.3).unwrap();
-        let mut two = LazyAdam::new(vec![Parameter { name: "split", tensor: split.shallow_clone(), sparse: true, regularised: true }], 0.1, 0.0, 0.3).unwrap();
-        let gradient = |table: &Tensor, rows: &[i64]| Tensor::run_backward(&[Tensor::embedding(table, &Tensor::from_slice(rows), -1, false, true).square().sum(Kind::Float)], &[table], false, false);
+        let mut one =
+            LazyAdam::new(vec![Parameter { name: "whole", tensor: whole.shallow_clone(), sparse: true, regularised: true }], 0.1, 0.0, 0.3).unwrap();
+        let mut two =
+            LazyAdam::new(vec![Parameter { name: "split", tensor: split.shallow_clone(), sparse: true, regularised: true }], 0.1, 0.0, 0.3).unwrap();
+        let gradient = |table: &Tensor, rows: &[i64]| {
+            Tensor::run_backward(
+                &[Tensor::embedding(table, &Tensor::from_slice(rows), -1, false, true).square().sum(Kind::Float)],
+                &[table],
+                false,
+                false,
+            )
+        };
         for _ in 0..3 {
             one.step(&[gradient(&whole, &[0, 2, 2, 3])], 4).unwrap();
             two.step(&[gradient(&split, &[0, 2]), gradient(&split, &[2, 3])], 4).unwrap();
@@ -331,7 +366,8 @@ mod tests {
     #[test]
     fn rows_a_sparse_gradient_does_not_touch_stay_unchanged() {
         let table = Tensor::ones([5, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let mut lazy = LazyAdam::new(vec![Parameter { name: "table", tensor: table.shallow_clone(), sparse: true, regularised: true }], 0.1, 0.0, 0.5).unwrap();
+        let mut lazy =
+            LazyAdam::new(vec![Parameter { name: "table", tensor: table.shallow_clone(), sparse: true, regularised: true }], 0.1, 0.0, 0.5).unwrap();
         let rows = Tensor::from_slice(&[1i64, 3]);
         let gradient = Tensor::run_backward(&[Tensor::embedding(&table, &rows, -1, false, true).sum(Kind::Float)], &[&table], false, false);
         lazy.step(&[gradient], 2).unwrap();

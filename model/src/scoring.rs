@@ -177,7 +177,12 @@ impl AutoencoderScores {
 
     /// `raw` [users, movies] for the user rows `rows` and every catalogue position.
     fn blend_catalogue(&self, raw: Tensor, rows: &Tensor) -> Result<Tensor, ModelError> {
-        let autoencoder = self.user_weight.tensor.f_index_select(0, rows)?.f_matmul(&self.movie_code.tensor.f_tr()?)?.f_add(&self.user_bias.tensor.f_index_select(0, rows)?.f_unsqueeze(1)?)?;
+        let autoencoder = self
+            .user_weight
+            .tensor
+            .f_index_select(0, rows)?
+            .f_matmul(&self.movie_code.tensor.f_tr()?)?
+            .f_add(&self.user_bias.tensor.f_index_select(0, rows)?.f_unsqueeze(1)?)?;
         let known = self.user_known.tensor.f_index_select(0, rows)?.f_unsqueeze(1)?.f_mul(&self.movie_known.tensor.f_unsqueeze(0)?)?;
         Ok(blend_where_known(&raw, &autoencoder, &known, self.blend)?)
     }
@@ -298,7 +303,10 @@ impl CatalogueScorer {
         let mut raw = y[0] + self.user_bias.as_slice().get(user_row)? + self.movie_bias.as_slice()[movie_position];
         if let Some(vectors) = &self.movie_vectors {
             let dim = self.user_layer.inputs;
-            raw += dot(&self.user_embedding.as_slice()[user_row * dim..(user_row + 1) * dim], &vectors.as_slice()[movie_position * dim..(movie_position + 1) * dim]);
+            raw += dot(
+                &self.user_embedding.as_slice()[user_row * dim..(user_row + 1) * dim],
+                &vectors.as_slice()[movie_position * dim..(movie_position + 1) * dim],
+            );
         }
         if let Some(autoencoder) = &self.autoencoder {
             raw = autoencoder.blend_one(raw, user_row, movie_position);

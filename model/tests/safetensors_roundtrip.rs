@@ -3,10 +3,12 @@
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 fn tiny_network(path: &nn::Path) -> impl Module {
-    nn::seq()
-        .add(nn::linear(path / "hidden", 8, 16, Default::default()))
-        .add_fn(|x| x.relu())
-        .add(nn::linear(path / "out", 16, 1, Default::default()))
+    nn::seq().add(nn::linear(path / "hidden", 8, 16, Default::default())).add_fn(|x| x.relu()).add(nn::linear(
+        path / "out",
+        16,
+        1,
+        Default::default(),
+    ))
 }
 
 #[test]

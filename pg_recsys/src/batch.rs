@@ -65,7 +65,8 @@ pub fn prospective_rmse(model: &LoadedModel) -> Result<(Option<f64>, i64), Recsy
     let (sum, count) = Spi::connect(|client| -> Result<(f64, i64), pgrx::spi::Error> {
         let (mut sum, mut count) = (0.0, 0i64);
         for row in client.select(sql, None, &[model.version.into()])? {
-            let (user, movie, rating) = (row.get::<i32>(1)?.unwrap_or_default(), row.get::<i32>(2)?.unwrap_or_default(), row.get::<f64>(3)?.unwrap_or_default());
+            let (user, movie, rating) =
+                (row.get::<i32>(1)?.unwrap_or_default(), row.get::<i32>(2)?.unwrap_or_default(), row.get::<f64>(3)?.unwrap_or_default());
             let position = model.movie_index.get(&movie);
             if let Some(score) = position.and_then(|p| model.scorer.score(model.vocabulary.user_row(user) as usize, *p)) {
                 sum += (f64::from(score) - rating).powi(2);
@@ -111,7 +112,8 @@ fn compute(model: &LoadedModel, users: &[(i32, Vec<usize>)], k: usize) -> Result
 }
 
 fn lock_refresh() -> Result<(), RecsysError> {
-    let locked = Spi::get_one_with_args::<bool>("SELECT pg_catalog.pg_try_advisory_xact_lock($1::pg_catalog.int8)", &[REFRESH_LOCK_KEY.into()]).map_err(RecsysError::spi("taking the refresh lock"))?;
+    let locked = Spi::get_one_with_args::<bool>("SELECT pg_catalog.pg_try_advisory_xact_lock($1::pg_catalog.int8)", &[REFRESH_LOCK_KEY.into()])
+        .map_err(RecsysError::spi("taking the refresh lock"))?;
     if locked == Some(true) {
         Ok(())
     } else {
@@ -152,14 +154,18 @@ fn log_run(summary: &RefreshSummary, k: i32, threads: i32) -> Result<(), RecsysE
         k.into(),
         threads.into(),
     ];
-    Spi::connect_mut(|client| client.update(sql, None, &arguments).map(|_| ())).map_err(RecsysError::spi("recording the refresh in recsys.quality_log"))
+    Spi::connect_mut(|client| client.update(sql, None, &arguments).map(|_| ()))
+        .map_err(RecsysError::spi("recording the refresh in recsys.quality_log"))
 }
 
 /// Recomputes the whole batch with `k` movies per user and `threads` libtorch threads.
 pub fn refresh(k: i32, threads: i32) -> Result<RefreshSummary, RecsysError> {
     RecsysError::refuse_on_standby("recsys_refresh_batch")?;
     if !(1..=MAX_BATCH_K).contains(&k) {
-        return Err(RecsysError::invalid_parameter(format!("k must be between 1 and {MAX_BATCH_K}, got {k}"), "Ask for the number of recommendations per user, e.g. 10."));
+        return Err(RecsysError::invalid_parameter(
+            format!("k must be between 1 and {MAX_BATCH_K}, got {k}"),
+            "Ask for the number of recommendations per user, e.g. 10.",
+        ));
     }
     if !(1..=crate::guc::MAX_TORCH_THREADS).contains(&threads) {
         return Err(RecsysError::invalid_parameter(

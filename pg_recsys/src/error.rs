@@ -94,7 +94,9 @@ impl RecsysError {
             Self::InvalidParameter { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::InvalidArgument(_)) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Self::Model(ModelError::MissingFile(_)) => PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
-            Self::Model(ModelError::Unreadable { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::Model(ModelError::Unreadable { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
+            }
             Self::Model(ModelError::Unreadable { .. }) => PgSqlErrorCode::ERRCODE_IO_ERROR,
             Self::Model(ModelError::InvalidArtefact(_)) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             Self::Model(ModelError::Torch(_) | ModelError::Embedder(_)) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,

@@ -74,7 +74,8 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
     })
     .map_err(RecsysError::spi("reading the active model and catalogue versions"))?;
     let version = version.ok_or(RecsysError::NoActiveModel)?;
-    let current = CACHE.with(|cache| cache.borrow().model.clone()).filter(|model| model.version == version && model.catalogue_version == catalogue_version);
+    let current =
+        CACHE.with(|cache| cache.borrow().model.clone()).filter(|model| model.version == version && model.catalogue_version == catalogue_version);
     let model = match current {
         Some(model) => model,
         None => Rc::new(load(version, catalogue_version)?),

@@ -10,7 +10,11 @@ use std::path::Path;
 /// The stored artefact of `version`, checked for format and checksum (not yet built).
 pub fn read_artefact(version: i64) -> Result<Artefact, RecsysError> {
     let stored = Spi::connect(|client| -> Result<Option<(String, Vec<u8>)>, pgrx::spi::Error> {
-        let table = client.select("SELECT manifest::pg_catalog.text, weights FROM recsys.models WHERE version OPERATOR(pg_catalog.=) $1::pg_catalog.int8", Some(1), &[version.into()])?;
+        let table = client.select(
+            "SELECT manifest::pg_catalog.text, weights FROM recsys.models WHERE version OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
+            Some(1),
+            &[version.into()],
+        )?;
         if table.is_empty() {
             return Ok(None);
         }
@@ -39,15 +43,21 @@ const ACTIVATION_LOCK_KEY: i64 = 0x7265_6373_7973_0002;
 /// concurrent activations could both read the same active version and lose the rollback target, or both find no
 /// active row and collide on the unique index.
 fn serialise_activations() -> Result<(), RecsysError> {
-    Spi::connect_mut(|client| client.update("SELECT pg_catalog.pg_advisory_xact_lock($1::pg_catalog.int8)", Some(1), &[ACTIVATION_LOCK_KEY.into()]).map(|_| ()))
-        .map_err(RecsysError::spi("waiting for another activation"))
+    Spi::connect_mut(|client| {
+        client.update("SELECT pg_catalog.pg_advisory_xact_lock($1::pg_catalog.int8)", Some(1), &[ACTIVATION_LOCK_KEY.into()]).map(|_| ())
+    })
+    .map_err(RecsysError::spi("waiting for another activation"))
 }
 
 /// The active version and the version it replaced, locking the active row against concurrent activations.
 fn active_with_previous() -> Result<Option<(i64, Option<i64>)>, RecsysError> {
     serialise_activations()?;
     Spi::connect_mut(|client| -> Result<Option<(i64, Option<i64>)>, pgrx::spi::Error> {
-        let table = client.update("SELECT version, previous_version FROM recsys.models WHERE status OPERATOR(pg_catalog.=) 'active' FOR UPDATE", Some(1), &[])?;
+        let table = client.update(
+            "SELECT version, previous_version FROM recsys.models WHERE status OPERATOR(pg_catalog.=) 'active' FOR UPDATE",
+            Some(1),
+            &[],
+        )?;
         if table.is_empty() {
             return Ok(None);
         }
@@ -116,7 +126,10 @@ pub fn load_from_dir(dir: &str, activate_it: bool) -> Result<i64, RecsysError> {
     RecsysError::refuse_on_standby("recsys_load_artefact")?;
     require_server_file_access()?;
     if !Path::new(dir).is_absolute() {
-        return Err(RecsysError::invalid_parameter(format!("artefact path must be absolute, got \"{dir}\""), "Pass the directory written by trainer train --out, e.g. '/srv/models/v7'."));
+        return Err(RecsysError::invalid_parameter(
+            format!("artefact path must be absolute, got \"{dir}\""),
+            "Pass the directory written by trainer train --out, e.g. '/srv/models/v7'.",
+        ));
     }
     let _float_mode = crate::torch_runtime::prepare()?;
     let artefact = Artefact::load_dir(Path::new(dir))?;

@@ -41,7 +41,12 @@ impl EncodedCatalogue {
                 return Ok(None);
             }
             let row = table.first();
-            Ok(Some((row.get(1)?.unwrap_or_default(), row.get(2)?.unwrap_or_default(), row.get(3)?.unwrap_or_default(), row.get(4)?.unwrap_or_default())))
+            Ok(Some((
+                row.get(1)?.unwrap_or_default(),
+                row.get(2)?.unwrap_or_default(),
+                row.get(3)?.unwrap_or_default(),
+                row.get(4)?.unwrap_or_default(),
+            )))
         })
         .map_err(RecsysError::spi("reading the model snapshot"))?;
         let Some((movie_ids, titles, movie_rows, bytes)) = stored else { return Ok(None) };
@@ -57,7 +62,8 @@ impl EncodedCatalogue {
     /// Stores this catalogue as the snapshot of `version`, replacing an older one; `catalogue_version` must have
     /// been read before the catalogue was (a snapshot may be newer than its label, never older).
     pub fn write_snapshot(&self, version: i64, catalogue_version: i64) -> Result<(), RecsysError> {
-        let values = Vec::<f32>::try_from(self.content.f_to_kind(Kind::Float)?.f_contiguous()?.f_flatten(0, -1)?).map_err(recsys_model::ModelError::from)?;
+        let values =
+            Vec::<f32>::try_from(self.content.f_to_kind(Kind::Float)?.f_contiguous()?.f_flatten(0, -1)?).map_err(recsys_model::ModelError::from)?;
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         Spi::connect_mut(|client| -> Result<(), pgrx::spi::Error> {
             client.update(
@@ -85,8 +91,10 @@ pub fn require_current_schema() -> Result<(), RecsysError> {
     if SCHEMA_CURRENT.get() {
         return Ok(());
     }
-    let present = Spi::connect(|client| client.select("SELECT pg_catalog.to_regclass('recsys.catalogue_state') IS NOT NULL", Some(1), &[])?.first().get::<bool>(1))
-        .map_err(RecsysError::spi("checking the extension's schema"))?;
+    let present = Spi::connect(|client| {
+        client.select("SELECT pg_catalog.to_regclass('recsys.catalogue_state') IS NOT NULL", Some(1), &[])?.first().get::<bool>(1)
+    })
+    .map_err(RecsysError::spi("checking the extension's schema"))?;
     if present != Some(true) {
         return Err(RecsysError::SchemaNotUpdated);
     }
@@ -106,7 +114,11 @@ pub fn catalogue_version() -> Result<i64, RecsysError> {
 /// catalogue version, so that new connections load it again instead of re-encoding (called by the batch refresh).
 pub fn store_if_stale(model: &crate::model_cache::LoadedModel) -> Result<(), RecsysError> {
     let stored: Option<i64> = Spi::connect(|client| {
-        let table = client.select("SELECT catalogue_version FROM recsys.model_snapshots WHERE version OPERATOR(pg_catalog.=) $1::pg_catalog.int8", Some(1), &[model.version.into()])?;
+        let table = client.select(
+            "SELECT catalogue_version FROM recsys.model_snapshots WHERE version OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
+            Some(1),
+            &[model.version.into()],
+        )?;
         if table.is_empty() {
             return Ok(None);
         }
@@ -117,6 +129,7 @@ pub fn store_if_stale(model: &crate::model_cache::LoadedModel) -> Result<(), Rec
         return Ok(());
     }
     let movie_rows = Vec::<i64>::try_from(&model.movie_rows).map_err(recsys_model::ModelError::from)?;
-    let catalogue = EncodedCatalogue { movie_ids: model.movie_ids.clone(), titles: model.titles.clone(), movie_rows, content: model.content.shallow_clone() };
+    let catalogue =
+        EncodedCatalogue { movie_ids: model.movie_ids.clone(), titles: model.titles.clone(), movie_rows, content: model.content.shallow_clone() };
     catalogue.write_snapshot(model.version, model.catalogue_version)
 }

@@ -31,8 +31,12 @@ impl TempCluster {
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-clusters"));
         let cluster = Self { root: empty_root(&base, name)?, port: free_port()? };
-        run_as_pg_owner(Command::new(format!("{PG_BINDIR}/initdb")).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-D"]).arg(cluster.data_dir()))
-            .context("initdb")?;
+        run_as_pg_owner(
+            Command::new(format!("{PG_BINDIR}/initdb"))
+                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-D"])
+                .arg(cluster.data_dir()),
+        )
+        .context("initdb")?;
         cluster.start_server(name, loading, extra_settings)?;
         Ok(cluster)
     }
@@ -43,13 +47,19 @@ impl TempCluster {
             Loading::Preloaded => "pg_cron,pg_recsys",
             Loading::OnDemand => "pg_cron",
         };
-        let mut options = format!("-p {} -k {} -c listen_addresses='' -c shared_preload_libraries={preload} -c fsync=off", cluster.port, cluster.root.display());
+        let mut options =
+            format!("-p {} -k {} -c listen_addresses='' -c shared_preload_libraries={preload} -c fsync=off", cluster.port, cluster.root.display());
         for setting in extra_settings {
             options.push_str(&format!(" -c {setting}"));
         }
         let log = cluster.root.join("postgres.log");
         let started = run_as_pg_owner(
-            Command::new(format!("{PG_BINDIR}/pg_ctl")).arg("-D").arg(cluster.data_dir()).arg("-l").arg(&log).args(["-w", "-t", "60", "-o", &options, "start"]),
+            Command::new(format!("{PG_BINDIR}/pg_ctl"))
+                .arg("-D")
+                .arg(cluster.data_dir())
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", "60", "-o", &options, "start"]),
         );
         if let Err(error) = started {
             let log_text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -136,7 +146,8 @@ fn register_exit_cleanup() {
         extern "C" fn stop_shared_clusters() {
             if let Ok(dirs) = SHARED.lock() {
                 for data_dir in dirs.iter() {
-                    let _ = run_as_pg_owner(Command::new(format!("{PG_BINDIR}/pg_ctl")).arg("-D").arg(data_dir).args(["-m", "immediate", "-w", "stop"]));
+                    let _ =
+                        run_as_pg_owner(Command::new(format!("{PG_BINDIR}/pg_ctl")).arg("-D").arg(data_dir).args(["-m", "immediate", "-w", "stop"]));
                     if let Some(root) = data_dir.parent() {
                         let _ = std::fs::remove_dir_all(root);
                     }

@@ -20,7 +20,8 @@ fn catalogue_changes_reach_open_connections_on_their_next_statement() {
     let mut reader = Client::connect(&cluster().connection_string("postgres", "cache_catalogue"), NoTls).unwrap();
     let before: f32 = reader.query_one("SELECT recsys.recsys_predict(5, 3)", &[]).unwrap().get(0);
     assert!(listed(&mut reader).iter().any(|(id, _)| *id == 1));
-    let in_batch = |db: &mut Client| -> i64 { db.query_one("SELECT count(*) FROM recsys.batch_recommendations WHERE movie_id = 1", &[]).unwrap().get(0) };
+    let in_batch =
+        |db: &mut Client| -> i64 { db.query_one("SELECT count(*) FROM recsys.batch_recommendations WHERE movie_id = 1", &[]).unwrap().get(0) };
     assert!(in_batch(&mut writer) > 0, "movie 1 is recommended to someone before it is deleted");
 
     writer.batch_execute("DELETE FROM recsys.movies WHERE movie_id = 1").unwrap();

@@ -69,7 +69,8 @@ fn torch_threads_is_per_session() {
     let mut first = cluster.connect().unwrap();
     let mut second = cluster.connect().unwrap();
     first.batch_execute("SET recsys.torch_threads = 2").unwrap();
-    let threads = |client: &mut postgres::Client| -> i32 { client.query_one("SELECT torch_threads FROM recsys.recsys_version_info()", &[]).unwrap().get(0) };
+    let threads =
+        |client: &mut postgres::Client| -> i32 { client.query_one("SELECT torch_threads FROM recsys.recsys_version_info()", &[]).unwrap().get(0) };
     assert_eq!(threads(&mut first), 2);
     assert_eq!(threads(&mut second), 1);
 }

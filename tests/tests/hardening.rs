@@ -93,7 +93,11 @@ fn concurrent_activations_keep_the_rollback_target() {
         first.batch_execute("COMMIT").unwrap();
         assert_eq!(waiter.join().unwrap(), Ok(then), "the second activation succeeds after the first (no 23505)");
         let row = first.query_one("SELECT version, previous_version FROM recsys.models WHERE status = 'active'", &[]).unwrap();
-        assert_eq!((row.get::<_, i64>(0), row.get::<_, Option<i64>>(1)), (then, Some(waiting_first)), "the rollback target is the version the first session activated");
+        assert_eq!(
+            (row.get::<_, i64>(0), row.get::<_, Option<i64>>(1)),
+            (then, Some(waiting_first)),
+            "the rollback target is the version the first session activated"
+        );
         assert_eq!(first.query_one("SELECT recsys.recsys_rollback()", &[]).unwrap().get::<_, i64>(0), waiting_first);
         first.query_one("SELECT recsys.recsys_activate($1)", &[&then]).unwrap();
     }
@@ -127,13 +131,17 @@ fn a_huge_list_is_scored_in_bounded_memory_and_can_be_cancelled() {
     owner.batch_execute("DROP ROLE IF EXISTS list_reader; CREATE ROLE list_reader LOGIN IN ROLE recsys_reader").unwrap();
     let mut reader = Client::connect(&cluster().connection_string("list_reader", "hardening_list"), NoTls).unwrap();
     reader.query_one("SELECT recsys.recsys_predict(1, 1)", &[]).unwrap();
-    let count: i64 = reader.query_one("SELECT count(*) FROM recsys.recsys_predict(1, (SELECT array_agg(1 + g % 250) FROM generate_series(1, 1000000) g))", &[]).unwrap().get(0);
+    let count: i64 = reader
+        .query_one("SELECT count(*) FROM recsys.recsys_predict(1, (SELECT array_agg(1 + g % 250) FROM generate_series(1, 1000000) g))", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(count, 1_000_000);
     let peak = backend_peak_mb(&mut reader);
     assert!(peak < 600, "one call over a million movie ids peaked at {peak} MB (it took 5 GB when scored in one pass)");
     reader.batch_execute("SET statement_timeout = '1s'").unwrap();
     let started = Instant::now();
-    let (code, message) = sql_error(&mut reader, "SELECT count(*) FROM recsys.recsys_predict(1, (SELECT array_agg(1 + g % 250) FROM generate_series(1, 8000000) g))");
+    let (code, message) =
+        sql_error(&mut reader, "SELECT count(*) FROM recsys.recsys_predict(1, (SELECT array_agg(1 + g % 250) FROM generate_series(1, 8000000) g))");
     assert_eq!(code, "57014", "{message}");
     assert!(started.elapsed() < Duration::from_millis(2500), "cancelled {:?} after the timeout", started.elapsed());
 }

@@ -40,7 +40,10 @@ fn csv_release_imports_titles_links_and_half_stars() {
     assert_eq!(row.get::<_, Option<i32>>(3), Some(9087));
     let rating: f32 = db.query_one("SELECT rating FROM recsys.ratings WHERE user_id = 1 AND movie_id = 11", &[]).unwrap().get(0);
     assert_eq!(rating, 3.5);
-    let rated_at: String = db.query_one("SELECT to_char(rated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM recsys.ratings WHERE user_id = 1 AND movie_id = 1", &[]).unwrap().get(0);
+    let rated_at: String = db
+        .query_one("SELECT to_char(rated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM recsys.ratings WHERE user_id = 1 AND movie_id = 1", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(rated_at, "2000-07-30 18:45:03");
 }
 
@@ -49,7 +52,8 @@ fn ml100k_release_imports_demographics_genre_flags_and_latin1() {
     let mut db = cluster().fresh_database("import_100k").unwrap();
     let dir = ScratchDir::new("ml100k").unwrap();
     let flags = |on: &[usize]| (0..19).map(|i| if on.contains(&i) { "1" } else { "0" }).collect::<Vec<_>>().join("|");
-    let mut items = format!("1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy%20Story%20(1995)|{}\n", flags(&[3, 4, 5])).into_bytes();
+    let mut items =
+        format!("1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy%20Story%20(1995)|{}\n", flags(&[3, 4, 5])).into_bytes();
     items.extend_from_slice(b"2|Cit\xe9 des enfants perdus, La (1995)|01-Jan-1995||http://x|");
     items.extend_from_slice(flags(&[9, 15]).as_bytes());
     items.push(b'\n');
@@ -62,7 +66,10 @@ fn ml100k_release_imports_demographics_genre_flags_and_latin1() {
     let title: String = db.query_one("SELECT title FROM recsys.movies WHERE movie_id = 2", &[]).unwrap().get(0);
     assert_eq!(title, "La Cité des enfants perdus");
     let user = db.query_one("SELECT gender, age, occupation, zip_code FROM recsys.users WHERE user_id = 2", &[]).unwrap();
-    assert_eq!((user.get::<_, String>(0), user.get::<_, i32>(1), user.get::<_, String>(2), user.get::<_, String>(3)), ("F".into(), 53, "other".into(), "94043".into()));
+    assert_eq!(
+        (user.get::<_, String>(0), user.get::<_, i32>(1), user.get::<_, String>(2), user.get::<_, String>(3)),
+        ("F".into(), 53, "other".into(), "94043".into())
+    );
     let genres: Vec<String> = db
         .query("SELECT g.name FROM recsys.movie_genres mg JOIN recsys.genres g USING (genre_id) WHERE movie_id = 1 ORDER BY 1", &[])
         .unwrap()
@@ -144,7 +151,9 @@ fn reimport_adds_nothing_and_incremental_import_keeps_the_latest_rating() {
     assert!(report.contains("(1 new, 1 updated"), "{report}");
     assert_eq!(count(&mut db, "users"), first[0] + 1);
     assert_eq!(count(&mut db, "ratings"), first[2] + 1);
-    let rating = |db: &mut Client, movie: i32| -> f32 { db.query_one("SELECT rating FROM recsys.ratings WHERE user_id = 1 AND movie_id = $1", &[&movie]).unwrap().get(0) };
+    let rating = |db: &mut Client, movie: i32| -> f32 {
+        db.query_one("SELECT rating FROM recsys.ratings WHERE user_id = 1 AND movie_id = $1", &[&movie]).unwrap().get(0)
+    };
     assert_eq!(rating(&mut db, 1), 2.0, "a later rating replaces the earlier one");
     assert_eq!(rating(&mut db, 11), 3.5, "an older rating does not replace a newer one");
 }
@@ -183,11 +192,16 @@ fn write_imdb(dir: &ScratchDir, gzip: bool) -> String {
     ];
     for (name, contents) in files {
         if gzip {
-            let compressed = std::process::Command::new("gzip").arg("-c").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().and_then(|mut child| {
-                use std::io::Write;
-                child.stdin.take().unwrap().write_all(contents.as_bytes())?;
-                child.wait_with_output()
-            });
+            let compressed = std::process::Command::new("gzip")
+                .arg("-c")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write;
+                    child.stdin.take().unwrap().write_all(contents.as_bytes())?;
+                    child.wait_with_output()
+                });
             dir.write(&format!("imdb/{name}.gz"), compressed.unwrap().stdout).unwrap();
         } else {
             dir.write(&format!("imdb/{name}"), contents).unwrap();

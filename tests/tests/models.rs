@@ -26,7 +26,8 @@ fn activation_and_rollback_walk_the_chain_and_refuse_what_cannot_serve() {
 
     assert_eq!(scalar_i64(&mut db, "SELECT recsys.recsys_activate(2)"), 2);
     assert_eq!(scalar_i64(&mut db, "SELECT recsys.recsys_activate(2)"), 2, "activating the active version changes nothing");
-    let statuses: Vec<(i64, String)> = db.query("SELECT version, status FROM recsys.model_versions ORDER BY version", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    let statuses: Vec<(i64, String)> =
+        db.query("SELECT version, status FROM recsys.model_versions ORDER BY version", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(statuses, [(1, "retired".into()), (2, "active".into()), (3, "retired".into())]);
 
     assert_eq!(scalar_i64(&mut db, "SELECT recsys.recsys_rollback()"), 3);

@@ -17,7 +17,25 @@ fn demo_database(name: &str) -> Client {
 
 fn train(database: &str, seed: &str, test_file: &Path) {
     let file = test_file.display().to_string();
-    cluster().trainer_ok(database, &["train", "--activate", "--epochs", "3", "--skip-cold-start", "--ranking-users", "10", "--seed", seed, "--no-refit", "--test-ratings", &file]).unwrap();
+    cluster()
+        .trainer_ok(
+            database,
+            &[
+                "train",
+                "--activate",
+                "--epochs",
+                "3",
+                "--skip-cold-start",
+                "--ranking-users",
+                "10",
+                "--seed",
+                seed,
+                "--no-refit",
+                "--test-ratings",
+                &file,
+            ],
+        )
+        .unwrap();
 }
 
 fn write_test_pairs(db: &mut Client, dir: &ScratchDir) -> std::path::PathBuf {
@@ -41,7 +59,8 @@ fn trained_demo(name: &str, seed: &str) -> (Client, ScratchDir, std::path::PathB
 #[test]
 fn sql_predictions_reproduce_the_trainers_evaluation() {
     let (mut db, _dir, _test_file) = trained_demo("predict_match", "5");
-    let registered: f64 = db.query_one("SELECT (metrics #>> '{random_holdout,model,rmse}')::float8 FROM recsys.models WHERE status = 'active'", &[]).unwrap().get(0);
+    let registered: f64 =
+        db.query_one("SELECT (metrics #>> '{random_holdout,model,rmse}')::float8 FROM recsys.models WHERE status = 'active'", &[]).unwrap().get(0);
     let sql: f64 = db
         .query_one(&format!("SELECT sqrt(avg((recsys.recsys_predict(user_id, movie_id) - rating)^2)) FROM recsys.ratings WHERE {TEST_PAIRS}"), &[])
         .unwrap()
@@ -83,7 +102,8 @@ fn bad_input_gets_documented_results_and_errors() {
     assert!((0.5..=5.0).contains(&unknown_user), "an unknown user is scored as an average user: {unknown_user}");
     assert_eq!(sql_error(&mut db, "SELECT recsys.recsys_predict(1, 424242)"), ("42704".into(), "movie 424242 does not exist".into()));
 
-    db.batch_execute("INSERT INTO recsys.movies (movie_id, title, year, runtime_minutes) VALUES (5000, 'A Film Added After Training', 2024, 101)").unwrap();
+    db.batch_execute("INSERT INTO recsys.movies (movie_id, title, year, runtime_minutes) VALUES (5000, 'A Film Added After Training', 2024, 101)")
+        .unwrap();
     let new_movie: f32 = db.query_one("SELECT recsys.recsys_predict(1, 5000)", &[]).unwrap().get(0);
     assert!((0.5..=5.0).contains(&new_movie), "a movie the model never saw is scored from its content: {new_movie}");
 
@@ -100,18 +120,31 @@ fn batched_predictions_and_recommendations_agree_with_single_predictions() {
     let (mut db, _dir, _test_file) = trained_demo("predict_batch", "4");
     let single = |db: &mut Client, movie: i32| -> f32 { db.query_one("SELECT recsys.recsys_predict(1, $1)", &[&movie]).unwrap().get(0) };
 
-    let batch: Vec<(i32, f32)> = db.query("SELECT movie_id, score FROM recsys.recsys_predict(1, ARRAY[3, 1, NULL, 2])", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    let batch: Vec<(i32, f32)> = db
+        .query("SELECT movie_id, score FROM recsys.recsys_predict(1, ARRAY[3, 1, NULL, 2])", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     assert_eq!(batch.iter().map(|b| b.0).collect::<Vec<_>>(), [3, 1, 2], "one row per non-NULL id, in order");
     for (movie, score) in &batch {
         assert!((single(&mut db, *movie) - score).abs() < 1e-5);
     }
 
-    let top: Vec<(i32, i32, String, f32)> = db.query("SELECT rank, movie_id, title, score FROM recsys.recsys_recommend(1)", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    let top: Vec<(i32, i32, String, f32)> = db
+        .query("SELECT rank, movie_id, title, score FROM recsys.recsys_recommend(1)", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
     assert_eq!(top.len(), 10);
     assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
     assert!(top.windows(2).all(|w| w[0].3 >= w[1].3), "scores never increase down the list");
     assert!((single(&mut db, top[0].1) - top[0].3).abs() < 1e-5);
-    let rated: i64 = db.query_one("SELECT count(*) FROM recsys.recsys_recommend(1, 50) r JOIN recsys.ratings x ON x.user_id = 1 AND x.movie_id = r.movie_id", &[]).unwrap().get(0);
+    let rated: i64 = db
+        .query_one("SELECT count(*) FROM recsys.recsys_recommend(1, 50) r JOIN recsys.ratings x ON x.user_id = 1 AND x.movie_id = r.movie_id", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(rated, 0, "rated movies are excluded");
     let title: String = db.query_one("SELECT title FROM recsys.movies WHERE movie_id = $1", &[&top[0].1]).unwrap().get(0);
     assert_eq!(top[0].2, title);
@@ -158,16 +191,28 @@ fn new_movies_are_scored_from_their_features() {
     let score = |db: &mut Client, sql: &str| -> Option<f32> { db.query_one(sql, &[]).unwrap().get(0) };
     let full = score(&mut db, "SELECT recsys.recsys_predict_new(1, 'The Dark Knight Returns', ARRAY['Action','Crime'], ARRAY['Christopher Nolan'], ARRAY['Christian Bale','Tom Hardy'], 150, 2026)").unwrap();
     assert!((0.5..=5.0).contains(&full));
-    let text = score(&mut db, "SELECT recsys.recsys_predict_new(1, 'The Dark Knight Returns', 'Action, Crime', 'Christopher Nolan', 'Christian Bale,Tom Hardy', 150, 2026)").unwrap();
+    let text = score(
+        &mut db,
+        "SELECT recsys.recsys_predict_new(1, 'The Dark Knight Returns', 'Action, Crime', 'Christopher Nolan', 'Christian Bale,Tom Hardy', 150, 2026)",
+    )
+    .unwrap();
     assert!((full - text).abs() < 1e-5, "the comma-separated form means the same: {full} vs {text}");
     let again = score(&mut db, "SELECT recsys.recsys_predict_new(1, 'The Dark Knight Returns', ARRAY['Action','Crime'], ARRAY['Christopher Nolan'], ARRAY['Christian Bale','Tom Hardy'], 150, 2026)").unwrap();
     assert_eq!(full, again);
-    let romance = score(&mut db, "SELECT recsys.recsys_predict_new(1, 'A Quiet Summer Love Story', ARRAY['Romance'], ARRAY['Nora Ephron'], ARRAY['Meg Ryan'], 95, 1994)").unwrap();
+    let romance = score(
+        &mut db,
+        "SELECT recsys.recsys_predict_new(1, 'A Quiet Summer Love Story', ARRAY['Romance'], ARRAY['Nora Ephron'], ARRAY['Meg Ryan'], 95, 1994)",
+    )
+    .unwrap();
     assert_ne!(full, romance, "different content, different score");
     assert_eq!(score(&mut db, "SELECT recsys.recsys_predict_new(NULL, 'x')"), None);
     assert!(score(&mut db, "SELECT recsys.recsys_predict_new(1, '')").is_some(), "an empty title is embedded as empty text");
     assert!(score(&mut db, &format!("SELECT recsys.recsys_predict_new(1, '{}')", "long title ".repeat(1000))).is_some());
-    assert!(score(&mut db, "SELECT recsys.recsys_predict_new(1, 'Crowded', actors => (SELECT array_agg('Actor ' || i) FROM generate_series(1, 10000) i))").is_some());
+    assert!(score(
+        &mut db,
+        "SELECT recsys.recsys_predict_new(1, 'Crowded', actors => (SELECT array_agg('Actor ' || i) FROM generate_series(1, 10000) i))"
+    )
+    .is_some());
     assert_eq!(sql_error(&mut db, "SELECT recsys.recsys_predict_new(1, 'x', runtime_minutes => -5)").0, "22023");
     assert_eq!(sql_error(&mut db, "SELECT recsys.recsys_predict_new(1, 'x', runtime_minutes => 'NaN')").0, "22023");
 }

@@ -55,7 +55,10 @@ fn readers_read_admins_manage_and_others_are_refused() {
     admin.batch_execute("CALL recsys.recsys_refresh_batch(5)").unwrap();
     assert_eq!(admin.query_one("SELECT recsys.recsys_activate(2)", &[]).unwrap().get::<_, i64>(0), 2);
     let (code, message) = sql_error(&mut admin, "SELECT recsys.recsys_load_artefact('/tmp')");
-    assert_eq!((code.as_str(), message.as_str()), ("42501", "loading a model artefact from a server file requires the privileges of pg_read_server_files"));
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("42501", "loading a model artefact from a server file requires the privileges of pg_read_server_files")
+    );
 
     let active: i64 = owner.query_one("SELECT version FROM recsys.models WHERE status = 'active'", &[]).unwrap().get(0);
     let batch_after: i64 = owner.query_one("SELECT count(*) FROM recsys.batch_recommendations", &[]).unwrap().get(0);

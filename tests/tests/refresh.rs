@@ -15,7 +15,10 @@ fn connect(database: &str) -> Client {
 /// (rows, distinct generated_at values, model versions) of the batch table.
 fn batch_state(db: &mut Client) -> (i64, i64, Vec<i64>) {
     let row = db
-        .query_one("SELECT count(*), count(DISTINCT generated_at), coalesce(array_agg(DISTINCT model_version), '{}') FROM recsys.batch_recommendations", &[])
+        .query_one(
+            "SELECT count(*), count(DISTINCT generated_at), coalesce(array_agg(DISTINCT model_version), '{}') FROM recsys.batch_recommendations",
+            &[],
+        )
         .unwrap();
     (row.get(0), row.get(1), row.get(2))
 }
@@ -32,7 +35,8 @@ fn the_batch_holds_k_unrated_movies_for_every_user() {
         .unwrap()
         .get(0);
     assert_eq!(per_user_ranks, users);
-    let rated: i64 = db.query_one("SELECT count(*) FROM recsys.batch_recommendations b JOIN recsys.ratings r USING (user_id, movie_id)", &[]).unwrap().get(0);
+    let rated: i64 =
+        db.query_one("SELECT count(*) FROM recsys.batch_recommendations b JOIN recsys.ratings r USING (user_id, movie_id)", &[]).unwrap().get(0);
     assert_eq!(rated, 0, "rated movies must not be recommended");
     let mismatched: i64 = db
         .query_one("SELECT count(*) FROM recsys.batch_recommendations WHERE abs(score - recsys.recsys_predict(user_id, movie_id)) > 1e-4", &[])
@@ -66,12 +70,22 @@ fn readers_see_the_old_batch_until_the_refresh_commits_and_a_second_refresh_is_r
     writer.batch_execute("CALL recsys.recsys_refresh_batch(3)").unwrap();
     let mut reader = connect("refresh_atomic");
     let before = batch_state(&mut reader);
-    let before_rows: Vec<(i32, i32)> = reader.query("SELECT user_id, movie_id FROM recsys.batch_recommendations ORDER BY 1, 2", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    let before_rows: Vec<(i32, i32)> = reader
+        .query("SELECT user_id, movie_id FROM recsys.batch_recommendations ORDER BY 1, 2", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
 
     writer.batch_execute("BEGIN; CALL recsys.recsys_refresh_batch(5)").unwrap();
     let during = batch_state(&mut reader);
     assert_eq!(during, before, "a reader sees the complete old batch while the refresh is uncommitted");
-    let during_rows: Vec<(i32, i32)> = reader.query("SELECT user_id, movie_id FROM recsys.batch_recommendations ORDER BY 1, 2", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    let during_rows: Vec<(i32, i32)> = reader
+        .query("SELECT user_id, movie_id FROM recsys.batch_recommendations ORDER BY 1, 2", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     assert_eq!(during_rows, before_rows);
 
     let mut second = connect("refresh_atomic");

@@ -16,10 +16,8 @@ fn sql_behaviour_matches_the_expected_files() {
     let output = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/regress-output");
     let _ = std::fs::remove_dir_all(&output);
     std::fs::create_dir_all(&output).unwrap();
-    let mut tests: Vec<String> = std::fs::read_dir(input.join("sql"))
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.path().file_stem()?.to_str().map(str::to_string))
-        .collect();
+    let mut tests: Vec<String> =
+        std::fs::read_dir(input.join("sql")).unwrap().filter_map(|entry| entry.ok()?.path().file_stem()?.to_str().map(str::to_string)).collect();
     tests.sort();
     let accept = std::env::var_os("RECSYS_REGRESS_ACCEPT").is_some();
     for test in tests.iter().filter(|_| accept) {
@@ -47,5 +45,10 @@ fn sql_behaviour_matches_the_expected_files() {
         return;
     }
     let diffs = std::fs::read_to_string(output.join("regression.diffs")).unwrap_or_default();
-    assert!(result.status.success(), "pg_regress failed:\n{}{}\n{diffs}", String::from_utf8_lossy(&result.stdout), String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "pg_regress failed:\n{}{}\n{diffs}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
 }

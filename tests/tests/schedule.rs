@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn a_scheduled_refresh_runs_under_pg_cron_and_can_be_removed() {
-    let cluster = TempCluster::start("cron", Loading::Preloaded, &["cron.database_name=crontest", "cron.use_background_workers=on", "max_worker_processes=16"]).unwrap();
+    let cluster =
+        TempCluster::start("cron", Loading::Preloaded, &["cron.database_name=crontest", "cron.use_background_workers=on", "max_worker_processes=16"])
+            .unwrap();
     let mut db = cluster.trained_demo_database("crontest").unwrap();
     let (code, _) = sql_error(&mut db, "SELECT recsys.recsys_schedule_refresh('* * * * *', 5)");
     assert_eq!(code, "55000", "without pg_cron the helper says how to install it");

@@ -24,7 +24,12 @@ fn a_standby_serves_and_follows_activations_and_refuses_writes() {
     let cold: f32 = reader.query_one("SELECT recsys.recsys_predict_new(1, 'A Title Only The Standby Saw', ARRAY['Drama'])", &[]).unwrap().get(0);
     assert!((0.5..=5.0).contains(&cold));
 
-    for statement in ["SELECT recsys.recsys_activate(2)", "SELECT recsys.recsys_rollback()", "CALL recsys.recsys_refresh_batch(5)", "SELECT recsys.recsys_load_artefact('/tmp')"] {
+    for statement in [
+        "SELECT recsys.recsys_activate(2)",
+        "SELECT recsys.recsys_rollback()",
+        "CALL recsys.recsys_refresh_batch(5)",
+        "SELECT recsys.recsys_load_artefact('/tmp')",
+    ] {
         let error = reader.batch_execute(statement).unwrap_err();
         let error = error.as_db_error().unwrap_or_else(|| panic!("{statement}: {error}"));
         assert_eq!(error.code().code(), "25006", "{statement}: {}", error.message());

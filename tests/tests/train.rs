@@ -50,7 +50,18 @@ fn demo_training_registers_a_loadable_model_that_beats_the_bias_baseline() {
     );
 
     let evaluated = cluster().trainer_ok("train_demo", &["evaluate", "--seed", "7"]).unwrap();
-    let served_rmse: f64 = evaluated.lines().find(|l| l.contains("hybrid model")).unwrap().split("RMSE").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let served_rmse: f64 = evaluated
+        .lines()
+        .find(|l| l.contains("hybrid model"))
+        .unwrap()
+        .split("RMSE")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(served_rmse < model, "the served model has seen the hold-out ratings the stored metrics were measured on: {served_rmse} vs {model}");
     let cached: i64 = db.query_one("SELECT count(*) FROM recsys.title_embeddings", &[]).unwrap().get(0);
     assert_eq!(cached, 250, "every demo title embedded once and cached");
@@ -84,11 +95,16 @@ fn a_trainer_killed_mid_run_leaves_the_registry_unchanged() {
 #[test]
 fn a_corrupt_registered_artefact_is_refused() {
     let mut db = demo_database("train_corrupt");
-    cluster().trainer_ok("train_corrupt", &["train", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--no-refit", "--seed", "5"]).unwrap();
+    cluster()
+        .trainer_ok("train_corrupt", &["train", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--no-refit", "--seed", "5"])
+        .unwrap();
     let model: f64 = db.query_one("SELECT (metrics #>> '{random_holdout,model,rmse}')::float8 FROM recsys.models", &[]).unwrap().get(0);
     let evaluated = cluster().trainer_ok("train_corrupt", &["evaluate", "--version", "1", "--seed", "5"]).unwrap();
     let rmse_line = evaluated.lines().find(|l| l.contains("hybrid model")).unwrap().to_string();
-    assert!(rmse_line.contains(&format!("RMSE {model:.4}")), "with --no-refit the registered artefact is the hold-out run's and scores as at training time: {rmse_line} vs {model:.4}");
+    assert!(
+        rmse_line.contains(&format!("RMSE {model:.4}")),
+        "with --no-refit the registered artefact is the hold-out run's and scores as at training time: {rmse_line} vs {model:.4}"
+    );
     db.batch_execute("UPDATE recsys.models SET weights = substring(weights FROM 1 FOR 1000)").unwrap();
     let output = cluster().run_trainer("train_corrupt", &["evaluate", "--version", "1"]).unwrap();
     assert!(!output.status.success());
@@ -101,7 +117,9 @@ fn a_corrupt_registered_artefact_is_refused() {
 fn the_same_seed_gives_the_same_model() {
     demo_database("train_seeded");
     let run = || {
-        let output = cluster().trainer_ok("train_seeded", &["train", "--no-register", "--epochs", "2", "--skip-cold-start", "--ranking-users", "20", "--seed", "3"]).unwrap();
+        let output = cluster()
+            .trainer_ok("train_seeded", &["train", "--no-register", "--epochs", "2", "--skip-cold-start", "--ranking-users", "20", "--seed", "3"])
+            .unwrap();
         output.lines().filter(|l| l.contains("RMSE") || l.contains("Recall")).map(str::to_string).collect::<Vec<_>>()
     };
     let first = run();
@@ -114,8 +132,28 @@ fn the_same_seed_gives_the_same_model() {
 fn the_documented_flag_combinations_train() {
     demo_database("train_flags");
     let common = ["train", "--no-register", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10"];
-    let seed_architecture = ["--no-biases", "--no-dot-product", "--embedding-l2", "0", "--weight-decay", "0", "--movie-id-dropout", "0", "--title-rank", "0", "--person-dropout", "0", "--autoencoder-hidden", "0"];
-    for flags in [&seed_architecture[..], &["--autoencoder-hidden", "0"][..], &["--validation-fraction", "0"][..], &["--no-refit", "--out", "/tmp/recsys-train-flags"][..]] {
+    let seed_architecture = [
+        "--no-biases",
+        "--no-dot-product",
+        "--embedding-l2",
+        "0",
+        "--weight-decay",
+        "0",
+        "--movie-id-dropout",
+        "0",
+        "--title-rank",
+        "0",
+        "--person-dropout",
+        "0",
+        "--autoencoder-hidden",
+        "0",
+    ];
+    for flags in [
+        &seed_architecture[..],
+        &["--autoencoder-hidden", "0"][..],
+        &["--validation-fraction", "0"][..],
+        &["--no-refit", "--out", "/tmp/recsys-train-flags"][..],
+    ] {
         let mut args = common.to_vec();
         args.extend_from_slice(flags);
         let output = cluster().trainer_ok("train_flags", &args).unwrap_or_else(|e| panic!("{flags:?}: {e}"));

@@ -38,7 +38,10 @@ fn every_released_version_has_a_path_to_the_current_one() {
         let mut at = released.to_string();
         let mut hops = 0;
         while at != CURRENT {
-            let next = steps.iter().find(|(from, _)| *from == at).unwrap_or_else(|| panic!("no upgrade script from {at} (released {released}) towards {CURRENT}"));
+            let next = steps
+                .iter()
+                .find(|(from, _)| *from == at)
+                .unwrap_or_else(|| panic!("no upgrade script from {at} (released {released}) towards {CURRENT}"));
             at = next.1.clone();
             hops += 1;
             assert!(hops <= steps.len(), "the upgrade scripts from {released} loop");
@@ -47,7 +50,10 @@ fn every_released_version_has_a_path_to_the_current_one() {
     let control = std::fs::read_to_string(repository().join("pg_recsys/pg_recsys.control")).unwrap();
     assert!(control.contains("default_version = '@CARGO_VERSION@'"), "the control file takes its version from Cargo");
     for released in RELEASED {
-        assert!(repository().join(format!("tests/upgrade/pg_recsys--{released}.sql")).is_file(), "the install script of released {released} is kept for the upgrade test");
+        assert!(
+            repository().join(format!("tests/upgrade/pg_recsys--{released}.sql")).is_file(),
+            "the install script of released {released} is kept for the upgrade test"
+        );
     }
 }
 
@@ -68,14 +74,39 @@ fn connect(database: &str) -> Client {
 /// What a 0.1.0 database holds: row counts of every table, the active model and its rollback target, the batch.
 fn stored_state(db: &mut Client) -> Vec<String> {
     let mut state = Vec::new();
-    for table in ["ratings", "movies", "users", "persons", "movie_persons", "movie_genres", "genres", "models", "title_embeddings", "quality_log", "batch_recommendations"] {
+    for table in [
+        "ratings",
+        "movies",
+        "users",
+        "persons",
+        "movie_persons",
+        "movie_genres",
+        "genres",
+        "models",
+        "title_embeddings",
+        "quality_log",
+        "batch_recommendations",
+    ] {
         let count: i64 = db.query_one(&format!("SELECT count(*) FROM recsys.{table}"), &[]).unwrap().get(0);
         state.push(format!("{table}: {count} rows"));
     }
     let active = db.query_one("SELECT version, previous_version, md5(weights) FROM recsys.models WHERE status = 'active'", &[]).unwrap();
-    state.push(format!("active {:?}, rollback target {:?}, weights {}", active.get::<_, i64>(0), active.get::<_, Option<i64>>(1), active.get::<_, String>(2)));
-    for row in db.query("SELECT user_id, rank, movie_id, score, model_version FROM recsys.batch_recommendations ORDER BY user_id, rank", &[]).unwrap() {
-        state.push(format!("batch {} #{} = {} ({}, v{})", row.get::<_, i32>(0), row.get::<_, i16>(1), row.get::<_, i32>(2), row.get::<_, f32>(3), row.get::<_, i64>(4)));
+    state.push(format!(
+        "active {:?}, rollback target {:?}, weights {}",
+        active.get::<_, i64>(0),
+        active.get::<_, Option<i64>>(1),
+        active.get::<_, String>(2)
+    ));
+    for row in db.query("SELECT user_id, rank, movie_id, score, model_version FROM recsys.batch_recommendations ORDER BY user_id, rank", &[]).unwrap()
+    {
+        state.push(format!(
+            "batch {} #{} = {} ({}, v{})",
+            row.get::<_, i32>(0),
+            row.get::<_, i16>(1),
+            row.get::<_, i32>(2),
+            row.get::<_, f32>(3),
+            row.get::<_, i64>(4)
+        ));
     }
     state
 }
@@ -83,7 +114,10 @@ fn stored_state(db: &mut Client) -> Vec<String> {
 /// What users are served: predictions and recommendations of the active model.
 fn served(db: &mut Client) -> Vec<String> {
     let mut served = Vec::new();
-    for row in db.query("SELECT user_id, movie_id, recsys.recsys_predict(user_id, movie_id) FROM recsys.ratings ORDER BY user_id, movie_id LIMIT 50", &[]).unwrap() {
+    for row in db
+        .query("SELECT user_id, movie_id, recsys.recsys_predict(user_id, movie_id) FROM recsys.ratings ORDER BY user_id, movie_id LIMIT 50", &[])
+        .unwrap()
+    {
         served.push(format!("predict({}, {}) = {}", row.get::<_, i32>(0), row.get::<_, i32>(1), row.get::<_, f32>(2)));
     }
     for user in [1, 7, 99_999] {
@@ -158,7 +192,8 @@ fn updating_a_released_database_keeps_every_row_and_serves_the_same_model() {
     let error = error.as_db_error().unwrap();
     assert_eq!(error.code().code(), "55000", "{}", error.message());
     assert!(error.hint().unwrap_or("").contains("ALTER EXTENSION pg_recsys UPDATE"), "the hint says what to do: {:?}", error.hint());
-    let config_before: Option<Vec<String>> = db.query_one("SELECT proconfig FROM pg_proc WHERE proname = 'recsys_schedule_refresh'", &[]).unwrap().get(0);
+    let config_before: Option<Vec<String>> =
+        db.query_one("SELECT proconfig FROM pg_proc WHERE proname = 'recsys_schedule_refresh'", &[]).unwrap().get(0);
     assert_eq!(config_before, None, "the 0.1.0 functions run with the caller's search_path");
 
     db.batch_execute("ALTER EXTENSION pg_recsys UPDATE").unwrap();
@@ -176,10 +211,16 @@ fn updating_a_released_database_keeps_every_row_and_serves_the_same_model() {
         .unwrap();
     for row in db.query("SELECT embedder, text_sha256, embedding FROM recsys.title_embeddings", &[]).unwrap() {
         let (embedder, hash, embedding): (String, Vec<u8>, Vec<f32>) = (row.get(0), row.get(1), row.get(2));
-        fresh.execute("INSERT INTO recsys.title_embeddings (embedder, text_sha256, embedding) VALUES ($1, $2, $3)", &[&embedder, &hash, &embedding]).unwrap();
+        fresh
+            .execute("INSERT INTO recsys.title_embeddings (embedder, text_sha256, embedding) VALUES ($1, $2, $3)", &[&embedder, &hash, &embedding])
+            .unwrap();
     }
     fresh.query_one("SELECT recsys.recsys_activate(1)", &[]).unwrap();
-    assert_eq!(upgraded, served(&mut connect("upgrade_new")), "the updated database serves its model exactly as a fresh install of the same artefact");
+    assert_eq!(
+        upgraded,
+        served(&mut connect("upgrade_new")),
+        "the updated database serves its model exactly as a fresh install of the same artefact"
+    );
 
     let (updated, installed) = (schema(&mut db), schema(&mut fresh));
     let only_updated: Vec<&String> = updated.iter().filter(|line| !installed.contains(line)).collect();

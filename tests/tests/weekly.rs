@@ -18,7 +18,26 @@ fn the_weekly_script_imports_trains_and_refreshes() {
     let catalogue = repo.join("seeds/catalogue.tsv").display().to_string();
     let out = new_week.display().to_string();
     cluster
-        .trainer_ok("weekly", &["synth", "--catalogue", &catalogue, "--users", "600", "--ratings", "3000", "--min-ratings-per-user", "1", "--seed", "20261124", "--first-timestamp", "1049000000", "--out", &out])
+        .trainer_ok(
+            "weekly",
+            &[
+                "synth",
+                "--catalogue",
+                &catalogue,
+                "--users",
+                "600",
+                "--ratings",
+                "3000",
+                "--min-ratings-per-user",
+                "1",
+                "--seed",
+                "20261124",
+                "--first-timestamp",
+                "1049000000",
+                "--out",
+                &out,
+            ],
+        )
         .unwrap();
 
     let (socket, port) = cluster.socket_and_port();

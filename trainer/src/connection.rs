@@ -34,6 +34,8 @@ impl ConnectionArgs {
     /// Opens a connection, naming where it tried to connect when that fails.
     pub fn connect(&self) -> Result<Client> {
         let config = self.config()?;
-        config.connect(NoTls).with_context(|| format!("cannot connect to PostgreSQL at {:?}:{:?} (set PG* variables or --url)", config.get_hosts(), config.get_ports()))
+        config.connect(NoTls).with_context(|| {
+            format!("cannot connect to PostgreSQL at {:?}:{:?} (set PG* variables or --url)", config.get_hosts(), config.get_ports())
+        })
     }
 }

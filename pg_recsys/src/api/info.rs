@@ -36,11 +36,7 @@ fn recsys_version_info() -> TableIterator<
 #[pg_extern(volatile, parallel_safe)]
 fn recsys_torch_matmul_check(matrix_size: default!(i32, 1024)) -> f64 {
     if !(1..=4096).contains(&matrix_size) {
-        RecsysError::invalid_parameter(
-            format!("matrix_size must be between 1 and 4096, got {matrix_size}"),
-            "Pass a size such as 1024.",
-        )
-        .raise();
+        RecsysError::invalid_parameter(format!("matrix_size must be between 1 and 4096, got {matrix_size}"), "Pass a size such as 1024.").raise();
     }
     let _float_mode = torch_runtime::prepare().or_raise();
     recsys_model::runtime::matmul_probe(i64::from(matrix_size)).or_raise()

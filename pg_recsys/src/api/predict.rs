@@ -18,7 +18,10 @@ fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = model_cache::active()?;
     let user_row = model.vocabulary.user_row(user_id) as usize;
-    let raw = model.scorer.raw_score(user_row, position(&model, movie_id)?).ok_or_else(|| RecsysError::internal(format!("user row {user_row} is outside the model")))?;
+    let raw = model
+        .scorer
+        .raw_score(user_row, position(&model, movie_id)?)
+        .ok_or_else(|| RecsysError::internal(format!("user row {user_row} is outside the model")))?;
     finite_rating(&model, raw)
 }
 

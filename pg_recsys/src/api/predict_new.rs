@@ -26,7 +26,8 @@ fn person_ids(names: &[String]) -> Result<Vec<i32>, RecsysError> {
     let trimmed: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
     let found: HashMap<String, i32> = Spi::connect(|client| -> Result<HashMap<String, i32>, pgrx::spi::Error> {
         let mut found = HashMap::new();
-        let sql = "SELECT name, pg_catalog.min(person_id) FROM recsys.persons WHERE name OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]) GROUP BY name";
+        let sql =
+            "SELECT name, pg_catalog.min(person_id) FROM recsys.persons WHERE name OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]) GROUP BY name";
         for row in client.select(sql, None, &[trimmed.into()])? {
             if let (Some(name), Some(id)) = (row.get::<String>(1)?, row.get::<i32>(2)?) {
                 found.insert(name, id);
@@ -56,7 +57,9 @@ fn title_embedding(title: &str) -> Result<Tensor, RecsysError> {
     })
     .map_err(RecsysError::spi("reading cached title embeddings"))?;
     let embedding = match stored {
-        Some(vector) if vector.len() == recsys_model::embedder::TITLE_DIM as usize => Tensor::f_from_slice(&vector)?.f_reshape([1, recsys_model::embedder::TITLE_DIM])?,
+        Some(vector) if vector.len() == recsys_model::embedder::TITLE_DIM as usize => {
+            Tensor::f_from_slice(&vector)?.f_reshape([1, recsys_model::embedder::TITLE_DIM])?
+        }
         _ => model_cache::embed(&[title], key.1)?,
     };
     TITLE_CACHE.with(|cache| {
@@ -85,7 +88,10 @@ fn check_features(content: &MovieContent) -> Result<(), RecsysError> {
         }
     }
     if let Some(year) = content.year.filter(|year| !YEARS.contains(year)) {
-        return Err(RecsysError::invalid_parameter(format!("year must be between {} and {}, got {year}", YEARS.start(), YEARS.end()), "Pass the release year, or NULL when unknown."));
+        return Err(RecsysError::invalid_parameter(
+            format!("year must be between {} and {}, got {year}", YEARS.start(), YEARS.end()),
+            "Pass the release year, or NULL when unknown.",
+        ));
     }
     Ok(())
 }
@@ -113,8 +119,22 @@ fn split_commas(text: Option<&str>) -> Vec<String> {
     text.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
-fn content(title: &str, genres: Vec<String>, directors: &[String], actors: &[String], runtime: Option<f64>, year: Option<i32>) -> Result<MovieContent, RecsysError> {
-    Ok(MovieContent { title: title.to_string(), genres, directors: person_ids(directors)?, actors: person_ids(actors)?, runtime_minutes: runtime, year: year.map(f64::from) })
+fn content(
+    title: &str,
+    genres: Vec<String>,
+    directors: &[String],
+    actors: &[String],
+    runtime: Option<f64>,
+    year: Option<i32>,
+) -> Result<MovieContent, RecsysError> {
+    Ok(MovieContent {
+        title: title.to_string(),
+        genres,
+        directors: person_ids(directors)?,
+        actors: person_ids(actors)?,
+        runtime_minutes: runtime,
+        year: year.map(f64::from),
+    })
 }
 
 /// Predicted rating of a movie the model has never seen, from its features: the title (embedded with
@@ -139,7 +159,15 @@ fn recsys_predict_new(
 
 /// `recsys_predict_new` with genres, directors and actors as comma-separated text, as the original service took them.
 #[pg_extern(name = "recsys_predict_new", stable, parallel_safe)]
-fn recsys_predict_new_text(user_id: Option<i32>, title: Option<&str>, genres: Option<&str>, directors: Option<&str>, actors: Option<&str>, runtime_minutes: Option<f64>, year: Option<i32>) -> Option<f32> {
+fn recsys_predict_new_text(
+    user_id: Option<i32>,
+    title: Option<&str>,
+    genres: Option<&str>,
+    directors: Option<&str>,
+    actors: Option<&str>,
+    runtime_minutes: Option<f64>,
+    year: Option<i32>,
+) -> Option<f32> {
     let (user_id, title) = (user_id?, title?);
     let movie = content(title, split_commas(genres), &split_commas(directors), &split_commas(actors), runtime_minutes, year).or_raise();
     Some(predict_new(user_id, movie).or_raise())

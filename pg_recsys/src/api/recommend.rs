@@ -28,7 +28,10 @@ fn movie_ids_where(sql: &str, argument: pgrx::datum::DatumWithOid<'_>) -> Result
 
 fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> Result<Vec<(i32, i32, String, f32)>, RecsysError> {
     if !(1..=MAX_K).contains(&k) {
-        return Err(RecsysError::invalid_parameter(format!("k must be between 1 and {MAX_K}, got {k}"), "Ask for the number of recommendations to return, e.g. 10."));
+        return Err(RecsysError::invalid_parameter(
+            format!("k must be between 1 and {MAX_K}, got {k}"),
+            "Ask for the number of recommendations to return, e.g. 10.",
+        ));
     }
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = model_cache::active()?;
@@ -39,7 +42,14 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
     };
     let is_candidate = |i: &usize| !excluded.contains(&model.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.movie_ids[*i]));
     let user_row = model.vocabulary.user_row(user_id);
-    let ranked = rank_users(&model.scorer, &[user_row], |_| (0..model.movie_ids.len()).filter(is_candidate).collect(), &model.movie_ids, k as usize, crate::guc::precision())?;
+    let ranked = rank_users(
+        &model.scorer,
+        &[user_row],
+        |_| (0..model.movie_ids.len()).filter(is_candidate).collect(),
+        &model.movie_ids,
+        k as usize,
+        crate::guc::precision(),
+    )?;
     let best = ranked.into_iter().next().unwrap_or_default();
     Ok(best.into_iter().enumerate().map(|(rank, (i, score))| (rank as i32 + 1, model.movie_ids[i], model.titles[i].clone(), score)).collect())
 }

@@ -66,8 +66,16 @@ pub struct ImdbData {
 }
 
 pub fn locate(dir: &Path) -> Result<ImdbFiles> {
-    let find = |name: &str| find_file(dir, name).ok_or_else(|| anyhow::anyhow!("{} is missing {name} (or {name}.gz), one of the four IMDb files this import needs", dir.display()));
-    Ok(ImdbFiles { basics: find("title.basics.tsv")?, crew: find("title.crew.tsv")?, principals: find("title.principals.tsv")?, names: find("name.basics.tsv")? })
+    let find = |name: &str| {
+        find_file(dir, name)
+            .ok_or_else(|| anyhow::anyhow!("{} is missing {name} (or {name}.gz), one of the four IMDb files this import needs", dir.display()))
+    };
+    Ok(ImdbFiles {
+        basics: find("title.basics.tsv")?,
+        crew: find("title.crew.tsv")?,
+        principals: find("title.principals.tsv")?,
+        names: find("name.basics.tsv")?,
+    })
 }
 
 fn null(field: &str) -> Option<&str> {
@@ -84,7 +92,11 @@ fn for_each_row(path: &Path, header: &[&str], policy: &mut BadLinePolicy, mut ro
     let mut progress = FileProgress::start(&source);
     while source.next_line(&mut line)? {
         let fields: Vec<&str> = line.split('\t').collect();
-        let outcome = if fields.len() != header.len() { Err(format!("expected {} tab-separated fields, found {}", header.len(), fields.len())) } else { row(&fields) };
+        let outcome = if fields.len() != header.len() {
+            Err(format!("expected {} tab-separated fields, found {}", header.len(), fields.len()))
+        } else {
+            row(&fields)
+        };
         if let Err(message) = outcome {
             policy.handle(source.bad_line(message))?;
         }

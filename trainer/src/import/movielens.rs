@@ -76,15 +76,50 @@ impl BadLinePolicy {
 
 /// ML-1M occupation codes (README of ML-1M).
 const ML1M_OCCUPATIONS: [&str; 21] = [
-    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service", "doctor/health care",
-    "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist",
-    "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed", "writer",
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
 ];
 
 /// ML-100K's genre flag columns, in order (`u.genre`).
 const ML100K_GENRES: [&str; 19] = [
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir",
-    "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ];
 
 /// Finds the release's files in `dir`; `links_override` supplies a links.csv from another release (ML-1M has none).
@@ -186,7 +221,14 @@ fn expect_fields(fields: &[String], at_least: usize, what: &str) -> Result<(), S
 }
 
 /// Reads the data lines of a file (skipping the header of CSV files), handing each split line to `parse`.
-fn for_each_line<T>(path: &Path, layout: Layout, encoding: Encoding, policy: &mut BadLinePolicy, mut parse: impl FnMut(&[String]) -> Result<T, String>, mut sink: impl FnMut(T) -> Result<()>) -> Result<()> {
+fn for_each_line<T>(
+    path: &Path,
+    layout: Layout,
+    encoding: Encoding,
+    policy: &mut BadLinePolicy,
+    mut parse: impl FnMut(&[String]) -> Result<T, String>,
+    mut sink: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
     let mut source = LineSource::open(path, encoding)?;
     let mut line = String::new();
     let mut progress = super::progress::FileProgress::start(&source);
@@ -212,12 +254,18 @@ pub fn read_movies(files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result
             Release::Ml100k => {
                 expect_fields(fields, 5 + ML100K_GENRES.len(), "u.item")?;
                 let flags = &fields[5..5 + ML100K_GENRES.len()];
-                let genres = flags.iter().zip(ML100K_GENRES).filter(|(flag, name)| flag.trim() == "1" && *name != "unknown").map(|(_, name)| name.to_string()).collect();
+                let genres = flags
+                    .iter()
+                    .zip(ML100K_GENRES)
+                    .filter(|(flag, name)| flag.trim() == "1" && *name != "unknown")
+                    .map(|(_, name)| name.to_string())
+                    .collect();
                 (&fields[0], fields[1].as_str(), genres)
             }
             Release::Dat | Release::Csv => {
                 expect_fields(fields, 3, "a movie")?;
-                let genres = fields[2].split('|').map(str::trim).filter(|g| !g.is_empty() && *g != "(no genres listed)").map(str::to_string).collect();
+                let genres =
+                    fields[2].split('|').map(str::trim).filter(|g| !g.is_empty() && *g != "(no genres listed)").map(str::to_string).collect();
                 (&fields[0], fields[1].as_str(), genres)
             }
         };
@@ -289,7 +337,8 @@ pub fn read_links(path: &Path, policy: &mut BadLinePolicy) -> Result<HashMap<i32
             let number: u64 = parse_int(imdb.trim_start_matches("tt"), "imdbId")?;
             Some(format!("tt{number:07}"))
         };
-        let tmdb_id = tmdb_column.and_then(|c| fields.get(c)).map(|f| f.trim()).filter(|f| !f.is_empty()).map(|f| parse_int(f, "tmdbId")).transpose()?;
+        let tmdb_id =
+            tmdb_column.and_then(|c| fields.get(c)).map(|f| f.trim()).filter(|f| !f.is_empty()).map(|f| parse_int(f, "tmdbId")).transpose()?;
         Ok(LinkRecord { movie_id: parse_int(&fields[0], "movie id")?, imdb_id, tmdb_id })
     };
     let mut links = HashMap::new();
@@ -313,7 +362,12 @@ pub fn for_each_rating(files: &MovieLensFiles, policy: &mut BadLinePolicy, sink:
         if !(0.5..=5.0).contains(&rating) || (rating * 2.0).fract() != 0.0 {
             return Err(format!("rating {rating} is not a half-star value between 0.5 and 5"));
         }
-        Ok(RatingRecord { user_id: parse_int(&fields[0], "user id")?, movie_id: parse_int(&fields[1], "movie id")?, rating, timestamp: parse_int(&fields[3], "timestamp")? })
+        Ok(RatingRecord {
+            user_id: parse_int(&fields[0], "user id")?,
+            movie_id: parse_int(&fields[1], "movie id")?,
+            rating,
+            timestamp: parse_int(&fields[3], "timestamp")?,
+        })
     };
     for_each_line(path, layout, release.encoding(), policy, parse, sink)
 }
@@ -325,7 +379,10 @@ mod tests {
     #[test]
     fn csv_lines_with_quotes_split_like_rfc_4180() {
         assert_eq!(split_csv_line("1,Toy Story (1995),Animation").unwrap(), ["1", "Toy Story (1995)", "Animation"]);
-        assert_eq!(split_csv_line(r#"11,"American President, The (1995)",Comedy|Drama"#).unwrap(), ["11", "American President, The (1995)", "Comedy|Drama"]);
+        assert_eq!(
+            split_csv_line(r#"11,"American President, The (1995)",Comedy|Drama"#).unwrap(),
+            ["11", "American President, The (1995)", "Comedy|Drama"]
+        );
         assert_eq!(split_csv_line(r#"5,"Say ""Hi"" (2001)",Drama"#).unwrap(), ["5", "Say \"Hi\" (2001)", "Drama"]);
         assert!(split_csv_line(r#"5,"open,Drama"#).is_err());
     }

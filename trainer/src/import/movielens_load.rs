@@ -35,7 +35,8 @@ ON CONFLICT (user_id) DO UPDATE SET gender = EXCLUDED.gender, age = EXCLUDED.age
 
 const UNKNOWN_MOVIES: &str = "
 SELECT id FROM unnest($1::integer[]) AS id WHERE NOT EXISTS (SELECT 1 FROM recsys.movies m WHERE m.movie_id = id) ORDER BY id LIMIT 5";
-const USERS_FROM_RATINGS: &str = "INSERT INTO recsys.users (user_id) SELECT id FROM unnest($1::integer[]) AS id ORDER BY id ON CONFLICT (user_id) DO NOTHING";
+const USERS_FROM_RATINGS: &str =
+    "INSERT INTO recsys.users (user_id) SELECT id FROM unnest($1::integer[]) AS id ORDER BY id ON CONFLICT (user_id) DO NOTHING";
 
 const MERGE_RATINGS: &str = "
 INSERT INTO recsys.ratings AS r (user_id, movie_id, rating, rated_at)

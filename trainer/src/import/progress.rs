@@ -18,8 +18,15 @@ impl FileProgress {
     pub fn start(source: &LineSource) -> Self {
         let (size, bytes_read) = source.progress_handle();
         let name = source.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let bar = ProgressBar::with_draw_target(Some(size), if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-        bar.set_style(ProgressStyle::with_template("{prefix:>22} [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}").expect("valid template").progress_chars("=> "));
+        let bar = ProgressBar::with_draw_target(
+            Some(size),
+            if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+        );
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>22} [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
         bar.set_prefix(name.clone());
         Self { bar, bytes_read, rows: 0, started: Instant::now(), name }
     }

@@ -71,7 +71,10 @@ mod tests {
         assert_eq!(parsed("American President, The (1995)"), ("The American President".into(), Some(1995)));
         assert_eq!(parsed("Toy Story (1995)"), ("Toy Story".into(), Some(1995)));
         assert_eq!(parsed("Armée des ombres, L' (1969)"), ("L'Armée des ombres".into(), Some(1969)));
-        assert_eq!(parsed("City of Lost Children, The (Cité des enfants perdus, La) (1995)"), ("The City of Lost Children (Cité des enfants perdus, La)".into(), Some(1995)));
+        assert_eq!(
+            parsed("City of Lost Children, The (Cité des enfants perdus, La) (1995)"),
+            ("The City of Lost Children (Cité des enfants perdus, La)".into(), Some(1995))
+        );
     }
 
     #[test]

@@ -9,8 +9,24 @@ use std::path::Path;
 
 /// The MovieLens genre vocabulary.
 pub const GENRES: [&str; 18] = [
-    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical",
-    "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,16 +70,56 @@ const TITLE_ADJECTIVES: [&str; 24] = [
     "Midnight", "Savage", "Gentle", "Restless", "Fallen", "Northern", "Hollow", "Bright", "Iron", "Velvet",
 ];
 const TITLE_NOUNS: [&str; 24] = [
-    "Harbor", "Empire", "River", "Garden", "Station", "Kingdom", "Summer", "Machine", "Promise", "Frontier", "Orchard", "Signal", "Voyage",
-    "Carnival", "Witness", "Horizon", "Labyrinth", "Lighthouse", "Orchestra", "Desert", "Archive", "Comet", "Citadel", "Meadow",
+    "Harbor",
+    "Empire",
+    "River",
+    "Garden",
+    "Station",
+    "Kingdom",
+    "Summer",
+    "Machine",
+    "Promise",
+    "Frontier",
+    "Orchard",
+    "Signal",
+    "Voyage",
+    "Carnival",
+    "Witness",
+    "Horizon",
+    "Labyrinth",
+    "Lighthouse",
+    "Orchestra",
+    "Desert",
+    "Archive",
+    "Comet",
+    "Citadel",
+    "Meadow",
 ];
 const FIRST_NAMES: [&str; 20] = [
     "Ada", "Bruno", "Clara", "Dmitri", "Elena", "Felix", "Greta", "Hiro", "Ines", "Jonas", "Kemal", "Lena", "Marco", "Nadia", "Oskar", "Priya",
     "Quentin", "Rosa", "Sven", "Talia",
 ];
 const LAST_NAMES: [&str; 20] = [
-    "Abbott", "Brandt", "Castillo", "Duval", "Eriksen", "Fontaine", "Gallo", "Hartmann", "Ivanova", "Jansen", "Kowalski", "Lindqvist", "Moreau",
-    "Nakamura", "Okafor", "Petrov", "Quinn", "Rossi", "Sato", "Varga",
+    "Abbott",
+    "Brandt",
+    "Castillo",
+    "Duval",
+    "Eriksen",
+    "Fontaine",
+    "Gallo",
+    "Hartmann",
+    "Ivanova",
+    "Jansen",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Quinn",
+    "Rossi",
+    "Sato",
+    "Varga",
 ];
 
 /// A synthetic person name; distinct for every index (a numeral suffix once the name pairs run out).

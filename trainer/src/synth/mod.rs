@@ -93,7 +93,13 @@ pub fn run(args: &SynthArgs) -> Result<()> {
         return Err(error.into());
     }
     drop(write_rating);
-    println!("wrote {} movies, {} users, {written} ratings to {} in {:.1} s", movies.len(), plan.users, args.out.display(), started.elapsed().as_secs_f64());
+    println!(
+        "wrote {} movies, {} users, {written} ratings to {} in {:.1} s",
+        movies.len(),
+        plan.users,
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -123,7 +129,9 @@ mod tests {
         for sub in ["movielens", "imdb"] {
             let mut names: Vec<_> = std::fs::read_dir(dir.join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
             names.sort();
-            files.extend(names.into_iter().map(|path| (format!("{sub}/{}", path.file_name().unwrap().to_string_lossy()), std::fs::read(&path).unwrap())));
+            files.extend(
+                names.into_iter().map(|path| (format!("{sub}/{}", path.file_name().unwrap().to_string_lossy()), std::fs::read(&path).unwrap())),
+            );
         }
         files
     }

@@ -64,7 +64,8 @@ pub fn generate_users(plan: &RatingPlan, rng: &mut ChaCha8Rng) -> Vec<SyntheticU
 
 /// Generates ratings for `plan.users` users over `movies` (movie ids are 1-based positions in `movies`).
 pub fn generate_ratings(movies: &[CatalogueMovie], plan: &RatingPlan, rng: &mut ChaCha8Rng, mut sink: impl FnMut(SyntheticRating)) {
-    let people: Vec<String> = movies.iter().flat_map(|m| m.directors.iter().chain(&m.actors)).cloned().collect::<HashSet<_>>().into_iter().collect::<Vec<_>>();
+    let people: Vec<String> =
+        movies.iter().flat_map(|m| m.directors.iter().chain(&m.actors)).cloned().collect::<HashSet<_>>().into_iter().collect::<Vec<_>>();
     let mut people = people;
     people.sort();
     let affinity = Normal::new(0.0, 0.55).expect("valid normal");
@@ -107,7 +108,8 @@ pub fn generate_ratings(movies: &[CatalogueMovie], plan: &RatingPlan, rng: &mut 
         let bias = user_bias.sample(rng);
         let preference = |movie: usize| -> f64 {
             let latent = &latents[movie];
-            let genre = if latent.genres.is_empty() { 0.0 } else { latent.genres.iter().map(|g| own_genres[*g]).sum::<f64>() / latent.genres.len() as f64 };
+            let genre =
+                if latent.genres.is_empty() { 0.0 } else { latent.genres.iter().map(|g| own_genres[*g]).sum::<f64>() / latent.genres.len() as f64 };
             let people: f64 = latent.people.iter().filter_map(|p| cluster.people_affinity.get(p)).sum();
             latent.quality + genre + 0.6 * people
         };

@@ -75,10 +75,19 @@ pub struct Comparison {
 pub fn compare(champion: &Champion, challenger: &Scorer<'_>, catalogue: &Catalogue, titles: &Tensor, test: &Ratings) -> Result<Option<Comparison>> {
     let unseen = champion.unseen(test);
     let (ratings, unseen_only) = if unseen.len() > 0 { (&unseen, true) } else { (test, false) };
-    let (Some(champion_rmse), Some(challenger_rmse)) = (champion.scorer().rmse(catalogue, titles, ratings)?, challenger.rmse(catalogue, titles, ratings)?) else {
+    let (Some(champion_rmse), Some(challenger_rmse)) =
+        (champion.scorer().rmse(catalogue, titles, ratings)?, challenger.rmse(catalogue, titles, ratings)?)
+    else {
         return Ok(None);
     };
-    Ok(Some(Comparison { champion_version: champion.version, champion_rmse, challenger_rmse, ratings: ratings.len(), unseen_only, challenger_wins: challenger_rmse < champion_rmse }))
+    Ok(Some(Comparison {
+        champion_version: champion.version,
+        champion_rmse,
+        challenger_rmse,
+        ratings: ratings.len(),
+        unseen_only,
+        challenger_wins: challenger_rmse < champion_rmse,
+    }))
 }
 
 /// The champion's RMSE on every rating that arrived after its training data, and how many there were.

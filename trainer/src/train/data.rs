@@ -47,7 +47,9 @@ pub struct Catalogue {
 }
 
 pub fn load_ratings(client: &mut Client) -> Result<Ratings> {
-    let reader = client.copy_out("COPY (SELECT user_id, movie_id, rating, extract(epoch FROM rated_at)::bigint FROM recsys.ratings ORDER BY user_id, movie_id) TO STDOUT")?;
+    let reader = client.copy_out(
+        "COPY (SELECT user_id, movie_id, rating, extract(epoch FROM rated_at)::bigint FROM recsys.ratings ORDER BY user_id, movie_id) TO STDOUT",
+    )?;
     let mut ratings = Ratings::default();
     for line in BufReader::with_capacity(1 << 20, reader).lines() {
         let line = line?;

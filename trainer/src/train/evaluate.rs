@@ -32,7 +32,16 @@ pub struct RankingReport {
 /// Recall@10 and NDCG@10 (relevant = test rating ≥ 4) for up to `sample` test users, over every catalogue movie the
 /// user has not rated in training, ranked by the code `recsys_recommend` and the batch refresh serve with
 /// (`rank_users` over the catalogue scorer, in the extension's default arithmetic); and the popularity baseline.
-pub fn ranking_metrics(network: &HybridRecommender, vocabulary: &Vocabulary, catalogue: &Catalogue, titles: &Tensor, config: &ModelConfig, split: &Split, sample: usize, seed: u64) -> Result<RankingReport> {
+pub fn ranking_metrics(
+    network: &HybridRecommender,
+    vocabulary: &Vocabulary,
+    catalogue: &Catalogue,
+    titles: &Tensor,
+    config: &ModelConfig,
+    split: &Split,
+    sample: usize,
+    seed: u64,
+) -> Result<RankingReport> {
     let content = super::encode_catalogue(vocabulary, catalogue, titles, config)?;
     let mut rated: HashMap<i32, HashSet<usize>> = HashMap::new();
     let mut popularity: HashMap<i32, usize> = HashMap::new();
@@ -66,8 +75,16 @@ pub fn ranking_metrics(network: &HybridRecommender, vocabulary: &Vocabulary, cat
     }
     let model = metrics::ranking(&split.test, 4.0, &users, |user| lists.remove(&user).unwrap_or_default());
     let popularity_scores: Vec<f32> = catalogue.movie_ids.iter().map(|m| popularity.get(m).copied().unwrap_or(0) as f32).collect();
-    let popular = metrics::ranking(&split.test, 4.0, &users, |user| top_k(&popularity_scores, &catalogue.movie_ids, candidates_of(&user), 10).into_iter().map(|p| catalogue.movie_ids[p]).collect());
-    Ok(RankingReport { recall_at_10: model.recall_at_10, ndcg_at_10: model.ndcg_at_10, users: model.users, ranked_by: format!("rank_users, {precision:?}"), popularity: popular })
+    let popular = metrics::ranking(&split.test, 4.0, &users, |user| {
+        top_k(&popularity_scores, &catalogue.movie_ids, candidates_of(&user), 10).into_iter().map(|p| catalogue.movie_ids[p]).collect()
+    });
+    Ok(RankingReport {
+        recall_at_10: model.recall_at_10,
+        ndcg_at_10: model.ndcg_at_10,
+        users: model.users,
+        ranked_by: format!("rank_users, {precision:?}"),
+        popularity: popular,
+    })
 }
 
 fn row(name: &str, accuracy: &Accuracy) {

@@ -3,13 +3,16 @@
 //! MSE plus row-wise L2, a validation share for early stopping with the best epoch's weights restored, and a
 //! progress bar per epoch.
 use super::data::{Catalogue, Ratings};
+use super::workers::{Differentiator, NoiseStream, Slice, Workers};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use super::workers::{Differentiator, NoiseStream, Slice, Workers};
-use recsys_model::{AutoencoderOptions, AutoencoderReport, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, RatingRows, TrainingBatch, Vocabulary};
+use recsys_model::{
+    AutoencoderOptions, AutoencoderReport, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, RatingRows, TrainingBatch,
+    Vocabulary,
+};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -94,11 +97,21 @@ impl IndexedRatings {
     }
 
     fn batch(&self, index: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
-        (self.users.index_select(0, index), self.movies.index_select(0, index), self.catalogue_rows.index_select(0, index), self.values.index_select(0, index))
+        (
+            self.users.index_select(0, index),
+            self.movies.index_select(0, index),
+            self.catalogue_rows.index_select(0, index),
+            self.values.index_select(0, index),
+        )
     }
 
     pub fn shallow_clone(&self) -> Self {
-        Self { users: self.users.shallow_clone(), movies: self.movies.shallow_clone(), catalogue_rows: self.catalogue_rows.shallow_clone(), values: self.values.shallow_clone() }
+        Self {
+            users: self.users.shallow_clone(),
+            movies: self.movies.shallow_clone(),
+            catalogue_rows: self.catalogue_rows.shallow_clone(),
+            values: self.values.shallow_clone(),
+        }
     }
 
     pub fn training_batch(&self, index: &Tensor, content: &ContentInputs) -> Result<TrainingBatch> {
@@ -168,7 +181,11 @@ fn rmse(predictions: &[f32], truth: &Tensor, low: f64, high: f64) -> Result<f64>
 fn progress(epoch: usize, epochs: usize, batches: u64) -> ProgressBar {
     let target = if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
     let bar = ProgressBar::with_draw_target(Some(batches), target);
-    bar.set_style(ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches {per_sec} loss {msg} ETA {eta}").expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches {per_sec} loss {msg} ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
 }
@@ -180,7 +197,8 @@ fn validation_split(train: &Ratings, options: &FitOptions) -> (Vec<usize>, Vec<u
     if options.validate_on_unseen_movies {
         let mut movies: Vec<i32> = train.movies.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         movies.shuffle(&mut random);
-        let held: std::collections::HashSet<i32> = movies.iter().take(((movies.len() as f64) * options.validation_fraction).round() as usize).copied().collect();
+        let held: std::collections::HashSet<i32> =
+            movies.iter().take(((movies.len() as f64) * options.validation_fraction).round() as usize).copied().collect();
         return (0..train.len()).partition(|row| held.contains(&train.movies[*row]));
     }
     let mut order: Vec<usize> = (0..train.len()).collect();
@@ -191,11 +209,19 @@ fn validation_split(train: &Ratings, options: &FitOptions) -> (Vec<usize>, Vec<u
 }
 
 /// Trains a fresh network on `train` (a validation share is split off when early stopping is on).
-pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInputs, catalogue: &Catalogue, train: &Ratings, options: &FitOptions) -> Result<Trained> {
+pub fn fit(
+    config: &ModelConfig,
+    vocabulary: &Vocabulary,
+    content: &ContentInputs,
+    catalogue: &Catalogue,
+    train: &Ratings,
+    options: &FitOptions,
+) -> Result<Trained> {
     tch::manual_seed(options.seed as i64);
     let (validation_rows, fit_rows) = validation_split(train, options);
     let fit_set = IndexedRatings::new(&train.subset(&fit_rows), vocabulary, catalogue)?;
-    let validation = (!validation_rows.is_empty()).then(|| IndexedRatings::new(&train.subset(&validation_rows), vocabulary, catalogue)).transpose()?;
+    let validation =
+        (!validation_rows.is_empty()).then(|| IndexedRatings::new(&train.subset(&validation_rows), vocabulary, catalogue)).transpose()?;
     let validation = match (validation, options.validate_on_unseen_movies) {
         (Some(mut v), true) => {
             v.movies = v.movies.zeros_like();
@@ -219,7 +245,8 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
         let mut loss_sum = 0.0;
         tch::set_num_threads(1);
         let batch_indexes = permutation.split(options.batch_size, 0);
-        let noise = NoiseStream::start(&network, batch_indexes.iter().map(|index| index.size()[0]).collect(), MaskRandom::new(options.seed, epoch as u64));
+        let noise =
+            NoiseStream::start(&network, batch_indexes.iter().map(|index| index.size()[0]).collect(), MaskRandom::new(options.seed, epoch as u64));
         for (step, index) in batch_indexes.iter().enumerate() {
             let (loss, gradients) = batch_gradients.compute(noise.next()?, index)?;
             optimiser.step(&gradients, index.size()[0] as usize)?;
@@ -231,9 +258,13 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
         }
         bar.finish_and_clear();
         tch::set_num_threads(options.threads as i32);
-        let validation_rmse = validation.as_ref().map(|v| predict(&network, content, v).and_then(|p| rmse(&p, &v.values, config.rating_min, config.rating_max))).transpose()?;
+        let validation_rmse = validation
+            .as_ref()
+            .map(|v| predict(&network, content, v).and_then(|p| rmse(&p, &v.values, config.rating_min, config.rating_max)))
+            .transpose()?;
         let seconds = started.elapsed().as_secs_f64();
-        let stats = EpochStats { epoch, train_loss: loss_sum / batches as f64, validation_rmse, seconds, ratings_per_second: fit_set.len() as f64 / seconds };
+        let stats =
+            EpochStats { epoch, train_loss: loss_sum / batches as f64, validation_rmse, seconds, ratings_per_second: fit_set.len() as f64 / seconds };
         eprintln!(
             "  epoch {epoch:>2}/{}  loss {:.4}  validation RMSE {}  {:.1} s  {:.0} ratings/s",
             options.epochs,
@@ -268,7 +299,9 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
         });
     }
     let autoencoder = match (&options.autoencoder, &validation) {
-        (Some(autoencoder_options), Some(validation)) if config.autoencoder_rank.is_some() => Some(fit_autoencoder(&network, content, &fit_set, validation, autoencoder_options)?),
+        (Some(autoencoder_options), Some(validation)) if config.autoencoder_rank.is_some() => {
+            Some(fit_autoencoder(&network, content, &fit_set, validation, autoencoder_options)?)
+        }
         _ => None,
     };
     let workers_flush_to_zero = batch_gradients.workers.flush_to_zero();
@@ -276,7 +309,13 @@ pub fn fit(config: &ModelConfig, vocabulary: &Vocabulary, content: &ContentInput
 }
 
 /// Trains the autoencoder on the fitting ratings and blends it in on the validation ones.
-fn fit_autoencoder(network: &HybridRecommender, content: &ContentInputs, fit_set: &IndexedRatings, validation: &IndexedRatings, options: &AutoencoderOptions) -> Result<AutoencoderReport> {
+fn fit_autoencoder(
+    network: &HybridRecommender,
+    content: &ContentInputs,
+    fit_set: &IndexedRatings,
+    validation: &IndexedRatings,
+    options: &AutoencoderOptions,
+) -> Result<AutoencoderReport> {
     let started = Instant::now();
     let spinner = super::phases::spinner("autoencoder");
     let hybrid = Tensor::from_slice(&predict(network, content, validation)?);

@@ -59,7 +59,9 @@ impl Baselines {
 
     pub fn predict_bias(&self, test: &Ratings) -> Vec<f32> {
         (0..test.len())
-            .map(|i| (self.global_mean + self.user_bias.get(&test.users[i]).unwrap_or(&0.0) + self.movie_bias.get(&test.movies[i]).unwrap_or(&0.0)) as f32)
+            .map(|i| {
+                (self.global_mean + self.user_bias.get(&test.users[i]).unwrap_or(&0.0) + self.movie_bias.get(&test.movies[i]).unwrap_or(&0.0)) as f32
+            })
             .collect()
     }
 }

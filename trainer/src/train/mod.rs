@@ -166,7 +166,8 @@ impl TrainArgs {
         config.person_dropout = self.person_dropout;
         config.use_biases = !self.no_biases;
         config.dot_product = !self.no_dot_product;
-        config.autoencoder_rank = (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then(|| self.autoencoder_rank.clamp(1, self.autoencoder_hidden));
+        config.autoencoder_rank =
+            (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then(|| self.autoencoder_rank.clamp(1, self.autoencoder_hidden));
         config
     }
 }
@@ -298,7 +299,9 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     eprintln!("hold-out run: training on {} ratings, testing on {} (random hold-out)", random.train.len(), random.test.len());
     let main = phases.run_with_own_progress("hold-out run", || train_and_evaluate(args, &catalogue, &titles, &random, false))?;
     let ranking_started = Instant::now();
-    let ranking = phases.run("ranking metrics", || evaluate::ranking_metrics(&main.trained.network, &main.vocabulary, &catalogue, &titles, &main.config, &random, args.ranking_users, args.seed))?;
+    let ranking = phases.run("ranking metrics", || {
+        evaluate::ranking_metrics(&main.trained.network, &main.vocabulary, &catalogue, &titles, &main.config, &random, args.ranking_users, args.seed)
+    })?;
     let ranking_seconds = ranking_started.elapsed().as_secs_f64();
     let cold = if args.skip_cold_start {
         None
@@ -314,7 +317,11 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
 
     let serving_needed = !args.no_register || args.out.is_some();
     let refitted = if serving_needed && !args.no_refit {
-        eprintln!("refit: training the served model on all {} ratings but the validation share, {} epochs at most", ratings.len(), main.trained.best_epoch);
+        eprintln!(
+            "refit: training the served model on all {} ratings but the validation share, {} epochs at most",
+            ratings.len(),
+            main.trained.best_epoch
+        );
         Some(phases.run_with_own_progress("refit on all ratings", || refit(args, &catalogue, &titles, &ratings, main.trained.best_epoch))?)
     } else {
         None
@@ -323,9 +330,13 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
 
     let describe = |e: &Evaluated| json!({"model": e.model, "global_mean": e.global, "user_mean": e.user_mean, "bias_baseline": e.bias, "seconds": e.seconds, "best_epoch": e.trained.best_epoch, "epochs": e.trained.history, "autoencoder": e.trained.autoencoder});
     let served = match &refitted {
-        Some(r) => json!({"refit": true, "trained_ratings": r.fitted_ratings, "validation_ratings": ratings.len() - r.fitted_ratings, "epochs": r.trained.history.len(), "best_epoch": r.trained.best_epoch, "autoencoder": r.trained.autoencoder,
-                          "note": "the served model was refitted on all ratings but the validation share; the metrics above come from the hold-out run, which never saw its test ratings"}),
-        None => json!({"refit": false, "trained_ratings": random.train.len() - ((random.train.len() as f64) * args.validation_fraction).round() as usize, "note": "the served model is the hold-out run's"}),
+        Some(r) => {
+            json!({"refit": true, "trained_ratings": r.fitted_ratings, "validation_ratings": ratings.len() - r.fitted_ratings, "epochs": r.trained.history.len(), "best_epoch": r.trained.best_epoch, "autoencoder": r.trained.autoencoder,
+                          "note": "the served model was refitted on all ratings but the validation share; the metrics above come from the hold-out run, which never saw its test ratings"})
+        }
+        None => {
+            json!({"refit": false, "trained_ratings": random.train.len() - ((random.train.len() as f64) * args.validation_fraction).round() as usize, "note": "the served model is the hold-out run's"})
+        }
     };
     let (served_trained, served_vocabulary, served_config) = match &refitted {
         Some(r) => (&r.trained, &r.vocabulary, &r.config),
@@ -352,7 +363,17 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
 
 /// Compares with the active model (when asked), registers the version, activates it as asked, and logs the run.
 #[allow(clippy::too_many_arguments)]
-fn register_version(client: &mut postgres::Client, args: &TrainArgs, artefact: &Artefact, main: &Evaluated, catalogue: &Catalogue, titles: &Tensor, ratings: &Ratings, random: &split::Split, started: Instant) -> Result<()> {
+fn register_version(
+    client: &mut postgres::Client,
+    args: &TrainArgs,
+    artefact: &Artefact,
+    main: &Evaluated,
+    catalogue: &Catalogue,
+    titles: &Tensor,
+    ratings: &Ratings,
+    random: &split::Split,
+    started: Instant,
+) -> Result<()> {
     let champion = compare::Champion::load(client)?;
     let challenger = compare::Scorer { network: &main.trained.network, vocabulary: &main.vocabulary, config: &main.config };
     let comparison = match (&champion, args.activate_if_better) {

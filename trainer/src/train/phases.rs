@@ -72,7 +72,9 @@ impl Phases {
 
     /// `{"phase": seconds, …}` for the registry.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(self.done.iter().map(|(name, seconds)| (name.clone(), serde_json::json!((seconds * 1000.0).round() / 1000.0))).collect())
+        serde_json::Value::Object(
+            self.done.iter().map(|(name, seconds)| (name.clone(), serde_json::json!((seconds * 1000.0).round() / 1000.0))).collect(),
+        )
     }
 }
 

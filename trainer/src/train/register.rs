@@ -32,7 +32,16 @@ VALUES ('train', $1, now() - make_interval(secs => $2), now(), $2, $3, $4, $5)";
 
 /// Records a training run in recsys.quality_log: the registered version, how long it took, and the previously
 /// active model's RMSE on the ratings that arrived after its training data.
-pub fn log_training(client: &mut Client, version: i64, seconds: f64, prospective_rmse: Option<f64>, prospective_ratings: i64, details: &serde_json::Value) -> Result<()> {
-    client.execute(LOG_TRAINING, &[&version, &seconds, &prospective_rmse, &prospective_ratings, details]).context("recording the run in recsys.quality_log")?;
+pub fn log_training(
+    client: &mut Client,
+    version: i64,
+    seconds: f64,
+    prospective_rmse: Option<f64>,
+    prospective_ratings: i64,
+    details: &serde_json::Value,
+) -> Result<()> {
+    client
+        .execute(LOG_TRAINING, &[&version, &seconds, &prospective_rmse, &prospective_ratings, details])
+        .context("recording the run in recsys.quality_log")?;
     Ok(())
 }

@@ -88,7 +88,10 @@ mod tests {
         for (name, text) in [("test.csv", "user_id,movie_id,rating\n1,1,4\n2,2,3\n"), ("u1.test", "1\t1\t4\t881250949\n2\t2\t3\t881250949\n")] {
             std::fs::write(dir.join(name), text).unwrap();
             let split = from_test_file(&all, &dir.join(name)).unwrap();
-            assert!(split.test.len() > 0 && split.test.users.iter().zip(&split.test.movies).all(|(u, m)| (u, m) == (&1, &1) || (u, m) == (&2, &2)), "{name}");
+            assert!(
+                split.test.len() > 0 && split.test.users.iter().zip(&split.test.movies).all(|(u, m)| (u, m) == (&1, &1) || (u, m) == (&2, &2)),
+                "{name}"
+            );
             assert_eq!(split.test.len() + split.train.len(), 1_000);
         }
         std::fs::write(dir.join("bad.csv"), "user_id,movie_id\n1,1\nx,2\n").unwrap();

@@ -48,7 +48,9 @@ pub fn embed_titles(client: &mut Client, catalogue: &Catalogue) -> Result<(Tenso
             }
             copy.finish()?;
         }
-        transaction.batch_execute("INSERT INTO recsys.title_embeddings (embedder, text_sha256, embedding) SELECT * FROM stage_title_embeddings ON CONFLICT DO NOTHING")?;
+        transaction.batch_execute(
+            "INSERT INTO recsys.title_embeddings (embedder, text_sha256, embedding) SELECT * FROM stage_title_embeddings ON CONFLICT DO NOTHING",
+        )?;
         transaction.commit()?;
     }
     let flat: Vec<f32> = hashes.iter().flat_map(|h| known[h].iter().copied()).collect();

@@ -79,7 +79,11 @@ pub fn movielens() -> Result<()> {
     cluster.fresh_database("bench")?;
     let movielens = data.join("movielens").display().to_string();
     let imdb = data.join("imdb").display().to_string();
-    for (label, args) in [("first import (bulk)", vec!["import", "movielens", &movielens]), ("re-import (merge)", vec!["import", "movielens", &movielens]), ("imdb", vec!["import", "imdb", &imdb])] {
+    for (label, args) in [
+        ("first import (bulk)", vec!["import", "movielens", &movielens]),
+        ("re-import (merge)", vec!["import", "movielens", &movielens]),
+        ("imdb", vec!["import", "imdb", &imdb]),
+    ] {
         let (seconds, rss, text) = measured(&mut trainer_in(&cluster, "bench", &args))?;
         println!("{label:<22} {seconds:>6.2} s  peak RSS {rss:>6.1} MB  | {}", text.trim());
     }
@@ -127,11 +131,18 @@ pub fn imdb_large() -> Result<()> {
     }
     std::fs::write(dir.join("title.basics.tsv"), "tconst\ttitleType\tprimaryTitle\toriginalTitle\tisAdult\tstartYear\tendYear\truntimeMinutes\tgenres\ntt10000000\tmovie\tBench Movie\tBench Movie\t0\t2001\t\\N\t100\tDrama\n")?;
     std::fs::write(dir.join("title.crew.tsv"), "tconst\tdirectors\twriters\ntt10000000\tnm0000001\t\\N\n")?;
-    std::fs::write(dir.join("name.basics.tsv"), "nconst\tprimaryName\tbirthYear\tdeathYear\tprimaryProfession\tknownForTitles\nnm0000001\tBench Director\t\\N\t\\N\tdirector\t\\N\n")?;
+    std::fs::write(
+        dir.join("name.basics.tsv"),
+        "nconst\tprimaryName\tbirthYear\tdeathYear\tprimaryProfession\tknownForTitles\nnm0000001\tBench Director\t\\N\t\\N\tdirector\t\\N\n",
+    )?;
     let cluster = TempCluster::start("bench-imdb", Loading::Preloaded, &[])?;
     let mut db = cluster.fresh_database("bench")?;
     db.batch_execute("INSERT INTO recsys.movies (movie_id, title, year, imdb_id) VALUES (1, 'Bench Movie', 2001, 'tt10000000')")?;
     let (seconds, rss, text) = measured(&mut trainer_in(&cluster, "bench", &["import", "imdb", &dir.display().to_string()]))?;
-    println!("imdb import over {} MB of title.principals.tsv.gz: {seconds:.1} s, peak RSS {rss:.1} MB | {}", principals.metadata()?.len() >> 20, text.trim());
+    println!(
+        "imdb import over {} MB of title.principals.tsv.gz: {seconds:.1} s, peak RSS {rss:.1} MB | {}",
+        principals.metadata()?.len() >> 20,
+        text.trim()
+    );
     Ok(())
 }

@@ -33,13 +33,18 @@ fn main() -> Result<()> {
         "accuracy" => training::accuracy(),
         "refit" => training::refit(),
         "soak" => soak::soak(),
-        other => bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, soak"),
+        other => {
+            bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, soak")
+        }
     }
 }
 
 fn backend() -> Result<()> {
     println!("connection cost, {CONNECTIONS} connections per row, each: connect, recsys_version_info() twice, disconnect");
-    println!("{:<10} {:<10} {:>11} {:>15} {:>15} {:>13} {:>13} {:>16}", "loading", "fast_exit", "connect p50", "1st call p50", "2nd call p50", "backend RSS", "private", "exit+run CPU/conn");
+    println!(
+        "{:<10} {:<10} {:>11} {:>15} {:>15} {:>13} {:>13} {:>16}",
+        "loading", "fast_exit", "connect p50", "1st call p50", "2nd call p50", "backend RSS", "private", "exit+run CPU/conn"
+    );
     for loading in [Loading::Preloaded, Loading::OnDemand] {
         let cluster = TempCluster::start("bench-backend", loading, &[])?;
         cluster.connect()?.batch_execute("CREATE EXTENSION pg_recsys")?;

@@ -40,7 +40,10 @@ pub fn serving() -> Result<()> {
     println!("model load in a backend (first call): {:.1} ms", ms(started.elapsed()));
     for round in 0..2 {
         let started = Instant::now();
-        db.query_one("SELECT count(recsys.recsys_predict(user_id, movie_id)) FROM (SELECT user_id, movie_id FROM recsys.ratings LIMIT 100000) r", &[])?;
+        db.query_one(
+            "SELECT count(recsys.recsys_predict(user_id, movie_id)) FROM (SELECT user_id, movie_id FROM recsys.ratings LIMIT 100000) r",
+            &[],
+        )?;
         let seconds = started.elapsed().as_secs_f64();
         println!("recsys_predict over 100,000 rating rows (run {}): {seconds:.2} s = {:.0} rows/s", round + 1, 100_000.0 / seconds);
     }
@@ -60,7 +63,10 @@ pub fn serving() -> Result<()> {
                 db.query_one("SELECT recsys.recsys_predict_new(1, $1, ARRAY['Drama'], NULL, NULL, 120, 2024)", &[&title]).map(|_| started.elapsed())
             })
             .collect::<Result<_, _>>()?;
-        println!("recsys_predict_new with a new title, {threads} thread(s): p50 {:.2} ms (50 titles, MiniLM loaded by the first)", ms(median(fresh_titles)));
+        println!(
+            "recsys_predict_new with a new title, {threads} thread(s): p50 {:.2} ms (50 titles, MiniLM loaded by the first)",
+            ms(median(fresh_titles))
+        );
     }
     db.batch_execute("RESET recsys.torch_threads")?;
     for threads in [1, 2] {
@@ -80,7 +86,11 @@ pub fn serving() -> Result<()> {
         let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
         private_kb = rollup.lines().filter(|l| l.starts_with("Private_")).filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).sum();
     }
-    println!("new connection + first recsys_predict: p50 {:.1} ms; backend private memory with the model loaded {} MB", ms(median(first_calls)), private_kb / 1024);
+    println!(
+        "new connection + first recsys_predict: p50 {:.1} ms; backend private memory with the model loaded {} MB",
+        ms(median(first_calls)),
+        private_kb / 1024
+    );
     Ok(())
 }
 
@@ -90,14 +100,21 @@ pub fn recommend_mls() -> Result<()> {
     let shared = std::env::var_os("RECSYS_SHARED_DATA")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    anyhow::ensure!(shared.join("ml-latest-small/ratings.csv").is_file(), "ml-latest-small not found under {} (set RECSYS_SHARED_DATA)", shared.display());
+    anyhow::ensure!(
+        shared.join("ml-latest-small/ratings.csv").is_file(),
+        "ml-latest-small not found under {} (set RECSYS_SHARED_DATA)",
+        shared.display()
+    );
     let (_cluster, mut db) = trained_cluster("bench-mls", &shared.join("ml-latest-small"), &shared.join("imdb"), &["train", "--activate"])?;
     let movies: i64 = db.query_one("SELECT count(*) FROM recsys.movies", &[])?.get(0);
     let users: Vec<i32> = db.query("SELECT user_id FROM recsys.users ORDER BY user_id LIMIT 200", &[])?.iter().map(|r| r.get(0)).collect();
     let mut lists: Vec<Vec<Vec<(i32, f32)>>> = Vec::new();
     for exact in [true, false] {
         for threads in [1, 2] {
-            db.batch_execute(&format!("SET recsys.torch_threads = {threads}; SET recsys.bfloat16 = {}; SELECT * FROM recsys.recsys_recommend(1, 10)", !exact))?;
+            db.batch_execute(&format!(
+                "SET recsys.torch_threads = {threads}; SET recsys.bfloat16 = {}; SELECT * FROM recsys.recsys_recommend(1, 10)",
+                !exact
+            ))?;
             let mut samples = Vec::new();
             let mut results = Vec::new();
             for user in &users {
@@ -107,19 +124,30 @@ pub fn recommend_mls() -> Result<()> {
                 results.push(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
             }
             let ranking = if exact { "float32" } else { "bfloat16 + exact rescoring" };
-            println!("recsys_recommend(user, 10) over {movies} movies (ml-latest-small), {ranking}, {threads} thread(s): p50 {:.2} ms ({} users)", ms(median(samples)), users.len());
+            println!(
+                "recsys_recommend(user, 10) over {movies} movies (ml-latest-small), {ranking}, {threads} thread(s): p50 {:.2} ms ({} users)",
+                ms(median(samples)),
+                users.len()
+            );
             lists.push(results);
         }
     }
     let movies_of = |list: &Vec<(i32, f32)>| list.iter().map(|(movie, _)| *movie).collect::<Vec<i32>>();
     let differing = lists[0].iter().zip(&lists[3]).filter(|(exact, fast)| movies_of(exact) != movies_of(fast)).count();
     let score_gap = lists[0].iter().flatten().zip(lists[3].iter().flatten()).map(|(a, b)| (a.1 - b.1).abs()).fold(0.0f32, f32::max);
-    println!("users whose top-10 movies or order differ between float32 and bfloat16 ranking: {differing} of {}; largest score difference {score_gap:.1e}", users.len());
+    println!(
+        "users whose top-10 movies or order differ between float32 and bfloat16 ranking: {differing} of {}; largest score difference {score_gap:.1e}",
+        users.len()
+    );
     db.batch_execute("RESET recsys.torch_threads; RESET recsys.bfloat16")?;
     let fresh_titles: Vec<Duration> = (0..50)
         .map(|i| {
             let started = Instant::now();
-            db.query_one("SELECT recsys.recsys_predict_new(1, $1, ARRAY['Drama'], NULL, NULL, 120, 2024)", &[&format!("A Never Seen Title Number {i}")]).map(|_| started.elapsed())
+            db.query_one(
+                "SELECT recsys.recsys_predict_new(1, $1, ARRAY['Drama'], NULL, NULL, 120, 2024)",
+                &[&format!("A Never Seen Title Number {i}")],
+            )
+            .map(|_| started.elapsed())
         })
         .collect::<Result<_, _>>()?;
     println!("recsys_predict_new with a new title: p50 {:.2} ms (50 titles, MiniLM loaded by the first)", ms(median(fresh_titles)));

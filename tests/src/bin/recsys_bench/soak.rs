@@ -92,14 +92,27 @@ pub fn soak() -> Result<()> {
     println!("soak: {CLIENTS} pgbench clients × {SECONDS} s (predict + recommend + BI report per transaction), refresh and activation every 10 s");
     println!("  {}", line("tps"));
     println!("  {}", line("number of failed transactions"));
-    println!("  {} transactions; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", latencies.len(), percentile(&latencies, 0.5), percentile(&latencies, 0.99), percentile(&latencies, 1.0));
-    println!("  {refreshes} refreshes and {activations} activations during the run; {} errors{}", errors.len(), errors.first().map(|e| format!(" (first: {e})")).unwrap_or_default());
+    println!(
+        "  {} transactions; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0)
+    );
+    println!(
+        "  {refreshes} refreshes and {activations} activations during the run; {} errors{}",
+        errors.len(),
+        errors.first().map(|e| format!(" (first: {e})")).unwrap_or_default()
+    );
     let batch = db.query_one(
         "SELECT count(DISTINCT model_version), count(*), (SELECT count(*) FROM recsys.users) * $1::bigint,
                 count(*) FILTER (WHERE rank > $1::bigint) FROM recsys.batch_recommendations",
         &[&i64::from(K)],
     )?;
     let (versions, rows, expected, out_of_range): (i64, i64, i64, i64) = (batch.get(0), batch.get(1), batch.get(2), batch.get(3));
-    println!("  batch afterwards: {rows} rows for {expected} expected, {versions} model version(s), {out_of_range} ranks above k: {}", if versions == 1 && rows == expected && out_of_range == 0 { "complete and single-version" } else { "NOT complete or mixed" });
+    println!(
+        "  batch afterwards: {rows} rows for {expected} expected, {versions} model version(s), {out_of_range} ranks above k: {}",
+        if versions == 1 && rows == expected && out_of_range == 0 { "complete and single-version" } else { "NOT complete or mixed" }
+    );
     Ok(())
 }

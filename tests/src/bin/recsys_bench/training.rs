@@ -37,7 +37,22 @@ fn train(cluster: &TempCluster, database: &str, label: &str, args: &[&str]) -> R
 fn run_trainer(cluster: &TempCluster, database: &str, label: &str, args: &[&str]) -> Result<String> {
     let (seconds, peak_mb, report) = measured_with_stderr(&mut trainer_in(cluster, database, args))?;
     println!("== {label}: trainer {}", args.join(" "));
-    let wanted = ["title embeddings", "epoch ", "autoencoder:", "training on", "hold-out", "cold-start movies", "hybrid model", "bias baseline", "user mean", "Recall@10", "popularity", "refit", "phases:", "registered"];
+    let wanted = [
+        "title embeddings",
+        "epoch ",
+        "autoencoder:",
+        "training on",
+        "hold-out",
+        "cold-start movies",
+        "hybrid model",
+        "bias baseline",
+        "user mean",
+        "Recall@10",
+        "popularity",
+        "refit",
+        "phases:",
+        "registered",
+    ];
     for line in report.lines().filter(|line| wanted.iter().any(|w| line.contains(w))) {
         println!("   {}", line.trim_end());
     }
@@ -67,7 +82,10 @@ fn replica_epochs(shared: &Path) -> Result<Option<(Vec<f64>, f64)>> {
     let anchors = shared.join("../anchors");
     let python = std::env::var_os("ANCHORS_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/anchors-venv/bin/python"));
     if !python.is_file() || !anchors.join("seed_replica.py").is_file() {
-        println!("== PyTorch replica: skipped (no interpreter at {}; run ../shared/anchors/run_all.sh once, or set ANCHORS_PYTHON)", python.display());
+        println!(
+            "== PyTorch replica: skipped (no interpreter at {}; run ../shared/anchors/run_all.sh once, or set ANCHORS_PYTHON)",
+            python.display()
+        );
         return Ok(None);
     }
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-anchors");
@@ -88,7 +106,11 @@ fn replica_epochs(shared: &Path) -> Result<Option<(Vec<f64>, f64)>> {
         run(&["splits.py", "--seed", "12345"])?;
     }
     let report = run(&["seed_replica.py", "--splits", "mls_random", "--epochs", "10", "--threads", "2"])?;
-    let seconds: Vec<f64> = report.lines().filter(|l| l.contains(" epoch ") && l.contains("train MSE")).filter_map(|l| l.split_whitespace().last()?.trim_end_matches('s').parse().ok()).collect();
+    let seconds: Vec<f64> = report
+        .lines()
+        .filter(|l| l.contains(" epoch ") && l.contains("train MSE"))
+        .filter_map(|l| l.split_whitespace().last()?.trim_end_matches('s').parse().ok())
+        .collect();
     let train_rows = std::fs::read_to_string(out.join("splits/mls_random/train.csv"))?.lines().count().saturating_sub(1);
     let mean = seconds.iter().sum::<f64>() / seconds.len().max(1) as f64;
     println!("== PyTorch replica (anchor harness, mls_random split, {train_rows} training ratings, 10 epochs, 2 threads)");
@@ -107,10 +129,16 @@ fn real_data_training() -> Result<()> {
     run_trainer(&cluster, "mls", "ml-latest-small, default run, titles not yet cached", &["train", "--activate"])?;
     let report = run_trainer(&cluster, "mls", "ml-latest-small, default run, titles cached", &["train", "--activate"])?;
     let ours = epoch_seconds(&report);
-    let fitted: f64 = report.lines().find(|l| l.starts_with("hold-out run: training on")).and_then(|l| l.split_whitespace().nth(4)?.parse().ok()).unwrap_or(0.0) * 0.95;
+    let fitted: f64 =
+        report.lines().find(|l| l.starts_with("hold-out run: training on")).and_then(|l| l.split_whitespace().nth(4)?.parse().ok()).unwrap_or(0.0)
+            * 0.95;
     let mean = ours.iter().sum::<f64>() / ours.len().max(1) as f64;
     let slowest_ratio = ours.iter().cloned().fold(0.0, f64::max) / ours.first().copied().unwrap_or(1.0);
-    println!("   hold-out run epochs: {} (slowest / first {slowest_ratio:.2}); mean {mean:.2} s = {:.0} ratings/s", ours.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(" "), fitted / mean);
+    println!(
+        "   hold-out run epochs: {} (slowest / first {slowest_ratio:.2}); mean {mean:.2} s = {:.0} ratings/s",
+        ours.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(" "),
+        fitted / mean
+    );
     if let Some((_, replica_rate)) = replica_epochs(&shared)? {
         println!("   per epoch, pg_recsys vs the PyTorch replica: {:.2}x the replica's ratings/s", fitted / mean / replica_rate);
     }
@@ -126,7 +154,12 @@ pub fn training() -> Result<()> {
     let mut ten_epochs = common.to_vec();
     ten_epochs.extend(["--epochs", "10", "--threads", "2"]);
     train(&cluster, "bench", "ML-1M-shaped synthetic set, 10 epochs, 2 gradient workers", &ten_epochs)?;
-    run_trainer(&cluster, "bench", "same set, the whole default run (hold-out run, autoencoder, ranking, cold-start run, refit, registration)", &["train", "--activate"])?;
+    run_trainer(
+        &cluster,
+        "bench",
+        "same set, the whole default run (hold-out run, autoencoder, ranking, cold-start run, refit, registration)",
+        &["train", "--activate"],
+    )?;
     let mut one_thread = common.to_vec();
     one_thread.extend(["--epochs", "1", "--threads", "1"]);
     train(&cluster, "bench", "same set, 1 epoch, 1 gradient worker", &one_thread).map(|_| ())
@@ -145,9 +178,17 @@ pub fn accuracy() -> Result<()> {
     let (random, cold) = (splits.join("mls_random/test.csv"), splits.join("mls_coldmovie/test.csv"));
     let (random, cold) = (random.display().to_string(), cold.display().to_string());
     if splits.join("mls_random/test.csv").is_file() && splits.join("mls_coldmovie/test.csv").is_file() {
-        train(&cluster, "mls", "ml-latest-small, the anchor harness's mls_random and mls_coldmovie splits", &["--test-ratings", &random, "--cold-test-ratings", &cold])?;
+        train(
+            &cluster,
+            "mls",
+            "ml-latest-small, the anchor harness's mls_random and mls_coldmovie splits",
+            &["--test-ratings", &random, "--cold-test-ratings", &cold],
+        )?;
     } else {
-        println!("(no anchor splits under {}: run ../shared/anchors/run_all.sh or set RECSYS_ANCHOR_SPLITS; using the trainer's own splits)", splits.display());
+        println!(
+            "(no anchor splits under {}: run ../shared/anchors/run_all.sh or set RECSYS_ANCHOR_SPLITS; using the trainer's own splits)",
+            splits.display()
+        );
         train(&cluster, "mls", "ml-latest-small, the trainer's random and cold-movie splits", &[])?;
     }
     let ml100k = shared.join("ml-100k");
@@ -165,13 +206,26 @@ pub fn refit() -> Result<()> {
     let cluster = TempCluster::start("bench-refit", Loading::Preloaded, &[])?;
     import(&cluster, "mls", &shared.join("ml-latest-small"), &shared.join("imdb"), None)?;
     let mut db = postgres::Client::connect(&cluster.connection_string("postgres", "mls"), postgres::NoTls)?;
-    let warm_up = trainer_in(&cluster, "mls", &["train", "--no-register", "--epochs", "1", "--skip-cold-start", "--autoencoder-hidden", "0", "--ranking-users", "10"]).output()?;
+    let warm_up = trainer_in(
+        &cluster,
+        "mls",
+        &["train", "--no-register", "--epochs", "1", "--skip-cold-start", "--autoencoder-hidden", "0", "--ranking-users", "10"],
+    )
+    .output()?;
     ensure!(warm_up.status.success(), "embedding the titles failed: {}", String::from_utf8_lossy(&warm_up.stderr));
     println!("ml-latest-small split by time; trained on the older ratings, scored on the newer (prospective RMSE through recsys_predict); titles cached, no cold-start run");
-    println!("{:>12} {:>9} {:>9} {:>16} {:>13} {:>10} {:>10}", "newer share", "newer", "older", "no refit RMSE", "refit RMSE", "no refit s", "refit s");
+    println!(
+        "{:>12} {:>9} {:>9} {:>16} {:>13} {:>10} {:>10}",
+        "newer share", "newer", "older", "no refit RMSE", "refit RMSE", "no refit s", "refit s"
+    );
     for share in [0.05f64, 0.1] {
         db.batch_execute("DROP TABLE IF EXISTS newer; TRUNCATE recsys.models CASCADE")?;
-        let cutoff: f64 = db.query_one("SELECT extract(epoch FROM percentile_disc($1::float8) WITHIN GROUP (ORDER BY rated_at))::float8 FROM recsys.ratings", &[&(1.0 - share)])?.get(0);
+        let cutoff: f64 = db
+            .query_one(
+                "SELECT extract(epoch FROM percentile_disc($1::float8) WITHIN GROUP (ORDER BY rated_at))::float8 FROM recsys.ratings",
+                &[&(1.0 - share)],
+            )?
+            .get(0);
         db.execute("CREATE TABLE newer AS SELECT * FROM recsys.ratings WHERE rated_at > to_timestamp($1)", &[&cutoff])?;
         db.batch_execute("DELETE FROM recsys.ratings r USING newer n WHERE r.user_id = n.user_id AND r.movie_id = n.movie_id")?;
         let older: i64 = db.query_one("SELECT count(*) FROM recsys.ratings", &[])?.get(0);
@@ -188,7 +242,14 @@ pub fn refit() -> Result<()> {
             results.push((rmse, seconds));
         }
         db.batch_execute("INSERT INTO recsys.ratings SELECT * FROM newer")?;
-        println!("{:>11.0}% {newer:>9} {older:>9} {:>16.4} {:>13.4} {:>10.1} {:>10.1}", share * 100.0, results[0].0, results[1].0, results[0].1, results[1].1);
+        println!(
+            "{:>11.0}% {newer:>9} {older:>9} {:>16.4} {:>13.4} {:>10.1} {:>10.1}",
+            share * 100.0,
+            results[0].0,
+            results[1].0,
+            results[0].1,
+            results[1].1
+        );
     }
     Ok(())
 }

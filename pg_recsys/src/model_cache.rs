@@ -88,6 +88,18 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
     Ok(model)
 }
 
+impl LoadedModel {
+    /// A raw score as the rating a SQL function returns: clipped to the model's scale; a non-finite score (features
+    /// the model cannot encode) is an error, never a NaN rating.
+    pub fn rating(&self, raw: f32) -> Result<f32, RecsysError> {
+        if raw.is_finite() {
+            Ok(self.scorer.rating(raw))
+        } else {
+            Err(RecsysError::internal(format!("the model produced the score {raw}; the inputs are outside what it can encode")))
+        }
+    }
+}
+
 /// Loads `version` with the catalogue as of `catalogue_version`: from the version's snapshot when it was encoded at
 /// that catalogue version, else re-encoded from the current catalogue (every movie read once, titles not yet
 /// embedded embedded in memory).
@@ -102,7 +114,7 @@ fn load(version: i64, catalogue_version: i64) -> Result<LoadedModel, RecsysError
     let content_dim = network.config().content_dim();
     let catalogue = match EncodedCatalogue::read_snapshot(version, content_dim, catalogue_version)? {
         Some(snapshot) => snapshot,
-        None => EncodedCatalogue::compute(&network, &vocabulary, None)?,
+        None => EncodedCatalogue::compute(&network, &vocabulary)?,
     };
     let catalogue_ms = started.elapsed().as_secs_f64() * 1e3;
     let EncodedCatalogue { movie_ids, titles, movie_rows, content } = catalogue;
@@ -119,12 +131,12 @@ fn load(version: i64, catalogue_version: i64) -> Result<LoadedModel, RecsysError
     Ok(LoadedModel { version, _store: store, network, vocabulary, catalogue_version, movie_ids, titles, movie_index, movie_rows, content, scorer })
 }
 
-/// Reads movies' content and title embeddings (computing those not cached yet, in memory only).
-pub fn read_catalogue(movie_ids: Option<&[i32]>) -> Result<(Vec<i32>, Vec<MovieContent>, Tensor), RecsysError> {
+/// Reads every movie's content and title embedding (computing those not cached yet, in memory only).
+pub fn read_catalogue() -> Result<(Vec<i32>, Vec<MovieContent>, Tensor), RecsysError> {
     type Row = (i32, MovieContent, Option<Vec<f32>>);
     let rows: Vec<Row> = Spi::connect(|client| -> Result<Vec<Row>, pgrx::spi::Error> {
         let mut rows = Vec::new();
-        let arguments = [recsys_model::embedder::EMBEDDER_ID.into(), movie_ids.map(<[i32]>::to_vec).into()];
+        let arguments = [recsys_model::embedder::EMBEDDER_ID.into(), None::<Vec<i32>>.into()];
         for row in client.select(CATALOGUE_SQL, None, &arguments)? {
             let content = MovieContent {
                 title: row.get::<String>(2)?.unwrap_or_default(),

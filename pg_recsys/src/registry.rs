@@ -33,7 +33,7 @@ fn prepare_to_serve(version: i64) -> Result<(), RecsysError> {
     let artefact = read_artefact(version)?;
     let (_store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
     let catalogue_version = crate::snapshot::catalogue_version()?;
-    EncodedCatalogue::compute(&network, &artefact.manifest.vocabulary, None)?.write_snapshot(version, catalogue_version)
+    EncodedCatalogue::compute(&network, &artefact.manifest.vocabulary)?.write_snapshot(version, catalogue_version)
 }
 
 /// Key of the transaction-level advisory lock that serialises activations and rollbacks.

@@ -18,9 +18,9 @@ pub struct EncodedCatalogue {
 }
 
 impl EncodedCatalogue {
-    /// Reads and encodes the movies with the given ids (all movies for None).
-    pub fn compute(network: &HybridRecommender, vocabulary: &Vocabulary, movie_ids: Option<&[i32]>) -> Result<Self, RecsysError> {
-        let (movie_ids, contents, titles) = read_catalogue(movie_ids)?;
+    /// Reads and encodes every movie of the catalogue.
+    pub fn compute(network: &HybridRecommender, vocabulary: &Vocabulary) -> Result<Self, RecsysError> {
+        let (movie_ids, contents, titles) = read_catalogue()?;
         let content = encode(network, vocabulary, &contents, &titles)?;
         let movie_rows = movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect();
         Ok(Self { movie_ids, titles: contents.into_iter().map(|c| c.title).collect(), movie_rows, content })

@@ -22,16 +22,7 @@ fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
         .scorer
         .raw_score(user_row, position(&model, movie_id)?)
         .ok_or_else(|| RecsysError::internal(format!("user row {user_row} is outside the model")))?;
-    finite_rating(&model, raw)
-}
-
-/// A raw score as a rating on the model's scale; a non-finite score is an error, never a NaN rating.
-fn finite_rating(model: &LoadedModel, raw: f32) -> Result<f32, RecsysError> {
-    if raw.is_finite() {
-        Ok(model.scorer.rating(raw))
-    } else {
-        Err(RecsysError::internal(format!("the model produced the score {raw}")))
-    }
+    model.rating(raw)
 }
 
 /// Predicted rating of `movie_id` for `user_id` by the active model, on the model's rating scale (0.5–5).
@@ -65,7 +56,7 @@ fn predict_many(user_id: i32, movie_ids: &[i32]) -> Result<Vec<f32>, RecsysError
         let positions = chunk.iter().map(|m| position(&model, *m).map(|p| p as i64)).collect::<Result<Vec<i64>, _>>()?;
         let raw = model.scorer.score_pairs(&vec![user_row; positions.len()], &positions)?;
         for value in raw {
-            scores.push(finite_rating(&model, value)?);
+            scores.push(model.rating(value)?);
         }
         pgrx::check_for_interrupts!();
     }

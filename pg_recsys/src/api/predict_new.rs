@@ -105,10 +105,7 @@ fn predict_new(user_id: i32, content: MovieContent) -> Result<f32, RecsysError> 
     let user = Tensor::f_from_slice(&[model.vocabulary.user_row(user_id)])?;
     let unseen_movie = Tensor::f_from_slice(&[0i64])?;
     let raw = tch::no_grad(|| model.network.forward_encoded(&user, &unseen_movie, &encoded))?.f_double_value(&[0])?;
-    if !raw.is_finite() {
-        return Err(RecsysError::internal(format!("the model scored the movie as {raw}; its features are outside what the model can encode")));
-    }
-    Ok(raw.clamp(model.network.config().rating_min, model.network.config().rating_max) as f32)
+    model.rating(raw as f32)
 }
 
 fn strings(values: Option<Vec<Option<String>>>) -> Vec<String> {

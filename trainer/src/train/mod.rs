@@ -345,7 +345,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let mut metrics = json!({"random_holdout": describe(&main), "ranking": ranking, "ranking_seconds": ranking_seconds, "cold_start": cold.as_ref().map(describe), "served_model": served});
     let params = json!({"fit": args.fit_options(), "threads": args.threads, "test_fraction": args.test_fraction, "ranking_users": args.ranking_users, "refit": refitted.is_some(), "flush_to_zero": float_mode});
 
-    if !args.no_register || args.out.is_some() {
+    if serving_needed {
         metrics["phase_seconds"] = phases.to_json();
         let artefact = Artefact::capture(&served_trained.store, served_config, served_vocabulary, current, params, metrics)?;
         if let Some(dir) = &args.out {

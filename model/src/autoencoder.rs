@@ -319,12 +319,11 @@ fn least_squares(h: &[f64], e: &[f64], y: &[f64]) -> Option<[f64; 3]> {
             return None;
         }
         m.swap(column, pivot);
-        for row in 0..3 {
-            if row != column {
-                let factor = m[row][column] / m[column][column];
-                for k in column..4 {
-                    m[row][k] -= factor * m[column][k];
-                }
+        let pivot_row = m[column];
+        for (_, values) in m.iter_mut().enumerate().filter(|(row, _)| *row != column) {
+            let factor = values[column] / pivot_row[column];
+            for (value, pivot_value) in values.iter_mut().zip(pivot_row).skip(column) {
+                *value -= factor * pivot_value;
             }
         }
     }

@@ -127,7 +127,7 @@ impl ModelConfig {
         if self.dot_product && self.user_dim != self.movie_dim {
             return Err(format!("the dot-product path needs user_dim = movie_dim, got {} and {}", self.user_dim, self.movie_dim));
         }
-        if !(self.rating_min < self.rating_max) {
+        if self.rating_min.partial_cmp(&self.rating_max) != Some(std::cmp::Ordering::Less) {
             return Err(format!("rating scale {}..{} is empty", self.rating_min, self.rating_max));
         }
         Ok(())

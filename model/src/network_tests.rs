@@ -219,7 +219,7 @@ fn bfloat16_ranking_returns_the_float32_ranking() {
     });
     let users: Vec<i64> = (0..=40).collect();
     let ids: Vec<i32> = (0..300).map(|i| 1000 - i).collect();
-    let candidates = |user: usize| (0..300).filter(|p| (p + user) % 7 != 0).collect::<Vec<usize>>();
+    let candidates = |user: usize| (0..300).filter(|p| !(p + user).is_multiple_of(7)).collect::<Vec<usize>>();
     let exact = crate::ranking::rank_users(&scorer, &users, candidates, &ids, 10, Precision::Float32).unwrap();
     let fast = crate::ranking::rank_users(&scorer, &users, candidates, &ids, 10, Precision::Bfloat16).unwrap();
     assert_eq!(exact, fast, "same movies, order and float32 scores");

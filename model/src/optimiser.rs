@@ -211,7 +211,7 @@ impl Slot {
         let ranges: Vec<std::ops::Range<usize>> = if self.sparse {
             self.touched.iter().map(|row| row * self.width..(row + 1) * self.width).collect()
         } else if self.has_gradient {
-            vec![0..count]
+            std::iter::once(0..count).collect()
         } else {
             Vec::new()
         };

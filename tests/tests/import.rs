@@ -224,7 +224,8 @@ fn imdb_import_matches_by_id_and_by_title_and_is_idempotent() {
         assert!(report.contains(&format!("matched 3 of 3 movies ({by_title} by title and year)")), "{report}");
         assert_eq!(counts(&mut db)[4..], [11, 11], "11 people of the matched films, 11 credits");
     }
-    let cast: Vec<(String, String, Option<i16>, Option<Vec<String>>)> = db
+    type Credit = (String, String, Option<i16>, Option<Vec<String>>);
+    let cast: Vec<Credit> = db
         .query("SELECT p.name, mp.role, mp.billing_order, mp.characters FROM recsys.movie_persons mp JOIN recsys.persons p USING (person_id) WHERE movie_id = 1 ORDER BY mp.role, mp.billing_order NULLS LAST, p.name", &[])
         .unwrap()
         .iter()

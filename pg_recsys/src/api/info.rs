@@ -6,6 +6,7 @@ use pgrx::prelude::*;
 /// One row describing this backend's pg_recsys runtime: extension version, the libtorch version libtorch
 /// reports about itself, the intra-op thread count it actually uses (after `recsys.torch_threads`), whether
 /// the library was preloaded, and whether a model is loaded in this backend (and its version).
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the inline `name!` tuple
 #[pg_extern(stable, parallel_safe)]
 fn recsys_version_info() -> TableIterator<
     'static,

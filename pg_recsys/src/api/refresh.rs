@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 /// active model, stamped with its version and the time, and records a row in recsys.quality_log. Runs in the
 /// caller's transaction, so readers see the previous batch until it commits. `threads` libtorch threads (NULL:
 /// recsys.torch_threads). Another refresh running → 55P03; k outside 1..1000 → 22023; no active model → 55000.
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the inline `name!` tuple
 #[pg_extern(volatile, parallel_unsafe)]
 fn recsys_refresh_batch_now(
     k: default!(Option<i32>, 10),

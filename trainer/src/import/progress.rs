@@ -34,7 +34,7 @@ impl FileProgress {
     /// Counts one row; redraws every 65,536 rows.
     pub fn tick(&mut self) {
         self.rows += 1;
-        if self.rows % 65_536 == 0 {
+        if self.rows.is_multiple_of(65_536) {
             self.bar.set_position(self.bytes_read.load(Ordering::Relaxed));
             self.bar.set_message(format!("{} rows, {:.0} rows/s", self.rows, self.rate()));
         }

@@ -10,7 +10,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use recsys_model::ranking::{rank_users, top_k};
 use recsys_model::scoring::Precision;
-use recsys_model::{HybridRecommender, ModelConfig, Vocabulary};
 use std::collections::{HashMap, HashSet};
 use tch::Tensor;
 
@@ -33,16 +32,15 @@ pub struct RankingReport {
 /// user has not rated in training, ranked by the code `recsys_recommend` and the batch refresh serve with
 /// (`rank_users` over the catalogue scorer, in the extension's default arithmetic); and the popularity baseline.
 pub fn ranking_metrics(
-    network: &HybridRecommender,
-    vocabulary: &Vocabulary,
+    evaluated: &Evaluated,
     catalogue: &Catalogue,
     titles: &Tensor,
-    config: &ModelConfig,
     split: &Split,
     sample: usize,
     seed: u64,
 ) -> Result<RankingReport> {
-    let content = super::encode_catalogue(vocabulary, catalogue, titles, config)?;
+    let (network, vocabulary) = (&evaluated.trained.network, &evaluated.vocabulary);
+    let content = super::encode_catalogue(vocabulary, catalogue, titles, &evaluated.config)?;
     let mut rated: HashMap<i32, HashSet<usize>> = HashMap::new();
     let mut popularity: HashMap<i32, usize> = HashMap::new();
     for (user, movie) in split.train.users.iter().zip(&split.train.movies) {

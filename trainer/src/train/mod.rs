@@ -142,7 +142,7 @@ impl TrainArgs {
             validation_fraction: self.validation_fraction,
             patience: self.patience,
             seed: self.seed,
-            autoencoder: (self.autoencoder_hidden > 0).then(|| AutoencoderOptions {
+            autoencoder: (self.autoencoder_hidden > 0).then_some(AutoencoderOptions {
                 hidden: self.autoencoder_hidden,
                 epochs: self.autoencoder_epochs as usize,
                 learning_rate: self.autoencoder_learning_rate,
@@ -299,9 +299,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     eprintln!("hold-out run: training on {} ratings, testing on {} (random hold-out)", random.train.len(), random.test.len());
     let main = phases.run_with_own_progress("hold-out run", || train_and_evaluate(args, &catalogue, &titles, &random, false))?;
     let ranking_started = Instant::now();
-    let ranking = phases.run("ranking metrics", || {
-        evaluate::ranking_metrics(&main.trained.network, &main.vocabulary, &catalogue, &titles, &main.config, &random, args.ranking_users, args.seed)
-    })?;
+    let ranking = phases.run("ranking metrics", || evaluate::ranking_metrics(&main, &catalogue, &titles, &random, args.ranking_users, args.seed))?;
     let ranking_seconds = ranking_started.elapsed().as_secs_f64();
     let cold = if args.skip_cold_start {
         None

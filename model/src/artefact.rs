@@ -327,7 +327,7 @@ mod tests {
         let config = ModelConfig { autoencoder_rank: Some(3), title_dim: 8, ..ModelConfig::seed(vocabulary.cardinalities()) };
         let store = nn::VarStore::new(Device::Cpu);
         let network = HybridRecommender::new(&store.root(), &config);
-        crate::autoencoder::tests::fill_randomly(network.autoencoder.as_ref().unwrap());
+        crate::train::autoencoder::tests::fill_randomly(network.autoencoder.as_ref().unwrap());
         let artefact = capture(&store, &network, &vocabulary);
         let (_store, restored) = Artefact::from_parts(&artefact.manifest_json().unwrap(), artefact.weights.clone()).unwrap().build().unwrap();
         let (users, movies, content) = inputs();

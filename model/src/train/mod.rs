@@ -1,8 +1,13 @@
-//! Training-mode pieces of the network: the random draws of a batch (dropout masks, hidden movie ids and people) made
-//! up front by the caller, so a seeded run gives the same model however a batch is split across gradient workers;
-//! the loss; the trainable tensors and their gradients.
-use crate::mask_random::MaskRandom;
-use crate::network::{ContentInputs, HybridRecommender};
+//! Training (the `train` feature; the extension builds without it): the random draws of a batch (dropout masks, hidden
+//! movie ids and people) made up front by the caller, so a seeded run gives the same model however a batch is split
+//! across gradient workers; the libtorch training forward and loss; the trainable tensors and their gradients. The
+//! optimiser, the mask generator and the autoencoder's fitting live beside it.
+pub mod autoencoder;
+pub mod mask_random;
+pub mod optimiser;
+
+use crate::network::{ContentInputs, ContentMasks, HybridRecommender};
+use mask_random::MaskRandom;
 use tch::{Kind, TchError, Tensor};
 
 /// The random draws of one training batch (or of a slice of it).
@@ -18,6 +23,19 @@ pub struct Noise {
 }
 
 impl Noise {
+    /// Nothing hidden, no dropout: the training forward then computes the evaluation forward (for tests).
+    #[cfg(test)]
+    pub(crate) fn none(rows: i64, config: &crate::ModelConfig) -> Self {
+        let keep = |shape: &[i64]| Tensor::ones(shape, (Kind::Int64, tch::Device::Cpu));
+        Self {
+            movie_keep: keep(&[rows]),
+            content: Vec::new(),
+            head: Vec::new(),
+            directors_keep: keep(&[rows, config.max_directors]),
+            actors_keep: keep(&[rows, config.max_actors]),
+        }
+    }
+
     /// Rows `start..start + rows` of every draw (the slice of the batch one gradient worker handles).
     pub fn narrow(&self, start: i64, rows: i64) -> Result<Self, TchError> {
         let narrow = |masks: &[Tensor]| masks.iter().map(|m| m.f_narrow(0, start, rows)).collect::<Result<Vec<_>, _>>();
@@ -71,9 +89,33 @@ impl HybridRecommender {
     /// Σ squared errors / `normaliser`. With `normaliser` = the whole batch's size, the losses of a batch's slices
     /// add up to the batch's mean squared error. (The L2 penalty on embedding rows is applied by `LazyAdam`.)
     pub fn training_loss(&self, batch: &TrainingBatch, noise: &Noise, normaliser: f64) -> Result<Tensor, TchError> {
-        let content = self.encode_content_with(&batch.content, Some(noise))?;
-        let predictions = self.forward_with(&batch.users, &batch.movies, &content, Some(noise))?;
+        let masks = ContentMasks { layers: &noise.content, directors_keep: Some(&noise.directors_keep), actors_keep: Some(&noise.actors_keep), sparse: true };
+        let content = self.encode_content_masked(&batch.content, &masks)?;
+        let predictions = self.training_forward(&batch.users, &batch.movies, &content, noise)?;
         predictions.f_sub(&batch.targets)?.f_square()?.f_sum(Kind::Float)?.f_div_scalar(normaliser)
+    }
+
+    /// The hybrid's raw predictions in libtorch, differentiable, with the drawn dropout masks applied, the drawn movie
+    /// ids hidden and sparse embedding gradients (the autoencoder is fitted afterwards and not part of it). With
+    /// nothing drawn it computes what `scoring::raw_scores` does (a unit test pins that).
+    pub(crate) fn training_forward(&self, users: &Tensor, movies: &Tensor, content: &Tensor, noise: &Noise) -> Result<Tensor, TchError> {
+        let movies = movies.f_mul(&noise.movie_keep)?;
+        let user_vectors = Tensor::f_embedding(&self.user_embedding, users, 0, false, true)?;
+        let movie_rows = Tensor::f_embedding(&self.movie_embedding, &movies, 0, false, true)?;
+        let movie_vectors = movie_rows.f_add(&self.content_to_movie.forward(content)?)?;
+        let head_masks = (!noise.head.is_empty()).then_some(noise.head.as_slice());
+        let hidden = self.head.forward(&Tensor::f_cat(&[&user_vectors, &movie_vectors, content], 1)?, head_masks)?;
+        let mut predictions = self.output.forward(&hidden)?.f_squeeze_dim(1)?;
+        if self.config.dot_product {
+            predictions = predictions.f_add(&user_vectors.f_mul(&movie_vectors)?.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?)?;
+        }
+        if self.config.use_biases {
+            let user_bias = Tensor::f_embedding(&self.user_bias, users, 0, false, true)?.f_squeeze_dim(1)?;
+            let movie_bias = Tensor::f_embedding(&self.movie_bias, &movies, 0, false, true)?.f_squeeze_dim(1)?;
+            let content_bias = self.content_bias.forward(content)?.f_squeeze_dim(1)?;
+            predictions = predictions.f_add(&self.global_bias)?.f_add(&user_bias)?.f_add(&movie_bias)?.f_add(&content_bias)?;
+        }
+        Ok(predictions)
     }
 
     /// Every trainable tensor (bias terms only when the configuration uses them).

@@ -155,12 +155,29 @@ fn a_low_rank_title_path_is_a_trained_projection_in_front_of_the_encoder() {
     assert!(ModelConfig { title_rank: Some(9), ..small_config() }.validate().unwrap_err().contains("title_rank"));
 }
 
+/// The reference every scoring path must reproduce: the libtorch training forward with nothing drawn, plus the
+/// autoencoder's blend written out (a·hybrid + b·decoded + c on known pairs).
+fn libtorch_reference(network: &HybridRecommender, users: &Tensor, movies: &Tensor, encoded: &Tensor) -> Vec<f32> {
+    let noise = crate::Noise::none(users.size()[0], &network.config);
+    let hybrid = tch::no_grad(|| network.training_forward(users, movies, encoded, &noise)).unwrap();
+    let raw = match &network.autoencoder {
+        Some(tables) => {
+            let [a, b, c] = tables.coefficients().unwrap();
+            let decoded = tables.predict(users, movies).unwrap();
+            let blended = &hybrid * f64::from(a) + decoded * f64::from(b) + f64::from(c);
+            &hybrid + (blended - &hybrid) * tables.known(users, movies).unwrap()
+        }
+        None => hybrid,
+    };
+    Vec::try_from(raw).unwrap()
+}
+
 pub(crate) fn scorer_reproduces_the_network(config: ModelConfig) {
     tch::manual_seed(3);
     let store = nn::VarStore::new(Device::Cpu);
     let network = HybridRecommender::new(&store.root(), &config);
     if let Some(autoencoder) = &network.autoencoder {
-        crate::autoencoder::tests::fill_randomly(autoencoder);
+        crate::train::autoencoder::tests::fill_randomly(autoencoder);
     }
     let inputs = content(4, &config);
     let encoded = network.encode_content(&inputs).unwrap();
@@ -171,9 +188,12 @@ pub(crate) fn scorer_reproduces_the_network(config: ModelConfig) {
     let batched: Vec<Vec<f32>> = Vec::try_from(scorer.score_catalogue(&all_users, Precision::Float32).unwrap()).unwrap();
     for user in all_users {
         let users = Tensor::full([4], user, (Kind::Int64, Device::Cpu));
-        let raw: Vec<f32> = Vec::try_from(network.forward_encoded(&users, &movie_rows, &encoded).unwrap()).unwrap();
-        let expected: Vec<f32> = Vec::try_from(network.clip(&network.forward_encoded(&users, &movie_rows, &encoded).unwrap()).unwrap()).unwrap();
+        let raw = libtorch_reference(&network, &users, &movie_rows, &encoded);
+        let evaluated: Vec<f32> = Vec::try_from(network.forward_encoded(&users, &movie_rows, &encoded).unwrap()).unwrap();
+        let expected: Vec<f32> = raw.iter().map(|r| r.clamp(config.rating_min as f32, config.rating_max as f32)).collect();
         for (position, want) in expected.iter().enumerate() {
+            let got = evaluated[position];
+            assert!((got - raw[position]).abs() < 1e-4, "evaluation forward: user {user} movie {position}: {got} vs {}", raw[position]);
             let got = single_pairs_only.score(user as usize, position).unwrap();
             assert!((got - want).abs() < 1e-4, "user {user} movie {position}: {got} vs {want}");
             let got = scorer.score(user as usize, position).unwrap();
@@ -261,8 +281,9 @@ fn person_dropout_hides_people_at_its_rate_and_only_in_training() {
     hidden.directors_keep = hidden.directors_keep.zeros_like();
     hidden.actors_keep = hidden.actors_keep.zeros_like();
     let no_people = ContentInputs { directors: inputs.directors.zeros_like(), actors: inputs.actors.zeros_like(), ..inputs.shallow_clone() };
-    let without = network.encode_content_with(&no_people, Some(&hidden)).unwrap();
-    assert!(network.encode_content_with(&inputs, Some(&hidden)).unwrap().equal(&without), "hiding everyone = a movie without known people");
+    let masks = ContentMasks { layers: &hidden.content, directors_keep: Some(&hidden.directors_keep), actors_keep: Some(&hidden.actors_keep), sparse: true };
+    let without = network.encode_content_masked(&no_people, &masks).unwrap();
+    assert!(network.encode_content_masked(&inputs, &masks).unwrap().equal(&without), "hiding everyone = a movie without known people");
     assert!(!network.encode_content(&inputs).unwrap().equal(&network.encode_content(&no_people).unwrap()), "inference sees everyone");
 }
 

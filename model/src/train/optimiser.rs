@@ -2,7 +2,7 @@
 //! TensorFlow's LazyAdam); dense tensors get the usual Adam step. The update runs as plain Rust loops over the
 //! tensors' memory: at batch 256 libtorch's per-operation cost (about 100 small operations per step), not the
 //! arithmetic, dominated the step. Gradients of several workers are summed here, in worker order.
-use crate::training::Parameter;
+use super::Parameter;
 use tch::{Kind, TchError, Tensor};
 
 /// A parameter's moments, and for a sparse one the rows the current step touched with their summed gradients.

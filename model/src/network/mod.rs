@@ -1,82 +1,17 @@
-//! The hybrid network: collaborative user/movie embeddings, a content encoder over a movie's features and an
-//! MLP head, plus bias terms. Every operation is fallible (tch `f_*`), so libtorch errors reach callers as
-//! `TchError` instead of panics. A movie without a trained embedding (row 0) is represented by a learned
-//! projection of its content vector: the cold-start path `recsys_predict_new` serves.
+//! The hybrid network: its configuration-built variables, the content encoder, and the evaluation forward (through
+//! the scoring core). A movie without a trained embedding (row 0) is represented by a learned projection of its
+//! content vector: the cold-start path `recsys_predict_new` serves. Every operation is fallible (tch `f_*`), so
+//! libtorch errors reach callers as errors instead of panics. Training (noise, loss, optimiser) lives in `train`.
+mod autoencoder;
+mod layers;
+
+pub(crate) use self::autoencoder::AutoencoderTables;
+pub(crate) use self::layers::{Dense, Mlp};
+
 use crate::config::ModelConfig;
+use crate::scoring::{self, CatalogueScorer, Columns, Layer, Matrix, ScoringTables, TensorPass};
+use crate::ModelError;
 use tch::{nn, Kind, TchError, Tensor};
-
-/// A dense layer with fallible forward.
-#[derive(Debug)]
-pub(crate) struct Dense {
-    pub(crate) weight: Tensor,
-    pub(crate) bias: Tensor,
-}
-
-impl Dense {
-    fn new(path: nn::Path, inputs: i64, outputs: i64, random: bool) -> Self {
-        let bound = 1.0 / (inputs as f64).sqrt();
-        let init = if random { nn::Init::Uniform { lo: -bound, up: bound } } else { nn::Init::Const(0.0) };
-        Self { weight: path.var("weight", &[outputs, inputs], init), bias: path.var("bias", &[outputs], init) }
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        x.f_linear(&self.weight, Some(&self.bias))
-    }
-
-    pub(crate) fn shallow_clone(&self) -> Self {
-        Self { weight: self.weight.shallow_clone(), bias: self.bias.shallow_clone() }
-    }
-}
-
-/// Dense → ReLU → dropout, for each width.
-#[derive(Debug)]
-pub(crate) struct Mlp {
-    pub(crate) layers: Vec<Dense>,
-    pub(crate) dropout: f64,
-}
-
-impl Mlp {
-    fn new(path: nn::Path, inputs: i64, widths: &[i64], dropout: f64, random: bool) -> Self {
-        let mut layers = Vec::with_capacity(widths.len());
-        let mut previous = inputs;
-        for (index, width) in widths.iter().enumerate() {
-            layers.push(Dense::new(&path / index.to_string(), previous, *width, random));
-            previous = *width;
-        }
-        Self { layers, dropout }
-    }
-
-    /// `masks` (training only): one scaled dropout mask per layer, as `training::Noise` draws them.
-    fn forward(&self, x: &Tensor, masks: Option<&[Tensor]>) -> Result<Tensor, TchError> {
-        self.forward_from(0, x.shallow_clone(), masks)
-    }
-
-    /// The layers from `first` on, given `x`: the input of layer `first`, or with `first` > 0 the output of
-    /// layer `first - 1` before its ReLU and dropout.
-    fn forward_from(&self, first: usize, x: Tensor, masks: Option<&[Tensor]>) -> Result<Tensor, TchError> {
-        let mut h = x;
-        for (index, layer) in self.layers.iter().enumerate() {
-            if index >= first {
-                h = layer.forward(&h)?;
-            }
-            if index + 1 >= first {
-                h = h.f_relu()?;
-                if let Some(mask) = masks.and_then(|m| m.get(index)) {
-                    h = h.f_mul(mask)?;
-                }
-            }
-        }
-        Ok(h)
-    }
-
-    pub(crate) fn widths(&self) -> Vec<i64> {
-        self.layers.iter().map(|l| l.bias.size()[0]).collect()
-    }
-
-    pub(crate) fn shallow_clone(&self) -> Self {
-        Self { layers: self.layers.iter().map(Dense::shallow_clone).collect(), dropout: self.dropout }
-    }
-}
 
 /// One batch of raw movie content features (row per movie or per rating).
 #[derive(Debug)]
@@ -121,6 +56,20 @@ impl ContentInputs {
     }
 }
 
+/// The masks a training step applies inside the content encoder (scaled dropout masks per layer, hidden people);
+/// empty for evaluation. Drawn by `train::Noise`.
+#[derive(Default)]
+pub(crate) struct ContentMasks<'a> {
+    pub(crate) layers: &'a [Tensor],
+    pub(crate) directors_keep: Option<&'a Tensor>,
+    pub(crate) actors_keep: Option<&'a Tensor>,
+    /// Ask for sparse embedding gradients (training).
+    pub(crate) sparse: bool,
+}
+
+/// The hybrid recommender: collaborative user and movie embeddings, a content encoder over a movie's genres, title
+/// embedding, people and runtime/year, an MLP head over [user; movie + projected content; content], bias terms, an
+/// optional user·movie dot product and an optional item autoencoder blended into known pairs (see `ModelConfig`).
 #[derive(Debug)]
 pub struct HybridRecommender {
     pub(crate) config: ModelConfig,
@@ -138,7 +87,7 @@ pub struct HybridRecommender {
     pub(crate) user_bias: Tensor,
     pub(crate) movie_bias: Tensor,
     pub(crate) content_bias: Dense,
-    pub(crate) autoencoder: Option<crate::autoencoder::AutoencoderTables>,
+    pub(crate) autoencoder: Option<AutoencoderTables>,
 }
 
 impl HybridRecommender {
@@ -177,9 +126,9 @@ impl HybridRecommender {
                 let init = if random { nn::Init::Uniform { lo: -bound, up: bound } } else { nn::Init::Const(0.0) };
                 path.var("title_projection", &[rank, config.title_dim], init)
             }),
-            content_encoder: Mlp::new(path / "content_encoder", config.content_input_dim(), &config.content_hidden, config.dropout, random),
+            content_encoder: Mlp::new(path / "content_encoder", config.content_input_dim(), &config.content_hidden, random),
             content_to_movie: Dense::new(path / "content_to_movie", content_dim, config.movie_dim, random),
-            head: Mlp::new(path / "head", head_input, &config.head_hidden, config.dropout, random),
+            head: Mlp::new(path / "head", head_input, &config.head_hidden, random),
             output: Dense::new(path / "output", head_output, 1, random),
             global_bias: path.var("global_bias", &[1], nn::Init::Const((config.rating_min + config.rating_max) / 2.0)),
             user_bias: embedding("user_bias", c.users, 1),
@@ -187,11 +136,12 @@ impl HybridRecommender {
             content_bias: Dense::new(path / "content_bias", content_dim, 1, random),
             autoencoder: config
                 .autoencoder_rank
-                .map(|rank| crate::autoencoder::AutoencoderTables::new(&(path / "autoencoder"), c.users, c.movies, rank)),
+                .map(|rank| AutoencoderTables::new(&(path / "autoencoder"), c.users, c.movies, rank)),
             config: config.clone(),
         }
     }
 
+    /// The configuration the network was built from.
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }
@@ -212,18 +162,15 @@ impl HybridRecommender {
 
     /// The content vector of each movie: [B, content_dim].
     pub fn encode_content(&self, content: &ContentInputs) -> Result<Tensor, TchError> {
-        self.encode_content_with(content, None)
+        self.encode_content_masked(content, &ContentMasks::default())
     }
 
-    pub(crate) fn encode_content_with(&self, content: &ContentInputs, noise: Option<&crate::training::Noise>) -> Result<Tensor, TchError> {
-        let sparse = noise.is_some();
-        let (directors, actors) = match noise {
-            Some(n) => (content.directors.f_mul(&n.directors_keep)?, content.actors.f_mul(&n.actors_keep)?),
-            None => (content.directors.shallow_clone(), content.actors.shallow_clone()),
-        };
-        let directors = Self::pool(&self.director_embedding, &directors, sparse)?;
-        let actors = Self::pool(&self.actor_embedding, &actors, sparse)?;
-        let masks = noise.map(|n| n.content.as_slice());
+    /// The content encoder, with a training step's masks (none for evaluation).
+    pub(crate) fn encode_content_masked(&self, content: &ContentInputs, masks: &ContentMasks<'_>) -> Result<Tensor, TchError> {
+        let keep = |ids: &Tensor, keep: Option<&Tensor>| keep.map_or_else(|| Ok(ids.shallow_clone()), |keep| ids.f_mul(keep));
+        let directors = Self::pool(&self.director_embedding, &keep(&content.directors, masks.directors_keep)?, masks.sparse)?;
+        let actors = Self::pool(&self.actor_embedding, &keep(&content.actors, masks.actors_keep)?, masks.sparse)?;
+        let layer_masks = (!masks.layers.is_empty()).then_some(masks.layers);
         let titles = match &self.title_projection {
             Some(projection) => content.titles.f_linear::<Tensor>(projection, None)?,
             None => content.titles.shallow_clone(),
@@ -239,65 +186,38 @@ impl HybridRecommender {
         let side_weight = Tensor::f_cat(&[first.weight.f_narrow(1, 0, genres)?, first.weight.f_narrow(1, genres + title_width, side_columns)?], 1)?;
         let side = Tensor::f_cat(&[&content.genres, &directors, &actors, &content.numeric], 1)?;
         let pre_activation = side.f_linear(&side_weight, Some(&first.bias))?.f_add(&titles.f_linear::<Tensor>(&title_weight, None)?)?;
-        self.content_encoder.forward_from(1, pre_activation, masks)
+        self.content_encoder.forward_from(1, pre_activation, layer_masks)
     }
 
-    /// Predicted ratings for pairs, with content vectors already encoded (one row per pair). `movies` holds
-    /// embedding rows, 0 for a movie the model has no embedding for. Not clipped. Warm pairs include the
-    /// autoencoder's blend when the network has one.
-    pub fn forward_encoded(&self, users: &Tensor, movies: &Tensor, content: &Tensor) -> Result<Tensor, TchError> {
-        let hybrid = self.forward_with(users, movies, content, None)?;
-        match &self.autoencoder {
-            Some(autoencoder) => autoencoder.blend(&hybrid, users, movies),
-            None => Ok(hybrid),
-        }
-    }
-
-    /// The forward pass; with `noise` (training) it applies the drawn dropout masks, hides the drawn movie ids,
-    /// and asks for sparse embedding gradients.
-    pub(crate) fn forward_with(
-        &self,
-        users: &Tensor,
-        movies: &Tensor,
-        content: &Tensor,
-        noise: Option<&crate::training::Noise>,
-    ) -> Result<Tensor, TchError> {
-        let sparse = noise.is_some();
-        let movies = match noise {
-            Some(noise) => movies.f_mul(&noise.movie_keep)?,
-            None => movies.shallow_clone(),
-        };
-        let user_vectors = Tensor::f_embedding(&self.user_embedding, users, 0, false, sparse)?;
-        let movie_rows = Tensor::f_embedding(&self.movie_embedding, &movies, 0, false, sparse)?;
-        let movie_vectors = movie_rows.f_add(&self.content_to_movie.forward(content)?)?;
-        let hidden = self.head.forward(&Tensor::f_cat(&[&user_vectors, &movie_vectors, content], 1)?, noise.map(|n| n.head.as_slice()))?;
-        let mut predictions = self.output.forward(&hidden)?.f_squeeze_dim(1)?;
-        if self.config.dot_product {
-            predictions = predictions.f_add(&user_vectors.f_mul(&movie_vectors)?.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?)?;
-        }
-        if self.config.use_biases {
-            let user_bias = Tensor::f_embedding(&self.user_bias, users, 0, false, sparse)?.f_squeeze_dim(1)?;
-            let movie_bias = Tensor::f_embedding(&self.movie_bias, &movies, 0, false, sparse)?.f_squeeze_dim(1)?;
-            let content_bias = self.content_bias.forward(content)?.f_squeeze_dim(1)?;
-            predictions = predictions.f_add(&self.global_bias)?.f_add(&user_bias)?.f_add(&movie_bias)?.f_add(&content_bias)?;
-        }
-        Ok(predictions)
+    /// Raw (unclipped) predicted ratings for pairs, with content vectors already encoded (one row per pair):
+    /// `movies` holds embedding rows, 0 for a movie the model has no embedding for. The evaluation forward: the
+    /// scoring core over the pairs' own movies, so it is exactly what serving computes (autoencoder blend included).
+    pub fn forward_encoded(&self, users: &Tensor, movies: &Tensor, content: &Tensor) -> Result<Tensor, ModelError> {
+        let tables = self.scoring_tables(movies, content)?;
+        tch::no_grad(|| {
+            let movie_table = tables.movie_layer.forward(&tables.movie_inputs.tensor)?;
+            let pass = TensorPass::new(&tables, users.shallow_clone(), Columns::Aligned, &movie_table, tables.head_layers())?;
+            scoring::raw_scores(&tables, &pass)
+        })
     }
 
     /// Predicted ratings for pairs from raw content features (one row per pair), clipped to the rating scale.
-    pub fn predict(&self, users: &Tensor, movies: &Tensor, content: &ContentInputs) -> Result<Tensor, TchError> {
-        let encoded = self.encode_content(content)?;
-        self.forward_encoded(users, movies, &encoded)?.f_clamp(self.config.rating_min, self.config.rating_max)
+    pub fn predict(&self, users: &Tensor, movies: &Tensor, content: &ContentInputs) -> Result<Tensor, ModelError> {
+        let encoded = tch::no_grad(|| self.encode_content(content))?;
+        Ok(self.clip(&self.forward_encoded(users, movies, &encoded)?)?)
     }
 
-    /// A plain-Rust scorer for single pairs over a catalogue: `movie_rows` [M] embedding rows and `content` [M, c]
-    /// encoded content vectors, one per catalogue position.
-    pub fn catalogue_scorer(&self, movie_rows: &Tensor, content: &Tensor) -> Result<crate::scoring::CatalogueScorer, crate::ModelError> {
+    /// A scorer over a catalogue: `movie_rows` [M] embedding rows and `content` [M, c] encoded content vectors, one
+    /// per catalogue position. It shares the network's tables (no copy) except the catalogue's own.
+    pub fn catalogue_scorer(&self, movie_rows: &Tensor, content: &Tensor) -> Result<CatalogueScorer, ModelError> {
+        Ok(CatalogueScorer::new(self.scoring_tables(movie_rows, content)?, self.config.rating_min, self.config.rating_max))
+    }
+
+    /// The serving tables over a catalogue of `movie_rows` with encoded `content` (see `scoring::ScoringTables`).
+    fn scoring_tables(&self, movie_rows: &Tensor, content: &Tensor) -> Result<ScoringTables, ModelError> {
         tch::no_grad(|| {
-            let first = self.head.layers.first().ok_or_else(|| crate::ModelError::InvalidArgument("the head has no hidden layer".into()))?;
-            let user_dim = self.config.user_dim;
-            let user_weight = first.weight.f_narrow(1, 0, user_dim)?;
-            let movie_weight = first.weight.f_narrow(1, user_dim, first.weight.size()[1] - user_dim)?;
+            let first = self.head.layers.first().ok_or_else(|| ModelError::InvalidArgument("the head has no hidden layer".into()))?;
+            let (user_dim, width) = (self.config.user_dim, first.weight.size()[0]);
             let movie_vectors =
                 Tensor::f_embedding(&self.movie_embedding, movie_rows, 0, false, false)?.f_add(&self.content_to_movie.forward(content)?)?;
             let movie_inputs = Tensor::f_cat(&[&movie_vectors, content], 1)?;
@@ -311,20 +231,21 @@ impl HybridRecommender {
                     Tensor::f_zeros([movie_rows.size()[0]], (Kind::Float, tch::Device::Cpu))?,
                 )
             };
-            crate::scoring::CatalogueScorer::new(crate::scoring::ScorerParts {
-                user_embedding: &self.user_embedding,
-                user_weight,
-                movie_inputs,
-                movie_weight,
-                first_bias: &first.bias,
-                hidden: self.head.layers[1..].iter().map(|l| (&l.weight, &l.bias)).collect(),
-                output: (&self.output.weight, &self.output.bias),
-                user_bias,
-                movie_bias,
-                rating_min: self.config.rating_min,
-                rating_max: self.config.rating_max,
-                dot_product: self.config.dot_product,
-                autoencoder: self.autoencoder.as_ref().map(|a| a.scorer_parts(movie_rows)).transpose()?,
+            let layer = |dense: &Dense| -> Result<Layer, ModelError> { Ok(Layer::new(Matrix::share(&dense.weight)?, Matrix::share(&dense.bias)?)) };
+            Ok(ScoringTables {
+                user_embedding: Matrix::share(&self.user_embedding)?,
+                user_layer: Layer::new(
+                    Matrix::copy(&first.weight.f_narrow(1, 0, user_dim)?)?,
+                    Matrix::copy(&Tensor::f_zeros([width], (Kind::Float, tch::Device::Cpu))?)?,
+                ),
+                movie_inputs: Matrix::share(&movie_inputs)?,
+                movie_layer: Layer::new(Matrix::copy(&first.weight.f_narrow(1, user_dim, first.weight.size()[1] - user_dim)?)?, Matrix::share(&first.bias)?),
+                hidden: self.head.layers[1..].iter().map(layer).collect::<Result<_, _>>()?,
+                output: layer(&self.output)?,
+                user_bias: Matrix::share(&user_bias)?,
+                movie_bias: Matrix::share(&movie_bias)?,
+                movie_vectors: if self.config.dot_product { Some(Matrix::share(&movie_vectors)?) } else { None },
+                autoencoder: self.autoencoder.as_ref().map(|a| a.scoring_terms(movie_rows)).transpose()?,
             })
         })
     }
@@ -335,6 +256,5 @@ impl HybridRecommender {
     }
 }
 
-#[cfg(test)]
-#[path = "network_tests.rs"]
+#[cfg(all(test, feature = "train"))]
 pub(crate) mod tests;

@@ -1,0 +1,92 @@
+//! Float32 tables that the plain-Rust scoring path reads as slices, and the small dense-layer arithmetic it runs on
+//! them (one pair at a time, a few microseconds, where a libtorch forward costs ~50 µs of per-op dispatch).
+use crate::ModelError;
+use tch::{Device, Kind, Tensor};
+
+/// A contiguous float32 CPU tensor whose data can also be read as a slice.
+pub(crate) struct Matrix {
+    pub(crate) tensor: Tensor,
+}
+
+impl Matrix {
+    /// An owned contiguous float32 copy of `source`.
+    pub(crate) fn copy(source: &Tensor) -> Result<Self, ModelError> {
+        Ok(Self { tensor: source.f_to_kind(Kind::Float)?.f_contiguous()?.f_detach_copy()?.f_contiguous()? })
+    }
+
+    /// `source` itself (detached, same storage) when it already is a contiguous float32 CPU tensor, else a copy.
+    /// A shared table must not be written while its slice is read (the network is read-only once trained).
+    pub(crate) fn share(source: &Tensor) -> Result<Self, ModelError> {
+        if source.kind() == Kind::Float && source.device() == Device::Cpu && source.is_contiguous() {
+            return Ok(Self { tensor: source.f_detach()? });
+        }
+        Self::copy(source)
+    }
+
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        // SAFETY: `tensor` is a contiguous f32 CPU tensor (checked in `copy`/`share`); nothing writes it while the
+        // scorer that holds it is alive.
+        unsafe { std::slice::from_raw_parts(self.tensor.data_ptr() as *const f32, self.tensor.numel()) }
+    }
+
+    /// Row `row` of a [rows, width] table, `None` outside the table.
+    pub(crate) fn row(&self, row: usize, width: usize) -> Option<&[f32]> {
+        self.as_slice().chunks_exact(width).nth(row)
+    }
+
+    /// Value `index` of a one-dimensional table.
+    pub(crate) fn value(&self, index: usize) -> Result<f32, ModelError> {
+        self.as_slice().get(index).copied().ok_or_else(|| ModelError::InvalidArgument(format!("row {index} is outside a table of {}", self.tensor.numel())))
+    }
+
+    /// Columns per row of a [rows, width] table.
+    pub(crate) fn width(&self) -> usize {
+        self.tensor.size().get(1).copied().unwrap_or(1) as usize
+    }
+}
+
+/// A dense layer: weights [outputs, inputs] and bias [outputs].
+pub(crate) struct Layer {
+    pub(crate) weight: Matrix,
+    pub(crate) bias: Matrix,
+    pub(crate) inputs: usize,
+}
+
+impl Layer {
+    pub(crate) fn new(weight: Matrix, bias: Matrix) -> Self {
+        let inputs = weight.width();
+        Self { weight, bias, inputs }
+    }
+
+    pub(crate) fn apply(&self, x: &[f32], out: &mut Vec<f32>, relu: bool) {
+        out.clear();
+        for (row, bias) in self.weight.as_slice().chunks_exact(self.inputs).zip(self.bias.as_slice()) {
+            let sum = dot(row, x) + bias;
+            out.push(if relu { sum.max(0.0) } else { sum });
+        }
+    }
+
+    pub(crate) fn apply_boxed(&self, x: &[f32]) -> Box<[f32]> {
+        let mut out = Vec::with_capacity(self.bias.tensor.numel());
+        self.apply(x, &mut out, false);
+        out.into_boxed_slice()
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        Ok(x.f_linear(&self.weight.tensor, Some(&self.bias.tensor))?)
+    }
+}
+
+/// Dot product with eight independent accumulators, so the compiler can vectorise it (a single running sum
+/// forces sequential float additions).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..8 {
+            lanes[lane] += x[lane] * y[lane];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}

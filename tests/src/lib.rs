@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
+/// PostgreSQL 15's programs (Debian's layout).
+pub const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
 
 /// How a test cluster loads pg_recsys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -263,6 +264,23 @@ impl TempCluster {
             bail!("trainer {args:?} failed:\n{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Runs `sql/<file>` (the user-facing SQL) with psql as the superuser, stopping at the first error, in unaligned
+    /// tuples-only output; returns the output, or the error with psql's messages.
+    pub fn psql_file(&self, database: &str, file: &str) -> Result<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql").join(file);
+        let output = Command::new(format!("{PG_BINDIR}/psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", database, "-p", &self.port.to_string(), "-h"])
+            .arg(&self.root)
+            .arg("-f")
+            .arg(&path)
+            .output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !output.status.success() {
+            bail!("psql -f {file} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(stdout)
     }
 
     /// The socket directory and port, for tools such as pg_dump.

@@ -46,4 +46,10 @@ fn a_scheduled_refresh_runs_under_pg_cron_and_can_be_removed() {
     assert!(!db.query_one("SELECT recsys.recsys_unschedule_refresh()", &[]).unwrap().get::<_, bool>(0));
     let jobs: i64 = db.query_one("SELECT count(*) FROM cron.job", &[]).unwrap().get(0);
     assert_eq!(jobs, 0);
+
+    let printed = cluster.psql_file("crontest", "schedule_refresh.sql").unwrap();
+    let row = db.query_one("SELECT jobid, schedule, command FROM cron.job WHERE jobname = 'recsys_refresh_batch'", &[]).unwrap();
+    let (job, schedule, command): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((schedule.as_str(), command.as_str()), ("0 3 * * 0", "CALL recsys.recsys_refresh_batch(10)"), "sql/schedule_refresh.sql");
+    assert!(printed.starts_with(&format!("{job}\n")), "it prints the job id first:\n{printed}");
 }

@@ -134,9 +134,7 @@ impl HybridRecommender {
             user_bias: embedding("user_bias", c.users, 1),
             movie_bias: embedding("movie_bias", c.movies, 1),
             content_bias: Dense::new(path / "content_bias", content_dim, 1, random),
-            autoencoder: config
-                .autoencoder_rank
-                .map(|rank| AutoencoderTables::new(&(path / "autoencoder"), c.users, c.movies, rank)),
+            autoencoder: config.autoencoder_rank.map(|rank| AutoencoderTables::new(&(path / "autoencoder"), c.users, c.movies, rank)),
             config: config.clone(),
         }
     }
@@ -239,7 +237,10 @@ impl HybridRecommender {
                     Matrix::copy(&Tensor::f_zeros([width], (Kind::Float, tch::Device::Cpu))?)?,
                 ),
                 movie_inputs: Matrix::share(&movie_inputs)?,
-                movie_layer: Layer::new(Matrix::copy(&first.weight.f_narrow(1, user_dim, first.weight.size()[1] - user_dim)?)?, Matrix::share(&first.bias)?),
+                movie_layer: Layer::new(
+                    Matrix::copy(&first.weight.f_narrow(1, user_dim, first.weight.size()[1] - user_dim)?)?,
+                    Matrix::share(&first.bias)?,
+                ),
                 hidden: self.head.layers[1..].iter().map(layer).collect::<Result<_, _>>()?,
                 output: layer(&self.output)?,
                 user_bias: Matrix::share(&user_bias)?,

@@ -281,7 +281,8 @@ fn person_dropout_hides_people_at_its_rate_and_only_in_training() {
     hidden.directors_keep = hidden.directors_keep.zeros_like();
     hidden.actors_keep = hidden.actors_keep.zeros_like();
     let no_people = ContentInputs { directors: inputs.directors.zeros_like(), actors: inputs.actors.zeros_like(), ..inputs.shallow_clone() };
-    let masks = ContentMasks { layers: &hidden.content, directors_keep: Some(&hidden.directors_keep), actors_keep: Some(&hidden.actors_keep), sparse: true };
+    let masks =
+        ContentMasks { layers: &hidden.content, directors_keep: Some(&hidden.directors_keep), actors_keep: Some(&hidden.actors_keep), sparse: true };
     let without = network.encode_content_masked(&no_people, &masks).unwrap();
     assert!(network.encode_content_masked(&inputs, &masks).unwrap().equal(&without), "hiding everyone = a movie without known people");
     assert!(!network.encode_content(&inputs).unwrap().equal(&network.encode_content(&no_people).unwrap()), "inference sees everyone");

@@ -36,7 +36,10 @@ impl Matrix {
 
     /// Value `index` of a one-dimensional table.
     pub(crate) fn value(&self, index: usize) -> Result<f32, ModelError> {
-        self.as_slice().get(index).copied().ok_or_else(|| ModelError::InvalidArgument(format!("row {index} is outside a table of {}", self.tensor.numel())))
+        self.as_slice()
+            .get(index)
+            .copied()
+            .ok_or_else(|| ModelError::InvalidArgument(format!("row {index} is outside a table of {}", self.tensor.numel())))
     }
 
     /// Columns per row of a [rows, width] table.

@@ -141,7 +141,8 @@ impl CatalogueScorer {
 
     /// The raw (unclipped) score of a user row for a catalogue position; `None` when either is out of range.
     pub fn raw_score(&self, user_row: usize, movie_position: usize) -> Option<f32> {
-        let pass = OnePair { row: user_row, position: movie_position, user_part: self.user_part(user_row)?, movie_part: self.movie_part(movie_position)? };
+        let pass =
+            OnePair { row: user_row, position: movie_position, user_part: self.user_part(user_row)?, movie_part: self.movie_part(movie_position)? };
         raw_scores(&self.tables, &pass).ok()
     }
 

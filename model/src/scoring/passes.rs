@@ -72,7 +72,13 @@ pub(crate) struct TensorPass {
 impl TensorPass {
     /// `rows` int64 user rows; `movie_table` [movies, width] the first layer's movie part of every catalogue position and
     /// `layers` the rest of the head, both in the head's arithmetic (float32 or bfloat16).
-    pub(crate) fn new(tables: &ScoringTables, rows: Tensor, columns: Columns, movie_table: &Tensor, layers: Vec<(Tensor, Tensor)>) -> Result<Self, ModelError> {
+    pub(crate) fn new(
+        tables: &ScoringTables,
+        rows: Tensor,
+        columns: Columns,
+        movie_table: &Tensor,
+        layers: Vec<(Tensor, Tensor)>,
+    ) -> Result<Self, ModelError> {
         let user_first = tables.user_embedding.tensor.f_index_select(0, &rows)?.f_matmul(&tables.user_layer.weight.tensor.f_tr()?)?;
         let movie_first = match &columns {
             Columns::Listed(positions) => movie_table.f_index_select(0, positions)?,
@@ -127,7 +133,9 @@ impl PairPass for TensorPass {
         let users = user.tensor.f_index_select(0, &self.rows)?;
         Ok(match self.columns {
             Columns::Every => users.f_matmul(&movie.tensor.f_tr()?)?,
-            Columns::Listed(_) | Columns::Aligned => users.f_mul(&self.movie_side(movie)?)?.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?,
+            Columns::Listed(_) | Columns::Aligned => {
+                users.f_mul(&self.movie_side(movie)?)?.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?
+            }
         })
     }
 

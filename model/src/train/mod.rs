@@ -89,7 +89,8 @@ impl HybridRecommender {
     /// Σ squared errors / `normaliser`. With `normaliser` = the whole batch's size, the losses of a batch's slices
     /// add up to the batch's mean squared error. (The L2 penalty on embedding rows is applied by `LazyAdam`.)
     pub fn training_loss(&self, batch: &TrainingBatch, noise: &Noise, normaliser: f64) -> Result<Tensor, TchError> {
-        let masks = ContentMasks { layers: &noise.content, directors_keep: Some(&noise.directors_keep), actors_keep: Some(&noise.actors_keep), sparse: true };
+        let masks =
+            ContentMasks { layers: &noise.content, directors_keep: Some(&noise.directors_keep), actors_keep: Some(&noise.actors_keep), sparse: true };
         let content = self.encode_content_masked(&batch.content, &masks)?;
         let predictions = self.training_forward(&batch.users, &batch.movies, &content, noise)?;
         predictions.f_sub(&batch.targets)?.f_square()?.f_sum(Kind::Float)?.f_div_scalar(normaliser)

@@ -10,7 +10,12 @@ use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 fn scorer(users: i64, movies: i64) -> CatalogueScorer {
-    let config = ModelConfig::seed(Cardinalities { users, movies, genres: 18, directors: 2000, actors: 8000 });
+    let config = ModelConfig {
+        use_biases: true,
+        movie_id_dropout: 0.1,
+        content_projection: true,
+        ..ModelConfig::seed_architecture(Cardinalities { users, movies, genres: 18, directors: 2000, actors: 8000 })
+    };
     let store = nn::VarStore::new(Device::Cpu);
     let network = HybridRecommender::new(&store.root(), &config);
     let options = (Kind::Float, Device::Cpu);

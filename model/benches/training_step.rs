@@ -27,7 +27,12 @@ fn batch(rows: i64, config: &ModelConfig) -> TrainingBatch {
 fn main() {
     tch::set_num_threads(1);
     tch::manual_seed(7);
-    let config = ModelConfig::seed(Cardinalities { users: 6040, movies: 3706, genres: 18, directors: 2000, actors: 8000 });
+    let config = ModelConfig {
+        use_biases: true,
+        movie_id_dropout: 0.1,
+        content_projection: true,
+        ..ModelConfig::seed_architecture(Cardinalities { users: 6040, movies: 3706, genres: 18, directors: 2000, actors: 8000 })
+    };
     let rows: i64 = std::env::var("ROWS").ok().and_then(|r| r.parse().ok()).unwrap_or(256);
     let batch = batch(rows, &config);
     {

@@ -189,7 +189,12 @@ mod tests {
             Standardiser { mean: 100.0, std: 20.0 },
             Standardiser { mean: 1990.0, std: 15.0 },
         );
-        let mut config = ModelConfig::seed(vocabulary.cardinalities());
+        let mut config = ModelConfig {
+            use_biases: true,
+            movie_id_dropout: 0.1,
+            content_projection: true,
+            ..ModelConfig::seed_architecture(vocabulary.cardinalities())
+        };
         config.title_dim = 8;
         config.title_rank = title_rank;
         let store = nn::VarStore::new(Device::Cpu);
@@ -324,7 +329,14 @@ mod tests {
     #[test]
     fn an_autoencoder_travels_in_the_artefact_and_older_manifests_have_none() {
         let vocabulary = trained().2;
-        let config = ModelConfig { autoencoder_rank: Some(3), title_dim: 8, ..ModelConfig::seed(vocabulary.cardinalities()) };
+        let config = ModelConfig {
+            autoencoder_rank: Some(3),
+            title_dim: 8,
+            use_biases: true,
+            movie_id_dropout: 0.1,
+            content_projection: true,
+            ..ModelConfig::seed_architecture(vocabulary.cardinalities())
+        };
         let store = nn::VarStore::new(Device::Cpu);
         let network = HybridRecommender::new(&store.root(), &config);
         crate::train::autoencoder::tests::fill_randomly(network.autoencoder.as_ref().unwrap());

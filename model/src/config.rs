@@ -2,15 +2,23 @@
 use serde::{Deserialize, Serialize};
 
 /// Sizes of the vocabularies the network was built for (row 0 of each embedding is the "unknown" row).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cardinalities {
+    /// Users with training ratings.
     pub users: i64,
+    /// Movies with training ratings.
     pub movies: i64,
+    /// Genres of the catalogue.
     pub genres: i64,
+    /// Directors and actors of trained movies.
     pub directors: i64,
     pub actors: i64,
 }
 
+/// The network's architecture and regularisation, stored in every artefact. Two presets: `ModelConfig::default()`
+/// (what `trainer train` builds: its flags take their defaults from it) and `ModelConfig::seed_architecture` (the
+/// original design, for comparisons). Set `cardinalities` from the fitted vocabulary:
+/// `ModelConfig { cardinalities, ..ModelConfig::default() }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub cardinalities: Cardinalities,
@@ -30,8 +38,13 @@ pub struct ModelConfig {
     pub max_actors: i64,
     /// Content encoder MLP widths; its last width is the content vector size.
     pub content_hidden: Vec<i64>,
+    /// Adds a learned projection of the content vector to the movie embedding, so a movie without a trained
+    /// embedding still gets a movie vector (false: the movie vector is the embedding alone, as in the seed design).
+    #[serde(default = "enabled")]
+    pub content_projection: bool,
     /// Head MLP widths over [user, movie, content]; a final linear layer gives the rating.
     pub head_hidden: Vec<i64>,
+    /// Dropout rate after every hidden layer while training.
     pub dropout: f64,
     /// Probability of hiding a movie's id during training, so the content path learns to score unseen movies.
     pub movie_id_dropout: f64,
@@ -54,10 +67,34 @@ pub struct ModelConfig {
     pub rating_max: f64,
 }
 
+fn enabled() -> bool {
+    true
+}
+
+impl Default for ModelConfig {
+    /// The trainer's defaults (no vocabulary yet): 64-d user and movie embeddings with a dot-product path and bias
+    /// terms, 16-d people (half of them hidden per training pair), the title through a rank-16 projection, content
+    /// MLP [128, 64] whose projection is added to the movie vector, head [256, 128, 64], dropout 0.2, movie-id dropout 0.2, and a rank-32 item autoencoder.
+    fn default() -> Self {
+        Self {
+            title_rank: Some(16),
+            content_projection: true,
+            movie_id_dropout: 0.2,
+            person_dropout: 0.5,
+            use_biases: true,
+            dot_product: true,
+            autoencoder_rank: Some(32),
+            ..Self::seed_architecture(Cardinalities::default())
+        }
+    }
+}
+
 impl ModelConfig {
-    /// The seed architecture: 64-d user and movie embeddings, 16-d people, content MLP [128, 64],
-    /// head [256, 128, 64], dropout 0.2.
-    pub fn seed(cardinalities: Cardinalities) -> Self {
+    /// The original design (the seed's PyTorch model): 64-d user and movie embeddings concatenated with a content
+    /// vector from MLP [128, 64] over genres, the full 384-d title embedding, mean-pooled 16-d directors and top-4
+    /// actors and runtime/year; head [256, 128, 64]; dropout 0.2; no bias terms, dot product, title projection,
+    /// content projection, id or person dropout, or autoencoder.
+    pub fn seed_architecture(cardinalities: Cardinalities) -> Self {
         Self {
             cardinalities,
             user_dim: 64,
@@ -68,11 +105,12 @@ impl ModelConfig {
             max_directors: 4,
             max_actors: 4,
             content_hidden: vec![128, 64],
+            content_projection: false,
             head_hidden: vec![256, 128, 64],
             dropout: 0.2,
-            movie_id_dropout: 0.1,
+            movie_id_dropout: 0.0,
             person_dropout: 0.0,
-            use_biases: true,
+            use_biases: false,
             dot_product: false,
             autoencoder_rank: None,
             rating_min: 0.5,
@@ -91,6 +129,7 @@ impl ModelConfig {
         self.title_rank.unwrap_or(self.title_dim)
     }
 
+    /// Width of a movie's content vector (the content encoder's output).
     pub fn content_dim(&self) -> i64 {
         *self.content_hidden.last().unwrap_or(&self.content_input_dim())
     }

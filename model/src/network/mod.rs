@@ -216,8 +216,7 @@ impl HybridRecommender {
         tch::no_grad(|| {
             let first = self.head.layers.first().ok_or_else(|| ModelError::InvalidArgument("the head has no hidden layer".into()))?;
             let (user_dim, width) = (self.config.user_dim, first.weight.size()[0]);
-            let movie_vectors =
-                Tensor::f_embedding(&self.movie_embedding, movie_rows, 0, false, false)?.f_add(&self.content_to_movie.forward(content)?)?;
+            let movie_vectors = self.movie_vectors(&Tensor::f_embedding(&self.movie_embedding, movie_rows, 0, false, false)?, content)?;
             let movie_inputs = Tensor::f_cat(&[&movie_vectors, content], 1)?;
             let (user_bias, movie_bias) = if self.config.use_biases {
                 let movie_bias = Tensor::f_embedding(&self.movie_bias, movie_rows, 0, false, false)?.f_squeeze_dim(1)?;
@@ -249,6 +248,15 @@ impl HybridRecommender {
                 autoencoder: self.autoencoder.as_ref().map(|a| a.scoring_terms(movie_rows)).transpose()?,
             })
         })
+    }
+
+    /// Movie vectors from embedding rows and content vectors: the embedding plus, with `content_projection`, the
+    /// projected content (what a movie without a trained embedding is represented by).
+    pub(crate) fn movie_vectors(&self, embedded: &Tensor, content: &Tensor) -> Result<Tensor, TchError> {
+        match self.config.content_projection {
+            true => embedded.f_add(&self.content_to_movie.forward(content)?),
+            false => Ok(embedded.shallow_clone()),
+        }
     }
 
     /// Clips raw predictions to the rating scale.

@@ -5,7 +5,12 @@ use crate::scoring::Precision;
 use tch::Device;
 
 pub(crate) fn small_config() -> ModelConfig {
-    let mut config = ModelConfig::seed(Cardinalities { users: 5, movies: 4, genres: 3, directors: 2, actors: 3 });
+    let mut config = ModelConfig {
+        use_biases: true,
+        movie_id_dropout: 0.1,
+        content_projection: true,
+        ..ModelConfig::seed_architecture(Cardinalities { users: 5, movies: 4, genres: 3, directors: 2, actors: 3 })
+    };
     config.title_dim = 8;
     config
 }
@@ -129,6 +134,16 @@ fn the_catalogue_scorer_reproduces_the_network_with_a_low_rank_title_path() {
 #[test]
 fn the_catalogue_scorer_reproduces_the_network_with_its_autoencoder_blend() {
     scorer_reproduces_the_network(ModelConfig { autoencoder_rank: Some(3), ..small_config() });
+}
+
+#[test]
+fn the_catalogue_scorer_reproduces_the_seed_architecture() {
+    let config = ModelConfig { title_dim: 8, ..ModelConfig::seed_architecture(small_config().cardinalities) };
+    let store = nn::VarStore::new(Device::Cpu);
+    let names: Vec<&str> = HybridRecommender::new(&store.root(), &config).parameters().iter().map(|p| p.name).collect();
+    assert!(!names.iter().any(|name| name.contains("bias") && *name != "bias"), "no bias terms are trained: {names:?}");
+    assert_eq!(names.len(), 4 + 2 * (2 + 3 + 1), "embeddings, then content encoder, head and output layers only");
+    scorer_reproduces_the_network(config);
 }
 
 #[test]

@@ -103,7 +103,7 @@ impl HybridRecommender {
         let movies = movies.f_mul(&noise.movie_keep)?;
         let user_vectors = Tensor::f_embedding(&self.user_embedding, users, 0, false, true)?;
         let movie_rows = Tensor::f_embedding(&self.movie_embedding, &movies, 0, false, true)?;
-        let movie_vectors = movie_rows.f_add(&self.content_to_movie.forward(content)?)?;
+        let movie_vectors = self.movie_vectors(&movie_rows, content)?;
         let head_masks = (!noise.head.is_empty()).then_some(noise.head.as_slice());
         let hidden = self.head.forward(&Tensor::f_cat(&[&user_vectors, &movie_vectors, content], 1)?, head_masks)?;
         let mut predictions = self.output.forward(&hidden)?.f_squeeze_dim(1)?;
@@ -133,7 +133,8 @@ impl HybridRecommender {
         if let Some(projection) = &self.title_projection {
             parameters.push(dense("title_projection", projection));
         }
-        let layers = self.content_encoder.layers.iter().chain([&self.content_to_movie]).chain(&self.head.layers).chain([&self.output]);
+        let projection = self.config.content_projection.then_some(&self.content_to_movie);
+        let layers = self.content_encoder.layers.iter().chain(projection).chain(&self.head.layers).chain([&self.output]);
         for layer in layers {
             parameters.extend([dense("weight", &layer.weight), dense("bias", &layer.bias)]);
         }

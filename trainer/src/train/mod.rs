@@ -42,26 +42,35 @@ pub struct TrainArgs {
     /// Leave out the user·movie dot-product path beside the MLP head (the seed architecture has none).
     #[arg(long)]
     pub no_dot_product: bool,
-    #[arg(long, default_value_t = 64)]
+    /// Width of the user and movie embeddings.
+    #[arg(long, default_value_t = ModelConfig::default().user_dim)]
     pub embedding_dim: i64,
-    #[arg(long, default_value_t = 16)]
+    /// Width of the director and actor embeddings.
+    #[arg(long, default_value_t = ModelConfig::default().person_dim)]
     pub person_dim: i64,
     /// Rank of the learned projection the title embedding passes through into the content encoder; 0: the full
     /// 384 dimensions enter the encoder's first layer (the seed architecture).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = ModelConfig::default().title_rank.unwrap_or(0))]
     pub title_rank: i64,
-    #[arg(long, value_delimiter = ',', default_value = "128,64")]
+    /// Widths of the content encoder's layers (comma-separated); the last is the content vector's.
+    #[arg(long, value_delimiter = ',', default_values_t = ModelConfig::default().content_hidden)]
     pub content_hidden: Vec<i64>,
-    #[arg(long, value_delimiter = ',', default_value = "256,128,64")]
+    /// Widths of the head's hidden layers (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = ModelConfig::default().head_hidden)]
     pub head_hidden: Vec<i64>,
-    #[arg(long, default_value_t = 0.2)]
+    /// Dropout rate after every hidden layer.
+    #[arg(long, default_value_t = ModelConfig::default().dropout)]
     pub dropout: f64,
     /// Probability of hiding a movie's id during training (teaches the cold-start content path).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = ModelConfig::default().movie_id_dropout)]
     pub movie_id_dropout: f64,
     /// Probability of hiding each director and actor of a training pair (teaches movies with new or unknown people).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = ModelConfig::default().person_dropout)]
     pub person_dropout: f64,
+    /// Leave out the projection of the content vector added to the movie embedding (the seed architecture has none;
+    /// without it a movie the model has no embedding for is scored from the content vector in the head alone).
+    #[arg(long)]
+    pub no_content_projection: bool,
     /// Leave out the global/user/movie/content bias terms (the seed architecture has none).
     #[arg(long)]
     pub no_biases: bool,
@@ -70,7 +79,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 500)]
     pub autoencoder_hidden: i64,
     /// Rank the trained autoencoder is truncated to for serving (its tables are users × rank and movies × rank).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = ModelConfig::default().autoencoder_rank.unwrap_or(32))]
     pub autoencoder_rank: i64,
     /// Upper bound on the autoencoder's epochs (it stops earlier when the validation RMSE stops improving).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
@@ -154,7 +163,7 @@ impl TrainArgs {
     }
 
     fn config(&self, vocabulary: &Vocabulary) -> ModelConfig {
-        let mut config = ModelConfig::seed(vocabulary.cardinalities());
+        let mut config = ModelConfig { cardinalities: vocabulary.cardinalities(), ..ModelConfig::default() };
         config.user_dim = self.embedding_dim;
         config.movie_dim = self.embedding_dim;
         config.person_dim = self.person_dim;
@@ -164,6 +173,7 @@ impl TrainArgs {
         config.dropout = self.dropout;
         config.movie_id_dropout = self.movie_id_dropout;
         config.person_dropout = self.person_dropout;
+        config.content_projection = !self.no_content_projection;
         config.use_biases = !self.no_biases;
         config.dot_product = !self.no_dot_product;
         config.autoencoder_rank =
@@ -399,4 +409,48 @@ fn register_version(
     let details = json!({"activated": activate, "holdout_rmse": main.model.rmse, "comparison": comparison, "previous_active": champion.as_ref().map(|c| c.version)});
     register::log_training(client, version, started.elapsed().as_secs_f64(), prospective_rmse, prospective_ratings as i64, &details)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+
+    #[test]
+    fn the_flags_default_to_the_model_crates_default_configuration() {
+        let args = Command::parse_from(["trainer"]).train;
+        let vocabulary = Vocabulary::new(
+            vec![1, 2],
+            vec![7],
+            vec!["Drama".into()],
+            vec![],
+            vec![],
+            Standardiser::fit([90.0].into_iter()),
+            Standardiser::fit([1999.0].into_iter()),
+        );
+        let cardinalities = vocabulary.cardinalities();
+        assert_eq!(args.config(&vocabulary), ModelConfig { cardinalities, ..ModelConfig::default() });
+        let seed = Command::parse_from([
+            "trainer",
+            "--no-dot-product",
+            "--no-biases",
+            "--title-rank",
+            "0",
+            "--movie-id-dropout",
+            "0",
+            "--person-dropout",
+            "0",
+            "--autoencoder-hidden",
+            "0",
+        ])
+        .train;
+        let seed_config = ModelConfig { content_projection: true, ..ModelConfig::seed_architecture(vocabulary.cardinalities()) };
+        assert_eq!(seed.config(&vocabulary), seed_config, "the flags reach the seed design except the content projection");
+    }
 }

@@ -74,7 +74,7 @@ impl Artefact {
             let mut values: Vec<f32> = Vec::try_from(contiguous.f_flatten(0, -1)?)?;
             crate::float_mode::flush_subnormals(&mut values);
             let shape: Vec<usize> = contiguous.size().iter().map(|d| *d as usize).collect();
-            buffers.push((name.clone(), shape, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()));
+            buffers.push((name.clone(), shape, crate::codec::f32_to_le_bytes(&values)));
         }
         let views: Vec<(String, TensorView<'_>)> = buffers
             .iter()
@@ -161,7 +161,7 @@ impl Artefact {
                 return Err(invalid(format!("tensor {name:?} is {:?} {:?}, the network needs F32 {expected:?}", view.dtype(), view.shape())));
             }
             let shape: Vec<i64> = expected.iter().map(|d| *d as i64).collect();
-            let mut values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let mut values = crate::codec::f32_from_le_bytes(view.data())?;
             crate::float_mode::flush_subnormals(&mut values);
             let loaded = Tensor::f_from_slice(&values)?.f_reshape(&shape)?;
             tch::no_grad(|| variable.f_copy_(&loaded))?;

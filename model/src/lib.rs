@@ -2,6 +2,7 @@
 //! extension both need. No pgrx, no Postgres client: callers hand it data and files.
 
 pub mod artefact;
+pub mod codec;
 pub mod config;
 pub mod embedder;
 pub mod error;
@@ -17,7 +18,7 @@ pub mod train;
 pub use artefact::{Artefact, DataFingerprint, Manifest};
 pub use config::{Cardinalities, ModelConfig};
 pub use error::ModelError;
-pub use features::{MovieContent, Standardiser, Vocabulary, CATALOGUE_SQL};
+pub use features::{MovieContent, Standardiser, Vocabulary};
 pub use network::{ContentInputs, HybridRecommender};
 #[cfg(feature = "train")]
 pub use train::{

@@ -53,15 +53,14 @@ CREATE TABLE movie_persons (
 CREATE INDEX movie_persons_person_idx ON movie_persons (person_id);
 COMMENT ON COLUMN movie_persons.billing_order IS 'IMDb principal ordering (1 = top billed); NULL when unknown.';
 
+-- Its keys and indexes are in ratings_primary_key.sql and ratings_references.sql, which the trainer's first bulk
+-- import also runs to rebuild them (one definition for both).
 CREATE TABLE ratings (
-    user_id   integer NOT NULL REFERENCES users ON DELETE CASCADE,
-    movie_id  integer NOT NULL REFERENCES movies ON DELETE CASCADE,
+    user_id   integer NOT NULL,
+    movie_id  integer NOT NULL,
     rating    real    NOT NULL CHECK (rating BETWEEN 0.5 AND 5 AND rating * 2 = round(rating * 2)),
-    rated_at  timestamptz NOT NULL,
-    PRIMARY KEY (user_id, movie_id)
+    rated_at  timestamptz NOT NULL
 );
-CREATE INDEX ratings_movie_idx ON ratings (movie_id);
-CREATE INDEX ratings_rated_at_idx ON ratings (rated_at);
 COMMENT ON TABLE ratings IS 'One rating per user and movie, half stars 0.5-5 (whole stars fit too); re-imports keep the latest.';
 
 CREATE TABLE batch_recommendations (

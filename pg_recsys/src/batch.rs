@@ -8,8 +8,6 @@ use recsys_model::ranking::rank_users;
 use std::collections::HashSet;
 use std::time::Instant;
 
-/// Largest k a refresh accepts (ranks are stored as smallint; BI tables rarely want more than a few hundred).
-pub const MAX_BATCH_K: i32 = 1000;
 /// Floats of first-layer activations scored at once (users × movies × head width): 4 MB, so that the layers'
 /// intermediate results stay in cache. `cargo bench -p recsys_model --bench catalogue_scoring` at the ML-1M shape
 /// (3,706 movies): one user per pass 12.4 s for 6,040 users with 2 threads, 17 users per pass (64 MB) 21.5 s.
@@ -59,12 +57,9 @@ fn current_pairs() -> Result<HashSet<(i32, i32)>, RecsysError> {
 
 /// RMSE of the model on ratings that arrived after its training data (None when there are none yet).
 pub fn prospective_rmse(model: &LoadedModel) -> Result<(Option<f64>, i64), RecsysError> {
-    let sql = "SELECT r.user_id, r.movie_id, r.rating::pg_catalog.float8 FROM recsys.ratings r, recsys.models m
-         WHERE m.version OPERATOR(pg_catalog.=) $1::pg_catalog.int8
-           AND r.rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(coalesce((m.fingerprint OPERATOR(pg_catalog.->>) 'max_rated_at')::pg_catalog.float8, 0))";
     let (sum, count) = Spi::connect(|client| -> Result<(f64, i64), pgrx::spi::Error> {
         let (mut sum, mut count) = (0.0, 0i64);
-        for row in client.select(sql, None, &[model.version.into()])? {
+        for row in client.select(recsys_contract::RATINGS_AFTER_TRAINING, None, &[model.version.into()])? {
             let (user, movie, rating) =
                 (row.get::<i32>(1)?.unwrap_or_default(), row.get::<i32>(2)?.unwrap_or_default(), row.get::<f64>(3)?.unwrap_or_default());
             let position = model.movie_index.get(&movie);
@@ -161,9 +156,9 @@ fn log_run(summary: &RefreshSummary, k: i32, threads: i32) -> Result<(), RecsysE
 /// Recomputes the whole batch with `k` movies per user and `threads` libtorch threads.
 pub fn refresh(k: i32, threads: i32) -> Result<RefreshSummary, RecsysError> {
     RecsysError::refuse_on_standby("recsys_refresh_batch")?;
-    if !(1..=MAX_BATCH_K).contains(&k) {
+    if !(1..=recsys_contract::MAX_BATCH_K).contains(&k) {
         return Err(RecsysError::invalid_parameter(
-            format!("k must be between 1 and {MAX_BATCH_K}, got {k}"),
+            format!("k must be between 1 and {}, got {k}", recsys_contract::MAX_BATCH_K),
             "Ask for the number of recommendations per user, e.g. 10.",
         ));
     }

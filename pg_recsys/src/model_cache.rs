@@ -8,7 +8,7 @@ use crate::snapshot::EncodedCatalogue;
 use pgrx::prelude::*;
 use recsys_model::embedder::TitleEmbedder;
 use recsys_model::scoring::Precision;
-use recsys_model::{HybridRecommender, MovieContent, Vocabulary, CATALOGUE_SQL};
+use recsys_model::{HybridRecommender, MovieContent, Vocabulary};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -136,8 +136,7 @@ pub fn read_catalogue() -> Result<(Vec<i32>, Vec<MovieContent>, Tensor), RecsysE
     type Row = (i32, MovieContent, Option<Vec<f32>>);
     let rows: Vec<Row> = Spi::connect(|client| -> Result<Vec<Row>, pgrx::spi::Error> {
         let mut rows = Vec::new();
-        let arguments = [recsys_model::embedder::EMBEDDER_ID.into(), None::<Vec<i32>>.into()];
-        for row in client.select(CATALOGUE_SQL, None, &arguments)? {
+        for row in client.select(recsys_contract::READ_CATALOGUE, None, &[recsys_model::embedder::EMBEDDER_ID.into()])? {
             let content = MovieContent {
                 title: row.get::<String>(2)?.unwrap_or_default(),
                 year: row.get::<f64>(3)?,

@@ -136,13 +136,7 @@ pub fn load_from_dir(dir: &str, activate_it: bool) -> Result<i64, RecsysError> {
     artefact.build()?;
     let manifest = artefact.manifest_json()?;
     let version = Spi::connect_mut(|client| -> Result<Option<i64>, pgrx::spi::Error> {
-        let table = client.update(
-            "INSERT INTO recsys.models (params, metrics, fingerprint, manifest, weights)
-             SELECT m OPERATOR(pg_catalog.->) 'params', m OPERATOR(pg_catalog.->) 'metrics', m OPERATOR(pg_catalog.->) 'fingerprint', m, $2
-             FROM (SELECT $1::pg_catalog.jsonb AS m) s RETURNING version",
-            Some(1),
-            &[manifest.into(), artefact.weights.clone().into()],
-        )?;
+        let table = client.update(recsys_contract::REGISTER_MODEL, Some(1), &[manifest.into(), artefact.weights.clone().into()])?;
         table.first().get::<i64>(1)
     })
     .map_err(RecsysError::spi(format!("registering the artefact in {dir}")))?

@@ -54,7 +54,7 @@ impl EncodedCatalogue {
         if titles.len() != movies || movie_rows.len() != movies || bytes.len() != movies * content_dim as usize * 4 {
             return Ok(None);
         }
-        let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let values = recsys_model::codec::f32_from_le_bytes(&bytes)?;
         let content = Tensor::f_from_slice(&values)?.f_reshape([movies as i64, content_dim])?;
         Ok(Some(Self { movie_ids, titles, movie_rows, content }))
     }
@@ -64,7 +64,7 @@ impl EncodedCatalogue {
     pub fn write_snapshot(&self, version: i64, catalogue_version: i64) -> Result<(), RecsysError> {
         let values =
             Vec::<f32>::try_from(self.content.f_to_kind(Kind::Float)?.f_contiguous()?.f_flatten(0, -1)?).map_err(recsys_model::ModelError::from)?;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = recsys_model::codec::f32_to_le_bytes(&values);
         Spi::connect_mut(|client| -> Result<(), pgrx::spi::Error> {
             client.update(
                 "INSERT INTO recsys.model_snapshots (version, movie_ids, titles, movie_rows, content, catalogue_version) VALUES ($5, $1, $2, $3, $4, $6)

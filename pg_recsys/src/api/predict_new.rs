@@ -46,10 +46,7 @@ fn title_embedding(title: &str) -> Result<Tensor, RecsysError> {
         return Ok(hit);
     }
     let stored = Spi::connect(|client| -> Result<Option<Vec<f32>>, pgrx::spi::Error> {
-        let sql = "SELECT embedding FROM recsys.title_embeddings
-                   WHERE embedder OPERATOR(pg_catalog.=) $1::pg_catalog.text
-                     AND text_sha256 OPERATOR(pg_catalog.=) pg_catalog.sha256(pg_catalog.convert_to($2::pg_catalog.text, 'UTF8'))";
-        let table = client.select(sql, Some(1), &[recsys_model::embedder::EMBEDDER_ID.into(), title.into()])?;
+        let table = client.select(recsys_contract::TITLE_EMBEDDING, Some(1), &[recsys_model::embedder::EMBEDDER_ID.into(), title.into()])?;
         if table.is_empty() {
             return Ok(None);
         }

@@ -47,25 +47,17 @@ WHERE EXCLUDED.rated_at >= r.rated_at AND (EXCLUDED.rating, EXCLUDED.rated_at) I
 
 /// First import into an empty ratings table: ratings are copied straight into the table with its constraints and
 /// secondary indexes dropped, which are rebuilt once afterwards (several times faster than maintaining them row by
-/// row). Must match `pg_recsys/sql/schema.sql`; the integration tests compare the definitions after a bulk import
-/// with a fresh extension's.
+/// row) with the extension's own statements (`recsys_contract::RATINGS_PRIMARY_KEY`, `RATINGS_REFERENCES`); the
+/// integration tests compare the definitions after a bulk import with a fresh extension's.
 const BULK_PREPARE: &str = "
 SET LOCAL maintenance_work_mem = '512MB';
 LOCK TABLE recsys.ratings IN ACCESS EXCLUSIVE MODE;
 ALTER TABLE recsys.ratings DROP CONSTRAINT ratings_user_id_fkey, DROP CONSTRAINT ratings_movie_id_fkey, DROP CONSTRAINT ratings_pkey;
 DROP INDEX recsys.ratings_movie_idx, recsys.ratings_rated_at_idx;
 ";
-const BULK_PRIMARY_KEY: &str = "ALTER TABLE recsys.ratings ADD CONSTRAINT ratings_pkey PRIMARY KEY (user_id, movie_id)";
 const BULK_KEEP_LATEST: &str = "
 DELETE FROM recsys.ratings r USING recsys.ratings newer
 WHERE r.user_id = newer.user_id AND r.movie_id = newer.movie_id AND (r.rated_at, r.ctid) < (newer.rated_at, newer.ctid)";
-const BULK_FINISH: &str = "
-CREATE INDEX ratings_movie_idx ON recsys.ratings (movie_id);
-CREATE INDEX ratings_rated_at_idx ON recsys.ratings (rated_at);
-ALTER TABLE recsys.ratings
-    ADD CONSTRAINT ratings_user_id_fkey FOREIGN KEY (user_id) REFERENCES recsys.users ON DELETE CASCADE,
-    ADD CONSTRAINT ratings_movie_id_fkey FOREIGN KEY (movie_id) REFERENCES recsys.movies ON DELETE CASCADE;
-";
 
 /// What an import changed.
 #[derive(Debug, Default)]
@@ -156,16 +148,16 @@ pub fn import(client: &mut Client, dir: &Path, links: Option<&Path>, skip_bad_li
 /// keep their latest rating.
 fn finish_bulk_load(transaction: &mut Transaction<'_>) -> Result<()> {
     let mut attempt = transaction.transaction()?;
-    match attempt.batch_execute(BULK_PRIMARY_KEY) {
+    match attempt.batch_execute(recsys_contract::RATINGS_PRIMARY_KEY) {
         Ok(()) => attempt.commit()?,
         Err(error) if error.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
             attempt.rollback()?;
             transaction.batch_execute(BULK_KEEP_LATEST)?;
-            transaction.batch_execute(BULK_PRIMARY_KEY)?;
+            transaction.batch_execute(recsys_contract::RATINGS_PRIMARY_KEY)?;
         }
         Err(error) => return Err(error.into()),
     }
-    transaction.batch_execute(BULK_FINISH).context("rebuilding the ratings indexes")?;
+    transaction.batch_execute(recsys_contract::RATINGS_REFERENCES).context("rebuilding the ratings indexes")?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use super::metrics;
 use anyhow::Result;
 use recsys_model::{Artefact, HybridRecommender, ModelConfig, Vocabulary};
 use serde::Serialize;
+use std::collections::HashSet;
 use tch::Tensor;
 
 /// A model ready to score ratings: its network, vocabulary and config.
@@ -35,6 +36,8 @@ pub struct Champion {
     pub artefact: Artefact,
     _store: tch::nn::VarStore,
     network: HybridRecommender,
+    /// (user, movie) of the ratings given after its training data, as the extension's prospective RMSE counts them.
+    after_training: HashSet<(i32, i32)>,
 }
 
 impl Champion {
@@ -44,7 +47,8 @@ impl Champion {
         }
         let (version, artefact) = super::evaluate::load_registered(client, None)?;
         let (store, network) = artefact.build()?;
-        Ok(Some(Self { version, artefact, _store: store, network }))
+        let after_training = client.query(recsys_contract::RATINGS_AFTER_TRAINING, &[&version])?.iter().map(|row| (row.get(0), row.get(1))).collect();
+        Ok(Some(Self { version, artefact, _store: store, network, after_training }))
     }
 
     fn scorer(&self) -> Scorer<'_> {
@@ -53,8 +57,7 @@ impl Champion {
 
     /// Ratings in `ratings` that arrived after the champion's training data.
     pub fn unseen(&self, ratings: &Ratings) -> Ratings {
-        let cutoff = self.artefact.manifest.fingerprint.max_rated_at.unwrap_or(i64::MIN);
-        let newer: Vec<usize> = (0..ratings.len()).filter(|i| ratings.rated_at[*i] > cutoff).collect();
+        let newer: Vec<usize> = (0..ratings.len()).filter(|i| self.after_training.contains(&(ratings.users[*i], ratings.movies[*i]))).collect();
         ratings.subset(&newer)
     }
 }

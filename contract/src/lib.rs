@@ -1,6 +1,7 @@
 //! The contracts between the trainer and the extension, stated once: the SQL both run against the extension's tables
 //! (owned by the SQL side, `pg_recsys/sql/queries/*.sql`, each file saying what it returns) and the limits both check.
 //! No dependencies: the trainer binds the parameters with the `postgres` crate, the extension with SPI.
+#![warn(missing_docs)]
 
 /// Every movie's content and cached title embedding, by movie id. `$1`: the embedder id.
 pub const READ_CATALOGUE: &str = include_str!("../../pg_recsys/sql/queries/read_catalogue.sql");

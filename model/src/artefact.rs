@@ -11,29 +11,41 @@ use tch::{nn, Device, Kind, Tensor};
 /// Version 2 added the optional item autoencoder's tables; version 1 artefacts (no autoencoder) still load.
 pub const FORMAT_VERSION: u32 = 2;
 const OLDEST_READABLE_VERSION: u32 = 1;
+/// File name of the manifest in an artefact directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// File name of the weights in an artefact directory.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 
 /// What the model was trained on, to tell later whether the data has moved on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataFingerprint {
+    /// Ratings in the training data.
     pub ratings: i64,
+    /// Distinct users with ratings.
     pub users: i64,
+    /// Distinct rated movies.
     pub movies: i64,
     /// Latest `rated_at` among the training ratings, as Unix seconds.
     pub max_rated_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The description of an artefact's weights: the configuration that builds the network, the vocabularies that
+/// turn ids and names into rows, the data it was trained on, its metrics and the weights' checksum.
 pub struct Manifest {
+    /// Version of the artefact format (`FORMAT_VERSION`); loading refuses newer ones.
     pub format_version: u32,
+    /// The network's architecture.
     pub config: ModelConfig,
+    /// Ids and names to embedding rows, and the feature statistics.
     pub vocabulary: Vocabulary,
+    /// The training data it saw.
     pub fingerprint: DataFingerprint,
     /// Evaluation results (free-form JSON written by the trainer).
     pub metrics: serde_json::Value,
     /// Training parameters (free-form JSON written by the trainer).
     pub params: serde_json::Value,
+    /// Version of the trainer that wrote it.
     pub trainer_version: String,
     /// Unix seconds.
     pub created_at: i64,
@@ -44,7 +56,9 @@ pub struct Manifest {
 /// A trained model as bytes: what the registry stores and what files hold.
 #[derive(Debug, Clone)]
 pub struct Artefact {
+    /// The manifest (stored as JSON).
     pub manifest: Manifest,
+    /// The safetensors bytes.
     pub weights: Vec<u8>,
 }
 
@@ -112,6 +126,7 @@ impl Artefact {
         Ok(Self { manifest, weights })
     }
 
+    /// The manifest as pretty JSON.
     pub fn manifest_json(&self) -> Result<String, ModelError> {
         serde_json::to_string_pretty(&self.manifest).map_err(|e| invalid(e.to_string()))
     }
@@ -123,6 +138,7 @@ impl Artefact {
         std::fs::write(dir.join(MANIFEST_FILE), self.manifest_json()?).map_err(|e| invalid(format!("cannot write manifest: {e}")))
     }
 
+    /// Reads an artefact directory (`MANIFEST_FILE`, `WEIGHTS_FILE`) and checks the weights' checksum.
     pub fn load_dir(dir: &Path) -> Result<Self, ModelError> {
         let read = |name: &str| {
             let path = dir.join(name);

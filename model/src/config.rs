@@ -12,6 +12,7 @@ pub struct Cardinalities {
     pub genres: i64,
     /// Directors and actors of trained movies.
     pub directors: i64,
+    /// Actors kept per trained movie.
     pub actors: i64,
 }
 
@@ -21,9 +22,11 @@ pub struct Cardinalities {
 /// `ModelConfig { cardinalities, ..ModelConfig::default() }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
+    /// Vocabulary sizes (from the fitted `Vocabulary`).
     pub cardinalities: Cardinalities,
     /// Collaborative embeddings.
     pub user_dim: i64,
+    /// Width of the movie embedding (equal to `user_dim` for the dot product).
     pub movie_dim: i64,
     /// Learned director and actor embeddings, mean-pooled per movie.
     pub person_dim: i64,
@@ -35,6 +38,7 @@ pub struct ModelConfig {
     pub title_rank: Option<i64>,
     /// Directors and top-billed actors kept per movie.
     pub max_directors: i64,
+    /// Top-billed actors kept per movie.
     pub max_actors: i64,
     /// Content encoder MLP widths; its last width is the content vector size.
     pub content_hidden: Vec<i64>,
@@ -64,6 +68,7 @@ pub struct ModelConfig {
     pub autoencoder_rank: Option<i64>,
     /// Rating scale; predictions are clipped to it.
     pub rating_min: f64,
+    /// Top of the rating scale.
     pub rating_max: f64,
 }
 

@@ -19,6 +19,7 @@ const BATCH: usize = 64;
 const REQUIRED_FILES: [&str; 6] =
     ["config.json", "model.safetensors", "vocab.txt", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json"];
 
+/// all-MiniLM-L6-v2 sentence embeddings of titles (rust-bert over libtorch), in float32 or bfloat16.
 pub struct TitleEmbedder {
     model: SentenceEmbeddingsModel,
 }

@@ -12,7 +12,12 @@ pub enum ModelError {
     MissingFile(std::path::PathBuf),
     /// A file is there but cannot be read (permissions, a directory, an I/O error).
     #[error("cannot read {}: {source}", .path.display())]
-    Unreadable { path: std::path::PathBuf, source: std::io::Error },
+    Unreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it cannot be read.
+        source: std::io::Error,
+    },
     /// The sentence-embedding model failed to load or run.
     #[error("title embedder: {0}")]
     Embedder(String),

@@ -9,24 +9,31 @@ use tch::{Device, Kind, Tensor};
 /// A movie's content as the database holds it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MovieContent {
+    /// The title as stored (the title embedding is computed from it).
     pub title: String,
+    /// Genre names.
     pub genres: Vec<String>,
-    /// Person ids, in credit order.
+    /// Director person ids, in credit order.
     pub directors: Vec<i32>,
     /// Person ids, top billed first.
     pub actors: Vec<i32>,
+    /// Runtime in minutes, when known.
     pub runtime_minutes: Option<f64>,
+    /// Release year, when known.
     pub year: Option<f64>,
 }
 
 /// Mean and standard deviation of a numeric feature.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Standardiser {
+    /// Mean of the fitted values.
     pub mean: f64,
+    /// Standard deviation of the fitted values (1 when they do not vary).
     pub std: f64,
 }
 
 impl Standardiser {
+    /// Mean and standard deviation of `values` (0 and 1 without any).
     pub fn fit(values: impl Iterator<Item = f64>) -> Self {
         let values: Vec<f64> = values.filter(|v| v.is_finite()).collect();
         if values.is_empty() {
@@ -49,12 +56,19 @@ impl Standardiser {
 /// Ids known to the model, each list's position + 1 being the embedding row (row 0 = unknown).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vocabulary {
+    /// User ids in row order (row = index + 1; row 0 is the unknown user).
     pub users: Vec<i32>,
+    /// Movie ids in row order (row = index + 1; row 0 is a movie scored from content alone).
     pub movies: Vec<i32>,
+    /// Genre names in column order of the multi-hot vector.
     pub genres: Vec<String>,
+    /// Director person ids in row order (row 0: unknown).
     pub directors: Vec<i32>,
+    /// Actor person ids in row order (row 0: unknown).
     pub actors: Vec<i32>,
+    /// Runtime standardisation.
     pub runtime: Standardiser,
+    /// Year standardisation.
     pub year: Standardiser,
     #[serde(skip)]
     index: Indexes,
@@ -74,6 +88,7 @@ fn rows<K: std::hash::Hash + Eq + Clone>(keys: &[K]) -> HashMap<K, i64> {
 }
 
 impl Vocabulary {
+    /// The vocabularies from their ids and names in row order, and the feature statistics.
     pub fn new(
         users: Vec<i32>,
         movies: Vec<i32>,
@@ -99,6 +114,7 @@ impl Vocabulary {
         };
     }
 
+    /// Vocabulary sizes, as the network's configuration records them.
     pub fn cardinalities(&self) -> Cardinalities {
         Cardinalities {
             users: self.users.len() as i64,

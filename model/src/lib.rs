@@ -1,17 +1,30 @@
 //! pg_recsys's shared model crate: everything about the network and libtorch that the trainer and the
 //! extension both need. No pgrx, no Postgres client: callers hand it data and files.
+#![warn(missing_docs)]
 
+/// A trained model as bytes: manifest and safetensors weights.
 pub mod artefact;
+/// The byte layout of stored float32 tensors.
 pub mod codec;
+/// The network's architecture and its presets.
 pub mod config;
+/// MiniLM title embeddings.
 pub mod embedder;
+/// The crate's error type.
 pub mod error;
+/// Vocabularies and feature encoding.
 pub mod features;
+/// Flush-to-zero for subnormal floats.
 pub mod float_mode;
+/// The hybrid network.
 pub mod network;
+/// Top-k over a catalogue.
 pub mod ranking;
+/// libtorch's runtime: version, threads.
 pub mod runtime;
+/// Serving-time scoring: the one scoring core and the catalogue scorer.
 pub mod scoring;
+/// Training: noise, loss, optimiser, autoencoder fitting (feature `train`).
 #[cfg(feature = "train")]
 pub mod train;
 

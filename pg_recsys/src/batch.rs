@@ -2,7 +2,8 @@
 //! recsys.batch_recommendations in the caller's transaction (readers keep seeing the previous batch until it
 //! commits), plus a monitoring row in recsys.quality_log. Concurrent refreshes are refused, not interleaved.
 use crate::error::RecsysError;
-use crate::model_cache::{self, LoadedModel};
+use crate::serving::cache::{self, LoadedModel};
+use crate::serving::snapshot;
 use pgrx::prelude::*;
 use recsys_model::ranking::rank_users;
 use std::collections::HashSet;
@@ -15,14 +16,23 @@ const FLOATS_PER_CHUNK: usize = 1 << 20;
 /// Key of the transaction-level advisory lock that serialises refreshes.
 const REFRESH_LOCK_KEY: i64 = 0x7265_6373_7973_0001;
 
+/// What a batch refresh did (the row `recsys_refresh_batch_now` returns).
 pub struct RefreshSummary {
+    /// The model version that scored the batch.
     pub model_version: i64,
+    /// Users refreshed.
     pub users: i64,
+    /// Rows written.
     pub recommendations: i64,
+    /// Share of the catalogue recommended to at least one user.
     pub catalogue_coverage: f64,
+    /// Share of (user, movie) recommendations not in the previous batch (None without one).
     pub changed_share: Option<f64>,
+    /// RMSE on ratings newer than the model's training data (None without any).
     pub prospective_rmse: Option<f64>,
+    /// How many such ratings there were.
     pub prospective_ratings: i64,
+    /// Wall time of the refresh.
     pub seconds: f64,
 }
 
@@ -93,11 +103,11 @@ fn compute(model: &LoadedModel, users: &[(i32, Vec<usize>)], k: usize) -> Result
             group[index].1.iter().for_each(|p| allowed[*p] = false);
             (0..movies).filter(|p| allowed[*p]).collect()
         };
-        for ((user, _), ranking) in group.iter().zip(rank_users(&model.scorer, &rows, candidates, &model.movie_ids, k, precision)?) {
+        for ((user, _), ranking) in group.iter().zip(rank_users(&model.scorer, &rows, candidates, &model.catalogue.movie_ids, k, precision)?) {
             for (rank, (position, score)) in ranking.into_iter().enumerate() {
                 batch.users.push(*user);
                 batch.ranks.push(rank as i16 + 1);
-                batch.movies.push(model.movie_ids[position]);
+                batch.movies.push(model.catalogue.movie_ids[position]);
                 batch.scores.push(score);
             }
         }
@@ -171,8 +181,8 @@ pub fn refresh(k: i32, threads: i32) -> Result<RefreshSummary, RecsysError> {
     let started = Instant::now();
     lock_refresh()?;
     let _float_mode = crate::torch_runtime::use_threads(threads)?;
-    let model = model_cache::active()?;
-    crate::snapshot::store_if_stale(&model)?;
+    let model = cache::active()?;
+    snapshot::store_if_stale(model.version, model.catalogue_version, &model.catalogue)?;
     let users = users_and_rated(&model)?;
     let batch = compute(&model, &users, k as usize)?;
     let distinct: HashSet<i32> = batch.movies.iter().copied().collect();
@@ -185,7 +195,7 @@ pub fn refresh(k: i32, threads: i32) -> Result<RefreshSummary, RecsysError> {
         model_version: model.version,
         users: users.len() as i64,
         recommendations,
-        catalogue_coverage: distinct.len() as f64 / model.movie_ids.len().max(1) as f64,
+        catalogue_coverage: distinct.len() as f64 / model.catalogue.movie_ids.len().max(1) as f64,
         changed_share: (!previous.is_empty() && recommendations > 0).then(|| changed as f64 / recommendations as f64),
         prospective_rmse,
         prospective_ratings,

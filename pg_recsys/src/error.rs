@@ -5,6 +5,8 @@ use pgrx::{PgLogLevel, PgSqlErrorCode};
 use recsys_model::ModelError;
 use thiserror::Error;
 
+/// Every error the extension reports, each with its SQLSTATE, message, detail and hint (`OrRaise::or_raise` turns it
+/// into a Postgres ERROR).
 #[derive(Debug, Error)]
 pub enum RecsysError {
     /// An argument is outside what the function accepts (SQLSTATE 22023).
@@ -52,10 +54,12 @@ impl From<tch::TchError> for RecsysError {
 }
 
 impl RecsysError {
+    /// 22023 with the hint for the caller.
     pub fn invalid_parameter(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Self::InvalidParameter { message: message.into(), hint: hint.into() }
     }
 
+    /// XX000: a state the extension does not expect.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::Internal(message.into())
     }
@@ -76,6 +80,7 @@ impl RecsysError {
         }
     }
 
+    /// XX001 for a stored version that does not load, naming the version.
     pub fn corrupt_model(version: i64, source: ModelError) -> Self {
         Self::CorruptModel { version, source }
     }

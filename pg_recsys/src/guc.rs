@@ -24,6 +24,7 @@ static BFLOAT16: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Upper bound of `recsys.torch_threads`.
 pub const MAX_TORCH_THREADS: i32 = 64;
 
+/// Defines every `recsys.*` setting (called once from `_PG_init`).
 pub fn register() {
     GucRegistry::define_int_guc(
         c"recsys.torch_threads",

@@ -7,9 +7,8 @@ mod batch;
 mod error;
 mod exit;
 mod guc;
-mod model_cache;
 mod registry;
-mod snapshot;
+mod serving;
 mod torch_runtime;
 
 ::pgrx::pg_module_magic!(name, version);

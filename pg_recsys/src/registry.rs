@@ -2,7 +2,7 @@
 //! activation with a rollback chain (`previous_version`), and registering an artefact read from a server directory.
 //! Only the activation functions write; they run in the caller's transaction.
 use crate::error::RecsysError;
-use crate::snapshot::EncodedCatalogue;
+use crate::serving::catalogue::{self, EncodedCatalogue};
 use pgrx::prelude::*;
 use recsys_model::Artefact;
 use std::path::Path;
@@ -32,7 +32,7 @@ fn prepare_to_serve(version: i64) -> Result<(), RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
     let artefact = read_artefact(version)?;
     let (_store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
-    let catalogue_version = crate::snapshot::catalogue_version()?;
+    let catalogue_version = catalogue::catalogue_version()?;
     EncodedCatalogue::compute(&network, &artefact.manifest.vocabulary)?.write_snapshot(version, catalogue_version)
 }
 

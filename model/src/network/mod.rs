@@ -40,6 +40,7 @@ impl ContentInputs {
         })
     }
 
+    /// Number of rows (movies or pairs).
     pub fn rows(&self) -> i64 {
         self.genres.size().first().copied().unwrap_or(0)
     }

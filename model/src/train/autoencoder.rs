@@ -13,7 +13,9 @@ use tch::{nn, Device, Kind, TchError, Tensor};
 pub struct AutoencoderOptions {
     /// Width of the code while training (the tables keep the product's best approximation of the network's rank).
     pub hidden: i64,
+    /// Upper bound on the epochs.
     pub epochs: usize,
+    /// Adam's learning rate.
     pub learning_rate: f64,
     /// λ of λ/2·‖weights‖² beside the summed squared error of each batch (AutoRec's regularisation).
     pub l2: f64,
@@ -25,19 +27,26 @@ pub struct AutoencoderOptions {
 
 /// Ratings as embedding rows (int64 [N]) and values (float [N]).
 pub struct RatingRows<'a> {
+    /// User rows.
     pub users: &'a Tensor,
+    /// Movie rows.
     pub movies: &'a Tensor,
+    /// The ratings.
     pub values: &'a Tensor,
 }
 
 /// What a training run did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AutoencoderReport {
+    /// The epoch whose tables were kept.
     pub best_epoch: usize,
+    /// Validation RMSE after each epoch.
     pub validation_rmse: Vec<f64>,
+    /// (a, b, c) of the fitted blend.
     pub blend: [f32; 3],
     /// Validation RMSE of the hybrid alone and blended, over the pairs the blend applies to.
     pub hybrid_rmse: f64,
+    /// Validation RMSE of the blend over the same pairs.
     pub blended_rmse: f64,
 }
 

@@ -2,8 +2,11 @@
 //! movie ids and people) made up front by the caller, so a seeded run gives the same model however a batch is split
 //! across gradient workers; the libtorch training forward and loss; the trainable tensors and their gradients. The
 //! optimiser, the mask generator and the autoencoder's fitting live beside it.
+/// Fitting the item autoencoder and its blend.
 pub mod autoencoder;
+/// The seeded generator of dropout and keep masks.
 pub mod mask_random;
+/// LazyAdam.
 pub mod optimiser;
 
 use crate::network::{ContentInputs, ContentMasks, HybridRecommender};
@@ -52,17 +55,25 @@ impl Noise {
 /// A trainable tensor, whether its gradient comes as sparse rows (embedding tables), and whether its rows get the
 /// per-rating L2 penalty (the user and movie embeddings and biases).
 pub struct Parameter {
+    /// The variable's name (for reports).
     pub name: &'static str,
+    /// The variable (a shallow handle on the network's tensor).
     pub tensor: Tensor,
+    /// Its gradient comes as sparse rows.
     pub sparse: bool,
+    /// Its rows get the per-rating L2 penalty.
     pub regularised: bool,
 }
 
 /// One batch of training pairs: embedding rows, raw content features per pair, ratings.
 pub struct TrainingBatch {
+    /// [B] int64 user rows.
     pub users: Tensor,
+    /// [B] int64 movie rows (0: scored from content).
     pub movies: Tensor,
+    /// Raw content features, one row per pair.
     pub content: ContentInputs,
+    /// [B] float ratings.
     pub targets: Tensor,
 }
 

@@ -23,6 +23,8 @@ struct Slot {
     has_gradient: bool,
 }
 
+/// Adam with lazy (touched rows only) updates of embedding tables, an optional per-row L2 penalty on rating rows,
+/// and decoupled weight decay on dense layers; steps apply the summed gradients of several workers.
 pub struct LazyAdam {
     slots: Vec<Slot>,
     learning_rate: f32,

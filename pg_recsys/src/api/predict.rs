@@ -1,7 +1,7 @@
 //! Rating prediction with the active model: single pairs in plain Rust, lists through the catalogue scorer in
 //! bounded chunks.
 use crate::error::{OrRaise, RecsysError};
-use crate::model_cache::{self, LoadedModel};
+use crate::serving::cache::{self, LoadedModel};
 use pgrx::prelude::*;
 
 /// Pairs scored per pass of a list: bounds the memory of one call (about this many × the head's width floats)
@@ -16,7 +16,7 @@ fn position(model: &LoadedModel, movie_id: i32) -> Result<usize, RecsysError> {
 
 fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = model_cache::active()?;
+    let model = cache::active()?;
     let user_row = model.vocabulary.user_row(user_id) as usize;
     let raw = model
         .scorer
@@ -49,7 +49,7 @@ fn predict_many(user_id: i32, movie_ids: &[i32]) -> Result<Vec<f32>, RecsysError
         return Ok(Vec::new());
     }
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = model_cache::active()?;
+    let model = cache::active()?;
     let user_row = model.vocabulary.user_row(user_id);
     let mut scores = Vec::with_capacity(movie_ids.len());
     for chunk in movie_ids.chunks(PAIRS_PER_CHUNK) {

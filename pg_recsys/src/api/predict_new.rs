@@ -1,21 +1,13 @@
 //! Cold-start prediction for a movie the model has never seen, from its features alone.
 use crate::error::{OrRaise, RecsysError};
-use crate::model_cache;
+use crate::serving::{cache, catalogue, titles};
 use pgrx::prelude::*;
-use recsys_model::scoring::Precision;
 use recsys_model::MovieContent;
-use std::cell::RefCell;
 use std::collections::HashMap;
 use tch::Tensor;
 
-/// Titles embedded in this backend, so a repeated title is not embedded again (bounded; cleared when full).
-const TITLE_CACHE_LIMIT: usize = 10_000;
 /// Names looked up per role: more than the model pools, fewer than an unbounded list.
 const NAMES_CONSIDERED: usize = 64;
-
-thread_local! {
-    static TITLE_CACHE: RefCell<HashMap<(String, Precision), Tensor>> = RefCell::new(HashMap::new());
-}
 
 /// Person ids for names, in the given order, skipping names not in recsys.persons (lowest id for a shared name).
 fn person_ids(names: &[String]) -> Result<Vec<i32>, RecsysError> {
@@ -37,36 +29,6 @@ fn person_ids(names: &[String]) -> Result<Vec<i32>, RecsysError> {
     })
     .map_err(RecsysError::spi("looking up people"))?;
     Ok(names.iter().filter_map(|n| found.get(n.trim()).copied()).collect())
-}
-
-/// The title's embedding: from this backend's cache, the shared recsys.title_embeddings table, or MiniLM.
-fn title_embedding(title: &str) -> Result<Tensor, RecsysError> {
-    let key = (title.to_string(), crate::guc::precision());
-    if let Some(hit) = TITLE_CACHE.with(|cache| cache.borrow().get(&key).map(Tensor::shallow_clone)) {
-        return Ok(hit);
-    }
-    let stored = Spi::connect(|client| -> Result<Option<Vec<f32>>, pgrx::spi::Error> {
-        let table = client.select(recsys_contract::TITLE_EMBEDDING, Some(1), &[recsys_model::embedder::EMBEDDER_ID.into(), title.into()])?;
-        if table.is_empty() {
-            return Ok(None);
-        }
-        table.first().get::<Vec<f32>>(1)
-    })
-    .map_err(RecsysError::spi("reading cached title embeddings"))?;
-    let embedding = match stored {
-        Some(vector) if vector.len() == recsys_model::embedder::TITLE_DIM as usize => {
-            Tensor::f_from_slice(&vector)?.f_reshape([1, recsys_model::embedder::TITLE_DIM])?
-        }
-        _ => model_cache::embed(&[title], key.1)?,
-    };
-    TITLE_CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.len() >= TITLE_CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(key, embedding.shallow_clone());
-    });
-    Ok(embedding)
 }
 
 /// The longest runtime accepted, in minutes (the longest film made runs 51,420 minutes); larger values would
@@ -96,9 +58,9 @@ fn check_features(content: &MovieContent) -> Result<(), RecsysError> {
 fn predict_new(user_id: i32, content: MovieContent) -> Result<f32, RecsysError> {
     check_features(&content)?;
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = model_cache::active()?;
-    let titles = title_embedding(&content.title)?;
-    let encoded = model_cache::encode(&model.network, &model.vocabulary, std::slice::from_ref(&content), &titles)?;
+    let model = cache::active()?;
+    let title = titles::title_embedding(&content.title)?;
+    let encoded = catalogue::encode(&model.network, &model.vocabulary, std::slice::from_ref(&content), &title)?;
     let user = Tensor::f_from_slice(&[model.vocabulary.user_row(user_id)])?;
     let unseen_movie = Tensor::f_from_slice(&[0i64])?;
     let raw = tch::no_grad(|| model.network.forward_encoded(&user, &unseen_movie, &encoded))?.f_double_value(&[0])?;

@@ -1,6 +1,6 @@
 //! Real-time top-k recommendations over the whole catalogue with the active model.
 use crate::error::{OrRaise, RecsysError};
-use crate::model_cache;
+use crate::serving::cache;
 use pgrx::prelude::*;
 use recsys_model::ranking::rank_users;
 use std::collections::HashSet;
@@ -34,24 +34,29 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
         ));
     }
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = model_cache::active()?;
+    let model = cache::active()?;
     let excluded = if exclude_rated { movie_ids_where(RATED_BY_USER, user_id.into())? } else { HashSet::new() };
     let allowed = match genre {
         Some(name) => Some(movie_ids_where(OF_GENRE, name.into())?),
         None => None,
     };
-    let is_candidate = |i: &usize| !excluded.contains(&model.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.movie_ids[*i]));
+    let is_candidate =
+        |i: &usize| !excluded.contains(&model.catalogue.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.catalogue.movie_ids[*i]));
     let user_row = model.vocabulary.user_row(user_id);
     let ranked = rank_users(
         &model.scorer,
         &[user_row],
-        |_| (0..model.movie_ids.len()).filter(is_candidate).collect(),
-        &model.movie_ids,
+        |_| (0..model.catalogue.movie_ids.len()).filter(is_candidate).collect(),
+        &model.catalogue.movie_ids,
         k as usize,
         crate::guc::precision(),
     )?;
     let best = ranked.into_iter().next().unwrap_or_default();
-    Ok(best.into_iter().enumerate().map(|(rank, (i, score))| (rank as i32 + 1, model.movie_ids[i], model.titles[i].clone(), score)).collect())
+    Ok(best
+        .into_iter()
+        .enumerate()
+        .map(|(rank, (i, score))| (rank as i32 + 1, model.catalogue.movie_ids[i], model.catalogue.titles[i].clone(), score))
+        .collect())
 }
 
 /// The `k` best movies for `user_id` by the active model, scored over the whole catalogue in one batched pass:

@@ -1,8 +1,9 @@
 //! Champion against challenger for `--activate-if-better`, and the monitoring row of a training run: the active
 //! model (champion) and the new one (challenger) are scored on the same hold-out ratings, preferring those that
 //! arrived after the champion's training data (neither model has seen them).
+use super::data::IndexedRatings;
 use super::data::{Catalogue, Ratings};
-use super::fit::{self, IndexedRatings};
+use super::fit;
 use super::metrics;
 use anyhow::Result;
 use recsys_model::{Artefact, HybridRecommender, ModelConfig, Vocabulary};

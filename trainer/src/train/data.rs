@@ -2,9 +2,10 @@
 //! (genres, directors, top-billed actors, runtime, year, title) in one query.
 use anyhow::{bail, Context, Result};
 use postgres::Client;
-use recsys_model::MovieContent;
+use recsys_model::{ContentInputs, MovieContent, RatingRows, TrainingBatch, Vocabulary};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use tch::Tensor;
 
 /// All ratings as parallel columns.
 #[derive(Debug, Default, Clone)]
@@ -83,4 +84,68 @@ pub fn load_catalogue(client: &mut Client) -> Result<Catalogue> {
         catalogue.cached_titles.push(row.get(7));
     }
     Ok(catalogue)
+}
+
+/// Ratings as tensors: embedding rows of users and movies, catalogue rows (for content), targets.
+pub struct IndexedRatings {
+    /// [N] int64 user rows.
+    pub users: Tensor,
+    /// [N] int64 movie rows (0: no embedding).
+    pub movies: Tensor,
+    /// [N] int64 catalogue positions, for content.
+    pub catalogue_rows: Tensor,
+    /// [N] float ratings.
+    pub values: Tensor,
+}
+
+impl IndexedRatings {
+    /// Indexes `ratings` with the model's vocabulary; an error for a movie not in the catalogue.
+    pub fn new(ratings: &Ratings, vocabulary: &Vocabulary, catalogue: &Catalogue) -> Result<Self> {
+        let mut catalogue_rows = Vec::with_capacity(ratings.len());
+        for movie in &ratings.movies {
+            match catalogue.row_of.get(movie) {
+                Some(row) => catalogue_rows.push(*row as i64),
+                None => bail!("rating of movie {movie}, which is not in recsys.movies"),
+            }
+        }
+        Ok(Self {
+            users: Tensor::from_slice(&ratings.users.iter().map(|u| vocabulary.user_row(*u)).collect::<Vec<_>>()),
+            movies: Tensor::from_slice(&ratings.movies.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>()),
+            catalogue_rows: Tensor::from_slice(&catalogue_rows),
+            values: Tensor::from_slice(&ratings.values),
+        })
+    }
+
+    /// Number of ratings.
+    pub fn len(&self) -> i64 {
+        self.values.size()[0]
+    }
+
+    /// The embedding rows and values, as the model crate's autoencoder takes them.
+    pub fn rating_rows(&self) -> RatingRows<'_> {
+        RatingRows { users: &self.users, movies: &self.movies, values: &self.values }
+    }
+
+    pub(super) fn batch(&self, index: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
+        (
+            self.users.index_select(0, index),
+            self.movies.index_select(0, index),
+            self.catalogue_rows.index_select(0, index),
+            self.values.index_select(0, index),
+        )
+    }
+
+    pub fn shallow_clone(&self) -> Self {
+        Self {
+            users: self.users.shallow_clone(),
+            movies: self.movies.shallow_clone(),
+            catalogue_rows: self.catalogue_rows.shallow_clone(),
+            values: self.values.shallow_clone(),
+        }
+    }
+
+    pub fn training_batch(&self, index: &Tensor, content: &ContentInputs) -> Result<TrainingBatch> {
+        let (users, movies, rows, targets) = self.batch(index);
+        Ok(TrainingBatch { users, movies, content: content.select(&rows)?, targets })
+    }
 }

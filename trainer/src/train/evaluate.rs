@@ -147,7 +147,7 @@ pub fn run_evaluate(client: &mut postgres::Client, args: &EvaluateArgs) -> Resul
     let vocabulary = &artefact.manifest.vocabulary;
     let config = &artefact.manifest.config;
     let content = super::encode_catalogue(vocabulary, &catalogue, &title_vectors, config)?;
-    let test = super::fit::IndexedRatings::new(&split.test, vocabulary, &catalogue)?;
+    let test = super::data::IndexedRatings::new(&split.test, vocabulary, &catalogue)?;
     let predictions = super::fit::predict(&network, &content, &test)?;
     let model = metrics::accuracy(&predictions, &split.test.values, config.rating_min, config.rating_max);
     let baselines = metrics::Baselines::fit(&split.train);

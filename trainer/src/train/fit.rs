@@ -2,17 +2,14 @@
 //! Rust loops in the hot path), each batch's gradients computed by `threads` workers on slices of it, lazy Adam on
 //! MSE plus row-wise L2, a validation share for early stopping with the best epoch's weights restored, and a
 //! progress bar per epoch.
-use super::data::{Catalogue, Ratings};
+use super::data::{Catalogue, IndexedRatings, Ratings};
 use super::workers::{Differentiator, NoiseStream, Slice, Workers};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use recsys_model::{
-    AutoencoderOptions, AutoencoderReport, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, RatingRows, TrainingBatch,
-    Vocabulary,
-};
+use recsys_model::{AutoencoderOptions, AutoencoderReport, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, Vocabulary};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -60,64 +57,6 @@ pub struct Trained {
     pub autoencoder: Option<AutoencoderReport>,
     /// Whether every gradient worker thread ran with flush-to-zero.
     pub workers_flush_to_zero: bool,
-}
-
-/// Ratings as tensors: embedding rows of users and movies, catalogue rows (for content), targets.
-pub struct IndexedRatings {
-    pub users: Tensor,
-    pub movies: Tensor,
-    pub catalogue_rows: Tensor,
-    pub values: Tensor,
-}
-
-impl IndexedRatings {
-    pub fn new(ratings: &Ratings, vocabulary: &Vocabulary, catalogue: &Catalogue) -> Result<Self> {
-        let mut catalogue_rows = Vec::with_capacity(ratings.len());
-        for movie in &ratings.movies {
-            match catalogue.row_of.get(movie) {
-                Some(row) => catalogue_rows.push(*row as i64),
-                None => bail!("rating of movie {movie}, which is not in recsys.movies"),
-            }
-        }
-        Ok(Self {
-            users: Tensor::from_slice(&ratings.users.iter().map(|u| vocabulary.user_row(*u)).collect::<Vec<_>>()),
-            movies: Tensor::from_slice(&ratings.movies.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>()),
-            catalogue_rows: Tensor::from_slice(&catalogue_rows),
-            values: Tensor::from_slice(&ratings.values),
-        })
-    }
-
-    pub fn len(&self) -> i64 {
-        self.values.size()[0]
-    }
-
-    /// The embedding rows and values, as the model crate's autoencoder takes them.
-    pub fn rating_rows(&self) -> RatingRows<'_> {
-        RatingRows { users: &self.users, movies: &self.movies, values: &self.values }
-    }
-
-    fn batch(&self, index: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
-        (
-            self.users.index_select(0, index),
-            self.movies.index_select(0, index),
-            self.catalogue_rows.index_select(0, index),
-            self.values.index_select(0, index),
-        )
-    }
-
-    pub fn shallow_clone(&self) -> Self {
-        Self {
-            users: self.users.shallow_clone(),
-            movies: self.movies.shallow_clone(),
-            catalogue_rows: self.catalogue_rows.shallow_clone(),
-            values: self.values.shallow_clone(),
-        }
-    }
-
-    pub fn training_batch(&self, index: &Tensor, content: &ContentInputs) -> Result<TrainingBatch> {
-        let (users, movies, rows, targets) = self.batch(index);
-        Ok(TrainingBatch { users, movies, content: content.select(&rows)?, targets })
-    }
 }
 
 /// Differentiates batches: slice 0 on the calling thread, the others on the workers.

@@ -14,8 +14,9 @@ pub mod workers;
 
 use anyhow::Result;
 use clap::Args;
+use data::IndexedRatings;
 use data::{Catalogue, Ratings};
-use fit::{FitOptions, IndexedRatings};
+use fit::FitOptions;
 use metrics::{Accuracy, Baselines};
 use recsys_model::{Artefact, AutoencoderOptions, ContentInputs, DataFingerprint, ModelConfig, Standardiser, Vocabulary};
 use serde_json::json;

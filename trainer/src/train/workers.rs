@@ -1,7 +1,7 @@
 //! Gradient workers: long-lived threads, each with its own handle on the network's tensors and libtorch on one
 //! thread, that differentiate slices of a batch. Threads live for the whole fit: a thread started per batch paid
 //! for MKL's and libgomp's per-thread set-up on every batch.
-use super::fit::IndexedRatings;
+use super::data::IndexedRatings;
 use anyhow::{anyhow, Result};
 use recsys_model::{ContentInputs, HybridRecommender, MaskRandom, Noise, Parameter};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,31 +1,13 @@
-//! The encoded catalogue of a model version — movie ids, titles, embedding rows and encoded content vectors — and
-//! its serving snapshot in recsys.model_snapshots, written when the version is activated so that a backend loads a
-//! model without re-reading and re-encoding every movie. A snapshot is labelled with the catalogue version it was
-//! encoded at and used only while the catalogue is at that version.
+//! A model version's serving snapshot in recsys.model_snapshots: its encoded catalogue, written when the version is
+//! activated (and by a refresh after the catalogue changed) so that a backend loads a model without re-reading and
+//! re-encoding every movie. A snapshot is labelled with the catalogue version it was encoded at and used only while
+//! the catalogue is at that version.
+use super::catalogue::EncodedCatalogue;
 use crate::error::RecsysError;
-use crate::model_cache::{encode, read_catalogue};
 use pgrx::prelude::*;
-use recsys_model::{HybridRecommender, Vocabulary};
 use tch::{Kind, Tensor};
 
-pub struct EncodedCatalogue {
-    pub movie_ids: Vec<i32>,
-    pub titles: Vec<String>,
-    /// Embedding row of each movie (0 = scored from content alone).
-    pub movie_rows: Vec<i64>,
-    /// [movies, content_dim].
-    pub content: Tensor,
-}
-
 impl EncodedCatalogue {
-    /// Reads and encodes every movie of the catalogue.
-    pub fn compute(network: &HybridRecommender, vocabulary: &Vocabulary) -> Result<Self, RecsysError> {
-        let (movie_ids, contents, titles) = read_catalogue()?;
-        let content = encode(network, vocabulary, &contents, &titles)?;
-        let movie_rows = movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect();
-        Ok(Self { movie_ids, titles: contents.into_iter().map(|c| c.title).collect(), movie_rows, content })
-    }
-
     /// The snapshot stored for `version`, if it was encoded at `catalogue_version` and its content width matches the
     /// network's.
     pub fn read_snapshot(version: i64, content_dim: i64, catalogue_version: i64) -> Result<Option<Self>, RecsysError> {
@@ -80,44 +62,15 @@ impl EncodedCatalogue {
     }
 }
 
-thread_local! {
-    /// Whether this backend has seen the current schema (it cannot go back to an older one).
-    static SCHEMA_CURRENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Fails with 55000 and the ALTER EXTENSION hint while the database still holds an older version's objects (the
-/// library was replaced, the update not run yet); checked until it first succeeds in a backend.
-pub fn require_current_schema() -> Result<(), RecsysError> {
-    if SCHEMA_CURRENT.get() {
-        return Ok(());
-    }
-    let present = Spi::connect(|client| {
-        client.select("SELECT pg_catalog.to_regclass('recsys.catalogue_state') IS NOT NULL", Some(1), &[])?.first().get::<bool>(1)
-    })
-    .map_err(RecsysError::spi("checking the extension's schema"))?;
-    if present != Some(true) {
-        return Err(RecsysError::SchemaNotUpdated);
-    }
-    SCHEMA_CURRENT.set(true);
-    Ok(())
-}
-
-/// The catalogue's current version (`recsys.catalogue_state`), bumped by every change of movies, genres or people.
-pub fn catalogue_version() -> Result<i64, RecsysError> {
-    require_current_schema()?;
-    Spi::connect(|client| client.select("SELECT version FROM recsys.catalogue_state", Some(1), &[])?.first().get::<i64>(1))
-        .map(Option::unwrap_or_default)
-        .map_err(RecsysError::spi("reading the catalogue version"))
-}
-
-/// Writes the loaded model's catalogue as its version's snapshot when the stored one was encoded at another
-/// catalogue version, so that new connections load it again instead of re-encoding (called by the batch refresh).
-pub fn store_if_stale(model: &crate::model_cache::LoadedModel) -> Result<(), RecsysError> {
+/// Writes `catalogue` (encoded for `version` at `catalogue_version`) as the version's snapshot when the stored one was
+/// encoded at another catalogue version, so that new connections load it again instead of re-encoding (called by the
+/// batch refresh with the model it loaded).
+pub fn store_if_stale(version: i64, catalogue_version: i64, catalogue: &EncodedCatalogue) -> Result<(), RecsysError> {
     let stored: Option<i64> = Spi::connect(|client| {
         let table = client.select(
             "SELECT catalogue_version FROM recsys.model_snapshots WHERE version OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
             Some(1),
-            &[model.version.into()],
+            &[version.into()],
         )?;
         if table.is_empty() {
             return Ok(None);
@@ -125,11 +78,8 @@ pub fn store_if_stale(model: &crate::model_cache::LoadedModel) -> Result<(), Rec
         table.first().get::<i64>(1)
     })
     .map_err(RecsysError::spi("reading the snapshot's catalogue version"))?;
-    if stored == Some(model.catalogue_version) {
+    if stored == Some(catalogue_version) {
         return Ok(());
     }
-    let movie_rows = Vec::<i64>::try_from(&model.movie_rows).map_err(recsys_model::ModelError::from)?;
-    let catalogue =
-        EncodedCatalogue { movie_ids: model.movie_ids.clone(), titles: model.titles.clone(), movie_rows, content: model.content.shallow_clone() };
-    catalogue.write_snapshot(model.version, model.catalogue_version)
+    catalogue.write_snapshot(version, catalogue_version)
 }

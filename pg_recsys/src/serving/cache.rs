@@ -3,35 +3,34 @@
 //! catalogue changes (its version in `recsys.catalogue_state` is bumped by triggers on every change of movies,
 //! genres or people). Both are read once per statement (two index lookups), so an activation or a catalogue edit
 //! reaches every backend on its next statement without reconnecting. Nothing here writes to the database.
+use super::catalogue::{self, EncodedCatalogue};
 use crate::error::RecsysError;
-use crate::snapshot::EncodedCatalogue;
 use pgrx::prelude::*;
-use recsys_model::embedder::TitleEmbedder;
-use recsys_model::scoring::Precision;
-use recsys_model::{HybridRecommender, MovieContent, Vocabulary};
+use recsys_model::scoring::CatalogueScorer;
+use recsys_model::{HybridRecommender, Vocabulary};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Tensor};
 
+/// The active model as this backend serves it: network, vocabularies, the encoded catalogue it was loaded with and
+/// the scorer over that catalogue.
 pub struct LoadedModel {
+    /// The model version (`recsys.models.version`).
     pub version: i64,
     _store: nn::VarStore,
+    /// The network, for encoding content and cold-start scoring.
     pub network: HybridRecommender,
+    /// The vocabularies fitted at training: user and movie rows, genres, people.
     pub vocabulary: Vocabulary,
     /// `recsys.catalogue_state.version` when the catalogue was read: any other value means it changed since.
     pub catalogue_version: i64,
-    /// The catalogue when the model was loaded: ids and titles by position.
-    pub movie_ids: Vec<i32>,
-    pub titles: Vec<String>,
+    /// The catalogue when the model was loaded, by catalogue position.
+    pub catalogue: EncodedCatalogue,
     /// Catalogue position of each movie id.
     pub movie_index: HashMap<i32, usize>,
-    /// Embedding row of each catalogue movie (0 = scored from content alone), [M].
-    pub movie_rows: Tensor,
-    /// Encoded content vector of each catalogue movie, [M, content_dim].
-    pub content: Tensor,
-    /// Plain-Rust scorer over the catalogue, for single pairs.
-    pub scorer: recsys_model::scoring::CatalogueScorer,
+    /// The scorer over the catalogue: single pairs, pair lists and whole-catalogue passes.
+    pub scorer: CatalogueScorer,
 }
 
 struct CacheState {
@@ -62,7 +61,7 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
     if let Some(model) = cached {
         return Ok(model);
     }
-    crate::snapshot::require_current_schema()?;
+    catalogue::require_current_schema()?;
     let (version, catalogue_version) = Spi::connect(|client| -> Result<(Option<i64>, i64), pgrx::spi::Error> {
         let table = client.select(
             "SELECT (SELECT version FROM recsys.models WHERE status OPERATOR(pg_catalog.=) 'active'), (SELECT version FROM recsys.catalogue_state)",
@@ -117,10 +116,8 @@ fn load(version: i64, catalogue_version: i64) -> Result<LoadedModel, RecsysError
         None => EncodedCatalogue::compute(&network, &vocabulary)?,
     };
     let catalogue_ms = started.elapsed().as_secs_f64() * 1e3;
-    let EncodedCatalogue { movie_ids, titles, movie_rows, content } = catalogue;
-    let movie_rows = Tensor::f_from_slice(&movie_rows)?;
-    let movie_index = movie_ids.iter().enumerate().map(|(position, id)| (*id, position)).collect();
-    let scorer = network.catalogue_scorer(&movie_rows, &content)?;
+    let movie_index = catalogue.movie_ids.iter().enumerate().map(|(position, id)| (*id, position)).collect();
+    let scorer = network.catalogue_scorer(&Tensor::f_from_slice(&catalogue.movie_rows)?, &catalogue.content)?;
     let total_ms = started.elapsed().as_secs_f64() * 1e3;
     pgrx::debug1!(
         "pg_recsys: model version {version} loaded in {total_ms:.1} ms (artefact read {read_ms:.1}, network built {:.1}, catalogue {:.1}, scorer {:.1})",
@@ -128,72 +125,5 @@ fn load(version: i64, catalogue_version: i64) -> Result<LoadedModel, RecsysError
         catalogue_ms - build_ms,
         total_ms - catalogue_ms
     );
-    Ok(LoadedModel { version, _store: store, network, vocabulary, catalogue_version, movie_ids, titles, movie_index, movie_rows, content, scorer })
-}
-
-/// Reads every movie's content and title embedding (computing those not cached yet, in memory only).
-pub fn read_catalogue() -> Result<(Vec<i32>, Vec<MovieContent>, Tensor), RecsysError> {
-    type Row = (i32, MovieContent, Option<Vec<f32>>);
-    let rows: Vec<Row> = Spi::connect(|client| -> Result<Vec<Row>, pgrx::spi::Error> {
-        let mut rows = Vec::new();
-        for row in client.select(recsys_contract::READ_CATALOGUE, None, &[recsys_model::embedder::EMBEDDER_ID.into()])? {
-            let content = MovieContent {
-                title: row.get::<String>(2)?.unwrap_or_default(),
-                year: row.get::<f64>(3)?,
-                runtime_minutes: row.get::<f64>(4)?,
-                genres: row.get::<Vec<String>>(5)?.unwrap_or_default(),
-                directors: row.get::<Vec<i32>>(6)?.unwrap_or_default(),
-                actors: row.get::<Vec<i32>>(7)?.unwrap_or_default(),
-            };
-            rows.push((row.get::<i32>(1)?.unwrap_or_default(), content, row.get::<Vec<f32>>(8)?));
-        }
-        Ok(rows)
-    })
-    .map_err(RecsysError::spi("reading the movie catalogue"))?;
-    let missing: Vec<&str> = rows.iter().filter(|r| r.2.is_none()).map(|r| r.1.title.as_str()).collect();
-    let computed = if missing.is_empty() { None } else { Some(embed(&missing, crate::guc::precision())?) };
-    let mut next_computed = 0;
-    let mut flat = Vec::with_capacity(rows.len() * recsys_model::embedder::TITLE_DIM as usize);
-    for (_, _, cached) in &rows {
-        match cached {
-            Some(vector) => flat.extend_from_slice(vector),
-            None => {
-                let computed = computed.as_ref().ok_or_else(|| RecsysError::internal("a title without a cached embedding was not embedded"))?;
-                let vector: Vec<f32> = Vec::try_from(computed.f_get(next_computed)?).map_err(recsys_model::ModelError::from)?;
-                flat.extend(vector);
-                next_computed += 1;
-            }
-        }
-    }
-    let titles = Tensor::f_from_slice(&flat)?.f_reshape([rows.len() as i64, recsys_model::embedder::TITLE_DIM])?;
-    let (ids, contents) = rows.into_iter().map(|(id, content, _)| (id, content)).unzip();
-    Ok((ids, contents, titles))
-}
-
-thread_local! {
-    static EMBEDDER: RefCell<Option<(Precision, Rc<TitleEmbedder>)>> = const { RefCell::new(None) };
-}
-
-/// MiniLM embeddings of titles in `precision`, loading the model into this backend on first use (and again when
-/// the precision changes).
-pub fn embed(titles: &[&str], precision: Precision) -> Result<Tensor, RecsysError> {
-    let cached = EMBEDDER.with(|e| e.borrow().as_ref().filter(|(p, _)| *p == precision).map(|(_, embedder)| embedder.clone()));
-    let embedder = match cached {
-        Some(embedder) => embedder,
-        None => {
-            EMBEDDER.with(|e| *e.borrow_mut() = None);
-            let loaded = Rc::new(TitleEmbedder::load_in(&crate::guc::minilm_dir(), precision)?);
-            EMBEDDER.with(|e| *e.borrow_mut() = Some((precision, loaded.clone())));
-            loaded
-        }
-    };
-    Ok(embedder.embed(titles)?)
-}
-
-/// Encoded content vectors of `contents`, [N, content_dim].
-pub fn encode(network: &HybridRecommender, vocabulary: &Vocabulary, contents: &[MovieContent], titles: &Tensor) -> Result<Tensor, RecsysError> {
-    let config = network.config();
-    let refs: Vec<&MovieContent> = contents.iter().collect();
-    let inputs = vocabulary.encode(&refs, titles, config.max_directors, config.max_actors)?;
-    Ok(tch::no_grad(|| network.encode_content(&inputs))?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?)
+    Ok(LoadedModel { version, _store: store, network, vocabulary, catalogue_version, catalogue, movie_index, scorer })
 }

@@ -1,0 +1,11 @@
+//! Serving in a backend: the cache of the active model (`cache`), the catalogue it scores (`catalogue`: read, encode,
+//! version), the catalogue's stored snapshot (`snapshot`) and the one title-embedding path (`titles`). The SQL
+//! functions in `api/` and the batch refresh read models through it.
+/// The active model of this backend.
+pub mod cache;
+/// The catalogue a model scores.
+pub mod catalogue;
+/// Stored encoded catalogues.
+pub mod snapshot;
+/// Title embeddings.
+pub mod titles;

@@ -5,6 +5,7 @@ use super::copy::CopyWriter;
 use super::imdb::{self, KnownMovie};
 use super::movielens::BadLinePolicy;
 use anyhow::{Context, Result};
+use postgres::types::Type;
 use postgres::Client;
 use std::path::Path;
 use std::time::Instant;
@@ -70,27 +71,35 @@ pub fn import(client: &mut Client, dir: &Path, skip_bad_lines: bool) -> Result<I
     let mut transaction = client.transaction()?;
     transaction.batch_execute(STAGING)?;
     {
-        let mut copy = CopyWriter::start(&mut transaction, "stage_titles (movie_id, imdb_id, runtime_minutes, year, genres)")?;
+        let mut copy = CopyWriter::start(
+            &mut transaction,
+            "stage_titles (movie_id, imdb_id, runtime_minutes, year, genres)",
+            &[Type::INT4, Type::TEXT, Type::INT4, Type::INT4, Type::TEXT_ARRAY],
+        )?;
         for title in &data.titles {
-            copy.row(&[&title.movie_id, &title.tconst, &title.runtime_minutes, &title.year, &text_array(&title.genres)])?;
+            copy.row(&[&title.movie_id, &title.tconst, &title.runtime_minutes, &title.year, &title.genres])?;
         }
         copy.finish()?;
     }
     {
-        let mut copy = CopyWriter::start(&mut transaction, "stage_persons (nconst, name)")?;
+        let mut copy = CopyWriter::start(&mut transaction, "stage_persons (nconst, name)", &[Type::TEXT, Type::TEXT])?;
         for (nconst, name) in &data.names {
             copy.row(&[nconst, name])?;
         }
         copy.finish()?;
     }
     {
-        let mut copy = CopyWriter::start(&mut transaction, "stage_credits (movie_id, nconst, role, billing_order, characters)")?;
+        let mut copy = CopyWriter::start(
+            &mut transaction,
+            "stage_credits (movie_id, nconst, role, billing_order, characters)",
+            &[Type::INT4, Type::TEXT, Type::TEXT, Type::INT2, Type::TEXT_ARRAY],
+        )?;
         for ((movie_id, nconst, role), credit) in &data.credits {
             if !data.names.contains_key(nconst) {
                 report.credits_without_name += 1;
                 continue;
             }
-            let characters = (!credit.characters.is_empty()).then(|| text_array(&credit.characters));
+            let characters = (!credit.characters.is_empty()).then_some(&credit.characters);
             copy.row(&[movie_id, nconst, &role.as_str(), &credit.billing_order, &characters])?;
             report.credits += 1;
         }
@@ -100,10 +109,4 @@ pub fn import(client: &mut Client, dir: &Path, skip_bad_lines: bool) -> Result<I
     transaction.commit()?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// A Postgres array literal of strings, e.g. `{"Drama","Sci-Fi"}`.
-fn text_array(values: &[String]) -> String {
-    let quoted: Vec<String> = values.iter().map(|v| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
-    format!("{{{}}}", quoted.join(","))
 }

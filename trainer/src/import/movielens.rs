@@ -177,36 +177,9 @@ impl Layout {
             Layout::Pipe => Ok(line.split('|').map(str::to_string).collect()),
             Layout::Tab => Ok(line.split('\t').map(str::to_string).collect()),
             Layout::DoubleColon => Ok(line.split("::").map(str::to_string).collect()),
-            Layout::Csv => split_csv_line(line),
+            Layout::Csv => unreachable!("CSV files are read as records (for_each_csv_record), not as lines"),
         }
     }
-}
-
-/// Splits one CSV line (RFC 4180 quoting, no embedded newlines, as in every MovieLens CSV).
-pub fn split_csv_line(line: &str) -> Result<Vec<String>, String> {
-    if !line.contains('"') {
-        return Ok(line.split(',').map(str::to_string).collect());
-    }
-    let mut fields = vec![String::new()];
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        let field = fields.last_mut().expect("at least one field");
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            ('"', true) => quoted = false,
-            ('"', false) if field.is_empty() => quoted = true,
-            (',', false) => fields.push(String::new()),
-            (c, _) => field.push(c),
-        }
-    }
-    if quoted {
-        return Err("unterminated quoted field".into());
-    }
-    Ok(fields)
 }
 
 fn parse_int<T: std::str::FromStr>(field: &str, what: &str) -> Result<T, String> {
@@ -220,7 +193,7 @@ fn expect_fields(fields: &[String], at_least: usize, what: &str) -> Result<(), S
     Ok(())
 }
 
-/// Reads the data lines of a file (skipping the header of CSV files), handing each split line to `parse`.
+/// Reads the records of a file (skipping the header of CSV files), handing each record's fields to `parse`.
 fn for_each_line<T>(
     path: &Path,
     layout: Layout,
@@ -229,16 +202,52 @@ fn for_each_line<T>(
     mut parse: impl FnMut(&[String]) -> Result<T, String>,
     mut sink: impl FnMut(T) -> Result<()>,
 ) -> Result<()> {
+    if layout == Layout::Csv {
+        return for_each_csv_record(path, policy, parse, sink);
+    }
     let mut source = LineSource::open(path, encoding)?;
     let mut line = String::new();
     let mut progress = super::progress::FileProgress::start(&source);
     while source.next_line(&mut line)? {
-        if (layout == Layout::Csv && source.line_number() == 1) || line.trim().is_empty() {
+        if line.trim().is_empty() {
             continue;
         }
         match layout.split(&line).and_then(|fields| parse(&fields)) {
             Ok(record) => sink(record)?,
             Err(message) => policy.handle(source.bad_line(message))?,
+        }
+        progress.tick();
+    }
+    progress.finish();
+    Ok(())
+}
+
+/// Reads a UTF-8 CSV file with a header line as RFC 4180 records (the `csv` crate: quoted fields may hold commas,
+/// doubled quotes and line breaks), handing each record's fields to `parse`; a record that is not valid UTF-8 or
+/// does not parse is a bad line at the line it starts on.
+fn for_each_csv_record<T>(
+    path: &Path,
+    policy: &mut BadLinePolicy,
+    mut parse: impl FnMut(&[String]) -> Result<T, String>,
+    mut sink: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    let source = LineSource::open(path, Encoding::Utf8)?;
+    let mut progress = super::progress::FileProgress::start(&source);
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(source.into_reader());
+    let mut record = csv::StringRecord::new();
+    let bad = |line: u64, message: String| BadLine { file: path.to_path_buf(), line, message };
+    loop {
+        let result = reader.read_record(&mut record);
+        let line = record.position().map_or_else(|| reader.position().line(), |start| start.line());
+        match result {
+            Ok(false) => break,
+            Ok(true) if record.iter().all(|field| field.trim().is_empty()) => continue,
+            Ok(true) => match parse(&record.iter().map(str::to_string).collect::<Vec<_>>()) {
+                Ok(parsed) => sink(parsed)?,
+                Err(message) => policy.handle(bad(line, message))?,
+            },
+            Err(error) if error.is_io_error() => return Err(anyhow::Error::new(error).context(format!("reading {}", path.display()))),
+            Err(error) => policy.handle(bad(line, format!("not a CSV record: {error}")))?,
         }
         progress.tick();
     }
@@ -317,17 +326,15 @@ pub fn read_users(files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<
 /// Reads a links file: the first column is the movie id; the IMDb and TMDb columns are found by header name
 /// (`imdbId`/`imdb_id`, `tmdbId`/`tmdb_id`), so MovieLens' links.csv and mapping files such as ML-100K → IMDb both work.
 pub fn read_links(path: &Path, policy: &mut BadLinePolicy) -> Result<HashMap<i32, LinkRecord>> {
-    let mut header = String::new();
-    let mut source = LineSource::open(path, Encoding::Utf8)?;
-    if !source.next_line(&mut header)? {
+    let mut header = csv::ReaderBuilder::new().from_reader(LineSource::open(path, Encoding::Utf8)?.into_reader());
+    let columns: Vec<String> = header.headers()?.iter().map(|c| c.trim().to_ascii_lowercase().replace('_', "")).collect();
+    if columns.iter().all(|c| c.is_empty()) {
         bail!("{} is empty", path.display());
     }
-    let columns: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase().replace('_', "")).collect();
     let Some(imdb_column) = columns.iter().position(|c| c == "imdbid") else {
-        bail!(source.bad_line("links file header has no imdbId column"));
+        bail!(BadLine { file: path.to_path_buf(), line: 1, message: "links file header has no imdbId column".into() });
     };
     let tmdb_column = columns.iter().position(|c| c == "tmdbid");
-    drop(source);
     let parse = |fields: &[String]| -> Result<LinkRecord, String> {
         expect_fields(fields, imdb_column + 1, "a link")?;
         let imdb = fields[imdb_column].trim();
@@ -376,14 +383,34 @@ pub fn for_each_rating(files: &MovieLensFiles, policy: &mut BadLinePolicy, sink:
 mod tests {
     use super::*;
 
+    fn read_csv(text: &str) -> (Vec<Vec<String>>, BadLinePolicy) {
+        let dir = std::env::temp_dir().join(format!("recsys-csv-{}-{}", std::process::id(), text.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("movies.csv");
+        std::fs::write(&path, text).unwrap();
+        let (mut records, mut policy) = (Vec::new(), BadLinePolicy { skip: true, ..Default::default() });
+        let parse = |fields: &[String]| if fields[0] == "bad" { Err("bad record".to_string()) } else { Ok(fields.to_vec()) };
+        for_each_line(&path, Layout::Csv, Encoding::Utf8, &mut policy, parse, |r| {
+            records.push(r);
+            Ok(())
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        (records, policy)
+    }
+
     #[test]
-    fn csv_lines_with_quotes_split_like_rfc_4180() {
-        assert_eq!(split_csv_line("1,Toy Story (1995),Animation").unwrap(), ["1", "Toy Story (1995)", "Animation"]);
-        assert_eq!(
-            split_csv_line(r#"11,"American President, The (1995)",Comedy|Drama"#).unwrap(),
-            ["11", "American President, The (1995)", "Comedy|Drama"]
+    fn csv_records_follow_rfc_4180_including_quoted_line_breaks() {
+        let text = "movieId,title,genres\n1,Toy Story (1995),Animation\n11,\"American President, The (1995)\",Comedy|Drama\n\
+                    5,\"Say \"\"Hi\"\" (2001)\",Drama\n7,\"Two\nLines (1999)\",Drama\nbad,x,y\n8,Last (2000),Drama\n";
+        let (records, policy) = read_csv(text);
+        let titles: Vec<&str> = records.iter().map(|r| r[1].as_str()).collect();
+        assert_eq!(titles, ["Toy Story (1995)", "American President, The (1995)", "Say \"Hi\" (2001)", "Two\nLines (1999)", "Last (2000)"]);
+        assert_eq!(policy.skipped, 1);
+        assert!(
+            policy.first_skipped.as_deref().unwrap_or("").contains(":7: bad record"),
+            "the bad record starts on line 7: {:?}",
+            policy.first_skipped
         );
-        assert_eq!(split_csv_line(r#"5,"Say ""Hi"" (2001)",Drama"#).unwrap(), ["5", "Say \"Hi\" (2001)", "Drama"]);
-        assert!(split_csv_line(r#"5,"open,Drama"#).is_err());
     }
 }

@@ -1,9 +1,10 @@
 //! `trainer import movielens`: parses a MovieLens release and merges it into the recsys tables in one
 //! transaction (COPY into temporary staging tables, then set-based upserts). Re-imports add new rows and keep
 //! the latest rating per user and movie; a failure leaves the database as it was.
-use super::copy::{CopyWriter, EpochSeconds};
+use super::copy::{epoch_seconds, CopyWriter};
 use super::movielens::{self, BadLinePolicy, MovieLensFiles};
 use anyhow::{bail, Context, Result};
+use postgres::types::Type;
 use postgres::{Client, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -85,7 +86,11 @@ pub fn import(client: &mut Client, dir: &Path, links: Option<&Path>, skip_bad_li
     transaction.batch_execute(STAGING)?;
     let mut report = MovieLensReport { movies: movies.len() as u64, users: users.len() as u64, ..Default::default() };
     {
-        let mut copy = CopyWriter::start(&mut transaction, "stage_movies (movie_id, title, year, imdb_id, tmdb_id)")?;
+        let mut copy = CopyWriter::start(
+            &mut transaction,
+            "stage_movies (movie_id, title, year, imdb_id, tmdb_id)",
+            &[Type::INT4, Type::TEXT, Type::INT4, Type::TEXT, Type::INT4],
+        )?;
         for movie in &movies {
             let link = links.get(&movie.movie_id);
             copy.row(&[&movie.movie_id, &movie.title, &movie.year, &link.and_then(|l| l.imdb_id.as_ref()), &link.and_then(|l| l.tmdb_id)])?;
@@ -93,7 +98,7 @@ pub fn import(client: &mut Client, dir: &Path, links: Option<&Path>, skip_bad_li
         copy.finish()?;
     }
     {
-        let mut copy = CopyWriter::start(&mut transaction, "stage_movie_genres (movie_id, genre)")?;
+        let mut copy = CopyWriter::start(&mut transaction, "stage_movie_genres (movie_id, genre)", &[Type::INT4, Type::TEXT])?;
         for movie in &movies {
             for genre in &movie.genres {
                 copy.row(&[&movie.movie_id, genre])?;
@@ -102,7 +107,11 @@ pub fn import(client: &mut Client, dir: &Path, links: Option<&Path>, skip_bad_li
         copy.finish()?;
     }
     {
-        let mut copy = CopyWriter::start(&mut transaction, "stage_users (user_id, gender, age, occupation, zip_code)")?;
+        let mut copy = CopyWriter::start(
+            &mut transaction,
+            "stage_users (user_id, gender, age, occupation, zip_code)",
+            &[Type::INT4, Type::TEXT, Type::INT4, Type::TEXT, Type::TEXT],
+        )?;
         for user in &users {
             copy.row(&[&user.user_id, &user.gender, &user.age, &user.occupation, &user.zip_code])?;
         }
@@ -171,12 +180,16 @@ struct SeenIds {
 /// Streams the ratings file into `destination` (the staging table, or the ratings table itself for bulk loads),
 /// collecting the ids it refers to so that the server need not scan the rows again.
 fn copy_ratings(transaction: &mut Transaction<'_>, destination: &str, files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<SeenIds> {
-    let mut copy = CopyWriter::start(transaction, &format!("{destination} (user_id, movie_id, rating, rated_at)"))?;
+    let mut copy = CopyWriter::start(
+        transaction,
+        &format!("{destination} (user_id, movie_id, rating, rated_at)"),
+        &[Type::INT4, Type::INT4, Type::FLOAT4, Type::TIMESTAMPTZ],
+    )?;
     let (mut users, mut movies) = (HashSet::new(), HashMap::new());
     movielens::for_each_rating(files, policy, |rating| {
         users.insert(rating.user_id);
         *movies.entry(rating.movie_id).or_insert(0) += 1;
-        copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &EpochSeconds(rating.timestamp)])
+        copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &epoch_seconds(rating.timestamp)])
     })?;
     Ok(SeenIds { rows: copy.finish()?, users, movies })
 }

@@ -72,9 +72,9 @@ impl LineSource {
         (self.size, self.bytes_read.clone())
     }
 
-    /// The number of the line last returned (1-based).
-    pub fn line_number(&self) -> u64 {
-        self.line_number
+    /// The decoded bytes as a reader, for record-based parsers (progress keeps counting through `progress_handle`).
+    pub fn into_reader(self) -> Box<dyn BufRead + Send> {
+        self.reader
     }
 
     /// An error located at the current line.

@@ -3,6 +3,7 @@
 use super::data::Catalogue;
 use crate::import::copy::CopyWriter;
 use anyhow::Result;
+use postgres::types::Type;
 use postgres::Client;
 use recsys_model::embedder::{TitleEmbedder, EMBEDDER_ID, TITLE_DIM};
 use sha2::{Digest, Sha256};
@@ -38,12 +39,14 @@ pub fn embed_titles(client: &mut Client, catalogue: &Catalogue) -> Result<(Tenso
         let mut transaction = client.transaction()?;
         transaction.batch_execute("CREATE TEMP TABLE stage_title_embeddings (embedder text, text_sha256 bytea, embedding real[]) ON COMMIT DROP")?;
         {
-            let mut copy = CopyWriter::start(&mut transaction, "stage_title_embeddings (embedder, text_sha256, embedding)")?;
+            let mut copy = CopyWriter::start(
+                &mut transaction,
+                "stage_title_embeddings (embedder, text_sha256, embedding)",
+                &[Type::TEXT, Type::BYTEA, Type::FLOAT4_ARRAY],
+            )?;
             for (position, index) in unique_missing.iter().enumerate() {
                 let values: Vec<f32> = Vec::try_from(vectors.get(position as i64))?;
-                let hash_literal = format!("\\x{}", hashes[*index].iter().map(|b| format!("{b:02x}")).collect::<String>());
-                let array_literal = format!("{{{}}}", values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
-                copy.row(&[&EMBEDDER_ID, &hash_literal, &array_literal])?;
+                copy.row(&[&EMBEDDER_ID, &hashes[*index], &values])?;
                 known.insert(hashes[*index].clone(), values);
             }
             copy.finish()?;

@@ -155,7 +155,7 @@ impl Artefact {
     /// Subnormal weights load as zeros (they would slow every product that reads them ~8×).
     pub fn build(&self) -> Result<(nn::VarStore, HybridRecommender), ModelError> {
         let config = &self.manifest.config;
-        config.validate().map_err(invalid)?;
+        config.validate().map_err(|problem| invalid(problem.to_string()))?;
         if config.cardinalities != self.manifest.vocabulary.cardinalities() {
             return Err(invalid(format!(
                 "vocabulary sizes {:?} do not match the network's {:?}",

@@ -1,4 +1,5 @@
 //! Every dimension and hyper-parameter of the hybrid network, serialisable into the model artefact.
+use crate::ModelError;
 use serde::{Deserialize, Serialize};
 
 /// Sizes of the vocabularies the network was built for (row 0 of each embedding is the "unknown" row).
@@ -140,7 +141,12 @@ impl ModelConfig {
     }
 
     /// Checks that the configuration describes a buildable network.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.problem().map_or(Ok(()), |problem| Err(ModelError::InvalidConfig(problem)))
+    }
+
+    /// What makes the configuration unbuildable, if anything.
+    fn problem(&self) -> Option<String> {
         let c = &self.cardinalities;
         let positive = [
             ("user_dim", self.user_dim),
@@ -151,29 +157,29 @@ impl ModelConfig {
             ("max_actors", self.max_actors),
         ];
         if let Some((name, value)) = positive.iter().find(|(_, v)| *v <= 0) {
-            return Err(format!("{name} must be positive, got {value}"));
+            return Some(format!("{name} must be positive, got {value}"));
         }
         if let Some(rank) = self.title_rank.filter(|rank| !(1..=self.title_dim).contains(rank)) {
-            return Err(format!("title_rank must be in 1..={}, got {rank}", self.title_dim));
+            return Some(format!("title_rank must be in 1..={}, got {rank}", self.title_dim));
         }
         if [c.users, c.movies, c.genres, c.directors, c.actors].iter().any(|n| *n < 0) {
-            return Err("vocabulary sizes cannot be negative".into());
+            return Some("vocabulary sizes cannot be negative".into());
         }
         if let Some(rank) = self.autoencoder_rank.filter(|rank| *rank <= 0) {
-            return Err(format!("autoencoder_rank must be positive, got {rank}"));
+            return Some(format!("autoencoder_rank must be positive, got {rank}"));
         }
         if self.content_hidden.iter().chain(&self.head_hidden).any(|w| *w <= 0) {
-            return Err("MLP widths must be positive".into());
+            return Some("MLP widths must be positive".into());
         }
         if ![self.dropout, self.movie_id_dropout, self.person_dropout].iter().all(|rate| (0.0..1.0).contains(rate)) {
-            return Err("dropout rates must be in [0, 1)".into());
+            return Some("dropout rates must be in [0, 1)".into());
         }
         if self.dot_product && self.user_dim != self.movie_dim {
-            return Err(format!("the dot-product path needs user_dim = movie_dim, got {} and {}", self.user_dim, self.movie_dim));
+            return Some(format!("the dot-product path needs user_dim = movie_dim, got {} and {}", self.user_dim, self.movie_dim));
         }
         if self.rating_min.partial_cmp(&self.rating_max) != Some(std::cmp::Ordering::Less) {
-            return Err(format!("rating scale {}..{} is empty", self.rating_min, self.rating_max));
+            return Some(format!("rating scale {}..{} is empty", self.rating_min, self.rating_max));
         }
-        Ok(())
+        None
     }
 }

@@ -24,6 +24,12 @@ pub enum ModelError {
     /// A model artefact is corrupt, truncated, of another format version or does not match its network.
     #[error("invalid model artefact: {0}")]
     InvalidArtefact(String),
+    /// A network configuration that does not describe a buildable network.
+    #[error("invalid model configuration: {0}")]
+    InvalidConfig(String),
+    /// Training cannot go on: inputs that do not fit the parameters (gradients, tables), or nothing to train.
+    #[error("training: {0}")]
+    Training(String),
     /// A setting or an input is outside what the model accepts.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -103,8 +103,8 @@ impl RecsysError {
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
             }
             Self::Model(ModelError::Unreadable { .. }) => PgSqlErrorCode::ERRCODE_IO_ERROR,
-            Self::Model(ModelError::InvalidArtefact(_)) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-            Self::Model(ModelError::Torch(_) | ModelError::Embedder(_)) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            Self::Model(ModelError::InvalidArtefact(_) | ModelError::InvalidConfig(_)) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            Self::Model(ModelError::Torch(_) | ModelError::Embedder(_) | ModelError::Training(_)) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
     }
 
@@ -124,8 +124,10 @@ impl RecsysError {
             Self::Model(ModelError::MissingFile(_) | ModelError::Unreadable { .. }) => {
                 "The server process must be able to read it: model artefacts come from trainer train --out, the MiniLM files from scripts/bootstrap.sh (see recsys.minilm_dir).".into()
             }
-            Self::Model(ModelError::InvalidArtefact(_)) => "Register a new version with trainer train, or activate an earlier one.".into(),
-            Self::Model(ModelError::Torch(_) | ModelError::Embedder(_)) => {
+            Self::Model(ModelError::InvalidArtefact(_) | ModelError::InvalidConfig(_)) => {
+                "Register a new version with trainer train, or activate an earlier one.".into()
+            }
+            Self::Model(ModelError::Torch(_) | ModelError::Embedder(_) | ModelError::Training(_)) => {
                 "libtorch raised an exception; the server log has the details. Please report it with the statement.".into()
             }
         }

@@ -3,7 +3,7 @@
 //! `scoring::core`.
 use crate::scoring::{AutoencoderTerms, Matrix};
 use crate::ModelError;
-use tch::{nn, TchError, Tensor};
+use tch::{nn, Tensor};
 
 /// The autoencoder's trained tables: variables of the network, so they travel in the artefact.
 #[derive(Debug)]
@@ -37,9 +37,9 @@ impl AutoencoderTables {
     }
 
     /// (a, b, c) of the blend.
-    pub(crate) fn coefficients(&self) -> Result<[f32; 3], TchError> {
+    pub(crate) fn coefficients(&self) -> Result<[f32; 3], ModelError> {
         let values: Vec<f32> = Vec::try_from(&self.blend)?;
-        values.try_into().map_err(|v: Vec<f32>| TchError::Shape(format!("blend holds {} values, not 3", v.len())))
+        values.try_into().map_err(|v: Vec<f32>| ModelError::InvalidArtefact(format!("the autoencoder blend holds {} values, not 3", v.len())))
     }
 
     /// The serving terms for a catalogue of `movie_rows` (the user tables shared, the movie tables gathered).

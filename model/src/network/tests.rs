@@ -167,7 +167,8 @@ fn a_low_rank_title_path_is_a_trained_projection_in_front_of_the_encoder() {
     let loss = network.training_loss(&batch, &network.draw_noise(2, &mut crate::MaskRandom::new(4, 0)).unwrap(), 2.0).unwrap();
     optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()], 2).unwrap();
     assert!(!store.variables()["title_projection"].equal(&before), "the projection learns");
-    assert!(ModelConfig { title_rank: Some(9), ..small_config() }.validate().unwrap_err().contains("title_rank"));
+    let error = ModelConfig { title_rank: Some(9), ..small_config() }.validate().unwrap_err();
+    assert!(matches!(&error, crate::ModelError::InvalidConfig(problem) if problem.contains("title_rank")), "{error:?}");
 }
 
 /// The reference every scoring path must reproduce: the libtorch training forward with nothing drawn, plus the

@@ -5,7 +5,7 @@
 use super::optimiser::LazyAdam;
 use super::Parameter;
 use crate::network::AutoencoderTables;
-use crate::HybridRecommender;
+use crate::{HybridRecommender, ModelError};
 use tch::{nn, Device, Kind, TchError, Tensor};
 
 /// Hyper-parameters of the autoencoder's training.
@@ -69,7 +69,7 @@ impl AutoencoderTables {
     }
 
     /// Trains the autoencoder on `fit` (epoch picked on `validation`) and fills the tables; the blend stays as it is.
-    fn train(&self, fit: &RatingRows<'_>, validation: &RatingRows<'_>, options: &AutoencoderOptions) -> Result<(usize, Vec<f64>), TchError> {
+    fn train(&self, fit: &RatingRows<'_>, validation: &RatingRows<'_>, options: &AutoencoderOptions) -> Result<(usize, Vec<f64>), ModelError> {
         let (user_rows, movie_rows, hidden) = (self.user_weight.size()[0], self.movie_code.size()[0], options.hidden);
         let options_f = (Kind::Float, Device::Cpu);
         let columns = MovieColumns::new(fit, movie_rows)?;
@@ -126,7 +126,7 @@ impl AutoencoderTables {
                 break;
             }
         }
-        let Some(best) = best else { return Err(TchError::Shape("the autoencoder ran no epoch".into())) };
+        let Some(best) = best else { return Err(ModelError::Training("the autoencoder ran no epoch".into())) };
         let count = |rows: &Tensor, size: i64| {
             Tensor::f_zeros([size], options_f)?.f_index_add(0, rows, &Tensor::f_ones([rows.size()[0]], options_f)?)?.f_gt(0.0)?.f_to_kind(Kind::Float)
         };
@@ -277,8 +277,8 @@ impl HybridRecommender {
         validation: &RatingRows<'_>,
         hybrid: &Tensor,
         options: &AutoencoderOptions,
-    ) -> Result<AutoencoderReport, TchError> {
-        let tables = self.autoencoder.as_ref().ok_or_else(|| TchError::Shape("the network has no autoencoder".into()))?;
+    ) -> Result<AutoencoderReport, ModelError> {
+        let tables = self.autoencoder.as_ref().ok_or_else(|| ModelError::Training("the network has no autoencoder".into()))?;
         let (best_epoch, validation_rmse) = tables.train(fit, validation, options)?;
         let (hybrid_rmse, blended_rmse) = tables.fit_blend(hybrid, validation)?;
         Ok(AutoencoderReport { best_epoch, validation_rmse, blend: tables.coefficients()?, hybrid_rmse, blended_rmse })

@@ -3,7 +3,8 @@
 //! tensors' memory: at batch 256 libtorch's per-operation cost (about 100 small operations per step), not the
 //! arithmetic, dominated the step. Gradients of several workers are summed here, in worker order.
 use super::Parameter;
-use tch::{Kind, TchError, Tensor};
+use crate::ModelError;
+use tch::{Kind, Tensor};
 
 /// A parameter's moments, and for a sparse one the rows the current step touched with their summed gradients.
 struct Slot {
@@ -40,9 +41,9 @@ pub struct LazyAdam {
 }
 
 /// The memory of a contiguous f32 CPU tensor.
-fn values_of(tensor: &Tensor) -> Result<&[f32], TchError> {
+fn values_of(tensor: &Tensor) -> Result<&[f32], ModelError> {
     if tensor.kind() != Kind::Float || !tensor.is_contiguous() || tensor.device() != tch::Device::Cpu {
-        return Err(TchError::Kind(format!("expected a contiguous float32 CPU tensor, got {:?} {:?}", tensor.kind(), tensor.size())));
+        return Err(ModelError::Training(format!("expected a contiguous float32 CPU tensor, got {:?} {:?}", tensor.kind(), tensor.size())));
     }
     // SAFETY: checked above: contiguous f32 CPU memory of `numel` values, alive as long as `tensor`.
     Ok(unsafe { std::slice::from_raw_parts(tensor.data_ptr() as *const f32, tensor.numel()) })
@@ -50,7 +51,7 @@ fn values_of(tensor: &Tensor) -> Result<&[f32], TchError> {
 
 impl LazyAdam {
     /// Takes the parameters in order; each must be a contiguous float32 CPU tensor.
-    pub fn new(parameters: Vec<Parameter>, learning_rate: f64, weight_decay: f64, row_l2: f64) -> Result<Self, TchError> {
+    pub fn new(parameters: Vec<Parameter>, learning_rate: f64, weight_decay: f64, row_l2: f64) -> Result<Self, ModelError> {
         let slots = parameters
             .into_iter()
             .map(|p| {
@@ -70,7 +71,7 @@ impl LazyAdam {
                     has_gradient: false,
                 })
             })
-            .collect::<Result<_, TchError>>()?;
+            .collect::<Result<_, ModelError>>()?;
         Ok(Self {
             slots,
             learning_rate: learning_rate as f32,
@@ -86,9 +87,9 @@ impl LazyAdam {
     /// One update from the gradients of one or more workers, each list in the order of the parameters given to
     /// `new` (sparse ones as sparse COO tensors, possibly uncoalesced; an undefined gradient contributes nothing).
     /// `batch_rows`: the ratings in the batch (the row penalty is per rating, averaged like the loss).
-    pub fn step(&mut self, per_worker: &[Vec<Tensor>], batch_rows: usize) -> Result<(), TchError> {
+    pub fn step(&mut self, per_worker: &[Vec<Tensor>], batch_rows: usize) -> Result<(), ModelError> {
         if let Some(bad) = per_worker.iter().find(|g| g.len() != self.slots.len()) {
-            return Err(TchError::Shape(format!("{} gradients for {} parameters", bad.len(), self.slots.len())));
+            return Err(ModelError::Training(format!("{} gradients for {} parameters", bad.len(), self.slots.len())));
         }
         self.steps += 1;
         let constants = Constants {
@@ -124,7 +125,7 @@ impl LazyAdam {
         std::thread::scope(|scope| {
             let helper = scope.spawn(move || run_jobs(helper, constants));
             let result = run_jobs(here, constants);
-            let helper_result = helper.join().unwrap_or_else(|_| Err(TchError::Torch("an optimiser thread panicked".into())));
+            let helper_result = helper.join().unwrap_or_else(|_| Err(ModelError::Training("an optimiser thread panicked".into())));
             result.and(helper_result)
         })
     }
@@ -136,7 +137,7 @@ type Job<'a> = (&'a mut Slot, Vec<Tensor>);
 /// Arithmetic of the sparse tables per step, in dense values, for balancing the two threads.
 const SPARSE_LOAD_ESTIMATE: usize = 40_000;
 
-fn run_jobs(jobs: Vec<Job<'_>>, constants: Constants) -> Result<(), TchError> {
+fn run_jobs(jobs: Vec<Job<'_>>, constants: Constants) -> Result<(), ModelError> {
     for (slot, gradients) in jobs {
         for gradient in &gradients {
             slot.accumulate(gradient, constants.row_decay)?;
@@ -159,7 +160,7 @@ struct Constants {
 
 impl Slot {
     /// Adds one worker's gradient; a regularised table also gets `row_decay` · row for each occurrence of a row.
-    fn accumulate(&mut self, gradient: &Tensor, row_decay: f32) -> Result<(), TchError> {
+    fn accumulate(&mut self, gradient: &Tensor, row_decay: f32) -> Result<(), ModelError> {
         if !gradient.defined() {
             return Ok(());
         }
@@ -167,7 +168,7 @@ impl Slot {
             let values = gradient.f_to_kind(Kind::Float)?.f_contiguous()?;
             let values = values_of(&values)?;
             if values.len() != self.gradient.len() {
-                return Err(TchError::Shape(format!("a gradient of {} values for a parameter of {}", values.len(), self.gradient.len())));
+                return Err(ModelError::Training(format!("a gradient of {} values for a parameter of {}", values.len(), self.gradient.len())));
             }
             if self.has_gradient {
                 self.gradient.iter_mut().zip(values).for_each(|(sum, g)| *sum += g);
@@ -178,13 +179,13 @@ impl Slot {
             return Ok(());
         }
         if !gradient.is_sparse() {
-            return Err(TchError::Kind("an embedding table's gradient is not sparse".into()));
+            return Err(ModelError::Training("an embedding table's gradient is not sparse".into()));
         }
         let rows: Vec<i64> = Vec::try_from(gradient.f_internal_indices()?.f_select(0, 0)?)?;
         let values = gradient.f_internal_values()?.f_to_kind(Kind::Float)?.f_contiguous()?;
         let values = values_of(&values)?;
         if values.len() != rows.len() * self.width {
-            return Err(TchError::Shape(format!("{} gradient values for {} rows of width {}", values.len(), rows.len(), self.width)));
+            return Err(ModelError::Training(format!("{} gradient values for {} rows of width {}", values.len(), rows.len(), self.width)));
         }
         let row_decay = if self.regularised { row_decay } else { 0.0 };
         // SAFETY: `value` is a contiguous f32 CPU tensor of `gradient.len()` values (checked in `new`); nothing writes
@@ -193,7 +194,7 @@ impl Slot {
         for (row, row_values) in rows.iter().zip(values.chunks_exact(self.width)) {
             let row = *row as usize;
             let Some(seen) = self.is_touched.get_mut(row) else {
-                return Err(TchError::Shape(format!("gradient row {row} outside the table's {} rows", self.is_touched.len())));
+                return Err(ModelError::Training(format!("gradient row {row} outside the table's {} rows", self.is_touched.len())));
             };
             if !*seen {
                 *seen = true;
@@ -205,7 +206,7 @@ impl Slot {
         Ok(())
     }
 
-    fn update(&mut self, c: Constants) -> Result<(), TchError> {
+    fn update(&mut self, c: Constants) -> Result<(), ModelError> {
         let count = self.gradient.len();
         // SAFETY: `value` is a contiguous f32 CPU tensor of `count` values (checked in `new`); no other thread uses
         // the parameters during an optimiser step and nothing else borrows this memory here.
@@ -280,6 +281,17 @@ fn adam_update_portable(lanes: Lanes<'_>, c: Constants, decay: f32) {
 mod tests {
     use super::*;
     use tch::{nn, nn::OptimizerConfig, Device, Kind};
+
+    #[test]
+    fn gradients_that_do_not_fit_the_parameters_are_training_errors() {
+        let weight = Tensor::zeros([2, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let parameters = vec![Parameter { name: "w", tensor: weight.shallow_clone(), sparse: false, regularised: false }];
+        let mut adam = LazyAdam::new(parameters, 0.1, 0.0, 0.0).unwrap();
+        let error = adam.step(&[vec![]], 1).unwrap_err();
+        assert!(matches!(&error, ModelError::Training(message) if message.contains("0 gradients for 1 parameters")), "{error:?}");
+        let error = adam.step(&[vec![Tensor::zeros([5], (Kind::Float, Device::Cpu))]], 1).unwrap_err();
+        assert!(matches!(&error, ModelError::Training(message) if message.contains("5 values")), "{error:?}");
+    }
 
     /// Lazy Adam on rows that every step touches is plain Adam: compare with libtorch's Adam on the same problem.
     #[test]

@@ -35,6 +35,7 @@ fn activation_and_rollback_walk_the_chain_and_refuse_what_cannot_serve() {
     let (code, message) = sql_error(&mut db, "SELECT recsys.recsys_rollback()");
     assert_eq!((code.as_str(), message.as_str()), ("55000", "there is no earlier model version to roll back to"));
     assert_eq!(active(&mut db), Some(1));
+    let served_by_1: f32 = db.query_one("SELECT recsys.recsys_predict(1, 1)", &[]).unwrap().get(0);
 
     let (code, _) = sql_error(&mut db, "SELECT recsys.recsys_activate(42)");
     assert_eq!(code, "42704");
@@ -43,7 +44,9 @@ fn activation_and_rollback_walk_the_chain_and_refuse_what_cannot_serve() {
     assert_eq!(code, "XX001", "{message}");
     assert_eq!(active(&mut db), Some(1), "a corrupt version is never activated");
     let score: f32 = db.query_one("SELECT recsys.recsys_predict(1, 1)", &[]).unwrap().get(0);
-    assert!((0.5..=5.0).contains(&score));
+    let mut fresh = Client::connect(&cluster().connection_string("postgres", "models_chain"), postgres::NoTls).unwrap();
+    let in_new_session: f32 = fresh.query_one("SELECT recsys.recsys_predict(1, 1)", &[]).unwrap().get(0);
+    assert_eq!((score, in_new_session), (served_by_1, served_by_1), "version 1 still serves, in this session and a new one");
 }
 
 #[test]
@@ -68,6 +71,7 @@ fn an_activation_in_one_session_reaches_another_open_session() {
 #[test]
 fn an_artefact_directory_on_the_server_can_be_registered_and_activated() {
     let mut db = cluster().trained_demo_database("models_load").unwrap();
+    let first: f32 = db.query_one("SELECT recsys.recsys_predict(1, 1)", &[]).unwrap().get(0);
     let scratch = ScratchDir::new("models_load").unwrap();
     let dir = scratch.0.join("artefact");
     cluster().quick_train("models_load", &["--seed", "4", "--no-register", "--out", &dir.display().to_string()]).unwrap();
@@ -77,8 +81,12 @@ fn an_artefact_directory_on_the_server_can_be_registered_and_activated() {
     assert_eq!((version, active(&mut db)), (2, Some(2)));
     let fingerprint: i64 = scalar_i64(&mut db, "SELECT (fingerprint->>'ratings')::bigint FROM recsys.models WHERE version = 2");
     assert_eq!(fingerprint, scalar_i64(&mut db, "SELECT count(*) FROM recsys.ratings"));
-    let score: f32 = db.query_one("SELECT recsys.recsys_predict(1, 1)", &[]).unwrap().get(0);
-    assert!((0.5..=5.0).contains(&score));
+    let loaded: f32 = db.query_one("SELECT recsys.recsys_predict(1, 1)", &[]).unwrap().get(0);
+    assert_ne!(loaded, first, "the loaded artefact (seed 4) serves, not version 1");
+    db.query_one("SELECT recsys.recsys_activate(1)", &[]).unwrap();
+    assert_eq!(db.query_one("SELECT recsys.recsys_predict(1, 1)", &[]).unwrap().get::<_, f32>(0), first);
+    db.query_one("SELECT recsys.recsys_activate(2)", &[]).unwrap();
+    assert_eq!(db.query_one("SELECT recsys.recsys_predict(1, 1)", &[]).unwrap().get::<_, f32>(0), loaded);
 
     let (code, _) = sql_error(&mut db, "SELECT recsys.recsys_load_artefact('relative/dir')");
     assert_eq!(code, "22023");

@@ -1,5 +1,6 @@
 //! The trainer end to end on the demo data: train → refit on all ratings → register → activate; a hold-out
-//! artefact (--no-refit) scores as at training time; a killed trainer leaves the registry unchanged; a corrupt
+//! artefact (--no-refit) scores as at training time; a trainer killed while training or inside its registering
+//! transaction leaves the registry unchanged; a corrupt
 //! artefact is refused.
 use postgres::Client;
 use recsys_integration_tests::{shared_cluster, Loading, TempCluster};
@@ -67,20 +68,27 @@ fn demo_training_registers_a_loadable_model_that_beats_the_bias_baseline() {
     assert_eq!(cached, 250, "every demo title embedded once and cached");
 }
 
-#[test]
-fn a_trainer_killed_mid_run_leaves_the_registry_unchanged() {
-    let mut db = demo_database("train_killed");
+/// The key of the advisory lock recsys_activate takes (pg_recsys/src/registry.rs, ACTIVATION_LOCK_KEY).
+const ACTIVATION_LOCK_KEY: i64 = 0x7265_6373_7973_0002;
+
+fn start_trainer(database: &str, args: &[&str]) -> std::process::Child {
     let (socket, port) = cluster().socket_and_port();
-    let mut child = Command::new(recsys_integration_tests::trainer_binary())
-        .args(["train", "--activate", "--epochs", "50", "--patience", "50"])
+    Command::new(recsys_integration_tests::trainer_binary())
+        .args(args)
         .env("PGHOST", socket)
         .env("PGPORT", port.to_string())
         .env("PGUSER", "postgres")
-        .env("PGDATABASE", "train_killed")
+        .env("PGDATABASE", database)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_trainer_killed_mid_run_leaves_the_registry_unchanged() {
+    let mut db = demo_database("train_killed");
+    let mut child = start_trainer("train_killed", &["train", "--activate", "--epochs", "50", "--patience", "50"]);
     let stderr = BufReader::new(child.stderr.take().unwrap());
     for line in stderr.lines() {
         if line.unwrap().contains("epoch  2/") {
@@ -90,6 +98,46 @@ fn a_trainer_killed_mid_run_leaves_the_registry_unchanged() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(model_count(&mut db), 0, "no half-registered version");
+}
+
+/// Killed inside the registering transaction: after its INSERT into recsys.models, while its activation waits for
+/// the activation lock this test holds. Nothing of the new version may remain, and the active model stays active.
+#[test]
+fn a_trainer_killed_inside_registration_leaves_the_registry_unchanged() {
+    let mut db = demo_database("train_killed_registering");
+    cluster().quick_train("train_killed_registering", &["--activate", "--seed", "3"]).unwrap();
+    let before: Vec<(i64, String)> =
+        db.query("SELECT version, status FROM recsys.models ORDER BY version", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut holder = Client::connect(&cluster().connection_string("postgres", "train_killed_registering"), postgres::NoTls).unwrap();
+    holder.query_one("SELECT pg_advisory_lock($1)", &[&ACTIVATION_LOCK_KEY]).unwrap();
+    let mut child = start_trainer(
+        "train_killed_registering",
+        &["train", "--activate", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--seed", "4"],
+    );
+    let waiting = "SELECT pid FROM pg_stat_activity WHERE datname = 'train_killed_registering' AND wait_event_type = 'Lock'
+                     AND wait_event = 'advisory' AND query LIKE '%recsys_activate%'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let trainer_backend: i32 = loop {
+        if let Some(row) = db.query_opt(waiting, &[]).unwrap() {
+            break row.get(0);
+        }
+        assert!(std::time::Instant::now() < deadline, "the trainer never reached its activation");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let uncommitted: i64 =
+        db.query_one("SELECT count(*) FROM pg_locks WHERE pid = $1 AND locktype = 'relation' AND relation = 'recsys.models'::regclass AND mode = 'RowExclusiveLock'", &[&trainer_backend]).unwrap().get(0);
+    assert_eq!(uncommitted, 1, "the trainer's transaction has inserted its version and not committed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    holder.query_one("SELECT pg_advisory_unlock($1)", &[&ACTIVATION_LOCK_KEY]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db.query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&trainer_backend]).unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the killed trainer's backend did not end");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let after: Vec<(i64, String)> =
+        db.query("SELECT version, status FROM recsys.models ORDER BY version", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(after, before, "no half-registered version, the active model unchanged");
 }
 
 #[test]

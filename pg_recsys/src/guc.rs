@@ -11,7 +11,8 @@ static TORCH_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 static FAST_EXIT: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 /// `recsys.minilm_dir`: directory of the all-MiniLM-L6-v2 files used to embed titles the trainer has not cached
-/// (superuser only: the server reads files there). Empty: the `.deps/` directory of the build's checkout.
+/// (superuser only: the server reads files there). Empty: the copy installed beside the extension
+/// (`$sharedir/extension/pg_recsys_minilm`), else the `.deps/` directory of the build's checkout.
 static MINILM_DIR: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
 
 /// `recsys.bfloat16`: use bfloat16 arithmetic where the CPU has it natively (AVX512-BF16; default on). It speeds
@@ -21,11 +22,24 @@ static MINILM_DIR: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<s
 /// Off: float32 throughout.
 static BFLOAT16: GucSetting<bool> = GucSetting::<bool>::new(true);
 
+/// `recsys.allow_drop_with_data`: lets `DROP EXTENSION pg_recsys` / `DROP SCHEMA recsys` delete the extension's
+/// tables while they hold ratings, movies, users, persons or models (default off: the drop guard refuses, 2BP01).
+/// Read by the drop guard's event trigger (`sql/drop_guard.sql`), also in sessions that never loaded the library.
+static ALLOW_DROP_WITH_DATA: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 /// Upper bound of `recsys.torch_threads`.
 pub const MAX_TORCH_THREADS: i32 = 64;
 
 /// Defines every `recsys.*` setting (called once from `_PG_init`).
 pub fn register() {
+    GucRegistry::define_bool_guc(
+        c"recsys.allow_drop_with_data",
+        c"Lets DROP EXTENSION pg_recsys delete the ratings, movies, people and models it holds.",
+        c"Off: the drop guard refuses the drop while those tables hold rows. Set it in the session that drops.",
+        &ALLOW_DROP_WITH_DATA,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"recsys.torch_threads",
         c"libtorch intra-op threads per backend.",

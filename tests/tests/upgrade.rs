@@ -1,13 +1,13 @@
-//! Upgrades keep every row: a database created by the released 0.1.0 script (kept as a fixture, as pgvectorscale
-//! keeps its old releases for its upgrade test) with data, a model and a batch is updated with ALTER EXTENSION …
-//! UPDATE, keeps everything and predicts the same, and ends with the same schema as a fresh install. Also: every
-//! released version has an upgrade path to the version being built.
+//! Upgrades keep every row: databases created by the released 0.1.0 and 0.2.0 scripts (kept as fixtures, as
+//! pgvectorscale keeps its old releases for its upgrade test) with data, models and a batch are updated with ALTER
+//! EXTENSION … UPDATE, keep everything and predict the same, and end with the same schema as a fresh install. Also:
+//! every released version has an upgrade path to the version being built.
 use postgres::{Client, NoTls};
 use recsys_integration_tests::{shared_cluster, Loading, TempCluster};
 use std::path::{Path, PathBuf};
 
 /// Every version of pg_recsys that was released; each must have an upgrade path to the current one.
-const RELEASED: &[&str] = &["0.1.0"];
+const RELEASED: &[&str] = &["0.1.0", "0.2.0"];
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
 
 fn cluster() -> &'static TempCluster {
@@ -222,6 +222,37 @@ fn updating_a_released_database_keeps_every_row_and_serves_the_same_model() {
         "the updated database serves its model exactly as a fresh install of the same artefact"
     );
 
+    let (updated, installed) = (schema(&mut db), schema(&mut fresh));
+    let only_updated: Vec<&String> = updated.iter().filter(|line| !installed.contains(line)).collect();
+    let only_installed: Vec<&String> = installed.iter().filter(|line| !updated.contains(line)).collect();
+    assert!(only_updated.is_empty() && only_installed.is_empty(), "an updated database has the schema of a fresh install:\nonly after the update: {only_updated:#?}\nonly in a fresh install: {only_installed:#?}");
+}
+
+#[test]
+fn updating_0_2_0_keeps_every_row_serves_the_same_and_brings_the_drop_guard() {
+    install_released_scripts();
+    let mut admin = cluster().connect().unwrap();
+    admin.batch_execute("DROP DATABASE IF EXISTS upgrade_020 WITH (FORCE)").unwrap();
+    admin.batch_execute("CREATE DATABASE upgrade_020").unwrap();
+    let mut db = connect("upgrade_020");
+    db.batch_execute("CREATE EXTENSION pg_recsys VERSION '0.2.0'").unwrap();
+    import_demo("upgrade_020");
+    cluster().quick_train("upgrade_020", &["--seed", "2", "--activate"]).unwrap();
+    cluster().quick_train("upgrade_020", &["--seed", "3", "--activate"]).unwrap();
+    db.batch_execute("CALL recsys.recsys_refresh_batch(5)").unwrap();
+    let (before, served_before) = (stored_state(&mut db), served(&mut connect("upgrade_020")));
+    let guards: i64 = db.query_one("SELECT count(*) FROM pg_event_trigger WHERE evtname = 'recsys_refuse_drop_with_data'", &[]).unwrap().get(0);
+    assert_eq!(guards, 0, "0.2.0 has no drop guard");
+
+    db.batch_execute("ALTER EXTENSION pg_recsys UPDATE").unwrap();
+    let version: String = db.query_one("SELECT extversion FROM pg_extension WHERE extname = 'pg_recsys'", &[]).unwrap().get(0);
+    assert_eq!(version, CURRENT);
+    assert_eq!(stored_state(&mut connect("upgrade_020")), before, "every row, the active model, its rollback target and the batch are kept");
+    assert_eq!(served(&mut connect("upgrade_020")), served_before, "and it serves exactly as before");
+    let error = db.batch_execute("DROP EXTENSION pg_recsys").unwrap_err();
+    assert_eq!(error.as_db_error().map(|e| e.code().code()), Some("2BP01"), "the update brings the drop guard: {error}");
+
+    let mut fresh = demo_at_current_version("upgrade_020_fresh");
     let (updated, installed) = (schema(&mut db), schema(&mut fresh));
     let only_updated: Vec<&String> = updated.iter().filter(|line| !installed.contains(line)).collect();
     let only_installed: Vec<&String> = installed.iter().filter(|line| !updated.contains(line)).collect();

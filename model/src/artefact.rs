@@ -164,6 +164,16 @@ impl Artefact {
             )));
         }
         let tensors = SafeTensors::deserialize(&self.weights).map_err(|e| invalid(format!("weights are not valid safetensors: {e}")))?;
+        let stored: u64 = tensors.tensors().iter().map(|(_, view)| view.shape().iter().map(|d| *d as u64).product::<u64>()).sum();
+        match config.parameter_count() {
+            Some(needed) if needed == stored => {}
+            needed => {
+                return Err(invalid(format!(
+                    "the manifest's configuration needs {} weights, the weights file holds {stored}",
+                    needed.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+                )))
+            }
+        }
         let store = nn::VarStore::new(Device::Cpu);
         let network = HybridRecommender::zeroed(&store.root(), config);
         let mut variables = store.variables();
@@ -189,7 +199,7 @@ impl Artefact {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{features::Standardiser, ContentInputs};
+    use crate::{features::Standardiser, Cardinalities, ContentInputs};
 
     fn trained() -> (nn::VarStore, HybridRecommender, Vocabulary) {
         trained_with(None)
@@ -339,7 +349,38 @@ mod tests {
         assert!(mismatched.build().unwrap_err().to_string().contains("vocabulary sizes"));
         let mut other_shape = artefact.clone();
         other_shape.manifest.config.person_dim = 8;
-        assert!(other_shape.build().unwrap_err().to_string().contains("needs F32"));
+        assert!(other_shape.build().unwrap_err().to_string().contains("weights file holds"));
+        let mut huge = artefact.clone();
+        huge.manifest.config.user_dim = 1 << 40;
+        huge.manifest.config.movie_dim = 1 << 40;
+        let error = huge.build().unwrap_err();
+        assert!(
+            matches!(&error, ModelError::InvalidArtefact(message) if message.contains("weights file holds")),
+            "refused before allocating: {error}"
+        );
+        let mut overflowing = artefact.clone();
+        overflowing.manifest.config.head_hidden = vec![i64::MAX, i64::MAX];
+        assert!(overflowing.build().unwrap_err().to_string().contains("more than 2^64"));
+    }
+
+    #[test]
+    fn the_parameter_count_is_what_the_network_holds() {
+        let cardinalities = Cardinalities { users: 7, movies: 5, genres: 3, directors: 2, actors: 4 };
+        for config in [
+            ModelConfig { cardinalities: cardinalities.clone(), title_dim: 8, ..ModelConfig::default() },
+            ModelConfig { title_dim: 8, ..ModelConfig::seed_architecture(cardinalities.clone()) },
+            ModelConfig {
+                title_dim: 8,
+                autoencoder_rank: None,
+                use_biases: false,
+                ..ModelConfig { cardinalities: cardinalities.clone(), ..ModelConfig::default() }
+            },
+        ] {
+            let store = nn::VarStore::new(Device::Cpu);
+            let _network = HybridRecommender::zeroed(&store.root(), &config);
+            let held: i64 = store.variables().values().map(Tensor::numel).map(|n| n as i64).sum();
+            assert_eq!(config.parameter_count(), Some(held as u64), "{config:?}");
+        }
     }
 
     #[test]
@@ -362,7 +403,7 @@ mod tests {
         assert!(network.predict(&users, &movies, &content).unwrap().equal(&restored.predict(&users, &movies, &content).unwrap()));
         let mut without = artefact.clone();
         without.manifest.config.autoencoder_rank = None;
-        assert!(without.build().unwrap_err().to_string().contains("tensors"));
+        assert!(without.build().unwrap_err().to_string().contains("weights file holds"));
         let (store, network, vocabulary) = trained();
         let plain = capture(&store, &network, &vocabulary).manifest_json().unwrap();
         let version_1 = plain.replace("\"format_version\": 2", "\"format_version\": 1").replace("\"autoencoder_rank\": null,", "");
@@ -377,7 +418,7 @@ mod tests {
         let artefact = capture(&store, &network, &vocabulary);
         let mut full_width = artefact.clone();
         full_width.manifest.config.title_rank = None;
-        assert!(full_width.build().unwrap_err().to_string().contains("tensors"));
+        assert!(full_width.build().unwrap_err().to_string().contains("weights file holds"));
         let (store, network, vocabulary) = trained();
         let artefact = capture(&store, &network, &vocabulary);
         let manifest = artefact.manifest_json().unwrap();

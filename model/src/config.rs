@@ -135,6 +135,55 @@ impl ModelConfig {
         self.title_rank.unwrap_or(self.title_dim)
     }
 
+    /// How many float32 weights the network built from this configuration holds (every variable of
+    /// `HybridRecommender::new`), or `None` when the count overflows: lets a loader check a manifest against its
+    /// weights file before allocating anything.
+    pub fn parameter_count(&self) -> Option<u64> {
+        let c = &self.cardinalities;
+        let positive = |value: i64| u64::try_from(value).ok();
+        let (users, movies) = (positive(c.users)?.checked_add(1)?, positive(c.movies)?.checked_add(1)?);
+        let (directors, actors) = (positive(c.directors)?.checked_add(1)?, positive(c.actors)?.checked_add(1)?);
+        let (user_dim, movie_dim, person_dim) = (positive(self.user_dim)?, positive(self.movie_dim)?, positive(self.person_dim)?);
+        let content_dim = positive(self.content_dim())?;
+        let dense = |inputs: u64, outputs: u64| inputs.checked_mul(outputs)?.checked_add(outputs);
+        let mlp = |inputs: u64, widths: &[i64]| -> Option<(u64, u64)> {
+            let (mut total, mut previous) = (0u64, inputs);
+            for width in widths {
+                let width = positive(*width)?;
+                total = total.checked_add(dense(previous, width)?)?;
+                previous = width;
+            }
+            Some((total, previous))
+        };
+        let (content_encoder, _) = mlp(positive(self.content_input_dim())?, &self.content_hidden)?;
+        let (head, head_output) = mlp(user_dim.checked_add(movie_dim)?.checked_add(content_dim)?, &self.head_hidden)?;
+        let title_projection = match self.title_rank {
+            Some(rank) => positive(rank)?.checked_mul(positive(self.title_dim)?)?,
+            None => 0,
+        };
+        let autoencoder = match self.autoencoder_rank {
+            Some(rank) => {
+                let rank = positive(rank)?;
+                users.checked_mul(rank.checked_add(2)?)?.checked_add(movies.checked_mul(rank.checked_add(1)?)?)?.checked_add(3)?
+            }
+            None => 0,
+        };
+        let parts = [
+            users.checked_mul(user_dim)?,
+            movies.checked_mul(movie_dim)?,
+            directors.checked_add(actors)?.checked_mul(person_dim)?,
+            title_projection,
+            content_encoder,
+            dense(content_dim, movie_dim)?,
+            head,
+            dense(head_output, 1)?,
+            1 + users + movies,
+            dense(content_dim, 1)?,
+            autoencoder,
+        ];
+        parts.iter().try_fold(0u64, |total, part| total.checked_add(*part))
+    }
+
     /// Width of a movie's content vector (the content encoder's output).
     pub fn content_dim(&self) -> i64 {
         *self.content_hidden.last().unwrap_or(&self.content_input_dim())

@@ -171,3 +171,19 @@ fn an_artefact_that_cannot_be_read_is_not_reported_missing() {
     assert_eq!(code, "58030", "a manifest that is a directory is an I/O error, not a missing file: {message}");
     assert_eq!(missing.0, "58P01", "{}", missing.1);
 }
+
+#[test]
+fn a_manifest_with_a_huge_dimension_is_refused_as_corrupt_not_allocated() {
+    let mut db = cluster().trained_demo_database("hardening_huge").unwrap();
+    cluster().quick_train("hardening_huge", &["--seed", "8"]).unwrap();
+    db.batch_execute(
+        "UPDATE recsys.models SET manifest = jsonb_set(jsonb_set(manifest, '{config,user_dim}', '1099511627776'), '{config,movie_dim}', '1099511627776')
+         WHERE version = 2",
+    )
+    .unwrap();
+    let (code, message) = sql_error(&mut db, "SELECT recsys.recsys_activate(2)");
+    assert_eq!(code, "XX001", "{message}");
+    assert!(message.contains("weights file holds"), "{message}");
+    assert_eq!(active_version(&mut db), Some(1), "the active model stays");
+    db.query_one("SELECT recsys.recsys_predict(1, 1)", &[]).expect("the backend survives and serves");
+}

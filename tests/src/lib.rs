@@ -1,5 +1,9 @@
 //! Test fixtures: throwaway PostgreSQL 15 clusters (run as the postgres user when we are root) that load the
 //! pg_recsys extension installed in Debian's PostgreSQL, with or without `shared_preload_libraries`.
+mod pgbouncer;
+
+pub use pgbouncer::PgBouncer;
+
 use anyhow::{bail, Context, Result};
 use postgres::{Client, NoTls};
 use std::net::TcpListener;

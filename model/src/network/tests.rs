@@ -214,6 +214,11 @@ pub(crate) fn scorer_reproduces_the_network(config: ModelConfig) {
             assert!((got - want).abs() < 1e-4, "user {user} movie {position}: {got} vs {want}");
             let got = scorer.score(user as usize, position).unwrap();
             assert!((got - want).abs() < 1e-4, "after a catalogue pass: user {user} movie {position}: {got} vs {want}");
+            assert_eq!(
+                scorer.raw_score(user as usize, position),
+                single_pairs_only.raw_score(user as usize, position),
+                "a pair scores bit for bit the same whether or not the backend ran a catalogue pass"
+            );
             let (got, want) = (batched[user as usize][position], raw[position]);
             assert!((got - want).abs() < 1e-4, "batched raw: user {user} movie {position}: {got} vs {want}");
             let got = scorer.raw_score(user as usize, position).unwrap();

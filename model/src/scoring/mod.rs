@@ -90,10 +90,9 @@ impl CatalogueScorer {
         Some(self.user_parts.get(user_row)?.get_or_init(|| self.tables.user_layer.apply_boxed(embedding)))
     }
 
+    /// The first layer's movie part of one position, always computed in plain Rust (never read from the libtorch
+    /// table), so that a pair's score does not depend on whether this backend ran a catalogue pass before.
     fn movie_part(&self, position: usize) -> Option<&[f32]> {
-        if let Some(table) = self.movie_table.get() {
-            return table.row(position, self.width);
-        }
         let inputs = self.tables.movie_inputs.row(position, self.tables.movie_layer.inputs)?;
         Some(self.movie_parts.get(position)?.get_or_init(|| self.tables.movie_layer.apply_boxed(inputs)))
     }

@@ -209,3 +209,57 @@ fn the_documented_flag_combinations_train() {
     }
     let _ = std::fs::remove_dir_all("/tmp/recsys-train-flags");
 }
+
+/// The Recall@10 and NDCG@10 the trainer stores are what recsys_recommend serves: trained with --no-refit on a test
+/// file (so the served model is the evaluated one and the split is known), the test recomputes both metrics from
+/// recsys_recommend's lists over the movies the user did not rate in training.
+#[test]
+fn the_stored_ranking_metrics_are_what_recsys_recommend_serves() {
+    let mut db = demo_database("train_ranking");
+    let test_pairs: Vec<(i32, i32)> = db
+        .query("SELECT user_id, movie_id FROM recsys.ratings WHERE (user_id + movie_id) % 10 = 0 ORDER BY 1, 2", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let scratch = recsys_integration_tests::ScratchDir::new("train_ranking").unwrap();
+    let lines: Vec<String> = std::iter::once("user_id,movie_id".to_string()).chain(test_pairs.iter().map(|(u, m)| format!("{u},{m}"))).collect();
+    let test_file = scratch.write("test.csv", lines.join("\n")).unwrap();
+    let args =
+        ["train", "--activate", "--no-refit", "--skip-cold-start", "--epochs", "3", "--seed", "6", "--ranking-users", "100000", "--test-ratings"];
+    let mut args: Vec<&str> = args.to_vec();
+    let file = test_file.display().to_string();
+    args.push(&file);
+    cluster().trainer_ok("train_ranking", &args).unwrap();
+    let stored = db
+        .query_one("SELECT (metrics #>> '{ranking,recall_at_10}')::float8, (metrics #>> '{ranking,ndcg_at_10}')::float8, (metrics #>> '{ranking,users}')::int8 FROM recsys.models", &[])
+        .unwrap();
+    let (stored_recall, stored_ndcg, stored_users): (f64, f64, i64) = (stored.get(0), stored.get(1), stored.get(2));
+
+    let relevant: Vec<(i32, Vec<i32>)> = db
+        .query(
+            "SELECT user_id, array_agg(movie_id) FROM recsys.ratings WHERE (user_id + movie_id) % 10 = 0 AND rating >= 4 GROUP BY user_id ORDER BY user_id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let top10 = "SELECT r.movie_id FROM recsys.recsys_recommend($1, 10 + (SELECT count(*) FROM recsys.ratings WHERE user_id = $1)::int, false) r
+                 WHERE NOT EXISTS (SELECT FROM recsys.ratings t WHERE t.user_id = $1 AND t.movie_id = r.movie_id AND (t.user_id + t.movie_id) % 10 <> 0)
+                 ORDER BY r.rank LIMIT 10";
+    let (mut recall, mut ndcg) = (0.0, 0.0);
+    for (user, wanted) in &relevant {
+        let list: Vec<i32> = db.query(top10, &[user]).unwrap().iter().map(|r| r.get(0)).collect();
+        assert_eq!(list.len(), 10, "user {user}");
+        let gains: Vec<f64> = list.iter().enumerate().filter(|(_, m)| wanted.contains(m)).map(|(rank, _)| 1.0 / ((rank + 2) as f64).log2()).collect();
+        let ideal: f64 = (0..wanted.len().min(10)).map(|rank| 1.0 / ((rank + 2) as f64).log2()).sum();
+        recall += gains.len() as f64 / wanted.len() as f64;
+        ndcg += gains.iter().sum::<f64>() / ideal;
+    }
+    let users = relevant.len() as f64;
+    assert_eq!(stored_users, relevant.len() as i64, "every test user with a relevant movie is ranked");
+    assert!(stored_recall > 0.0, "some relevant movie is found: {stored_recall}");
+    assert!((recall / users - stored_recall).abs() < 1e-3, "Recall@10: served {} vs stored {stored_recall}", recall / users);
+    assert!((ndcg / users - stored_ndcg).abs() < 1e-3, "NDCG@10: served {} vs stored {stored_ndcg}", ndcg / users);
+}

@@ -247,6 +247,9 @@ fn for_each_csv_record<T>(
                 Err(message) => policy.handle(bad(line, message))?,
             },
             Err(error) if error.is_io_error() => return Err(anyhow::Error::new(error).context(format!("reading {}", path.display()))),
+            Err(error) if matches!(error.kind(), csv::ErrorKind::Utf8 { .. }) => {
+                policy.handle(bad(line, "not valid UTF-8 (is this a Latin-1 file from an older MovieLens release?)".into()))?
+            }
             Err(error) => policy.handle(bad(line, format!("not a CSV record: {error}")))?,
         }
         progress.tick();

@@ -195,6 +195,7 @@ fn the_documented_flag_combinations_train() {
         "0",
         "--autoencoder-hidden",
         "0",
+        "--no-content-projection",
     ];
     for flags in [
         &seed_architecture[..],

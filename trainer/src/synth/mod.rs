@@ -1,5 +1,6 @@
 //! `trainer synth`: deterministic synthetic data in MovieLens and IMDb formats, from the hand-written demo
-//! catalogue or a generated one: ML-1M-shaped by default (6,040 users, 3,706 movies, 1,000,209 ratings).
+//! catalogue or a generated one: ML-1M-shaped by default (6,040 users, 3,706 movies, 1,000,209 ratings), or
+//! ML-25M-shaped with `--shape ml-25m` (162,541 users, 62,423 movies, 25,000,095 ratings).
 pub mod catalogue;
 pub mod taste;
 pub mod write;
@@ -20,6 +21,27 @@ pub enum Format {
     Dat,
 }
 
+/// A MovieLens release whose size a generated set takes.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Shape {
+    /// 6,040 users, 3,706 movies, 1,000,209 ratings.
+    #[value(name = "ml-1m")]
+    Ml1m,
+    /// 162,541 users, 62,423 movies, 25,000,095 ratings.
+    #[value(name = "ml-25m")]
+    Ml25m,
+}
+
+impl Shape {
+    /// (users, movies, ratings) of the release.
+    pub fn size(self) -> (usize, usize, usize) {
+        match self {
+            Shape::Ml1m => (6_040, 3_706, 1_000_209),
+            Shape::Ml25m => (162_541, 62_423, 25_000_095),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct SynthArgs {
     /// Output directory; MovieLens files go to OUT/movielens, IMDb files to OUT/imdb.
@@ -28,16 +50,19 @@ pub struct SynthArgs {
     /// A hand-written catalogue (TSV: title, year, runtime, genres, directors, actors) instead of generated movies.
     #[arg(long)]
     pub catalogue: Option<PathBuf>,
-    /// Multiplies the ML-1M shape (users, movies, ratings); 10 and 100 give the larger benchmark sets.
+    /// The release whose size the set takes (users, movies, ratings); `--scale` multiplies it.
+    #[arg(long, value_enum, default_value_t = Shape::Ml1m)]
+    pub shape: Shape,
+    /// Multiplies the shape (users, movies, ratings); e.g. 10 × ML-1M for a larger benchmark set.
     #[arg(long, default_value_t = 1)]
     pub scale: usize,
-    /// Number of users (default 6,040 × scale).
+    /// Number of users (default: the shape's × scale).
     #[arg(long)]
     pub users: Option<usize>,
-    /// Number of generated movies (default 3,706 × scale; ignored with --catalogue).
+    /// Number of generated movies (default: the shape's × scale; ignored with --catalogue).
     #[arg(long)]
     pub movies: Option<usize>,
-    /// Target number of ratings (default 1,000,209 × scale).
+    /// Target number of ratings (default: the shape's × scale).
     #[arg(long)]
     pub ratings: Option<usize>,
     /// Every user rates at least this many movies (ML-1M: 20).
@@ -59,13 +84,14 @@ pub struct SynthArgs {
 pub fn run(args: &SynthArgs) -> Result<()> {
     let started = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let (shape_users, shape_movies, shape_ratings) = args.shape.size();
     let movies = match &args.catalogue {
         Some(path) => catalogue::read_catalogue(path)?,
-        None => catalogue::generate_catalogue(args.movies.unwrap_or(3_706 * args.scale), &mut rng),
+        None => catalogue::generate_catalogue(args.movies.unwrap_or(shape_movies * args.scale), &mut rng),
     };
     let plan = RatingPlan {
-        users: args.users.unwrap_or(6_040 * args.scale),
-        ratings: args.ratings.unwrap_or(1_000_209 * args.scale),
+        users: args.users.unwrap_or(shape_users * args.scale),
+        ratings: args.ratings.unwrap_or(shape_ratings * args.scale),
         min_ratings_per_user: args.min_ratings_per_user,
         whole_stars: args.format == Format::Dat,
         first_timestamp: args.first_timestamp,
@@ -112,6 +138,7 @@ mod tests {
         SynthArgs {
             out,
             catalogue: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/catalogue.tsv")),
+            shape: Shape::Ml1m,
             scale: 1,
             users: Some(600),
             movies: None,
@@ -148,6 +175,19 @@ mod tests {
             assert_eq!(name, committed_name);
             assert!(bytes == committed_bytes, "{name} differs from seeds/demo: regenerate it (see seeds/README.md)");
         }
+    }
+
+    #[test]
+    fn the_ml_25m_shape_is_named_on_the_command_line() {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            synth: SynthArgs,
+        }
+        let parsed = <Command as clap::Parser>::parse_from(["trainer", "--out", "/tmp/x", "--shape", "ml-25m"]).synth;
+        assert_eq!(parsed.shape.size(), (162_541, 62_423, 25_000_095));
+        let default = <Command as clap::Parser>::parse_from(["trainer", "--out", "/tmp/x"]).synth;
+        assert_eq!(default.shape.size(), (6_040, 3_706, 1_000_209));
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub fn embed(titles: &[&str], precision: Precision) -> Result<Tensor, RecsysErro
         None => {
             EMBEDDER.with(|e| *e.borrow_mut() = None);
             let loaded = Rc::new(TitleEmbedder::load_in(&crate::guc::minilm_dir(), precision)?);
+            // Loading reads the float32 weights and converts them: hand the freed read buffers back to the kernel
+            // instead of keeping them in the allocator's arenas for the rest of the connection.
+            // SAFETY: malloc_trim only releases free memory at the top of glibc's heaps and arenas.
+            unsafe { libc::malloc_trim(0) };
             EMBEDDER.with(|e| *e.borrow_mut() = Some((precision, loaded.clone())));
             loaded
         }

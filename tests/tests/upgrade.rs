@@ -167,6 +167,14 @@ fn schema(db: &mut Client) -> Vec<String> {
     queries.iter().flat_map(|q| db.query(*q, &[]).unwrap().into_iter().map(|r| r.get::<_, String>(0))).collect()
 }
 
+/// Fails with the differences unless `updated` has the catalog footprint of the fresh install `fresh`.
+fn assert_same_schema(updated: &mut Client, fresh: &mut Client) {
+    let (updated, installed) = (schema(updated), schema(fresh));
+    let only_updated: Vec<&String> = updated.iter().filter(|line| !installed.contains(line)).collect();
+    let only_installed: Vec<&String> = installed.iter().filter(|line| !updated.contains(line)).collect();
+    assert!(only_updated.is_empty() && only_installed.is_empty(), "an updated database has the schema of a fresh install:\nonly after the update: {only_updated:#?}\nonly in a fresh install: {only_installed:#?}");
+}
+
 #[test]
 fn updating_a_released_database_keeps_every_row_and_serves_the_same_model() {
     install_released_scripts();
@@ -222,10 +230,7 @@ fn updating_a_released_database_keeps_every_row_and_serves_the_same_model() {
         "the updated database serves its model exactly as a fresh install of the same artefact"
     );
 
-    let (updated, installed) = (schema(&mut db), schema(&mut fresh));
-    let only_updated: Vec<&String> = updated.iter().filter(|line| !installed.contains(line)).collect();
-    let only_installed: Vec<&String> = installed.iter().filter(|line| !updated.contains(line)).collect();
-    assert!(only_updated.is_empty() && only_installed.is_empty(), "an updated database has the schema of a fresh install:\nonly after the update: {only_updated:#?}\nonly in a fresh install: {only_installed:#?}");
+    assert_same_schema(&mut db, &mut fresh);
 }
 
 #[test]
@@ -253,8 +258,5 @@ fn updating_0_2_0_keeps_every_row_serves_the_same_and_brings_the_drop_guard() {
     assert_eq!(error.as_db_error().map(|e| e.code().code()), Some("2BP01"), "the update brings the drop guard: {error}");
 
     let mut fresh = demo_at_current_version("upgrade_020_fresh");
-    let (updated, installed) = (schema(&mut db), schema(&mut fresh));
-    let only_updated: Vec<&String> = updated.iter().filter(|line| !installed.contains(line)).collect();
-    let only_installed: Vec<&String> = installed.iter().filter(|line| !updated.contains(line)).collect();
-    assert!(only_updated.is_empty() && only_installed.is_empty(), "an updated database has the schema of a fresh install:\nonly after the update: {only_updated:#?}\nonly in a fresh install: {only_installed:#?}");
+    assert_same_schema(&mut db, &mut fresh);
 }

@@ -1,6 +1,6 @@
-//! Title embeddings in a backend: the one MiniLM model (loaded on first use, in the configured precision) and the one
-//! cache of embedded titles. A title is looked up in this cache, then in recsys.title_embeddings (where the trainer
-//! stores every catalogue title), and only then embedded. Nothing here writes to the database.
+//! Title embeddings in a backend: the one MiniLM model (loaded on first use, as views of a weights file all backends
+//! map) and the one cache of embedded titles. A title is looked up in this cache, then in recsys.title_embeddings
+//! (where the trainer stores every catalogue title), and only then embedded. Nothing here writes to the database.
 use crate::error::RecsysError;
 use pgrx::prelude::*;
 use recsys_model::embedder::{TitleEmbedder, EMBEDDER_ID, TITLE_DIM};
@@ -29,9 +29,8 @@ pub fn embed(titles: &[&str], precision: Precision) -> Result<Tensor, RecsysErro
         Some(embedder) => embedder,
         None => {
             EMBEDDER.with(|e| *e.borrow_mut() = None);
-            let loaded = Rc::new(TitleEmbedder::load_in(&crate::guc::minilm_dir(), precision)?);
-            // Loading reads the float32 weights and converts them: hand the freed read buffers back to the kernel
-            // instead of keeping them in the allocator's arenas for the rest of the connection.
+            let loaded = Rc::new(TitleEmbedder::load_shared(&crate::guc::minilm_dir(), precision, &shared_copies_dir())?);
+            // The first backend converts the weights into the shared copy: give those buffers back to the kernel.
             // SAFETY: malloc_trim only releases free memory at the top of glibc's heaps and arenas.
             unsafe { libc::malloc_trim(0) };
             EMBEDDER.with(|e| *e.borrow_mut() = Some((precision, loaded.clone())));
@@ -39,6 +38,14 @@ pub fn embed(titles: &[&str], precision: Precision) -> Result<Tensor, RecsysErro
         }
     };
     Ok(embedder.embed(titles)?)
+}
+
+/// Where the bfloat16 copy of MiniLM's weights is kept for every backend of this server to map:
+/// `$PGDATA/pg_recsys` (as pg_prewarm keeps its block list in the data directory).
+pub fn shared_copies_dir() -> std::path::PathBuf {
+    // SAFETY: DataDir is set by the postmaster before any backend runs and never changes afterwards.
+    let data_dir = unsafe { std::ffi::CStr::from_ptr(pg_sys::DataDir) };
+    std::path::Path::new(&*data_dir.to_string_lossy()).join("pg_recsys")
 }
 
 /// The title's embedding: from this backend's cache, the shared recsys.title_embeddings table, or MiniLM.

@@ -160,24 +160,66 @@ SELECT pg_catalog.pg_extension_config_dump('quality_log_run_id_seq', '');
 -- (as pg_graphql invalidates its schema cache), so an insert, delete or edit reaches every connection on its next
 -- statement. A row in a table, not a sequence: it changes when the transaction commits and replicates to standbys.
 CREATE TABLE catalogue_state (
-    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    version    bigint NOT NULL DEFAULT 0
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    version       bigint NOT NULL DEFAULT 0,
+    changes_from  bigint NOT NULL DEFAULT 0
 );
 INSERT INTO catalogue_state DEFAULT VALUES;
+-- Versions come from a sequence, which a rolled-back transaction never gives back: a version number names one
+-- catalogue state for good, so a backend that read an uncommitted change can never mistake it for a later commit.
+CREATE SEQUENCE catalogue_versions;
+COMMENT ON SEQUENCE catalogue_versions IS 'Catalogue version numbers; never reused, also after a rollback.';
 COMMENT ON TABLE catalogue_state IS 'One row: the catalogue version, bumped by every statement that changes movies, movie_genres, movie_persons, persons or genres.';
+COMMENT ON COLUMN catalogue_state.changes_from IS 'catalogue_changes holds every change of the versions after this one (older ones are pruned).';
+
+-- Which movies each version changed, so that a backend re-encodes only those (and drops the deleted ones) instead
+-- of the whole catalogue. Kept for at least the last 1,000 versions; a backend further behind re-reads everything.
+CREATE TABLE catalogue_changes (
+    version   bigint NOT NULL,
+    movie_id  integer
+);
+CREATE INDEX catalogue_changes_version ON catalogue_changes (version);
+COMMENT ON TABLE catalogue_changes IS 'Movies inserted, edited or deleted by each catalogue version; movie_id NULL means every movie (a TRUNCATE or a change of genres).';
 
 CREATE FUNCTION bump_catalogue_version() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, @extschema@, pg_temp AS $$
+DECLARE
+    bumped bigint;
+    kept_from bigint;
 BEGIN
-    UPDATE catalogue_state SET version = version + 1;
+    UPDATE catalogue_state SET version = nextval('catalogue_versions') RETURNING version, changes_from INTO bumped, kept_from;
+    IF TG_OP = 'TRUNCATE' OR TG_TABLE_NAME = 'genres' THEN
+        INSERT INTO catalogue_changes VALUES (bumped, NULL);
+    ELSIF TG_TABLE_NAME <> 'persons' THEN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO catalogue_changes SELECT DISTINCT bumped, movie_id FROM changed_new;
+        ELSIF TG_OP = 'DELETE' THEN
+            INSERT INTO catalogue_changes SELECT DISTINCT bumped, movie_id FROM changed_old;
+        ELSE
+            INSERT INTO catalogue_changes SELECT bumped, movie_id FROM changed_new UNION SELECT bumped, movie_id FROM changed_old;
+        END IF;
+    END IF;
+    IF bumped - kept_from > 2000 THEN
+        DELETE FROM catalogue_changes WHERE version <= bumped - 1000;
+        UPDATE catalogue_state SET changes_from = bumped - 1000;
+    END IF;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION bump_catalogue_version() IS 'Trigger: bumps catalogue_state.version after a statement changed the catalogue.';
+COMMENT ON FUNCTION bump_catalogue_version() IS 'Trigger: bumps catalogue_state.version after a statement changed the catalogue and records the movies it changed in catalogue_changes.';
 
-CREATE TRIGGER movies_catalogue_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON movies FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
-CREATE TRIGGER movie_genres_catalogue_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON movie_genres FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
-CREATE TRIGGER movie_persons_catalogue_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON movie_persons FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movies_catalogue_inserts AFTER INSERT ON movies REFERENCING NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movies_catalogue_updates AFTER UPDATE ON movies REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movies_catalogue_deletes AFTER DELETE ON movies REFERENCING OLD TABLE AS changed_old FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movies_catalogue_version AFTER TRUNCATE ON movies FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movie_genres_catalogue_inserts AFTER INSERT ON movie_genres REFERENCING NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movie_genres_catalogue_updates AFTER UPDATE ON movie_genres REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movie_genres_catalogue_deletes AFTER DELETE ON movie_genres REFERENCING OLD TABLE AS changed_old FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movie_genres_catalogue_version AFTER TRUNCATE ON movie_genres FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movie_persons_catalogue_inserts AFTER INSERT ON movie_persons REFERENCING NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movie_persons_catalogue_updates AFTER UPDATE ON movie_persons REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movie_persons_catalogue_deletes AFTER DELETE ON movie_persons REFERENCING OLD TABLE AS changed_old FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
+CREATE TRIGGER movie_persons_catalogue_version AFTER TRUNCATE ON movie_persons FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
 CREATE TRIGGER persons_catalogue_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON persons FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
 CREATE TRIGGER genres_catalogue_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON genres FOR EACH STATEMENT EXECUTE FUNCTION bump_catalogue_version();
 

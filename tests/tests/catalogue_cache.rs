@@ -50,3 +50,70 @@ fn catalogue_changes_reach_open_connections_on_their_next_statement() {
     let version: i64 = reader.query_one("SELECT model_version FROM recsys.recsys_version_info()", &[]).unwrap().get::<_, Option<i64>>(0).unwrap();
     assert_eq!(version, 1, "no activation was needed");
 }
+
+/// A connection that keeps the server's DEBUG1 messages, and the messages it received so far.
+fn connection_with_debug_messages(database: &str) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = messages.clone();
+    let mut config: postgres::Config = cluster().connection_string("postgres", database).parse().unwrap();
+    config.notice_callback(move |notice| sink.lock().unwrap().push(notice.message().to_string()));
+    let mut client = config.connect(NoTls).unwrap();
+    client.batch_execute("SET client_min_messages = debug1").unwrap();
+    (client, messages)
+}
+
+/// Every movie's score for user 5, by movie id.
+fn scores(db: &mut Client) -> Vec<(i32, f32)> {
+    let rows = db.query("SELECT movie_id, recsys.recsys_predict(5, movie_id) FROM recsys.movies ORDER BY movie_id", &[]).unwrap();
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+#[test]
+fn an_open_connection_re_encodes_only_the_movies_that_changed() {
+    let mut writer = cluster().trained_demo_database("cache_patch").unwrap();
+    let (mut reader, messages) = connection_with_debug_messages("cache_patch");
+    reader.query_one("SELECT recsys.recsys_predict(5, 3)", &[]).unwrap();
+    writer
+        .batch_execute(
+            "INSERT INTO recsys.movies (movie_id, title, year, runtime_minutes) VALUES (900001, 'A Film Added After Training', 2024, 101);
+             INSERT INTO recsys.movie_genres SELECT 900001, genre_id FROM recsys.genres WHERE name = 'Comedy';
+             UPDATE recsys.movies SET title = 'A Renamed Film' WHERE movie_id = 2;
+             DELETE FROM recsys.movies WHERE movie_id = 3;",
+        )
+        .unwrap();
+    messages.lock().unwrap().clear();
+    let patched = scores(&mut reader);
+    let said = messages.lock().unwrap().join("\n");
+    assert!(said.contains("3 changed movies re-encoded"), "the open connection patched its catalogue: {said}");
+    assert!(!said.contains("loaded in"), "and did not load the model again: {said}");
+    assert!(patched.iter().any(|(id, _)| *id == 900001) && !patched.iter().any(|(id, _)| *id == 3));
+
+    let (mut fresh, fresh_messages) = connection_with_debug_messages("cache_patch");
+    let encoded_whole = scores(&mut fresh);
+    assert!(fresh_messages.lock().unwrap().join("\n").contains("loaded in"), "a new connection encodes the whole catalogue");
+    assert_eq!(patched.len(), encoded_whole.len());
+    for ((movie, score), (fresh_movie, fresh_score)) in patched.iter().zip(&encoded_whole) {
+        assert_eq!(movie, fresh_movie);
+        assert!((score - fresh_score).abs() < 1e-5, "movie {movie}: patched {score}, encoded whole {fresh_score}");
+    }
+
+    writer.batch_execute("UPDATE recsys.genres SET name = name").unwrap();
+    messages.lock().unwrap().clear();
+    reader.query_one("SELECT recsys.recsys_predict(5, 2)", &[]).unwrap();
+    let said = messages.lock().unwrap().join("\n");
+    assert!(said.contains("loaded in") && !said.contains("re-encoded"), "a change of every movie (genres) re-reads the catalogue: {said}");
+}
+
+#[test]
+fn a_rolled_back_catalogue_change_is_never_served_after_its_transaction() {
+    let mut writer = cluster().trained_demo_database("cache_rollback").unwrap();
+    let mut reader = Client::connect(&cluster().connection_string("postgres", "cache_rollback"), NoTls).unwrap();
+    reader.query_one("SELECT recsys.recsys_predict(5, 4)", &[]).unwrap();
+    reader.batch_execute("BEGIN; DELETE FROM recsys.movies WHERE movie_id = 4").unwrap();
+    assert!(!listed(&mut reader).iter().any(|(id, _)| *id == 4), "the transaction sees its own delete");
+    reader.batch_execute("ROLLBACK").unwrap();
+    writer.batch_execute("UPDATE recsys.movies SET title = 'Renamed While The Other Rolled Back' WHERE movie_id = 6").unwrap();
+    let after = listed(&mut reader);
+    assert!(after.iter().any(|(id, _)| *id == 4), "the rolled-back delete is not served: movie 4 is back");
+    assert!(after.contains(&(6, "Renamed While The Other Rolled Back".to_string())), "and the committed rename is served");
+}

@@ -1,4 +1,4 @@
-//! Upgrades keep every row: databases created by the released 0.1.0 and 0.2.0 scripts (kept as fixtures, as
+//! Upgrades keep every row: databases created by the released 0.1.0, 0.2.0 and 0.3.0 scripts (kept as fixtures, as
 //! pgvectorscale keeps its old releases for its upgrade test) with data, models and a batch are updated with ALTER
 //! EXTENSION … UPDATE, keep everything and predict the same, and end with the same schema as a fresh install. Also:
 //! every released version has an upgrade path to the version being built.
@@ -7,7 +7,7 @@ use recsys_integration_tests::{shared_cluster, Loading, TempCluster};
 use std::path::{Path, PathBuf};
 
 /// Every version of pg_recsys that was released; each must have an upgrade path to the current one.
-const RELEASED: &[&str] = &["0.1.0", "0.2.0"];
+const RELEASED: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
 
 fn cluster() -> &'static TempCluster {
@@ -258,5 +258,40 @@ fn updating_0_2_0_keeps_every_row_serves_the_same_and_brings_the_drop_guard() {
     assert_eq!(error.as_db_error().map(|e| e.code().code()), Some("2BP01"), "the update brings the drop guard: {error}");
 
     let mut fresh = demo_at_current_version("upgrade_020_fresh");
+    assert_same_schema(&mut db, &mut fresh);
+}
+
+#[test]
+fn updating_0_3_0_keeps_every_row_serves_the_same_and_records_catalogue_changes() {
+    install_released_scripts();
+    let mut admin = cluster().connect().unwrap();
+    admin.batch_execute("DROP DATABASE IF EXISTS upgrade_030 WITH (FORCE)").unwrap();
+    admin.batch_execute("CREATE DATABASE upgrade_030").unwrap();
+    let mut db = connect("upgrade_030");
+    db.batch_execute("CREATE EXTENSION pg_recsys VERSION '0.3.0'").unwrap();
+    import_demo("upgrade_030");
+    cluster().quick_train("upgrade_030", &["--seed", "2", "--activate"]).unwrap();
+    cluster().quick_train("upgrade_030", &["--seed", "3", "--activate"]).unwrap();
+    db.batch_execute("CALL recsys.recsys_refresh_batch(5)").unwrap();
+    let (before, served_before) = (stored_state(&mut db), served(&mut connect("upgrade_030")));
+    let catalogue_version: i64 = db.query_one("SELECT version FROM recsys.catalogue_state", &[]).unwrap().get(0);
+
+    db.batch_execute("ALTER EXTENSION pg_recsys UPDATE").unwrap();
+    let version: String = db.query_one("SELECT extversion FROM pg_extension WHERE extname = 'pg_recsys'", &[]).unwrap().get(0);
+    assert_eq!(version, CURRENT);
+    assert_eq!(stored_state(&mut connect("upgrade_030")), before, "every row, the active model, its rollback target and the batch are kept");
+    assert_eq!(served(&mut connect("upgrade_030")), served_before, "and it serves exactly as before");
+    let changes_from: i64 = db.query_one("SELECT changes_from FROM recsys.catalogue_state", &[]).unwrap().get(0);
+    assert_eq!(changes_from, catalogue_version, "changes before the update were not recorded, so none is claimed");
+    db.batch_execute("UPDATE recsys.movies SET title = title || ' (edited)' WHERE movie_id IN (1, 2)").unwrap();
+    let recorded: Vec<i32> = db
+        .query("SELECT movie_id FROM recsys.catalogue_changes WHERE version > $1 ORDER BY 1", &[&catalogue_version])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(recorded, vec![1, 2], "the updated triggers record which movies changed");
+
+    let mut fresh = demo_at_current_version("upgrade_030_fresh");
     assert_same_schema(&mut db, &mut fresh);
 }

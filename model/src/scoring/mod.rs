@@ -7,6 +7,7 @@
 mod core;
 mod matrix;
 mod passes;
+mod similarity;
 
 pub(crate) use self::core::{raw_scores, AutoencoderTerms, ScoringTables};
 pub(crate) use self::matrix::{Layer, Matrix};
@@ -57,6 +58,9 @@ pub struct CatalogueScorer {
     /// [movies, width]: every movie's first-layer part, for pair lists and catalogue passes, computed on the first.
     movie_table: OnceCell<Matrix>,
     half: OnceCell<HalfTables>,
+    /// Normalised representations for nearest neighbours (`similarity.rs`), built on first use.
+    movie_representations: OnceCell<Matrix>,
+    user_representations: OnceCell<Matrix>,
     rating_min: f32,
     rating_max: f32,
 }
@@ -79,6 +83,8 @@ impl CatalogueScorer {
             movie_parts: (0..movies).map(|_| OnceCell::new()).collect(),
             movie_table: OnceCell::new(),
             half: OnceCell::new(),
+            movie_representations: OnceCell::new(),
+            user_representations: OnceCell::new(),
             rating_min: rating_min as f32,
             rating_max: rating_max as f32,
             tables,

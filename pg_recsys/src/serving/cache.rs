@@ -1,8 +1,8 @@
 //! The per-backend model cache: the active model version's network, vocabularies and the encoded content of every
-//! movie, loaded from `recsys.models` on first use and reloaded when another version becomes active or the
-//! catalogue changes (its version in `recsys.catalogue_state` is bumped by triggers on every change of movies,
-//! genres or people). Both are read once per statement (two index lookups), so an activation or a catalogue edit
-//! reaches every backend on its next statement without reconnecting. Nothing here writes to the database.
+//! movie, loaded from `recsys.models` on first use, reloaded when another version becomes active and patched when
+//! the catalogue changes (triggers bump its version in `recsys.catalogue_state` and record the movies changed).
+//! Both versions are read once per statement, so an activation or a catalogue edit reaches every backend on its next
+//! statement without reconnecting. Nothing here writes to the database.
 use super::catalogue::{self, EncodedCatalogue};
 use crate::error::RecsysError;
 use pgrx::prelude::*;
@@ -18,13 +18,16 @@ use tch::{nn, Tensor};
 pub struct LoadedModel {
     /// The model version (`recsys.models.version`).
     pub version: i64,
-    _store: nn::VarStore,
+    _store: Rc<nn::VarStore>,
     /// The network, for encoding content and cold-start scoring.
-    pub network: HybridRecommender,
+    pub network: Rc<HybridRecommender>,
     /// The vocabularies fitted at training: user and movie rows, genres, people.
-    pub vocabulary: Vocabulary,
+    pub vocabulary: Rc<Vocabulary>,
     /// `recsys.catalogue_state.version` when the catalogue was read: any other value means it changed since.
     pub catalogue_version: i64,
+    /// Whether the catalogue was read while this backend's own transaction had changed it, uncommitted: such a
+    /// catalogue is never patched (the change may still roll back); the next catalogue version reloads it whole.
+    pub catalogue_uncommitted: std::cell::Cell<bool>,
     /// The catalogue when the model was loaded, by catalogue position.
     pub catalogue: EncodedCatalogue,
     /// Catalogue position of each movie id.
@@ -62,22 +65,33 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
         return Ok(model);
     }
     catalogue::require_current_schema()?;
-    let (version, catalogue_version) = Spi::connect(|client| -> Result<(Option<i64>, i64), pgrx::spi::Error> {
+    let (version, catalogue_version, catalogue_writer) = Spi::connect(|client| -> Result<(Option<i64>, i64, Option<i64>), pgrx::spi::Error> {
         let table = client.select(
-            "SELECT (SELECT version FROM recsys.models WHERE status OPERATOR(pg_catalog.=) 'active'), (SELECT version FROM recsys.catalogue_state)",
+            "SELECT (SELECT version FROM recsys.models WHERE status OPERATOR(pg_catalog.=) 'active'), version, xmin::pg_catalog.text::pg_catalog.int8
+             FROM recsys.catalogue_state",
             Some(1),
             &[],
         )?;
         let row = table.first();
-        Ok((row.get::<i64>(1)?, row.get::<i64>(2)?.unwrap_or(0)))
+        Ok((row.get::<i64>(1)?, row.get::<i64>(2)?.unwrap_or(0), row.get::<i64>(3)?))
     })
     .map_err(RecsysError::spi("reading the active model and catalogue versions"))?;
     let version = version.ok_or(RecsysError::NoActiveModel)?;
-    let current =
-        CACHE.with(|cache| cache.borrow().model.clone()).filter(|model| model.version == version && model.catalogue_version == catalogue_version);
-    let model = match current {
-        Some(model) => model,
-        None => Rc::new(load(version, catalogue_version)?),
+    // SAFETY: asks whether an xid belongs to this backend's transaction (or one of its subtransactions).
+    let uncommitted =
+        catalogue_writer.is_some_and(|xid| unsafe { pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from_inner(xid as u32)) });
+    let model = match CACHE.with(|cache| cache.borrow().model.clone()) {
+        Some(model) if model.version == version && model.catalogue_version == catalogue_version => {
+            model.catalogue_uncommitted.set(model.catalogue_uncommitted.get() && uncommitted);
+            model
+        }
+        Some(model) if model.version == version && catalogue_version > model.catalogue_version && !model.catalogue_uncommitted.get() => {
+            match catalogue::changed_movies(model.catalogue_version, model.catalogue.movie_ids.len())? {
+                Some(changed) => Rc::new(model.with_changes(&changed, catalogue_version, uncommitted)?),
+                None => Rc::new(load(version, catalogue_version, uncommitted)?),
+            }
+        }
+        _ => Rc::new(load(version, catalogue_version, uncommitted)?),
     };
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -88,6 +102,33 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
 }
 
 impl LoadedModel {
+    /// This model over the catalogue as of `catalogue_version`, which differs from the loaded one in the movies
+    /// `changed` only: those are read and encoded again (or dropped), the others keep their encoded content.
+    fn with_changes(&self, changed: &[i32], catalogue_version: i64, uncommitted: bool) -> Result<Self, RecsysError> {
+        let _float_mode = crate::torch_runtime::prepare()?;
+        let started = std::time::Instant::now();
+        let catalogue = self.catalogue.patched(&self.network, &self.vocabulary, changed)?;
+        let (movie_index, scorer) = index_and_scorer(&self.network, &catalogue)?;
+        pgrx::debug1!(
+            "pg_recsys: catalogue {} -> {catalogue_version} patched in {:.1} ms: {} changed movies re-encoded, {} movies kept",
+            self.catalogue_version,
+            started.elapsed().as_secs_f64() * 1e3,
+            changed.len(),
+            catalogue.movie_ids.len().saturating_sub(changed.len())
+        );
+        Ok(Self {
+            version: self.version,
+            _store: self._store.clone(),
+            network: self.network.clone(),
+            vocabulary: self.vocabulary.clone(),
+            catalogue_version,
+            catalogue_uncommitted: uncommitted.into(),
+            catalogue,
+            movie_index,
+            scorer,
+        })
+    }
+
     /// A raw score as the rating a SQL function returns: clipped to the model's scale; a non-finite score (features
     /// the model cannot encode) is an error, never a NaN rating.
     pub fn rating(&self, raw: f32) -> Result<f32, RecsysError> {
@@ -102,7 +143,7 @@ impl LoadedModel {
 /// Loads `version` with the catalogue as of `catalogue_version`: from the version's snapshot when it was encoded at
 /// that catalogue version, else re-encoded from the current catalogue (every movie read once, titles not yet
 /// embedded embedded in memory).
-fn load(version: i64, catalogue_version: i64) -> Result<LoadedModel, RecsysError> {
+fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<LoadedModel, RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
     let started = std::time::Instant::now();
     let artefact = crate::registry::read_artefact(version)?;
@@ -116,8 +157,7 @@ fn load(version: i64, catalogue_version: i64) -> Result<LoadedModel, RecsysError
         None => EncodedCatalogue::compute(&network, &vocabulary)?,
     };
     let catalogue_ms = started.elapsed().as_secs_f64() * 1e3;
-    let movie_index = catalogue.movie_ids.iter().enumerate().map(|(position, id)| (*id, position)).collect();
-    let scorer = network.catalogue_scorer(&Tensor::f_from_slice(&catalogue.movie_rows)?, &catalogue.content)?;
+    let (movie_index, scorer) = index_and_scorer(&network, &catalogue)?;
     let total_ms = started.elapsed().as_secs_f64() * 1e3;
     pgrx::debug1!(
         "pg_recsys: model version {version} loaded in {total_ms:.1} ms (artefact read {read_ms:.1}, network built {:.1}, catalogue {:.1}, scorer {:.1})",
@@ -125,5 +165,21 @@ fn load(version: i64, catalogue_version: i64) -> Result<LoadedModel, RecsysError
         catalogue_ms - build_ms,
         total_ms - catalogue_ms
     );
-    Ok(LoadedModel { version, _store: store, network, vocabulary, catalogue_version, catalogue, movie_index, scorer })
+    Ok(LoadedModel {
+        version,
+        _store: Rc::new(store),
+        network: Rc::new(network),
+        vocabulary: Rc::new(vocabulary),
+        catalogue_version,
+        catalogue_uncommitted: uncommitted.into(),
+        catalogue,
+        movie_index,
+        scorer,
+    })
+}
+
+/// The position of each movie id in `catalogue`, and the scorer over it.
+fn index_and_scorer(network: &HybridRecommender, catalogue: &EncodedCatalogue) -> Result<(HashMap<i32, usize>, CatalogueScorer), RecsysError> {
+    let movie_index = catalogue.movie_ids.iter().enumerate().map(|(position, id)| (*id, position)).collect();
+    Ok((movie_index, network.catalogue_scorer(&Tensor::f_from_slice(&catalogue.movie_rows)?, &catalogue.content)?))
 }

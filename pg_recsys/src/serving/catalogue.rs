@@ -1,11 +1,12 @@
 //! The catalogue a model scores: every movie's content read from the recsys schema (`recsys_contract::READ_CATALOGUE`,
-//! the query the trainer runs too), encoded by the model's content encoder, and the catalogue version that triggers
-//! bump on every change of movies, genres or people.
+//! the query the trainer runs too), encoded by the model's content encoder, patched movie by movie from the changes
+//! recorded in recsys.catalogue_changes, and the catalogue version that triggers bump on every change.
 use super::titles::embed;
 use crate::error::RecsysError;
 use pgrx::prelude::*;
 use recsys_model::embedder::{EMBEDDER_ID, TITLE_DIM};
 use recsys_model::{HybridRecommender, MovieContent, Vocabulary};
+use std::collections::HashSet;
 use tch::{Device, Kind, Tensor};
 
 /// A catalogue encoded for one model: movie ids, titles, embedding rows and content vectors by catalogue position.
@@ -23,19 +24,55 @@ pub struct EncodedCatalogue {
 impl EncodedCatalogue {
     /// Reads and encodes every movie of the catalogue.
     pub fn compute(network: &HybridRecommender, vocabulary: &Vocabulary) -> Result<Self, RecsysError> {
-        let (movie_ids, contents, titles) = read_catalogue()?;
+        let (movie_ids, contents, titles) = read_catalogue(None)?;
         let content = encode(network, vocabulary, &contents, &titles)?;
         let movie_rows = movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect();
         Ok(Self { movie_ids, titles: contents.into_iter().map(|c| c.title).collect(), movie_rows, content })
     }
+
+    /// This catalogue with the movies in `changed` read and encoded again (or left out when no longer in the
+    /// catalogue); every other movie keeps its encoded content.
+    pub fn patched(&self, network: &HybridRecommender, vocabulary: &Vocabulary, changed: &[i32]) -> Result<Self, RecsysError> {
+        enum Source {
+            Kept(usize),
+            Fresh(usize),
+        }
+        let (fresh_ids, contents, titles) = read_catalogue(Some(changed))?;
+        let fresh_content = encode(network, vocabulary, &contents, &titles)?;
+        let changed: HashSet<i32> = changed.iter().copied().collect();
+        let mut merged: Vec<(i32, Source)> =
+            self.movie_ids.iter().enumerate().filter(|(_, id)| !changed.contains(id)).map(|(at, id)| (*id, Source::Kept(at))).collect();
+        merged.extend(fresh_ids.iter().enumerate().map(|(at, id)| (*id, Source::Fresh(at))));
+        merged.sort_by_key(|(id, _)| *id);
+        let kept = self.movie_ids.len() as i64;
+        let rows: Vec<i64> = merged
+            .iter()
+            .map(|(_, source)| match source {
+                Source::Kept(at) => *at as i64,
+                Source::Fresh(at) => kept + *at as i64,
+            })
+            .collect();
+        let content = Tensor::f_cat(&[&self.content, &fresh_content], 0)?.f_index_select(0, &Tensor::f_from_slice(&rows)?)?;
+        let titles = merged
+            .iter()
+            .map(|(_, source)| match source {
+                Source::Kept(at) => self.titles[*at].clone(),
+                Source::Fresh(at) => contents[*at].title.clone(),
+            })
+            .collect();
+        let movie_ids: Vec<i32> = merged.iter().map(|(id, _)| *id).collect();
+        let movie_rows = movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect();
+        Ok(Self { movie_ids, titles, movie_rows, content })
+    }
 }
 
-/// Reads every movie's content and title embedding (computing those not cached yet, in memory only).
-pub fn read_catalogue() -> Result<(Vec<i32>, Vec<MovieContent>, Tensor), RecsysError> {
+/// Reads the content and title embedding of every movie, or of those in `only` (computing the embeddings not
+/// cached yet, in memory only).
+pub fn read_catalogue(only: Option<&[i32]>) -> Result<(Vec<i32>, Vec<MovieContent>, Tensor), RecsysError> {
     type Row = (i32, MovieContent, Option<Vec<f32>>);
     let rows: Vec<Row> = Spi::connect(|client| -> Result<Vec<Row>, pgrx::spi::Error> {
         let mut rows = Vec::new();
-        for row in client.select(recsys_contract::READ_CATALOGUE, None, &[EMBEDDER_ID.into()])? {
+        for row in client.select(recsys_contract::READ_CATALOGUE, None, &[EMBEDDER_ID.into(), only.map(<[i32]>::to_vec).into()])? {
             let content = MovieContent {
                 title: row.get::<String>(2)?.unwrap_or_default(),
                 year: row.get::<f64>(3)?,
@@ -105,4 +142,50 @@ pub fn catalogue_version() -> Result<i64, RecsysError> {
     Spi::connect(|client| client.select("SELECT version FROM recsys.catalogue_state", Some(1), &[])?.first().get::<i64>(1))
         .map(Option::unwrap_or_default)
         .map_err(RecsysError::spi("reading the catalogue version"))
+}
+
+/// Largest share of the catalogue patched movie by movie; past it the whole catalogue is read again.
+const LARGEST_PATCH_SHARE: f64 = 0.25;
+
+thread_local! {
+    /// Whether this database records catalogue changes (0.4.0 and later; an older schema keeps working without).
+    static CHANGES_RECORDED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// The movies inserted, edited or deleted since catalogue version `since`, when the catalogue of `movies` movies can
+/// be patched with them: `None` when changes since then were pruned, one of them touched every movie (a TRUNCATE, a
+/// genre renamed), they are too many, or this database does not record changes.
+pub fn changed_movies(since: i64, movies: usize) -> Result<Option<Vec<i32>>, RecsysError> {
+    let recorded = match CHANGES_RECORDED.get() {
+        Some(recorded) => recorded,
+        None => {
+            let recorded = Spi::connect(|client| {
+                client.select("SELECT pg_catalog.to_regclass('recsys.catalogue_changes') IS NOT NULL", Some(1), &[])?.first().get::<bool>(1)
+            })
+            .map_err(RecsysError::spi("checking the extension's schema"))?
+                == Some(true);
+            CHANGES_RECORDED.set(Some(recorded));
+            recorded
+        }
+    };
+    if !recorded {
+        return Ok(None);
+    }
+    let (complete, every_movie, ids) = Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT (SELECT changes_from FROM recsys.catalogue_state) OPERATOR(pg_catalog.<=) $1::pg_catalog.int8,
+                        COALESCE(pg_catalog.bool_or(movie_id IS NULL), false),
+                        COALESCE(pg_catalog.array_agg(DISTINCT movie_id) FILTER (WHERE movie_id IS NOT NULL), '{}')
+                 FROM recsys.catalogue_changes WHERE version OPERATOR(pg_catalog.>) $1::pg_catalog.int8",
+                Some(1),
+                &[since.into()],
+            )?
+            .first();
+        Ok::<_, pgrx::spi::Error>((row.get::<bool>(1)?, row.get::<bool>(2)?, row.get::<Vec<i32>>(3)?))
+    })
+    .map_err(RecsysError::spi("reading the catalogue changes"))?;
+    let ids = ids.unwrap_or_default();
+    let patchable = complete == Some(true) && every_movie == Some(false) && (ids.len() as f64) <= LARGEST_PATCH_SHARE * movies.max(1) as f64;
+    Ok(patchable.then_some(ids))
 }

@@ -69,7 +69,7 @@ pub fn load_ratings(client: &mut Client) -> Result<Ratings> {
 
 pub fn load_catalogue(client: &mut Client) -> Result<Catalogue> {
     let mut catalogue = Catalogue::default();
-    for row in client.query(recsys_contract::READ_CATALOGUE, &[&recsys_model::embedder::EMBEDDER_ID])? {
+    for row in client.query(recsys_contract::READ_CATALOGUE, &[&recsys_model::embedder::EMBEDDER_ID, &None::<Vec<i32>>])? {
         let movie_id: i32 = row.get(0);
         catalogue.row_of.insert(movie_id, catalogue.movie_ids.len());
         catalogue.movie_ids.push(movie_id);

@@ -1,6 +1,7 @@
 -- pg_recsys 0.3.0 → 0.4.0 (ALTER EXTENSION pg_recsys UPDATE): keeps every row, model version and the active model.
 -- New: catalogue_changes records which movies each catalogue version inserted, edited or deleted (the triggers on
 -- movies, movie_genres and movie_persons now pass their transition tables), so a backend re-encodes only those.
+-- New functions: recsys_similar_movies and recsys_similar_users.
 -- Changes before the update were not recorded: changes_from starts at the current version. Version numbers now
 -- come from the sequence catalogue_versions, so a rolled-back change never hands its number to a later one.
 \echo Use "ALTER EXTENSION pg_recsys UPDATE TO '0.4.0'" to load this file. \quit
@@ -69,3 +70,30 @@ CREATE TRIGGER genres_catalogue_version AFTER INSERT OR UPDATE OR DELETE OR TRUN
 
 GRANT SELECT ON catalogue_changes TO recsys_reader;
 GRANT INSERT, UPDATE, DELETE ON catalogue_changes TO recsys_admin;
+
+CREATE FUNCTION @extschema@."recsys_similar_movies"(
+	"movie_id" INT, /* Option < i32 > */
+	"k" INT DEFAULT 10, /* Option < i32 > */
+	"genre" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"rank" INT,  /* i32 */
+	"movie_id" INT,  /* i32 */
+	"title" TEXT,  /* String */
+	"similarity" real  /* f32 */
+)
+STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'recsys_similar_movies_wrapper';
+CREATE FUNCTION @extschema@."recsys_similar_users"(
+	"user_id" INT, /* Option < i32 > */
+	"k" INT DEFAULT 10 /* Option < i32 > */
+) RETURNS TABLE (
+	"rank" INT,  /* i32 */
+	"user_id" INT,  /* i32 */
+	"similarity" real  /* f32 */
+)
+STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'recsys_similar_users_wrapper';
+COMMENT ON FUNCTION @extschema@.recsys_similar_movies(integer, integer, text) IS 'The k movies nearest to a movie in the active model''s movie representation (rank, movie_id, title, cosine similarity), optionally of one genre.';
+COMMENT ON FUNCTION @extschema@.recsys_similar_users(integer, integer) IS 'The k users nearest to a user in the active model''s user representation (rank, user_id, cosine similarity).';

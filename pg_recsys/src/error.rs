@@ -24,6 +24,9 @@ pub enum RecsysError {
     /// A movie id that is not in recsys.movies (SQLSTATE 42704).
     #[error("movie {0} does not exist")]
     UnknownMovie(i32),
+    /// A user the active model was trained without, where a learned representation is needed (SQLSTATE 42704).
+    #[error("user {0} is not known to the active model")]
+    UnknownUser(i32),
     /// Another batch refresh holds the refresh lock (SQLSTATE 55P03).
     #[error("another recsys_refresh_batch is running")]
     RefreshRunning,
@@ -89,7 +92,7 @@ impl RecsysError {
         match self {
             Self::NoActiveModel => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::CorruptModel { .. } => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-            Self::UnknownMovie(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            Self::UnknownMovie(_) | Self::UnknownUser(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             Self::Internal(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             Self::RefreshRunning => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
             Self::ReadOnlyStandby(_) => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
@@ -113,6 +116,7 @@ impl RecsysError {
             Self::NoActiveModel => "Train and activate a model: trainer train --activate.".into(),
             Self::CorruptModel { .. } => "Activate another version, or register a new one with trainer train --activate.".into(),
             Self::UnknownMovie(_) => "Import the movie into recsys.movies first, or use recsys_predict_new for a movie not in the catalogue.".into(),
+            Self::UnknownUser(_) => "Only users with ratings in the model's training data have a learned representation; retrain to include newer users.".into(),
             Self::Internal(_) => "Please report this with the statement that caused it.".into(),
             Self::InvalidParameter { hint, .. } | Self::InsufficientPrivilege { hint, .. } => hint.clone(),
             Self::RefreshRunning => "Wait for the running refresh to commit (see pg_stat_activity), then call it again.".into(),

@@ -5,3 +5,4 @@ mod predict;
 mod predict_new;
 mod recommend;
 mod refresh;
+mod similar;

@@ -26,6 +26,11 @@ fn movie_ids_where(sql: &str, argument: pgrx::datum::DatumWithOid<'_>) -> Result
     .map_err(RecsysError::spi("reading movie ids"))
 }
 
+/// The ids of the movies of genre `name` (case-insensitive).
+pub(super) fn movies_of_genre(name: &str) -> Result<HashSet<i32>, RecsysError> {
+    movie_ids_where(OF_GENRE, name.into())
+}
+
 fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> Result<Vec<(i32, i32, String, f32)>, RecsysError> {
     if !(1..=MAX_K).contains(&k) {
         return Err(RecsysError::invalid_parameter(
@@ -37,7 +42,7 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
     let model = cache::active()?;
     let excluded = if exclude_rated { movie_ids_where(RATED_BY_USER, user_id.into())? } else { HashSet::new() };
     let allowed = match genre {
-        Some(name) => Some(movie_ids_where(OF_GENRE, name.into())?),
+        Some(name) => Some(movies_of_genre(name)?),
         None => None,
     };
     let is_candidate =

@@ -12,6 +12,8 @@ pub mod config;
 pub mod embedder;
 /// The crate's error type.
 pub mod error;
+/// A score split into parts that add up to it.
+pub mod explain;
 /// Vocabularies and feature encoding.
 pub mod features;
 /// Flush-to-zero for subnormal floats.

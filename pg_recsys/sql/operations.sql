@@ -91,6 +91,7 @@ COMMENT ON FUNCTION recsys_predict_new(integer, text, text[], text[], text[], do
 COMMENT ON FUNCTION recsys_predict_new(integer, text, text, text, text, double precision, integer) IS 'recsys_predict_new with genres, directors and actors as comma-separated text.';
 COMMENT ON FUNCTION recsys_recommend(integer, integer, boolean, text) IS 'The k best movies for a user over the whole catalogue (rank, movie_id, title, score), optionally unrated only and of one genre.';
 COMMENT ON FUNCTION recsys_similar_movies(integer, integer, text) IS 'The k movies nearest to a movie in the active model''s movie representation (rank, movie_id, title, cosine similarity), optionally of one genre.';
+COMMENT ON FUNCTION recsys_explain(integer, integer) IS 'The parts of a prediction (component, detail, contribution) that add up to the raw score: biases, the user and movie embeddings, genres, title, directors, actors, year and runtime (exact Shapley values), the autoencoder blend.';
 COMMENT ON FUNCTION recsys_similar_users(integer, integer) IS 'The k users nearest to a user in the active model''s user representation (rank, user_id, cosine similarity).';
 COMMENT ON FUNCTION recsys_refresh_batch_now(integer, integer) IS 'The batch refresh as a function returning its summary; CALL recsys_refresh_batch(k) wraps it. Admin only.';
 COMMENT ON FUNCTION recsys_activate(bigint) IS 'Activates a registered model version after checking that it loads; every backend switches on its next statement. Admin only.';

@@ -1,7 +1,7 @@
 -- pg_recsys 0.3.0 → 0.4.0 (ALTER EXTENSION pg_recsys UPDATE): keeps every row, model version and the active model.
 -- New: catalogue_changes records which movies each catalogue version inserted, edited or deleted (the triggers on
 -- movies, movie_genres and movie_persons now pass their transition tables), so a backend re-encodes only those.
--- New functions: recsys_similar_movies and recsys_similar_users.
+-- New functions: recsys_similar_movies, recsys_similar_users and recsys_explain.
 -- Changes before the update were not recorded: changes_from starts at the current version. Version numbers now
 -- come from the sequence catalogue_versions, so a rolled-back change never hands its number to a later one.
 \echo Use "ALTER EXTENSION pg_recsys UPDATE TO '0.4.0'" to load this file. \quit
@@ -97,3 +97,15 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'recsys_similar_users_wrapper';
 COMMENT ON FUNCTION @extschema@.recsys_similar_movies(integer, integer, text) IS 'The k movies nearest to a movie in the active model''s movie representation (rank, movie_id, title, cosine similarity), optionally of one genre.';
 COMMENT ON FUNCTION @extschema@.recsys_similar_users(integer, integer) IS 'The k users nearest to a user in the active model''s user representation (rank, user_id, cosine similarity).';
+CREATE FUNCTION @extschema@."recsys_explain"(
+	"user_id" INT, /* Option < i32 > */
+	"movie_id" INT /* Option < i32 > */
+) RETURNS TABLE (
+	"component" TEXT,  /* String */
+	"detail" TEXT,  /* String */
+	"contribution" real  /* f32 */
+)
+STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'recsys_explain_wrapper';
+COMMENT ON FUNCTION @extschema@.recsys_explain(integer, integer) IS 'The parts of a prediction (component, detail, contribution) that add up to the raw score: biases, the user and movie embeddings, genres, title, directors, actors, year and runtime (exact Shapley values), the autoencoder blend.';

@@ -192,7 +192,15 @@ impl HybridRecommender {
     /// `movies` holds embedding rows, 0 for a movie the model has no embedding for. The evaluation forward: the
     /// scoring core over the pairs' own movies, so it is exactly what serving computes (autoencoder blend included).
     pub fn forward_encoded(&self, users: &Tensor, movies: &Tensor, content: &Tensor) -> Result<Tensor, ModelError> {
-        let tables = self.scoring_tables(movies, content)?;
+        self.forward_encoded_blended(users, movies, content, true)
+    }
+
+    /// `forward_encoded`, with the autoencoder blend or without it (the hybrid network alone).
+    pub(crate) fn forward_encoded_blended(&self, users: &Tensor, movies: &Tensor, content: &Tensor, blend: bool) -> Result<Tensor, ModelError> {
+        let mut tables = self.scoring_tables(movies, content)?;
+        if !blend {
+            tables.autoencoder = None;
+        }
         tch::no_grad(|| {
             let movie_table = tables.movie_layer.forward(&tables.movie_inputs.tensor)?;
             let pass = TensorPass::new(&tables, users.shallow_clone(), Columns::Aligned, &movie_table, tables.head_layers())?;

@@ -70,3 +70,15 @@ fn nearest(table: &Matrix, query: usize, k: usize, eligible: impl Fn(usize) -> b
     similarities.sort_by(order);
     Ok(similarities)
 }
+
+impl CatalogueScorer {
+    /// Cosine similarity of the movie at `position` to each movie of `others` (catalogue positions).
+    pub fn movie_similarities(&self, position: usize, others: &[usize]) -> Result<Vec<f32>, ModelError> {
+        let table = self.movie_representations()?;
+        let width = table.width();
+        let row =
+            |at: usize| table.row(at, width).ok_or_else(|| ModelError::InvalidArgument(format!("catalogue position {at} is outside the catalogue")));
+        let target = row(position)?;
+        others.iter().map(|at| Ok(super::matrix::dot(row(*at)?, target))).collect()
+    }
+}

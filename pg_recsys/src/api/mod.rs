@@ -1,4 +1,5 @@
 //! The SQL surface, one file per area; each function is thin and calls into the core modules.
+mod explain;
 mod info;
 mod models;
 mod predict;

@@ -3,8 +3,9 @@
 //!   recsys_bench backend      connection cost with and without preload, with and without fast exit
 //!   recsys_bench import       `trainer synth` ML-1M-shaped data, then `trainer import`: ratings/s and peak RSS
 //!   recsys_bench imdb-large   `trainer import imdb` over a generated ~1 GB title.principals.tsv.gz: peak RSS
-//!   recsys_bench serving      recsys_predict rows/s, recsys_recommend and recsys_predict_new latency, new connections
-//!   recsys_bench recommend-mls  recsys_recommend on ml-latest-small's 9,742 movies
+//!   recsys_bench serving      recsys_predict rows/s, recsys_recommend, recsys_similar_* and recsys_predict_new latency,
+//!                             new connections, catalogue edits, backend memory
+//!   recsys_bench recommend-mls  recsys_recommend and recsys_similar_* on ml-latest-small's 9,742 movies
 //!   recsys_bench training     the default run on ml-latest-small (per phase) beside the PyTorch replica, then
 //!                             10 epochs and the default run over the ML-1M-shaped set: wall time, peak RSS
 //!   recsys_bench accuracy     RMSE/MAE/ranking on ml-latest-small (random and cold-movie splits) and ML-100K u1
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 mod import_benchmarks;
 mod serving;
+mod similar;
 mod soak;
 mod training;
 

@@ -54,6 +54,7 @@ pub fn serving() -> Result<()> {
         })
         .collect::<Result<_, _>>()?;
     println!("recsys_recommend(user, 10) over 3,706 movies: p50 {:.2} ms (200 users)", ms(median(recommend)));
+    super::similar::latencies(&mut db, "3,706 movies, 6,040 users (ML-1M shape)")?;
     for threads in [1, 2] {
         db.batch_execute(&format!("SET recsys.torch_threads = {threads}"))?;
         let fresh_titles: Vec<Duration> = (0..50)
@@ -188,5 +189,7 @@ pub fn recommend_mls() -> Result<()> {
         let rows: i64 = db.query_one("SELECT count(*) FROM recsys.batch_recommendations", &[])?.get(0);
         println!("CALL recsys_refresh_batch(10) with {threads} libtorch thread(s): {:.2} s ({rows} rows)", started.elapsed().as_secs_f64());
     }
+    super::similar::latencies(&mut db, &format!("{movies} movies (ml-latest-small)"))?;
+    super::similar::famous_films(&mut db)?;
     Ok(())
 }

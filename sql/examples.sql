@@ -5,6 +5,12 @@ SELECT * FROM recsys.recsys_predict(1, ARRAY[1, 2, 3]);
 -- Top-5 crime films for user 1, and the same with movies the user already rated allowed.
 SELECT * FROM recsys.recsys_recommend(1, 5, genre => 'Crime');
 SELECT * FROM recsys.recsys_recommend(1, 5, exclude_rated => false);
+-- Why user 1 gets their top recommendation: parts that add up to its raw score.
+SELECT component, detail, contribution FROM recsys.recsys_explain(1, (SELECT movie_id FROM recsys.recsys_recommend(1, 1)));
+-- Movies like movie 1 (optionally of one genre), users like user 1.
+SELECT * FROM recsys.recsys_similar_movies(1, 5);
+SELECT * FROM recsys.recsys_similar_movies(1, 5, genre => 'Comedy');
+SELECT * FROM recsys.recsys_similar_users(1, 5);
 -- What this backend has loaded.
 SELECT * FROM recsys.recsys_version_info();
 

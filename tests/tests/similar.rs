@@ -25,6 +25,17 @@ fn similar_movies_are_ordered_neighbours_and_cold_movies_find_theirs_through_con
     let all = neighbours(&mut db, "SELECT rank, movie_id, similarity FROM recsys.recsys_similar_movies($1, 1000)", 1);
     assert_eq!(all.len() as i64, (movies - 1).min(1000), "every other movie is a candidate");
     assert_eq!(all[..8], neighbours(&mut db, sql, 1)[..], "the top 8 are the first 8 of the whole ranking");
+    let sharing: i64 = db
+        .query_one(
+            "SELECT count(*) FROM recsys.recsys_similar_movies(1, 10) n
+             WHERE EXISTS (SELECT FROM recsys.movie_genres a JOIN recsys.movie_genres b USING (genre_id) WHERE a.movie_id = 1 AND b.movie_id = n.movie_id)
+                OR EXISTS (SELECT FROM recsys.movie_persons a JOIN recsys.movie_persons b USING (person_id)
+                           WHERE a.movie_id = 1 AND b.movie_id = n.movie_id AND a.role = 'director' AND b.role = 'director')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(sharing >= 1, "neighbours of movie 1 include movies sharing its genres or director");
 
     db.batch_execute(
         "INSERT INTO recsys.movies (movie_id, title, year, runtime_minutes)

@@ -63,3 +63,12 @@ SELECT count(*) AS recommendations_after_rollback FROM recsys_recommend(1);
 -- pg_cron helper without pg_cron in this database
 SELECT recsys_schedule_refresh();
 \echo :LAST_ERROR_SQLSTATE
+-- explanations and neighbours: unknown ids and bad k
+SELECT * FROM recsys_explain(1, -3);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys_similar_movies(-3);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys_similar_users(987654);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys_similar_movies(1, 0);
+\echo :LAST_ERROR_SQLSTATE

@@ -52,3 +52,14 @@ SELECT 1e-310::float8 * 1.5 > 1e-310::float8 AS subnormal_arithmetic_after, 4.9e
 -- volatility and parallel labels
 SELECT p.oid::regprocedure AS function, p.provolatile AS volatility, p.proparallel AS parallel
 FROM pg_proc p WHERE p.pronamespace = 'recsys'::regnamespace ORDER BY p.oid::regprocedure::text;
+-- explanations: the parts add up to the prediction (compared inside the scale), every group is named
+SELECT abs(least(5, greatest(0.5, sum(contribution))) - recsys_predict(1, 2)) < 1e-4 AS parts_sum_to_prediction,
+       count(*) FILTER (WHERE component IN ('user', 'movie', 'genres', 'title', 'directors', 'actors', 'year and runtime')) AS groups
+FROM recsys_explain(1, 2);
+SELECT count(*) AS rows_for_null FROM recsys_explain(NULL, 2);
+-- neighbours: k rows, ranked, the query itself never listed, NULL → no rows
+SELECT count(*) AS k_rows, min(rank) AS first, max(rank) AS last, bool_and(movie_id <> 1) AS query_not_listed,
+       bool_and(similarity BETWEEN -1.0001 AND 1.0001) AS cosine_range
+FROM recsys_similar_movies(1, 5);
+SELECT count(*) AS k_rows, bool_and(user_id <> 1) AS query_not_listed FROM recsys_similar_users(1, 5);
+SELECT count(*) AS rows_for_null FROM recsys_similar_movies(NULL), recsys_similar_users(NULL);

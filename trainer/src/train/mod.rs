@@ -6,6 +6,7 @@ pub mod data;
 pub mod evaluate;
 pub mod fit;
 pub mod metrics;
+pub mod mlflow;
 pub mod phases;
 pub mod register;
 pub mod split;
@@ -131,6 +132,10 @@ pub struct TrainArgs {
     /// Do not register the version in the database.
     #[arg(long)]
     pub no_register: bool,
+    /// Also write the run (parameters, per-epoch loss and validation RMSE, metrics, model version, artefact files)
+    /// to the MLflow file store in DIR; without it, to MLFLOW_TRACKING_URI when that is a file: URI.
+    #[arg(long, value_name = "DIR")]
+    pub mlflow: Option<PathBuf>,
     /// Serve the hold-out run's model (fitted without the test share) instead of refitting on all the ratings.
     #[arg(long)]
     pub no_refit: bool,
@@ -290,6 +295,7 @@ fn float_mode_report(trained: &fit::Trained) -> Result<serde_json::Value> {
 
 pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
+    let started_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let mut phases = phases::Phases::default();
     recsys_model::runtime::set_intra_op_threads(args.threads)?;
     let current = fingerprint(client)?;
@@ -354,7 +360,16 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let mut metrics = json!({"random_holdout": describe(&main), "ranking": ranking, "ranking_seconds": ranking_seconds, "cold_start": cold.as_ref().map(describe), "served_model": served});
     let params = json!({"fit": args.fit_options(), "threads": args.threads, "test_fraction": args.test_fraction, "ranking_users": args.ranking_users, "refit": refitted.is_some(), "flush_to_zero": float_mode});
 
-    if serving_needed {
+    let mut tracked = mlflow::Run {
+        started_ms,
+        model_version: None,
+        activated: false,
+        params: json!({"train": params.clone(), "config": served_config}),
+        metrics: metrics.clone(),
+        series: epoch_series(&main.trained, refitted.as_ref().map(|r| &r.trained)),
+        artefact: None,
+    };
+    let artefact = if serving_needed {
         metrics["phase_seconds"] = phases.to_json();
         let artefact = Artefact::capture(&served_trained.store, served_config, served_vocabulary, current, params, metrics)?;
         if let Some(dir) = &args.out {
@@ -362,15 +377,40 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
             println!("artefact written to {}", dir.display());
         }
         if !args.no_register {
-            phases.run("registration", || register_version(client, args, &artefact, &main, &catalogue, &titles, &ratings, &random, started))?;
+            let (version, activated) =
+                phases.run("registration", || register_version(client, args, &artefact, &main, &catalogue, &titles, &ratings, &random, started))?;
+            (tracked.model_version, tracked.activated) = (Some(version), activated);
         }
+        Some(artefact)
+    } else {
+        None
+    };
+    if let Some(dir) = mlflow::tracking_dir(args.mlflow.as_deref()) {
+        tracked.artefact = artefact.as_ref();
+        let run_id = mlflow::record(&dir, &tracked)?;
+        println!("MLflow run {run_id} written to {}", dir.display());
     }
     println!("phases: {}", phases.summary());
     println!("total {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
+/// Per-epoch training loss and validation RMSE of the hold-out run (and of the refit, when there is one).
+fn epoch_series(main: &fit::Trained, refit: Option<&fit::Trained>) -> Vec<(String, Vec<(usize, f64)>)> {
+    let mut series = Vec::new();
+    for (prefix, trained) in [("", Some(main)), ("refit.", refit)] {
+        let Some(trained) = trained else { continue };
+        series.push((format!("{prefix}train_loss"), trained.history.iter().map(|e| (e.epoch, e.train_loss)).collect()));
+        let validation: Vec<(usize, f64)> = trained.history.iter().filter_map(|e| Some((e.epoch, e.validation_rmse?))).collect();
+        if !validation.is_empty() {
+            series.push((format!("{prefix}validation_rmse"), validation));
+        }
+    }
+    series
+}
+
 /// Compares with the active model (when asked), registers the version, activates it as asked, and logs the run.
+/// Returns the version and whether it was activated.
 #[allow(clippy::too_many_arguments)]
 fn register_version(
     client: &mut postgres::Client,
@@ -382,7 +422,7 @@ fn register_version(
     ratings: &Ratings,
     random: &split::Split,
     started: Instant,
-) -> Result<()> {
+) -> Result<(i64, bool)> {
     let champion = compare::Champion::load(client)?;
     let challenger = compare::Scorer { network: &main.trained.network, vocabulary: &main.vocabulary, config: &main.config };
     let comparison = match (&champion, args.activate_if_better) {
@@ -409,7 +449,7 @@ fn register_version(
     println!("registered model version {version}{}{kept}", if activate { " (active)" } else { "" });
     let details = json!({"activated": activate, "holdout_rmse": main.model.rmse, "comparison": comparison, "previous_active": champion.as_ref().map(|c| c.version)});
     register::log_training(client, version, started.elapsed().as_secs_f64(), prospective_rmse, prospective_ratings as i64, &details)?;
-    Ok(())
+    Ok((version, activate))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Top-k movies per user over a catalogue. In bfloat16, every candidate is pre-scored in one fast pass, then every
 //! candidate whose pre-score lies within `RESCORE_MARGIN` of the k-th best is rescored exactly in float32: the
 //! result (movies, order, scores) is the float32 one whenever the bfloat16 error stays below half the margin.
-use crate::scoring::{CatalogueScorer, Precision};
+use crate::scoring::{CatalogueScorer, FoldedUser, Precision};
 use crate::ModelError;
 
 /// Rating points below the k-th best bfloat16 pre-score that a candidate may lie and still be rescored exactly.
@@ -35,8 +35,39 @@ pub fn rank_users(
     k: usize,
     precision: Precision,
 ) -> Result<Vec<Ranking>, ModelError> {
+    let exact = |users: &[i64], positions: &[i64]| {
+        let rows: Vec<i64> = users.iter().map(|i| user_rows[*i as usize]).collect();
+        scorer.score_pairs(&rows, positions)
+    };
+    rank(scorer, scorer.score_catalogue(user_rows, precision)?, exact, candidates, ids, k, precision)
+}
+
+/// `rank_users` for users fitted at query time (fold-in).
+pub fn rank_folded_users(
+    scorer: &CatalogueScorer,
+    users: &[FoldedUser],
+    candidates: impl Fn(usize) -> Vec<usize>,
+    ids: &[i32],
+    k: usize,
+    precision: Precision,
+) -> Result<Vec<Ranking>, ModelError> {
+    let exact = |index: &[i64], positions: &[i64]| scorer.score_pairs_folded(users, index, positions);
+    rank(scorer, scorer.score_catalogue_folded(users, precision)?, exact, candidates, ids, k, precision)
+}
+
+/// Top-k per user from `catalogue` [users, movies] scores in `precision`; in bfloat16 the close candidates are
+/// rescored by `exact(user indexes, positions)`.
+fn rank(
+    scorer: &CatalogueScorer,
+    catalogue: tch::Tensor,
+    exact: impl Fn(&[i64], &[i64]) -> Result<Vec<f32>, ModelError>,
+    candidates: impl Fn(usize) -> Vec<usize>,
+    ids: &[i32],
+    k: usize,
+    precision: Precision,
+) -> Result<Vec<Ranking>, ModelError> {
     let movies = scorer.movies();
-    let scores: Vec<f32> = Vec::try_from(scorer.score_catalogue(user_rows, precision)?.f_flatten(0, -1)?)?;
+    let scores: Vec<f32> = Vec::try_from(catalogue.f_flatten(0, -1)?)?;
     let per_user = scores.chunks_exact(movies.max(1));
     if precision == Precision::Float32 {
         return Ok(per_user
@@ -52,9 +83,9 @@ pub fn rank_users(
             pool.into_iter().filter(|p| approximate[*p] >= kth - RESCORE_MARGIN).collect()
         })
         .collect();
-    let pair_users: Vec<i64> = pools.iter().zip(user_rows).flat_map(|(pool, row)| std::iter::repeat_n(*row, pool.len())).collect();
+    let pair_users: Vec<i64> = pools.iter().enumerate().flat_map(|(user, pool)| std::iter::repeat_n(user as i64, pool.len())).collect();
     let pair_positions: Vec<i64> = pools.iter().flatten().map(|p| *p as i64).collect();
-    let exact = scorer.score_pairs(&pair_users, &pair_positions)?;
+    let exact = exact(&pair_users, &pair_positions)?;
     let mut offset = 0;
     Ok(pools
         .into_iter()

@@ -223,7 +223,18 @@ pub(crate) fn scorer_reproduces_the_network(config: ModelConfig) {
             assert!((got - want).abs() < 1e-4, "batched raw: user {user} movie {position}: {got} vs {want}");
             let got = scorer.raw_score(user as usize, position).unwrap();
             assert!((got - want).abs() < 1e-4, "single raw: user {user} movie {position}: {got} vs {want}");
+            let got = scorer.raw_score_folded(&scorer.trained_user(user as usize).unwrap(), position).unwrap();
+            assert!((got - want).abs() < 1e-4, "folded path, nothing fitted: user {user} movie {position}: {got} vs {want}");
         }
+    }
+    let as_folded: Vec<_> = (0..=5).map(|row| scorer.trained_user(row).unwrap()).collect();
+    let folded: Vec<Vec<f32>> = Vec::try_from(scorer.score_catalogue_folded(&as_folded, Precision::Float32).unwrap()).unwrap();
+    for (got, want) in folded.iter().flatten().zip(batched.iter().flatten()) {
+        assert!((got - want).abs() < 1e-5, "folded catalogue pass: {got} vs {want}");
+    }
+    let folded_pairs = scorer.score_pairs_folded(&as_folded, &[1, 5, 0], &[0, 3, 2]).unwrap();
+    for (got, (user, position)) in folded_pairs.iter().zip([(1, 0), (5, 3), (0, 2)]) {
+        assert!((got - batched[user][position]).abs() < 1e-5, "folded pair ({user}, {position}): {got}");
     }
     assert!(scorer.score(99, 0).is_none() && scorer.score(0, 99).is_none());
     assert!(scorer.score_catalogue(&[99], Precision::Float32).is_err());

@@ -5,6 +5,7 @@
 //! matmuls, in float32 or (where the CPU has native bfloat16) bfloat16 for ranking. All of them compute the raw
 //! score with `core::raw_scores`.
 mod core;
+mod fold_in;
 mod matrix;
 mod passes;
 mod similarity;
@@ -13,6 +14,7 @@ pub(crate) use self::core::{raw_scores, AutoencoderTerms, ScoringTables};
 pub(crate) use self::matrix::{Layer, Matrix};
 pub(crate) use self::passes::{Columns, TensorPass};
 
+pub use self::fold_in::{FoldInOptions, FoldedUser};
 use self::passes::OnePair;
 use crate::ModelError;
 use std::cell::OnceCell;
@@ -170,23 +172,45 @@ impl CatalogueScorer {
     /// users × movies × width values at once.
     pub fn score_catalogue(&self, user_rows: &[i64], precision: Precision) -> Result<Tensor, ModelError> {
         self.check_user_rows(user_rows)?;
+        self.catalogue_pass(&self.tables, user_rows, precision)
+    }
+
+    /// `score_catalogue` for users fitted at query time (fold-in): [users, movies].
+    pub fn score_catalogue_folded(&self, users: &[FoldedUser], precision: Precision) -> Result<Tensor, ModelError> {
+        let rows: Vec<i64> = (0..users.len() as i64).collect();
+        self.catalogue_pass(&self.tables.for_users(users, self.user_dim())?, &rows, precision)
+    }
+
+    fn catalogue_pass(&self, tables: &ScoringTables, user_rows: &[i64], precision: Precision) -> Result<Tensor, ModelError> {
         tch::no_grad(|| {
             let rows = Tensor::f_from_slice(user_rows)?;
             let pass = match precision {
-                Precision::Float32 => TensorPass::new(&self.tables, rows, Columns::Every, &self.movie_table()?.tensor, self.tables.head_layers())?,
+                Precision::Float32 => TensorPass::new(tables, rows, Columns::Every, &self.movie_table()?.tensor, tables.head_layers())?,
                 Precision::Bfloat16 => {
                     let half = self.half_tables()?;
                     let layers = half.layers.iter().map(|(weight, bias)| (weight.shallow_clone(), bias.shallow_clone())).collect();
-                    TensorPass::new(&self.tables, rows, Columns::Every, &half.movie_table, layers)?
+                    TensorPass::new(tables, rows, Columns::Every, &half.movie_table, layers)?
                 }
             };
-            raw_scores(&self.tables, &pass)
+            raw_scores(tables, &pass)
         })
     }
 
     /// Exact (float32) raw (unclipped) scores of the pairs (`user_rows[i]`, `positions[i]`), in one batched pass.
     pub fn score_pairs(&self, user_rows: &[i64], positions: &[i64]) -> Result<Vec<f32>, ModelError> {
         self.check_user_rows(user_rows)?;
+        self.pairs_pass(&self.tables, user_rows, positions)
+    }
+
+    /// `score_pairs` for users fitted at query time: pair i is (`users[user_index[i]]`, `positions[i]`).
+    pub fn score_pairs_folded(&self, users: &[FoldedUser], user_index: &[i64], positions: &[i64]) -> Result<Vec<f32>, ModelError> {
+        if let Some(bad) = user_index.iter().find(|i| **i < 0 || **i as usize >= users.len()) {
+            return Err(ModelError::InvalidArgument(format!("user index {bad} is outside the {} folded users", users.len())));
+        }
+        self.pairs_pass(&self.tables.for_users(users, self.user_dim())?, user_index, positions)
+    }
+
+    fn pairs_pass(&self, tables: &ScoringTables, user_rows: &[i64], positions: &[i64]) -> Result<Vec<f32>, ModelError> {
         if user_rows.len() != positions.len() {
             return Err(ModelError::InvalidArgument(format!("{} user rows for {} positions", user_rows.len(), positions.len())));
         }
@@ -198,8 +222,8 @@ impl CatalogueScorer {
         }
         tch::no_grad(|| {
             let (rows, columns) = (Tensor::f_from_slice(user_rows)?, Columns::Listed(Tensor::f_from_slice(positions)?));
-            let pass = TensorPass::new(&self.tables, rows, columns, &self.movie_table()?.tensor, self.tables.head_layers())?;
-            Ok(Vec::<f32>::try_from(raw_scores(&self.tables, &pass)?)?)
+            let pass = TensorPass::new(tables, rows, columns, &self.movie_table()?.tensor, tables.head_layers())?;
+            Ok(Vec::<f32>::try_from(raw_scores(tables, &pass)?)?)
         })
     }
 }

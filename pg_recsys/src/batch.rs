@@ -1,11 +1,12 @@
-//! The batch refresh: top-k unrated movies for every user with the active model, written to
-//! recsys.batch_recommendations in the caller's transaction (readers keep seeing the previous batch until it
-//! commits), plus a monitoring row in recsys.quality_log. Concurrent refreshes are refused, not interleaved.
+//! The batch refresh: top-k unrated movies for every user with the active model (new ratings folded in), written to
+//! recsys.batch_recommendations in the caller's transaction (readers see the previous batch until it commits), plus
+//! a monitoring row in recsys.quality_log. Concurrent refreshes are refused, not interleaved.
 use crate::error::RecsysError;
 use crate::serving::cache::{self, LoadedModel};
+use crate::serving::fold_in;
 use crate::serving::snapshot;
 use pgrx::prelude::*;
-use recsys_model::ranking::rank_users;
+use recsys_model::ranking::{rank_folded_users, rank_users};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -36,17 +37,43 @@ pub struct RefreshSummary {
     pub seconds: f64,
 }
 
-/// Every user id with the catalogue positions of the movies they rated.
-fn users_and_rated(model: &LoadedModel) -> Result<Vec<(i32, Vec<usize>)>, RecsysError> {
-    Spi::connect(|client| -> Result<Vec<(i32, Vec<usize>)>, pgrx::spi::Error> {
-        let sql = "SELECT u.user_id, r.movies FROM recsys.users u
-                   LEFT JOIN (SELECT user_id, pg_catalog.array_agg(movie_id) AS movies FROM recsys.ratings GROUP BY user_id) r USING (user_id)
+/// A user to refresh: the catalogue positions they rated, and for fold-in the ratings the model never saw (those
+/// newer than its training data; all of them for a user it was trained without) and how many it did.
+struct UserRatings {
+    user_id: i32,
+    rated: Vec<usize>,
+    unseen: Vec<(usize, f32)>,
+    reflected: usize,
+}
+
+/// Every user with their ratings as the refresh needs them.
+fn users_and_rated(model: &LoadedModel) -> Result<Vec<UserRatings>, RecsysError> {
+    let cutoff = model.trained_until.map(|seconds| seconds as f64);
+    Spi::connect(|client| -> Result<Vec<UserRatings>, pgrx::spi::Error> {
+        let sql = "SELECT u.user_id, r.movies, r.ratings, r.after_training FROM recsys.users u
+                   LEFT JOIN (SELECT user_id, pg_catalog.array_agg(movie_id ORDER BY movie_id) AS movies,
+                                     pg_catalog.array_agg(rating::pg_catalog.float4 ORDER BY movie_id) AS ratings,
+                                     pg_catalog.array_agg($1::pg_catalog.float8 IS NULL
+                                                          OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp($1::pg_catalog.float8) ORDER BY movie_id) AS after_training
+                              FROM recsys.ratings GROUP BY user_id) r USING (user_id)
                    ORDER BY u.user_id";
+        let fold_in = crate::guc::fold_in();
         let mut users = Vec::new();
-        for row in client.select(sql, None, &[])? {
-            let rated = row.get::<Vec<i32>>(2)?.unwrap_or_default();
-            let positions = rated.iter().filter_map(|m| model.movie_index.get(m).copied()).collect();
-            users.push((row.get::<i32>(1)?.unwrap_or_default(), positions));
+        for row in client.select(sql, None, &[cutoff.into()])? {
+            let user_id = row.get::<i32>(1)?.unwrap_or_default();
+            let (movies, ratings, after) =
+                (row.get::<Vec<i32>>(2)?.unwrap_or_default(), row.get::<Vec<f32>>(3)?.unwrap_or_default(), row.get::<Vec<bool>>(4)?.unwrap_or_default());
+            let known = model.vocabulary.user_row(user_id) != 0;
+            let mut user = UserRatings { user_id, rated: Vec::with_capacity(movies.len()), unseen: Vec::new(), reflected: 0 };
+            for ((movie, rating), after) in movies.iter().zip(ratings).zip(after) {
+                let Some(position) = model.movie_index.get(movie).copied() else { continue };
+                user.rated.push(position);
+                match fold_in && (!known || (after && model.trained_until.is_some())) {
+                    true => user.unseen.push((position, rating)),
+                    false => user.reflected += 1,
+                }
+            }
+            users.push(user);
         }
         Ok(users)
     })
@@ -91,23 +118,37 @@ struct Batch {
     scores: Vec<f32>,
 }
 
-fn compute(model: &LoadedModel, users: &[(i32, Vec<usize>)], k: usize) -> Result<Batch, RecsysError> {
+fn compute(model: &LoadedModel, users: &[UserRatings], k: usize) -> Result<Batch, RecsysError> {
     let movies = model.scorer.movies();
     let chunk = (FLOATS_PER_CHUNK / (movies.max(1) * model.scorer.width())).max(1);
     let mut batch = Batch { users: Vec::new(), ranks: Vec::new(), movies: Vec::new(), scores: Vec::new() };
     let precision = crate::guc::precision();
-    for group in users.chunks(chunk) {
-        let rows: Vec<i64> = group.iter().map(|(user, _)| model.vocabulary.user_row(*user)).collect();
+    let ids = &model.catalogue.movie_ids;
+    let (folded, trained): (Vec<&UserRatings>, Vec<&UserRatings>) = users.iter().partition(|u| !u.unseen.is_empty());
+    for (group, fold) in trained.chunks(chunk).map(|g| (g, false)).chain(folded.chunks(chunk).map(|g| (g, true))) {
         let candidates = |index: usize| {
             let mut allowed = vec![true; movies];
-            group[index].1.iter().for_each(|p| allowed[*p] = false);
+            group[index].rated.iter().for_each(|p| allowed[*p] = false);
             (0..movies).filter(|p| allowed[*p]).collect()
         };
-        for ((user, _), ranking) in group.iter().zip(rank_users(&model.scorer, &rows, candidates, &model.catalogue.movie_ids, k, precision)?) {
+        let rankings = if fold {
+            let vectors = group
+                .iter()
+                .map(|user| {
+                    let start = model.scorer.trained_user(model.vocabulary.user_row(user.user_id) as usize)?;
+                    model.scorer.fold_in(&start, user.reflected, &user.unseen, fold_in::options())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            rank_folded_users(&model.scorer, &vectors, candidates, ids, k, precision)?
+        } else {
+            let rows: Vec<i64> = group.iter().map(|user| model.vocabulary.user_row(user.user_id)).collect();
+            rank_users(&model.scorer, &rows, candidates, ids, k, precision)?
+        };
+        for (user, ranking) in group.iter().zip(rankings) {
             for (rank, (position, score)) in ranking.into_iter().enumerate() {
-                batch.users.push(*user);
+                batch.users.push(user.user_id);
                 batch.ranks.push(rank as i16 + 1);
-                batch.movies.push(model.catalogue.movie_ids[position]);
+                batch.movies.push(ids[position]);
                 batch.scores.push(score);
             }
         }

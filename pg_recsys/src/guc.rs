@@ -27,6 +27,11 @@ static BFLOAT16: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Read by the drop guard's event trigger (`sql/drop_guard.sql`), also in sessions that never loaded the library.
 static ALLOW_DROP_WITH_DATA: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// `recsys.fold_in`: fold a user's ratings that the active model never saw (those newer than its training data,
+/// and every rating of a user it was trained without) into the user's vector at query time (default on), for
+/// recsys_predict, recsys_recommend and the batch refresh. Off: the trained vector (or the average user).
+static FOLD_IN: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// Upper bound of `recsys.torch_threads`.
 pub const MAX_TORCH_THREADS: i32 = 64;
 
@@ -63,6 +68,14 @@ pub fn register() {
         c"Use bfloat16 arithmetic where the CPU has it natively.",
         c"Speeds up catalogue ranking (close candidates are rescored in float32) and the MiniLM embedding of new titles; off: float32 throughout.",
         &BFLOAT16,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"recsys.fold_in",
+        c"Fold ratings the active model never saw into the user's vector at query time.",
+        c"Ratings newer than the model's training data (all ratings of a user it never saw) refit the user's embedding and bias with the network frozen; off: the trained vector.",
+        &FOLD_IN,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -104,6 +117,11 @@ const INSTALLED_MINILM_DIR: &str = "pg_recsys_minilm";
 /// The thread count the current session asks libtorch to use.
 pub fn torch_threads() -> i32 {
     TORCH_THREADS.get()
+}
+
+/// Whether this session folds new ratings into users' vectors.
+pub fn fold_in() -> bool {
+    FOLD_IN.get()
 }
 
 /// Whether processes leave without libtorch's static destructors.

@@ -1,8 +1,8 @@
 //! Fold-in: a user's embedding row and bias fitted at query time to ratings the model never saw, with the network
 //! frozen. Regularised Gauss–Newton on (embedding, bias) in plain Rust: each rating's score and its gradient come from
 //! one forward and one backward pass through the head (the head is piecewise linear in the embedding, so a few steps
-//! converge), and a (d+1)×(d+1) solve. The prior pulls towards the trained row (or the unknown user's zero row) with a
-//! strength that grows with the ratings the trained row already reflects. The autoencoder's user part is kept.
+//! converge), and a (d+1)×(d+1) solve. The prior pulls towards the trained row (or the unknown user's zero row) with
+//! the trainer's per-rating L2 weight, counted over old and new ratings. The autoencoder's user part is kept.
 use super::core::{AutoencoderTerms, ScoringTables};
 use super::matrix::{dot, Layer, Matrix};
 use super::CatalogueScorer;
@@ -24,7 +24,8 @@ pub struct FoldedUser {
 /// How strongly fold-in holds on to the starting vector.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FoldInOptions {
-    /// L2 weight per rating behind the starting vector (ratings the trained row reflects, plus `prior_ratings`).
+    /// L2 weight per rating on the distance from the starting vector, counted over the ratings the trained row
+    /// reflects, the new ones and `prior_ratings` (the trainer's embedding L2 is per rating in the same way).
     pub l2_per_rating: f32,
     /// Ratings' worth of prior a user the model never saw starts with (the zero row).
     pub prior_ratings: f32,
@@ -112,7 +113,7 @@ impl CatalogueScorer {
     /// `start` with the weight of `reflected` ratings (those `start` was trained on; 0 for an unknown user).
     pub fn fold_in(&self, start: &FoldedUser, reflected: usize, ratings: &[(usize, f32)], options: FoldInOptions) -> Result<FoldedUser, ModelError> {
         let width = self.user_dim() + 1;
-        let prior = f64::from(options.l2_per_rating) * (reflected as f64 + f64::from(options.prior_ratings));
+        let prior = f64::from(options.l2_per_rating) * ((reflected + ratings.len()) as f64 + f64::from(options.prior_ratings));
         let anchor: Vec<f64> = start.embedding.iter().map(|v| f64::from(*v)).chain([f64::from(start.bias)]).collect();
         let mut current = start.clone();
         let objective = |user: &FoldedUser| -> Result<f64, ModelError> {

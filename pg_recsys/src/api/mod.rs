@@ -5,5 +5,6 @@ mod models;
 mod predict;
 mod predict_new;
 mod recommend;
+mod recommend_for;
 mod refresh;
 mod similar;

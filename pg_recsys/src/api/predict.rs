@@ -2,6 +2,7 @@
 //! bounded chunks.
 use crate::error::{OrRaise, RecsysError};
 use crate::serving::cache::{self, LoadedModel};
+use crate::serving::fold_in::{self, UserVector};
 use pgrx::prelude::*;
 
 /// Pairs scored per pass of a list: bounds the memory of one call (about this many × the head's width floats)
@@ -17,16 +18,19 @@ fn position(model: &LoadedModel, movie_id: i32) -> Result<usize, RecsysError> {
 fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = cache::active()?;
-    let user_row = model.vocabulary.user_row(user_id) as usize;
-    let raw = model
-        .scorer
-        .raw_score(user_row, position(&model, movie_id)?)
-        .ok_or_else(|| RecsysError::internal(format!("user row {user_row} is outside the model")))?;
+    let position = position(&model, movie_id)?;
+    let raw = match fold_in::user_vector(&model, user_id)? {
+        UserVector::Row(row) => {
+            model.scorer.raw_score(row, position).ok_or_else(|| RecsysError::internal(format!("user row {row} is outside the model")))?
+        }
+        UserVector::Folded(user) => model.scorer.raw_score_folded(&user, position)?,
+    };
     model.rating(raw)
 }
 
 /// Predicted rating of `movie_id` for `user_id` by the active model, on the model's rating scale (0.5–5).
-/// A user the model has not seen is scored as an average user (the "unknown user" embedding, no user bias);
+/// Ratings the model never saw are folded into the user's vector first (`recsys.fold_in`); a user the model has not
+/// seen and who has no ratings is scored as an average user (the "unknown user" embedding, no user bias);
 /// a movie without a trained embedding is scored from its content. Errors: no active model (55000), a movie
 /// that is not in recsys.movies (42704). NULL arguments give NULL.
 #[pg_extern(stable, strict, parallel_safe)]
@@ -50,11 +54,16 @@ fn predict_many(user_id: i32, movie_ids: &[i32]) -> Result<Vec<f32>, RecsysError
     }
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = cache::active()?;
-    let user_row = model.vocabulary.user_row(user_id);
+    let user = fold_in::user_vector(&model, user_id)?;
     let mut scores = Vec::with_capacity(movie_ids.len());
     for chunk in movie_ids.chunks(PAIRS_PER_CHUNK) {
         let positions = chunk.iter().map(|m| position(&model, *m).map(|p| p as i64)).collect::<Result<Vec<i64>, _>>()?;
-        let raw = model.scorer.score_pairs(&vec![user_row; positions.len()], &positions)?;
+        let raw = match &user {
+            UserVector::Row(row) => model.scorer.score_pairs(&vec![*row as i64; positions.len()], &positions)?,
+            UserVector::Folded(user) => {
+                model.scorer.score_pairs_folded(std::slice::from_ref(user.as_ref()), &vec![0; positions.len()], &positions)?
+            }
+        };
         for value in raw {
             scores.push(model.rating(value)?);
         }

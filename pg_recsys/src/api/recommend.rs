@@ -1,12 +1,13 @@
 //! Real-time top-k recommendations over the whole catalogue with the active model.
 use crate::error::{OrRaise, RecsysError};
 use crate::serving::cache;
+use crate::serving::fold_in::{self, UserVector};
 use pgrx::prelude::*;
-use recsys_model::ranking::rank_users;
+use recsys_model::ranking::{rank_folded_users, rank_users};
 use std::collections::HashSet;
 
 /// Upper bound on `k`: larger values are capped to the catalogue size anyway.
-const MAX_K: i32 = 10_000;
+pub(super) const MAX_K: i32 = 10_000;
 
 /// Rated movies of a user, or movies of a genre: every value is a bound parameter.
 const RATED_BY_USER: &str = "SELECT movie_id FROM recsys.ratings WHERE user_id OPERATOR(pg_catalog.=) $1::pg_catalog.int4";
@@ -47,15 +48,12 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
     };
     let is_candidate =
         |i: &usize| !excluded.contains(&model.catalogue.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.catalogue.movie_ids[*i]));
-    let user_row = model.vocabulary.user_row(user_id);
-    let ranked = rank_users(
-        &model.scorer,
-        &[user_row],
-        |_| (0..model.catalogue.movie_ids.len()).filter(is_candidate).collect(),
-        &model.catalogue.movie_ids,
-        k as usize,
-        crate::guc::precision(),
-    )?;
+    let candidates = |_| (0..model.catalogue.movie_ids.len()).filter(is_candidate).collect();
+    let (ids, precision) = (&model.catalogue.movie_ids, crate::guc::precision());
+    let ranked = match fold_in::user_vector(&model, user_id)? {
+        UserVector::Row(row) => rank_users(&model.scorer, &[row as i64], candidates, ids, k as usize, precision)?,
+        UserVector::Folded(user) => rank_folded_users(&model.scorer, std::slice::from_ref(user.as_ref()), candidates, ids, k as usize, precision)?,
+    };
     let best = ranked.into_iter().next().unwrap_or_default();
     Ok(best
         .into_iter()
@@ -66,8 +64,9 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
 
 /// The `k` best movies for `user_id` by the active model, scored over the whole catalogue in one batched pass:
 /// rank (1 = best), movie id, title, predicted rating. `exclude_rated` leaves out movies the user has rated;
-/// `genre` keeps only movies of that genre (case-insensitive). Ties go to the lower movie id. An unknown user gets
-/// the recommendations of an average user; a NULL user gets no rows; NULL k and exclude_rated take their defaults.
+/// `genre` keeps only movies of that genre (case-insensitive). Ties go to the lower movie id. Ratings the model never
+/// saw are folded into the user's vector first (`recsys.fold_in`); an unknown user without ratings gets the
+/// recommendations of an average user; a NULL user gets no rows; NULL k and exclude_rated take their defaults.
 /// k outside 1..10000 → 22023; no active model → 55000.
 #[pg_extern(stable, parallel_safe)]
 fn recsys_recommend(

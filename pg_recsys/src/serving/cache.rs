@@ -23,6 +23,8 @@ pub struct LoadedModel {
     pub network: Rc<HybridRecommender>,
     /// The vocabularies fitted at training: user and movie rows, genres, people.
     pub vocabulary: Rc<Vocabulary>,
+    /// Unix seconds of the newest rating in the model's training data (its fingerprint); newer ones are folded in.
+    pub trained_until: Option<i64>,
     /// `recsys.catalogue_state.version` when the catalogue was read: any other value means it changed since.
     pub catalogue_version: i64,
     /// Whether the catalogue was read while this backend's own transaction had changed it, uncommitted: such a
@@ -121,6 +123,7 @@ impl LoadedModel {
             _store: self._store.clone(),
             network: self.network.clone(),
             vocabulary: self.vocabulary.clone(),
+            trained_until: self.trained_until,
             catalogue_version,
             catalogue_uncommitted: uncommitted.into(),
             catalogue,
@@ -151,6 +154,7 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
     let (store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
     let build_ms = started.elapsed().as_secs_f64() * 1e3;
     let vocabulary = artefact.manifest.vocabulary;
+    let trained_until = artefact.manifest.fingerprint.max_rated_at;
     let content_dim = network.config().content_dim();
     let catalogue = match EncodedCatalogue::read_snapshot(version, content_dim, catalogue_version)? {
         Some(snapshot) => snapshot,
@@ -170,6 +174,7 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
         _store: Rc::new(store),
         network: Rc::new(network),
         vocabulary: Rc::new(vocabulary),
+        trained_until,
         catalogue_version,
         catalogue_uncommitted: uncommitted.into(),
         catalogue,

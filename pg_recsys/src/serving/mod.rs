@@ -1,10 +1,13 @@
 //! Serving in a backend: the cache of the active model (`cache`), the catalogue it scores (`catalogue`: read, encode,
-//! version), the catalogue's stored snapshot (`snapshot`) and the one title-embedding path (`titles`). The SQL
+//! version), the catalogue's stored snapshot (`snapshot`), users' folded-in vectors (`fold_in`) and the one
+//! title-embedding path (`titles`). The SQL
 //! functions in `api/` and the batch refresh read models through it.
 /// The active model of this backend.
 pub mod cache;
 /// The catalogue a model scores.
 pub mod catalogue;
+/// Which vector scores a user: the trained row or one refitted to new ratings.
+pub mod fold_in;
 /// Stored encoded catalogues.
 pub mod snapshot;
 /// Title embeddings.

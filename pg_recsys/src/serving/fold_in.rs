@@ -1,0 +1,119 @@
+//! Fold-in in a backend: which vector scores a user. A user with ratings the active model never saw (newer than its
+//! training data, or all ratings of a user it was trained without) is scored with their embedding and bias refitted
+//! to those ratings (`recsys_model`'s fold-in); the fitted vector is cached per (user, their new ratings' count,
+//! latest time and sum), so a user without new ratings costs one index lookup per statement. Nothing is written.
+use super::cache::LoadedModel;
+use crate::error::RecsysError;
+use pgrx::prelude::*;
+use recsys_model::scoring::{FoldInOptions, FoldedUser};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Users whose folded vectors a backend keeps (cleared when full).
+const CACHED_USERS: usize = 10_000;
+
+/// The user's ratings the model never saw, and how many it did, in one pass over the user's ratings.
+const NEW_RATINGS: &str = "SELECT pg_catalog.count(*) FILTER (WHERE NOT is_new),
+        pg_catalog.array_agg(movie_id ORDER BY movie_id) FILTER (WHERE is_new),
+        pg_catalog.array_agg(rating::pg_catalog.float4 ORDER BY movie_id) FILTER (WHERE is_new),
+        pg_catalog.max(EXTRACT(EPOCH FROM rated_at)::pg_catalog.float8) FILTER (WHERE is_new),
+        pg_catalog.sum(rating::pg_catalog.float8) FILTER (WHERE is_new)
+    FROM (SELECT movie_id, rating, rated_at,
+                 ($2::pg_catalog.float8 IS NULL OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp($2::pg_catalog.float8)) AS is_new
+          FROM recsys.ratings WHERE user_id OPERATOR(pg_catalog.=) $1::pg_catalog.int4) r";
+
+/// The vector that scores a user: the model's row, or one refitted to ratings the model never saw.
+#[derive(Clone)]
+pub enum UserVector {
+    /// The trained row (0: the average user).
+    Row(usize),
+    /// A vector fitted at query time.
+    Folded(Rc<FoldedUser>),
+}
+
+/// Identifies a user's new ratings: their count, latest time and sum.
+type RatingsKey = (i64, u64, u64);
+
+/// A cached answer: for which statement it was checked, for which new ratings it was fitted.
+struct CachedVector {
+    statement: pg_sys::TimestampTz,
+    key: RatingsKey,
+    vector: UserVector,
+}
+
+/// This backend's users' vectors, for one (model version, catalogue version): another one starts empty.
+#[derive(Default)]
+struct FoldedUsers {
+    model: (i64, i64),
+    users: HashMap<i32, CachedVector>,
+}
+
+thread_local! {
+    static FOLDED: RefCell<FoldedUsers> = RefCell::new(FoldedUsers::default());
+}
+
+/// The cached entry of `user_id` under `model`, if it passes `keep`.
+fn cached(model: &LoadedModel, user_id: i32, keep: impl Fn(&CachedVector) -> bool) -> Option<UserVector> {
+    FOLDED.with(|folded| {
+        let folded = folded.borrow();
+        (folded.model == (model.version, model.catalogue_version))
+            .then(|| folded.users.get(&user_id).filter(|c| keep(c)).map(|c| c.vector.clone()))
+            .flatten()
+    })
+}
+
+/// The options every fold-in uses.
+pub fn options() -> FoldInOptions {
+    FoldInOptions::default()
+}
+
+/// The vector that scores `user_id` in this statement.
+pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, RecsysError> {
+    let row = model.vocabulary.user_row(user_id) as usize;
+    if !crate::guc::fold_in() || (row != 0 && model.trained_until.is_none()) {
+        return Ok(UserVector::Row(row));
+    }
+    // SAFETY: reads the start time of the current statement, set by Postgres for every statement.
+    let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    if let Some(hit) = cached(model, user_id, |c| c.statement == statement) {
+        return Ok(hit);
+    }
+    let cutoff = if row == 0 { None } else { model.trained_until.map(|seconds| seconds as f64) };
+    let (reflected, movies, ratings, latest, sum) = Spi::connect(|client| {
+        let row = client.select(NEW_RATINGS, Some(1), &[user_id.into(), cutoff.into()])?.first();
+        Ok::<_, pgrx::spi::Error>((row.get::<i64>(1)?, row.get::<Vec<i32>>(2)?, row.get::<Vec<f32>>(3)?, row.get::<f64>(4)?, row.get::<f64>(5)?))
+    })
+    .map_err(RecsysError::spi("reading the user's new ratings"))?;
+    let observed: Vec<(usize, f32)> = movies
+        .unwrap_or_default()
+        .iter()
+        .zip(ratings.unwrap_or_default())
+        .filter_map(|(movie, rating)| Some((*model.movie_index.get(movie)?, rating)))
+        .collect();
+    let key = (observed.len() as i64, latest.unwrap_or(0.0).to_bits(), sum.unwrap_or(0.0).to_bits());
+    let vector = match cached(model, user_id, |c| c.key == key) {
+        Some(vector) => vector,
+        None if observed.is_empty() => UserVector::Row(row),
+        None => {
+            let start = model.scorer.trained_user(row)?;
+            let reflected = if row == 0 { 0 } else { reflected.unwrap_or(0) as usize };
+            UserVector::Folded(Rc::new(model.scorer.fold_in(&start, reflected, &observed, options())?))
+        }
+    };
+    FOLDED.with(|folded| {
+        let mut folded = folded.borrow_mut();
+        if folded.model != (model.version, model.catalogue_version) || folded.users.len() >= CACHED_USERS {
+            *folded = FoldedUsers { model: (model.version, model.catalogue_version), users: HashMap::new() };
+        }
+        folded.users.insert(user_id, CachedVector { statement, key, vector: vector.clone() });
+    });
+    Ok(vector)
+}
+
+/// A vector fitted to `ratings` (catalogue position, rating) from the average user, for a visitor the model has
+/// never seen and who is not stored (`recsys_recommend_for`).
+pub fn visitor_vector(model: &LoadedModel, ratings: &[(usize, f32)]) -> Result<FoldedUser, RecsysError> {
+    let start = model.scorer.trained_user(0)?;
+    Ok(model.scorer.fold_in(&start, 0, ratings, options())?)
+}

@@ -91,6 +91,8 @@ COMMENT ON FUNCTION recsys_predict_new(integer, text, text[], text[], text[], do
 COMMENT ON FUNCTION recsys_predict_new(integer, text, text, text, text, double precision, integer) IS 'recsys_predict_new with genres, directors and actors as comma-separated text.';
 COMMENT ON FUNCTION recsys_recommend(integer, integer, boolean, text) IS 'The k best movies for a user over the whole catalogue (rank, movie_id, title, score), optionally unrated only and of one genre.';
 COMMENT ON FUNCTION recsys_similar_movies(integer, integer, text) IS 'The k movies nearest to a movie in the active model''s movie representation (rank, movie_id, title, cosine similarity), optionally of one genre.';
+COMMENT ON FUNCTION recsys_recommend_for(integer[], real[], integer, boolean, text) IS 'The k best movies for a visitor from a few ratings (movie ids and ratings of the same length), fitted at query time from the average user; writes nothing.';
+COMMENT ON FUNCTION recsys_recommend_for(jsonb, integer, boolean, text) IS 'recsys_recommend_for with the ratings as a jsonb object {"movie_id": rating, ...}.';
 COMMENT ON FUNCTION recsys_explain(integer, integer) IS 'The parts of a prediction (component, detail, contribution) that add up to the raw score: biases, the user and movie embeddings, genres, title, directors, actors, year and runtime (exact Shapley values), the autoencoder blend.';
 COMMENT ON FUNCTION recsys_similar_users(integer, integer) IS 'The k users nearest to a user in the active model''s user representation (rank, user_id, cosine similarity).';
 COMMENT ON FUNCTION recsys_refresh_batch_now(integer, integer) IS 'The batch refresh as a function returning its summary; CALL recsys_refresh_batch(k) wraps it. Admin only.';

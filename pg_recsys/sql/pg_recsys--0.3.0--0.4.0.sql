@@ -1,7 +1,8 @@
 -- pg_recsys 0.3.0 → 0.4.0 (ALTER EXTENSION pg_recsys UPDATE): keeps every row, model version and the active model.
 -- New: catalogue_changes records which movies each catalogue version inserted, edited or deleted (the triggers on
 -- movies, movie_genres and movie_persons now pass their transition tables), so a backend re-encodes only those.
--- New functions: recsys_similar_movies, recsys_similar_users and recsys_explain.
+-- New functions: recsys_similar_movies, recsys_similar_users, recsys_explain and recsys_recommend_for (array and
+-- jsonb forms).
 -- Changes before the update were not recorded: changes_from starts at the current version. Version numbers now
 -- come from the sequence catalogue_versions, so a rolled-back change never hands its number to a later one.
 \echo Use "ALTER EXTENSION pg_recsys UPDATE TO '0.4.0'" to load this file. \quit
@@ -109,3 +110,34 @@ STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'recsys_explain_wrapper';
 COMMENT ON FUNCTION @extschema@.recsys_explain(integer, integer) IS 'The parts of a prediction (component, detail, contribution) that add up to the raw score: biases, the user and movie embeddings, genres, title, directors, actors, year and runtime (exact Shapley values), the autoencoder blend.';
+CREATE FUNCTION @extschema@."recsys_recommend_for"(
+	"movie_ids" INT[], /* :: std :: option :: Option < Vec < Option < i32 > > > */
+	"ratings" real[], /* :: std :: option :: Option < Vec < Option < f32 > > > */
+	"k" INT DEFAULT 10, /* Option < i32 > */
+	"exclude_rated" bool DEFAULT true, /* Option < bool > */
+	"genre" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"rank" INT,  /* i32 */
+	"movie_id" INT,  /* i32 */
+	"title" TEXT,  /* String */
+	"score" real  /* f32 */
+)
+STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'recsys_recommend_for_wrapper';
+CREATE FUNCTION @extschema@."recsys_recommend_for"(
+	"ratings" jsonb, /* Option < JsonB > */
+	"k" INT DEFAULT 10, /* Option < i32 > */
+	"exclude_rated" bool DEFAULT true, /* Option < bool > */
+	"genre" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"rank" INT,  /* i32 */
+	"movie_id" INT,  /* i32 */
+	"title" TEXT,  /* String */
+	"score" real  /* f32 */
+)
+STABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'recsys_recommend_for_jsonb_wrapper';
+COMMENT ON FUNCTION @extschema@.recsys_recommend_for(integer[], real[], integer, boolean, text) IS 'The k best movies for a visitor from a few ratings (movie ids and ratings of the same length), fitted at query time from the average user; writes nothing.';
+COMMENT ON FUNCTION @extschema@.recsys_recommend_for(jsonb, integer, boolean, text) IS 'recsys_recommend_for with the ratings as a jsonb object {"movie_id": rating, ...}.';

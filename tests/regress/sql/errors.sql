@@ -72,3 +72,12 @@ SELECT * FROM recsys_similar_users(987654);
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM recsys_similar_movies(1, 0);
 \echo :LAST_ERROR_SQLSTATE
+-- a visitor's ratings: lengths, scale, NULLs, unknown movies
+SELECT * FROM recsys_recommend_for(ARRAY[1, 2], ARRAY[4]::real[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys_recommend_for(ARRAY[1], ARRAY[9]::real[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys_recommend_for(ARRAY[-4], ARRAY[4]::real[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM recsys_recommend_for('[1, 2]'::jsonb);
+\echo :LAST_ERROR_SQLSTATE

@@ -63,3 +63,7 @@ SELECT count(*) AS k_rows, min(rank) AS first, max(rank) AS last, bool_and(movie
 FROM recsys_similar_movies(1, 5);
 SELECT count(*) AS k_rows, bool_and(user_id <> 1) AS query_not_listed FROM recsys_similar_users(1, 5);
 SELECT count(*) AS rows_for_null FROM recsys_similar_movies(NULL), recsys_similar_users(NULL);
+-- a visitor from a few ratings: k rows, rated movies left out, the jsonb form agrees with the arrays
+SELECT count(*) AS k_rows, bool_and(movie_id NOT IN (1, 2, 3)) AS rated_left_out FROM recsys_recommend_for(ARRAY[1, 2, 3], ARRAY[5, 4.5, 1]::real[], 5);
+SELECT array_agg(movie_id ORDER BY rank) = (SELECT array_agg(movie_id ORDER BY rank) FROM recsys_recommend_for('{"1": 5, "2": 4.5, "3": 1}'::jsonb, 5)) AS jsonb_form_agrees
+FROM recsys_recommend_for(ARRAY[1, 2, 3], ARRAY[5, 4.5, 1]::real[], 5);

@@ -5,6 +5,7 @@
 //! group is "unknown" (embedding row 0, no genres, a zero title vector, no people, average year and runtime). All
 //! 2⁷ = 128 coalitions run as one batched forward; Shapley's efficiency makes the parts sum to the score.
 use crate::network::{ContentInputs, HybridRecommender};
+use crate::scoring::FoldedUser;
 use crate::ModelError;
 use tch::{Kind, Tensor};
 
@@ -55,6 +56,18 @@ impl HybridRecommender {
     /// The parts of the raw score of user row `user_row` for the movie with embedding row `movie_row` (0 when the
     /// model has none) and raw content `content` (one row).
     pub fn explain(&self, user_row: i64, movie_row: i64, content: &ContentInputs) -> Result<Explanation, ModelError> {
+        self.explain_user(&self.trained_user(user_row)?, movie_row, content)
+    }
+
+    /// User row `row`'s trained embedding and bias (0 without biases) as a vector.
+    fn trained_user(&self, row: i64) -> Result<FoldedUser, ModelError> {
+        let index = usize::try_from(row).map_err(|_| ModelError::InvalidArgument(format!("user row {row}")))?;
+        let bias = if self.config.use_biases { self.user_bias.f_get(row)?.f_double_value(&[0])? as f32 } else { 0.0 };
+        Ok(FoldedUser { row: index, embedding: Vec::try_from(self.user_embedding.f_get(row)?)?, bias })
+    }
+
+    /// `explain` for a user given as a vector (a fold-in result: the user's own row supplies the autoencoder part).
+    pub fn explain_user(&self, user: &FoldedUser, movie_row: i64, content: &ContentInputs) -> Result<Explanation, ModelError> {
         if content.rows() != 1 {
             return Err(ModelError::InvalidArgument(format!("explain takes one movie's content, got {} rows", content.rows())));
         }
@@ -62,6 +75,7 @@ impl HybridRecommender {
             let coalitions = 1usize << PLAYERS;
             let has = |player: usize| (0..coalitions).map(|mask| mask & (1 << player) != 0).collect::<Vec<bool>>();
             let ids = |player: usize, row: i64| Tensor::f_from_slice(&has(player).iter().map(|p| if *p { row } else { 0 }).collect::<Vec<i64>>());
+            let users = [self.trained_user(0)?, user.clone()];
             let inputs = ContentInputs {
                 genres: rows_where(&has(2), &content.genres)?,
                 titles: rows_where(&has(3), &content.titles)?,
@@ -70,7 +84,7 @@ impl HybridRecommender {
                 numeric: rows_where(&has(6), &content.numeric)?,
             };
             let encoded = self.encode_content(&inputs)?;
-            let values: Vec<f32> = Vec::try_from(self.forward_encoded_blended(&ids(0, user_row)?, &ids(1, movie_row)?, &encoded, false)?)?;
+            let values: Vec<f32> = Vec::try_from(self.forward_encoded_for(&users, &ids(0, 1)?, &ids(1, movie_row)?, &encoded, false)?)?;
             let mut groups = [0f32; PLAYERS];
             for (player, value) in groups.iter_mut().enumerate() {
                 let bit = 1 << player;
@@ -82,13 +96,13 @@ impl HybridRecommender {
             }
             let full = coalitions - 1;
             let pair = |row: i64| Tensor::f_from_slice(&[row]);
-            let blended = self.forward_encoded_blended(&pair(user_row)?, &pair(movie_row)?, &encoded.f_get(full as i64)?.f_unsqueeze(0)?, true)?;
+            let blended = self.forward_encoded_for(&users, &pair(1)?, &pair(movie_row)?, &encoded.f_get(full as i64)?.f_unsqueeze(0)?, true)?;
             let raw = blended.f_double_value(&[0])? as f32;
             let scalar = |table: &Tensor, row: i64| -> Result<f32, ModelError> {
                 Ok(table.f_get(row)?.f_to_kind(Kind::Float)?.f_sum(Kind::Float)?.f_double_value(&[])? as f32)
             };
             let (global_bias, user_bias, movie_bias) = if self.config.use_biases {
-                (scalar(&self.global_bias, 0)?, scalar(&self.user_bias, user_row)?, scalar(&self.movie_bias, movie_row)?)
+                (scalar(&self.global_bias, 0)?, user.bias, scalar(&self.movie_bias, movie_row)?)
             } else {
                 (0.0, 0.0, 0.0)
             };
@@ -144,6 +158,22 @@ mod tests {
             }
             assert_eq!(blended_somewhere, autoencoder.is_some(), "the blend is its own part where the autoencoder knows the pair");
         }
+    }
+
+    #[test]
+    fn a_folded_users_parts_add_up_to_its_score() {
+        tch::manual_seed(5);
+        let store = nn::VarStore::new(Device::Cpu);
+        let config = crate::ModelConfig { dot_product: true, autoencoder_rank: Some(2), ..small_config() };
+        let network = HybridRecommender::new(&store.root(), &config);
+        crate::train::autoencoder::tests::fill_randomly(network.autoencoder.as_ref().unwrap());
+        let inputs = content(1, &config);
+        let folded = FoldedUser { row: 2, embedding: (0..config.user_dim).map(|i| (i as f32 * 0.37).sin()).collect(), bias: 0.4 };
+        let explanation = network.explain_user(&folded, 3, &inputs).unwrap();
+        let scorer = network.catalogue_scorer(&Tensor::from_slice(&[3i64]), &network.encode_content(&inputs).unwrap()).unwrap();
+        let raw = scorer.raw_score_folded(&folded, 0).unwrap();
+        assert!((explanation.raw - raw).abs() < 1e-5 && (explanation.total() - raw).abs() < 1e-4, "{explanation:?} vs {raw}");
+        assert_eq!(explanation.user_bias, 0.4);
     }
 
     #[test]

@@ -46,6 +46,11 @@ fn new_ratings_change_a_users_list_at_once_without_retraining_or_writing() {
     assert!(after.iter().all(|m| !loved[1..].contains(m)), "rated movies stay out of the list");
     let first_after = predicted(&mut db, user, loved[0]);
     assert!(first_after > first_before, "an unrated horror film now scores higher: {first_before} -> {first_after}");
+    let explained: f32 = db.query_one("SELECT sum(contribution) FROM recsys.recsys_explain($1, $2)", &[&user, &loved[0]]).unwrap().get::<_, f32>(0);
+    assert!((explained.clamp(0.5, 5.0) - first_after).abs() < 1e-4, "the explanation is of the folded vector: {explained} vs {first_after}");
+    let detail: String =
+        db.query_one("SELECT detail FROM recsys.recsys_explain($1, $2) WHERE component = 'user'", &[&user, &loved[0]]).unwrap().get(0);
+    assert!(detail.contains("folded in"), "{detail}");
     assert_eq!(stored(&mut db), writes_before, "serving wrote nothing");
 
     db.batch_execute("SET recsys.fold_in = off").unwrap();

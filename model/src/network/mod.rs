@@ -9,7 +9,7 @@ pub(crate) use self::autoencoder::AutoencoderTables;
 pub(crate) use self::layers::{Dense, Mlp};
 
 use crate::config::ModelConfig;
-use crate::scoring::{self, CatalogueScorer, Columns, Layer, Matrix, ScoringTables, TensorPass};
+use crate::scoring::{self, CatalogueScorer, Columns, FoldedUser, Layer, Matrix, ScoringTables, TensorPass};
 use crate::ModelError;
 use tch::{nn, Kind, TchError, Tensor};
 
@@ -204,6 +204,27 @@ impl HybridRecommender {
         tch::no_grad(|| {
             let movie_table = tables.movie_layer.forward(&tables.movie_inputs.tensor)?;
             let pass = TensorPass::new(&tables, users.shallow_clone(), Columns::Aligned, &movie_table, tables.head_layers())?;
+            scoring::raw_scores(&tables, &pass)
+        })
+    }
+
+    /// `forward_encoded_blended` for users given as vectors (`users[user_index[i]]` scores pair i), as fold-in and
+    /// explanations of folded users need.
+    pub(crate) fn forward_encoded_for(
+        &self,
+        users: &[FoldedUser],
+        user_index: &Tensor,
+        movies: &Tensor,
+        content: &Tensor,
+        blend: bool,
+    ) -> Result<Tensor, ModelError> {
+        let mut tables = self.scoring_tables(movies, content)?.for_users(users, self.config.user_dim as usize)?;
+        if !blend {
+            tables.autoencoder = None;
+        }
+        tch::no_grad(|| {
+            let movie_table = tables.movie_layer.forward(&tables.movie_inputs.tensor)?;
+            let pass = TensorPass::new(&tables, user_index.shallow_clone(), Columns::Aligned, &movie_table, tables.head_layers())?;
             scoring::raw_scores(&tables, &pass)
         })
     }

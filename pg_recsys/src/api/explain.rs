@@ -1,5 +1,6 @@
 //! `recsys_explain`: a prediction split into parts that add up to it, each with a short human-readable detail.
 use crate::error::{OrRaise, RecsysError};
+use crate::serving::fold_in::{self, UserVector};
 use crate::serving::{cache, catalogue};
 use pgrx::prelude::*;
 use recsys_model::explain::GROUPS;
@@ -59,7 +60,11 @@ fn explain(user_id: i32, movie_id: i32) -> Result<Vec<Part>, RecsysError> {
     let config = model.network.config();
     let inputs = model.vocabulary.encode(&[content], &titles, config.max_directors, config.max_actors)?;
     let (user_row, movie_row) = (model.vocabulary.user_row(user_id), model.vocabulary.movie_row(movie_id));
-    let parts = model.network.explain(user_row, movie_row, &inputs)?;
+    let (vector, folded) = match fold_in::user_vector(&model, user_id)? {
+        UserVector::Row(row) => (model.scorer.trained_user(row)?, false),
+        UserVector::Folded(user) => (user.as_ref().clone(), true),
+    };
+    let parts = model.network.explain_user(&vector, movie_row, &inputs)?;
     let title = &content.title;
     let direction = |value: f32| if value >= 0.0 { "above" } else { "below" };
 
@@ -70,10 +75,12 @@ fn explain(user_id: i32, movie_id: i32) -> Result<Vec<Part>, RecsysError> {
     closest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let named: Vec<String> =
         closest.iter().take(CLOSEST_RATED).map(|(_, at, rating)| format!("you rated {} {rating}★", model.catalogue.titles[*at])).collect();
-    let user_detail = match (user_row, named.is_empty()) {
-        (0, _) => "a user the model was trained without: scored as an average user".to_string(),
-        (_, true) => "your taste as the model learned it from your ratings".to_string(),
-        (_, false) => format!("your taste as the model learned it from your ratings; closest to this movie: {}", named.join(", ")),
+    let learned =
+        if folded { "your taste, with the ratings the model never saw folded in" } else { "your taste as the model learned it from your ratings" };
+    let user_detail = match (user_row, folded, named.is_empty()) {
+        (0, false, _) => "a user the model was trained without: scored as an average user".to_string(),
+        (_, _, true) => learned.to_string(),
+        (_, _, false) => format!("{learned}; closest to this movie: {}", named.join(", ")),
     };
     let known_people = |ids: &[i32], vocabulary: &[i32], limit: i64| -> Result<String, RecsysError> {
         let known: HashSet<i32> = vocabulary.iter().copied().collect();
@@ -122,7 +129,8 @@ fn explain(user_id: i32, movie_id: i32) -> Result<Vec<Part>, RecsysError> {
 /// baseline, user bias, movie bias, then the user's and the movie's learned embeddings, genres, title, directors,
 /// actors, year and runtime, and the autoencoder blend — with a short detail (the user's rated movies closest to
 /// this one, the people by name, …) and its contribution. Contributions add up to the raw score, which
-/// `recsys_predict` clips to the rating scale: biases and the blend are exact terms, the network's non-linear rest
+/// `recsys_predict` clips to the rating scale (for the same vector: ratings the model never saw are folded in as
+/// `recsys_predict` folds them): biases and the blend are exact terms, the network's non-linear rest
 /// is split by exact Shapley values over the seven feature groups (an absent group is "unknown"). NULL → no rows;
 /// a movie not in recsys.movies → 42704.
 #[pg_extern(stable, parallel_safe)]

@@ -11,11 +11,14 @@
 //!   recsys_bench accuracy     RMSE/MAE/ranking on ml-latest-small (random and cold-movie splits) and ML-100K u1
 //!   recsys_bench refit        prospective RMSE on ml-latest-small split by time, served model refitted or not
 //!   recsys_bench soak         16 pgbench readers for 60 s while the batch is refreshed and the model switched
+//!   recsys_bench fold-in      held-out users of ml-latest-small given 5/10/20 ratings: fold-in vs the average user vs
+//!                             a retrained model (RMSE, Recall@10), and the latency fold-in adds
 use anyhow::{bail, Result};
 use postgres::{Client, NoTls};
 use recsys_integration_tests::{Loading, TempCluster};
 use std::time::{Duration, Instant};
 
+mod fold_in;
 mod import_benchmarks;
 mod serving;
 mod similar;
@@ -35,8 +38,9 @@ fn main() -> Result<()> {
         "accuracy" => training::accuracy(),
         "refit" => training::refit(),
         "soak" => soak::soak(),
+        "fold-in" => fold_in::fold_in(),
         other => {
-            bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, soak")
+            bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, soak, fold-in")
         }
     }
 }

@@ -165,7 +165,7 @@ pub fn training() -> Result<()> {
     train(&cluster, "bench", "same set, 1 epoch, 1 gradient worker", &one_thread).map(|_| ())
 }
 
-fn shared_data() -> PathBuf {
+pub(crate) fn shared_data() -> PathBuf {
     std::env::var_os("RECSYS_SHARED_DATA").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
 }
 

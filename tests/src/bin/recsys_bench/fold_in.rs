@@ -1,0 +1,118 @@
+//! `fold-in`: on ml-latest-small, 10 % of the users (those with ≥ 40 ratings whose id ends in 3) are held out of
+//! training; each then gives 5, 10 and 20 of their earliest ratings, and the rest are predicted and ranked by the
+//! model with fold-in, by the same model without it (the average user), and by a model retrained with those
+//! ratings. Then the latency of `recsys_recommend` for a user with 20 new ratings.
+use super::import_benchmarks::trainer_in;
+use anyhow::{ensure, Result};
+use postgres::{Client, NoTls};
+use recsys_integration_tests::{Loading, TempCluster};
+use std::time::{Duration, Instant};
+
+/// Ratings a held-out user gives before the rest is predicted.
+const GIVEN: [i64; 3] = [5, 10, 20];
+
+fn train(cluster: &TempCluster) -> Result<(i64, f64)> {
+    let started = Instant::now();
+    let output = trainer_in(cluster, "bench", &["train", "--activate", "--skip-cold-start"]).output()?;
+    ensure!(output.status.success(), "trainer train failed: {}", String::from_utf8_lossy(&output.stderr));
+    let mut db = Client::connect(&cluster.connection_string("postgres", "bench"), NoTls)?;
+    let version: i64 = db.query_one("SELECT max(version) FROM recsys.models", &[])?.get(0);
+    Ok((version, started.elapsed().as_secs_f64()))
+}
+
+/// RMSE over the held-out users' ratings after the first `given`, and Recall@10 of their top-10 against those rated
+/// ≥ 4 (the trainer's definition), with fold-in on or off.
+fn evaluate(db: &mut Client, given: i64, fold_in: bool) -> Result<(f64, f64)> {
+    db.batch_execute(&format!("SET recsys.fold_in = {fold_in}"))?;
+    let rmse: f64 = db
+        .query_one(
+            "SELECT sqrt(avg((recsys.recsys_predict(user_id, movie_id) - rating)::float8 ^ 2)) FROM public.held_out WHERE seq > $1",
+            &[&given],
+        )?
+        .get(0);
+    let recall: f64 = db
+        .query_one(
+            "WITH relevant AS (SELECT user_id, movie_id FROM public.held_out WHERE seq > $1 AND rating >= 4)
+             SELECT avg(hits::float8 / total) FROM (
+                 SELECT u.user_id,
+                        (SELECT count(*) FROM recsys.recsys_recommend(u.user_id, 10) t JOIN relevant r ON r.user_id = u.user_id AND r.movie_id = t.movie_id) AS hits,
+                        (SELECT count(*) FROM relevant r WHERE r.user_id = u.user_id) AS total
+                 FROM (SELECT DISTINCT user_id FROM relevant) u) per_user",
+            &[&given],
+        )?
+        .get(0);
+    db.batch_execute("RESET recsys.fold_in")?;
+    Ok((rmse, recall))
+}
+
+fn p50_ms(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
+
+pub fn fold_in() -> Result<()> {
+    let shared = super::training::shared_data();
+    ensure!(shared.join("ml-latest-small/ratings.csv").is_file(), "ml-latest-small not found under {} (set RECSYS_SHARED_DATA)", shared.display());
+    let cluster = TempCluster::start("bench-fold-in", Loading::Preloaded, &[])?;
+    let mut db = cluster.fresh_database("bench")?;
+    for args in [
+        ["import", "movielens", &shared.join("ml-latest-small").display().to_string()],
+        ["import", "imdb", &shared.join("imdb").display().to_string()],
+    ] {
+        let output = trainer_in(&cluster, "bench", &args).output()?;
+        ensure!(output.status.success(), "trainer {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    db.batch_execute(
+        "CREATE TABLE public.held_out AS
+             SELECT r.*, row_number() OVER (PARTITION BY user_id ORDER BY rated_at, movie_id) AS seq FROM recsys.ratings r
+             WHERE user_id % 10 = 3 AND user_id IN (SELECT user_id FROM recsys.ratings GROUP BY user_id HAVING count(*) >= 40);
+         DELETE FROM recsys.ratings r USING public.held_out h WHERE r.user_id = h.user_id AND r.movie_id = h.movie_id;
+         VACUUM ANALYZE",
+    )?;
+    let counts = db.query_one("SELECT count(DISTINCT user_id), count(*) FROM public.held_out", &[])?;
+    let (users, ratings): (i64, i64) = (counts.get(0), counts.get(1));
+    let (base, seconds) = train(&cluster)?;
+    println!("held out {users} users ({ratings} ratings); model {base} trained without them in {seconds:.1} s (trainer train --skip-cold-start)");
+    println!("| ratings given | RMSE fold-in | RMSE average user | RMSE retrained | Recall@10 fold-in | average user | retrained |");
+    println!("|---|---|---|---|---|---|---|");
+    for given in GIVEN {
+        db.execute("INSERT INTO recsys.ratings SELECT user_id, movie_id, rating, rated_at FROM public.held_out WHERE seq <= $1", &[&given])?;
+        let folded = evaluate(&mut db, given, true)?;
+        let fallback = evaluate(&mut db, given, false)?;
+        let (retrained_version, _) = train(&cluster)?;
+        let mut fresh = Client::connect(&cluster.connection_string("postgres", "bench"), NoTls)?;
+        let retrained = evaluate(&mut fresh, given, false)?;
+        db.query_one("SELECT recsys.recsys_activate($1)", &[&base])?;
+        db.execute("DELETE FROM recsys.ratings r USING public.held_out h WHERE r.user_id = h.user_id AND r.movie_id = h.movie_id", &[])?;
+        println!(
+            "| {given} | {:.4} | {:.4} | {:.4} (v{retrained_version}) | {:.4} | {:.4} | {:.4} |",
+            folded.0, fallback.0, retrained.0, folded.1, fallback.1, retrained.1
+        );
+    }
+
+    let user: i32 = db.query_one("SELECT min(user_id) FROM public.held_out", &[])?.get(0);
+    db.execute(
+        "INSERT INTO recsys.ratings SELECT user_id, movie_id, rating, rated_at FROM public.held_out WHERE user_id = $1 AND seq <= 20",
+        &[&user],
+    )?;
+    let mut timed = |fold_in: bool, fresh_each: bool| -> Result<Vec<Duration>> {
+        db.batch_execute(&format!("SET recsys.fold_in = {fold_in}"))?;
+        let mut samples = Vec::new();
+        for round in 0..50 {
+            if fresh_each {
+                db.execute("UPDATE recsys.ratings SET rated_at = rated_at + make_interval(secs => $2) WHERE user_id = $1 AND movie_id = (SELECT movie_id FROM public.held_out WHERE user_id = $1 AND seq = 1)", &[&user, &(round as f64 + 1.0)])?;
+            }
+            let started = Instant::now();
+            db.query("SELECT * FROM recsys.recsys_recommend($1, 10)", &[&user])?;
+            samples.push(started.elapsed());
+        }
+        Ok(samples)
+    };
+    let off = p50_ms(timed(false, false)?);
+    let cached = p50_ms(timed(true, false)?);
+    let refitted = p50_ms(timed(true, true)?);
+    println!(
+        "recsys_recommend(user, 10) for a user with 20 new ratings, 9,742 movies: fold-in off p50 {off:.2} ms; on, vector cached {cached:.2} ms; on, refitted every call (a rating changed) {refitted:.2} ms"
+    );
+    Ok(())
+}

@@ -233,27 +233,39 @@ fn updating_a_released_database_keeps_every_row_and_serves_the_same_model() {
     assert_same_schema(&mut db, &mut fresh);
 }
 
-#[test]
-fn updating_0_2_0_keeps_every_row_serves_the_same_and_brings_the_drop_guard() {
+/// A database created by the released `version`'s script with the demo data, two models trained and activated by
+/// this build's trainer, and a batch.
+fn served_database_at(version: &str, name: &str) -> Client {
     install_released_scripts();
     let mut admin = cluster().connect().unwrap();
-    admin.batch_execute("DROP DATABASE IF EXISTS upgrade_020 WITH (FORCE)").unwrap();
-    admin.batch_execute("CREATE DATABASE upgrade_020").unwrap();
-    let mut db = connect("upgrade_020");
-    db.batch_execute("CREATE EXTENSION pg_recsys VERSION '0.2.0'").unwrap();
-    import_demo("upgrade_020");
-    cluster().quick_train("upgrade_020", &["--seed", "2", "--activate"]).unwrap();
-    cluster().quick_train("upgrade_020", &["--seed", "3", "--activate"]).unwrap();
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let mut db = connect(name);
+    db.batch_execute(&format!("CREATE EXTENSION pg_recsys VERSION '{version}'")).unwrap();
+    import_demo(name);
+    cluster().quick_train(name, &["--seed", "2", "--activate"]).unwrap();
+    cluster().quick_train(name, &["--seed", "3", "--activate"]).unwrap();
     db.batch_execute("CALL recsys.recsys_refresh_batch(5)").unwrap();
+    db
+}
+
+/// Updates `db` (database `name`) to this build and checks that it keeps `before` and serves `served_before`.
+fn update_keeps_everything(db: &mut Client, name: &str, before: &[String], served_before: &[String]) {
+    db.batch_execute("ALTER EXTENSION pg_recsys UPDATE").unwrap();
+    let version: String = db.query_one("SELECT extversion FROM pg_extension WHERE extname = 'pg_recsys'", &[]).unwrap().get(0);
+    assert_eq!(version, CURRENT);
+    assert_eq!(stored_state(&mut connect(name)), before, "every row, the active model, its rollback target and the batch are kept");
+    assert_eq!(served(&mut connect(name)), served_before, "and it serves exactly as before");
+}
+
+#[test]
+fn updating_0_2_0_keeps_every_row_serves_the_same_and_brings_the_drop_guard() {
+    let mut db = served_database_at("0.2.0", "upgrade_020");
     let (before, served_before) = (stored_state(&mut db), served(&mut connect("upgrade_020")));
     let guards: i64 = db.query_one("SELECT count(*) FROM pg_event_trigger WHERE evtname = 'recsys_refuse_drop_with_data'", &[]).unwrap().get(0);
     assert_eq!(guards, 0, "0.2.0 has no drop guard");
 
-    db.batch_execute("ALTER EXTENSION pg_recsys UPDATE").unwrap();
-    let version: String = db.query_one("SELECT extversion FROM pg_extension WHERE extname = 'pg_recsys'", &[]).unwrap().get(0);
-    assert_eq!(version, CURRENT);
-    assert_eq!(stored_state(&mut connect("upgrade_020")), before, "every row, the active model, its rollback target and the batch are kept");
-    assert_eq!(served(&mut connect("upgrade_020")), served_before, "and it serves exactly as before");
+    update_keeps_everything(&mut db, "upgrade_020", &before, &served_before);
     let error = db.batch_execute("DROP EXTENSION pg_recsys").unwrap_err();
     assert_eq!(error.as_db_error().map(|e| e.code().code()), Some("2BP01"), "the update brings the drop guard: {error}");
 
@@ -263,24 +275,11 @@ fn updating_0_2_0_keeps_every_row_serves_the_same_and_brings_the_drop_guard() {
 
 #[test]
 fn updating_0_3_0_keeps_every_row_serves_the_same_and_records_catalogue_changes() {
-    install_released_scripts();
-    let mut admin = cluster().connect().unwrap();
-    admin.batch_execute("DROP DATABASE IF EXISTS upgrade_030 WITH (FORCE)").unwrap();
-    admin.batch_execute("CREATE DATABASE upgrade_030").unwrap();
-    let mut db = connect("upgrade_030");
-    db.batch_execute("CREATE EXTENSION pg_recsys VERSION '0.3.0'").unwrap();
-    import_demo("upgrade_030");
-    cluster().quick_train("upgrade_030", &["--seed", "2", "--activate"]).unwrap();
-    cluster().quick_train("upgrade_030", &["--seed", "3", "--activate"]).unwrap();
-    db.batch_execute("CALL recsys.recsys_refresh_batch(5)").unwrap();
+    let mut db = served_database_at("0.3.0", "upgrade_030");
     let (before, served_before) = (stored_state(&mut db), served(&mut connect("upgrade_030")));
     let catalogue_version: i64 = db.query_one("SELECT version FROM recsys.catalogue_state", &[]).unwrap().get(0);
 
-    db.batch_execute("ALTER EXTENSION pg_recsys UPDATE").unwrap();
-    let version: String = db.query_one("SELECT extversion FROM pg_extension WHERE extname = 'pg_recsys'", &[]).unwrap().get(0);
-    assert_eq!(version, CURRENT);
-    assert_eq!(stored_state(&mut connect("upgrade_030")), before, "every row, the active model, its rollback target and the batch are kept");
-    assert_eq!(served(&mut connect("upgrade_030")), served_before, "and it serves exactly as before");
+    update_keeps_everything(&mut db, "upgrade_030", &before, &served_before);
     let changes_from: i64 = db.query_one("SELECT changes_from FROM recsys.catalogue_state", &[]).unwrap().get(0);
     assert_eq!(changes_from, catalogue_version, "changes before the update were not recorded, so none is claimed");
     db.batch_execute("UPDATE recsys.movies SET title = title || ' (edited)' WHERE movie_id IN (1, 2)").unwrap();

@@ -66,9 +66,9 @@ pub fn fold_in() -> Result<()> {
         "CREATE TABLE public.held_out AS
              SELECT r.*, row_number() OVER (PARTITION BY user_id ORDER BY rated_at, movie_id) AS seq FROM recsys.ratings r
              WHERE user_id % 10 = 3 AND user_id IN (SELECT user_id FROM recsys.ratings GROUP BY user_id HAVING count(*) >= 40);
-         DELETE FROM recsys.ratings r USING public.held_out h WHERE r.user_id = h.user_id AND r.movie_id = h.movie_id;
-         VACUUM ANALYZE",
+         DELETE FROM recsys.ratings r USING public.held_out h WHERE r.user_id = h.user_id AND r.movie_id = h.movie_id;",
     )?;
+    db.batch_execute("VACUUM ANALYZE")?;
     let counts = db.query_one("SELECT count(DISTINCT user_id), count(*) FROM public.held_out", &[])?;
     let (users, ratings): (i64, i64) = (counts.get(0), counts.get(1));
     let (base, seconds) = train(&cluster)?;

@@ -32,6 +32,14 @@ static ALLOW_DROP_WITH_DATA: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// recsys_predict, recsys_recommend and the batch refresh. Off: the trained vector (or the average user).
 static FOLD_IN: GucSetting<bool> = GucSetting::<bool>::new(true);
 
+/// `recsys.fold_in_l2`: how firmly fold-in holds on to the starting vector (the trained row, or the average user's):
+/// the L2 weight per rating on the distance from it, counted over the ratings the trained row reflects and the new
+/// ones. Larger: new ratings move the vector less.
+static FOLD_IN_L2: GucSetting<f64> = GucSetting::<f64>::new(FOLD_IN_L2_DEFAULT);
+
+/// Default of `recsys.fold_in_l2`, chosen with `scripts/bench.sh fold-in` on ml-latest-small.
+pub const FOLD_IN_L2_DEFAULT: f64 = 2.0;
+
 /// Upper bound of `recsys.torch_threads`.
 pub const MAX_TORCH_THREADS: i32 = 64;
 
@@ -79,6 +87,16 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_float_guc(
+        c"recsys.fold_in_l2",
+        c"L2 weight per rating holding a folded-in user's vector near its starting vector.",
+        c"Larger values make new ratings move a user's vector less.",
+        &FOLD_IN_L2,
+        0.0,
+        1000.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"recsys.fast_exit",
         c"Skip libtorch's C++ static destructors when a Postgres process exits.",
@@ -122,6 +140,11 @@ pub fn torch_threads() -> i32 {
 /// Whether this session folds new ratings into users' vectors.
 pub fn fold_in() -> bool {
     FOLD_IN.get()
+}
+
+/// The fold-in prior's L2 weight per rating.
+pub fn fold_in_l2() -> f64 {
+    FOLD_IN_L2.get()
 }
 
 /// Whether processes leave without libtorch's static destructors.

@@ -42,10 +42,10 @@ struct CachedVector {
     vector: UserVector,
 }
 
-/// This backend's users' vectors, for one (model version, catalogue version): another one starts empty.
+/// This backend's users' vectors, for one (model version, catalogue version, fold-in L2 bits): another starts empty.
 #[derive(Default)]
 struct FoldedUsers {
-    model: (i64, i64),
+    model: (i64, i64, u64),
     users: HashMap<i32, CachedVector>,
 }
 
@@ -53,19 +53,21 @@ thread_local! {
     static FOLDED: RefCell<FoldedUsers> = RefCell::new(FoldedUsers::default());
 }
 
+fn cache_key(model: &LoadedModel) -> (i64, i64, u64) {
+    (model.version, model.catalogue_version, crate::guc::fold_in_l2().to_bits())
+}
+
 /// The cached entry of `user_id` under `model`, if it passes `keep`.
 fn cached(model: &LoadedModel, user_id: i32, keep: impl Fn(&CachedVector) -> bool) -> Option<UserVector> {
     FOLDED.with(|folded| {
         let folded = folded.borrow();
-        (folded.model == (model.version, model.catalogue_version))
-            .then(|| folded.users.get(&user_id).filter(|c| keep(c)).map(|c| c.vector.clone()))
-            .flatten()
+        (folded.model == cache_key(model)).then(|| folded.users.get(&user_id).filter(|c| keep(c)).map(|c| c.vector.clone())).flatten()
     })
 }
 
-/// The options every fold-in uses.
+/// The options every fold-in of this session uses (`recsys.fold_in_l2`).
 pub fn options() -> FoldInOptions {
-    FoldInOptions::default()
+    FoldInOptions { l2_per_rating: crate::guc::fold_in_l2() as f32, ..FoldInOptions::default() }
 }
 
 /// The vector that scores `user_id` in this statement.
@@ -103,8 +105,8 @@ pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, Recs
     };
     FOLDED.with(|folded| {
         let mut folded = folded.borrow_mut();
-        if folded.model != (model.version, model.catalogue_version) || folded.users.len() >= CACHED_USERS {
-            *folded = FoldedUsers { model: (model.version, model.catalogue_version), users: HashMap::new() };
+        if folded.model != cache_key(model) || folded.users.len() >= CACHED_USERS {
+            *folded = FoldedUsers { model: cache_key(model), users: HashMap::new() };
         }
         folded.users.insert(user_id, CachedVector { statement, key, vector: vector.clone() });
     });

@@ -73,6 +73,15 @@ pub fn fold_in() -> Result<()> {
     let (users, ratings): (i64, i64) = (counts.get(0), counts.get(1));
     let (base, seconds) = train(&cluster)?;
     println!("held out {users} users ({ratings} ratings); model {base} trained without them in {seconds:.1} s (trainer train --skip-cold-start)");
+    println!("fold-in prior (recsys.fold_in_l2) against the held-out users given 10 ratings, model {base}:");
+    db.execute("INSERT INTO recsys.ratings SELECT user_id, movie_id, rating, rated_at FROM public.held_out WHERE seq <= 10", &[])?;
+    for l2 in [0.05, 0.5, 1.0, 2.0, 3.0, 5.0] {
+        db.batch_execute(&format!("SET recsys.fold_in_l2 = {l2}"))?;
+        let (rmse, recall) = evaluate(&mut db, 10, true)?;
+        println!("  recsys.fold_in_l2 = {l2}: RMSE {rmse:.4}, Recall@10 {recall:.4}");
+    }
+    db.batch_execute("RESET recsys.fold_in_l2")?;
+    db.execute("DELETE FROM recsys.ratings r USING public.held_out h WHERE r.user_id = h.user_id AND r.movie_id = h.movie_id", &[])?;
     println!("| ratings given | RMSE fold-in | RMSE average user | RMSE retrained | Recall@10 fold-in | average user | retrained |");
     println!("|---|---|---|---|---|---|---|");
     for given in GIVEN {

@@ -13,6 +13,7 @@
 //!   recsys_bench soak         16 pgbench readers for 60 s while the batch is refreshed and the model switched
 //!   recsys_bench fold-in      held-out users of ml-latest-small given 5/10/20 ratings: fold-in vs the average user vs
 //!                             a retrained model (RMSE, Recall@10), and the latency fold-in adds
+//!   recsys_bench fold-in-week the data's last week predicted with and without fold-in (prospective RMSE)
 use anyhow::{bail, Result};
 use postgres::{Client, NoTls};
 use recsys_integration_tests::{Loading, TempCluster};
@@ -39,8 +40,9 @@ fn main() -> Result<()> {
         "refit" => training::refit(),
         "soak" => soak::soak(),
         "fold-in" => fold_in::fold_in(),
+        "fold-in-week" => fold_in::prospective_week(),
         other => {
-            bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, soak, fold-in")
+            bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, soak, fold-in, fold-in-week")
         }
     }
 }

@@ -33,12 +33,7 @@ pub(super) fn movies_of_genre(name: &str) -> Result<HashSet<i32>, RecsysError> {
 }
 
 fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> Result<Vec<(i32, i32, String, f32)>, RecsysError> {
-    if !(1..=MAX_K).contains(&k) {
-        return Err(RecsysError::invalid_parameter(
-            format!("k must be between 1 and {MAX_K}, got {k}"),
-            "Ask for the number of recommendations to return, e.g. 10.",
-        ));
-    }
+    super::checked_k(k, MAX_K, "recommendations")?;
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = cache::active()?;
     let excluded = if exclude_rated { movie_ids_where(RATED_BY_USER, user_id.into())? } else { HashSet::new() };

@@ -14,12 +14,7 @@ fn invalid(message: String) -> RecsysError {
 }
 
 fn recommend_for(rated: &[(i32, f32)], k: i32, exclude_rated: bool, genre: Option<&str>) -> Result<Vec<Row>, RecsysError> {
-    if !(1..=super::recommend::MAX_K).contains(&k) {
-        return Err(RecsysError::invalid_parameter(
-            format!("k must be between 1 and {}, got {k}", super::recommend::MAX_K),
-            "Ask for the number of recommendations to return, e.g. 10.",
-        ));
-    }
+    super::checked_k(k, super::recommend::MAX_K, "recommendations")?;
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = cache::active()?;
     let config = model.network.config();

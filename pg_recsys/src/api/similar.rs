@@ -7,14 +7,7 @@ use pgrx::prelude::*;
 const MAX_K: i32 = 1_000;
 
 fn check_k(k: i32) -> Result<usize, RecsysError> {
-    if (1..=MAX_K).contains(&k) {
-        Ok(k as usize)
-    } else {
-        Err(RecsysError::invalid_parameter(
-            format!("k must be between 1 and {MAX_K}, got {k}"),
-            "Ask for the number of neighbours to return, e.g. 10.",
-        ))
-    }
+    super::checked_k(k, MAX_K, "neighbours")
 }
 
 fn similar_movies(movie_id: i32, k: i32, genre: Option<&str>) -> Result<Vec<(i32, i32, String, f32)>, RecsysError> {

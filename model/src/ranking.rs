@@ -1,6 +1,8 @@
 //! Top-k movies per user over a catalogue. In bfloat16, every candidate is pre-scored in one fast pass, then every
 //! candidate whose pre-score lies within `RESCORE_MARGIN` of the k-th best is rescored exactly in float32: the
-//! result (movies, order, scores) is the float32 one whenever the bfloat16 error stays below half the margin.
+//! result (movies, order, scores) is the float32 one whenever the bfloat16 error stays below half the margin. For
+//! large catalogues, two-stage ranking pre-scores with a cheap approximation instead and rescores the best few
+//! hundred candidates exactly (`Retrieval::TwoStage`).
 use crate::scoring::{CatalogueScorer, FoldedUser, Precision};
 use crate::ModelError;
 
@@ -23,6 +25,30 @@ pub fn top_k(scores: &[f32], ids: &[i32], mut candidates: Vec<usize>, k: usize) 
 /// One user's ranking: (catalogue position, predicted rating clipped to the scale), best first.
 pub type Ranking = Vec<(usize, f32)>;
 
+/// Where a ranking's exactly scored candidates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retrieval {
+    /// Every allowed movie is pre-scored by the full model (in `RankOptions::precision`).
+    Exhaustive,
+    /// The `candidates` allowed movies with the best approximate scores (exact terms plus a low-rank head,
+    /// `CatalogueScorer::approximate_catalogue`) are scored exactly in float32; the rest never reach the head.
+    TwoStage {
+        /// Candidates per user (at least k).
+        candidates: usize,
+    },
+}
+
+/// How to rank: list length, arithmetic of the exhaustive pass, and where candidates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RankOptions {
+    /// Movies per user.
+    pub k: usize,
+    /// Arithmetic of the exhaustive pre-scoring pass.
+    pub precision: Precision,
+    /// Exhaustive or two-stage.
+    pub retrieval: Retrieval,
+}
+
 /// The `k` best candidates of each user row by exact raw (unclipped) score; the returned ratings are clipped to the
 /// rating scale afterwards, so candidates scoring above the scale keep the model's order instead of tying.
 /// `candidates(i)` lists the catalogue positions user `i` may get; `ids` are the movie ids per position (tie-break:
@@ -32,14 +58,17 @@ pub fn rank_users(
     user_rows: &[i64],
     candidates: impl Fn(usize) -> Vec<usize>,
     ids: &[i32],
-    k: usize,
-    precision: Precision,
+    options: RankOptions,
 ) -> Result<Vec<Ranking>, ModelError> {
     let exact = |users: &[i64], positions: &[i64]| {
         let rows: Vec<i64> = users.iter().map(|i| user_rows[*i as usize]).collect();
         scorer.score_pairs(&rows, positions)
     };
-    rank(scorer, scorer.score_catalogue(user_rows, precision)?, exact, candidates, ids, k, precision)
+    let first_stage = match options.retrieval {
+        Retrieval::Exhaustive => scorer.score_catalogue(user_rows, options.precision)?,
+        Retrieval::TwoStage { .. } => scorer.approximate_catalogue(user_rows)?,
+    };
+    rank(scorer, first_stage, exact, candidates, ids, options)
 }
 
 /// `rank_users` for users fitted at query time (fold-in).
@@ -48,41 +77,44 @@ pub fn rank_folded_users(
     users: &[FoldedUser],
     candidates: impl Fn(usize) -> Vec<usize>,
     ids: &[i32],
-    k: usize,
-    precision: Precision,
+    options: RankOptions,
 ) -> Result<Vec<Ranking>, ModelError> {
     let exact = |index: &[i64], positions: &[i64]| scorer.score_pairs_folded(users, index, positions);
-    rank(scorer, scorer.score_catalogue_folded(users, precision)?, exact, candidates, ids, k, precision)
+    let first_stage = match options.retrieval {
+        Retrieval::Exhaustive => scorer.score_catalogue_folded(users, options.precision)?,
+        Retrieval::TwoStage { .. } => scorer.approximate_catalogue_folded(users)?,
+    };
+    rank(scorer, first_stage, exact, candidates, ids, options)
 }
 
-/// Top-k per user from `catalogue` [users, movies] scores in `precision`; in bfloat16 the close candidates are
-/// rescored by `exact(user indexes, positions)`.
+/// Top-k per user from `first_stage` [users, movies] scores: exact when exhaustive in float32, else each user's
+/// pool (bfloat16: within `RESCORE_MARGIN` of the k-th best; two-stage: the best candidates) rescored by
+/// `exact(user indexes, positions)`.
 fn rank(
     scorer: &CatalogueScorer,
-    catalogue: tch::Tensor,
+    first_stage: tch::Tensor,
     exact: impl Fn(&[i64], &[i64]) -> Result<Vec<f32>, ModelError>,
     candidates: impl Fn(usize) -> Vec<usize>,
     ids: &[i32],
-    k: usize,
-    precision: Precision,
+    options: RankOptions,
 ) -> Result<Vec<Ranking>, ModelError> {
-    let movies = scorer.movies();
-    let scores: Vec<f32> = Vec::try_from(catalogue.f_flatten(0, -1)?)?;
+    let (movies, k) = (scorer.movies(), options.k);
+    let scores: Vec<f32> = Vec::try_from(first_stage.f_flatten(0, -1)?)?;
     let per_user = scores.chunks_exact(movies.max(1));
-    if precision == Precision::Float32 {
+    let pool_of = |approximate: &[f32], allowed: Vec<usize>| match options.retrieval {
+        Retrieval::TwoStage { candidates } => top_k(approximate, ids, allowed, candidates.max(k)),
+        Retrieval::Exhaustive => {
+            let Some(kth) = top_k(approximate, ids, allowed.clone(), k).last().map(|p| approximate[*p]) else { return Vec::new() };
+            allowed.into_iter().filter(|p| approximate[*p] >= kth - RESCORE_MARGIN).collect()
+        }
+    };
+    if options.retrieval == Retrieval::Exhaustive && options.precision == Precision::Float32 {
         return Ok(per_user
             .enumerate()
             .map(|(user, user_scores)| top_k(user_scores, ids, candidates(user), k).into_iter().map(|p| (p, scorer.rating(user_scores[p]))).collect())
             .collect());
     }
-    let pools: Vec<Vec<usize>> = per_user
-        .enumerate()
-        .map(|(user, approximate)| {
-            let pool = candidates(user);
-            let Some(kth) = top_k(approximate, ids, pool.clone(), k).last().map(|p| approximate[*p]) else { return Vec::new() };
-            pool.into_iter().filter(|p| approximate[*p] >= kth - RESCORE_MARGIN).collect()
-        })
-        .collect();
+    let pools: Vec<Vec<usize>> = per_user.enumerate().map(|(user, approximate)| pool_of(approximate, candidates(user))).collect();
     let pair_users: Vec<i64> = pools.iter().enumerate().flat_map(|(user, pool)| std::iter::repeat_n(user as i64, pool.len())).collect();
     let pair_positions: Vec<i64> = pools.iter().flatten().map(|p| *p as i64).collect();
     let exact = exact(&pair_users, &pair_positions)?;

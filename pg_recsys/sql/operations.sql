@@ -2,18 +2,18 @@
 -- comments, and the two roles (recsys_reader, recsys_admin) with their grants. The PL/pgSQL functions run with a
 -- fixed search_path, so objects a caller can create in other schemas never stand in for built-ins.
 
-CREATE PROCEDURE recsys_refresh_batch(k integer DEFAULT 10, threads integer DEFAULT NULL)
+CREATE PROCEDURE recsys_refresh_batch(k integer DEFAULT 10, threads integer DEFAULT NULL, shard integer DEFAULT 0, shards integer DEFAULT 1)
 LANGUAGE plpgsql SET search_path = pg_catalog, @extschema@, pg_temp AS $$
 DECLARE
     run record;
 BEGIN
-    SELECT * INTO run FROM @extschema@.recsys_refresh_batch_now(k, threads);
+    SELECT * INTO run FROM @extschema@.recsys_refresh_batch_now(k, threads, shard, shards);
     RAISE NOTICE 'batch refreshed with model version %: % recommendations for % users in % s',
         run.model_version, run.recommendations, run.users, round(run.seconds::numeric, 2);
 END
 $$;
-COMMENT ON PROCEDURE recsys_refresh_batch(integer, integer) IS
-'Recomputes batch_recommendations (top-k unrated movies for every user) with the active model in one transaction: readers see the previous batch until it commits. Admin only; safe as the only statement of a pg_cron job.';
+COMMENT ON PROCEDURE recsys_refresh_batch(integer, integer, integer, integer) IS
+'Recomputes batch_recommendations (top-k unrated movies for every user, or for the users whose id modulo shards is shard) with the active model in one transaction: readers see the previous batch until it commits. Admin only; safe as the only statement of a pg_cron job.';
 
 CREATE FUNCTION recsys_schedule_refresh(schedule text DEFAULT '0 3 * * 0', k integer DEFAULT 10)
 RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, @extschema@, pg_temp AS $$
@@ -95,7 +95,7 @@ COMMENT ON FUNCTION recsys_recommend_for(integer[], real[], integer, boolean, te
 COMMENT ON FUNCTION recsys_recommend_for(jsonb, integer, boolean, text) IS 'recsys_recommend_for with the ratings as a jsonb object {"movie_id": rating, ...}.';
 COMMENT ON FUNCTION recsys_explain(integer, integer) IS 'The parts of a prediction (component, detail, contribution) that add up to the raw score: biases, the user and movie embeddings, genres, title, directors, actors, year and runtime (exact Shapley values), the autoencoder blend.';
 COMMENT ON FUNCTION recsys_similar_users(integer, integer) IS 'The k users nearest to a user in the active model''s user representation (rank, user_id, cosine similarity).';
-COMMENT ON FUNCTION recsys_refresh_batch_now(integer, integer) IS 'The batch refresh as a function returning its summary; CALL recsys_refresh_batch(k) wraps it. Admin only.';
+COMMENT ON FUNCTION recsys_refresh_batch_now(integer, integer, integer, integer) IS 'The batch refresh (whole, or shard i of n) as a function returning its summary; CALL recsys_refresh_batch(k) wraps it. Admin only.';
 COMMENT ON FUNCTION recsys_activate(bigint) IS 'Activates a registered model version after checking that it loads; every backend switches on its next statement. Admin only.';
 COMMENT ON FUNCTION recsys_rollback() IS 'Re-activates the version the active one replaced; returns it. Admin only.';
 COMMENT ON FUNCTION recsys_load_artefact(text, boolean) IS 'Registers (and optionally activates) a model artefact directory on the server. Admin only, with pg_read_server_files.';
@@ -119,8 +119,8 @@ GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA @extschema@ TO recsys_admin
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA @extschema@ TO recsys_admin;
 
 REVOKE EXECUTE ON FUNCTION recsys_activate(bigint), recsys_rollback(), recsys_load_artefact(text, boolean),
-    recsys_refresh_batch_now(integer, integer), recsys_schedule_refresh(text, integer), recsys_unschedule_refresh() FROM PUBLIC;
-REVOKE EXECUTE ON PROCEDURE recsys_refresh_batch(integer, integer) FROM PUBLIC;
+    recsys_refresh_batch_now(integer, integer, integer, integer), recsys_schedule_refresh(text, integer), recsys_unschedule_refresh() FROM PUBLIC;
+REVOKE EXECUTE ON PROCEDURE recsys_refresh_batch(integer, integer, integer, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION recsys_activate(bigint), recsys_rollback(), recsys_load_artefact(text, boolean),
-    recsys_refresh_batch_now(integer, integer), recsys_schedule_refresh(text, integer), recsys_unschedule_refresh() TO recsys_admin;
-GRANT EXECUTE ON PROCEDURE recsys_refresh_batch(integer, integer) TO recsys_admin;
+    recsys_refresh_batch_now(integer, integer, integer, integer), recsys_schedule_refresh(text, integer), recsys_unschedule_refresh() TO recsys_admin;
+GRANT EXECUTE ON PROCEDURE recsys_refresh_batch(integer, integer, integer, integer) TO recsys_admin;

@@ -1,5 +1,5 @@
 //! The extension's settings, all under the `recsys.` prefix, declared in one place and read through getters.
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use pgrx::pg_sys;
 
 /// `recsys.torch_threads`: libtorch intra-op threads per backend (default 1). Every backend has its own
@@ -36,6 +36,36 @@ static FOLD_IN: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// the L2 weight per rating on the distance from it, counted over the ratings the trained row reflects and the new
 /// ones. Larger: new ratings move the vector less.
 static FOLD_IN_L2: GucSetting<f64> = GucSetting::<f64>::new(FOLD_IN_L2_DEFAULT);
+
+/// Values of `recsys.retrieval`: how recsys_recommend and the batch refresh find the movies they score exactly.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RetrievalMode {
+    /// Two-stage for catalogues of more than `AUTO_TWO_STAGE_ABOVE` movies, else exhaustive.
+    #[name = c"auto"]
+    Auto,
+    /// Every candidate movie through the whole model.
+    #[name = c"exhaustive"]
+    Exhaustive,
+    /// A cheap approximate pass over the catalogue, then the full model on the best `recsys.retrieval_candidates`.
+    #[name = c"two_stage"]
+    TwoStage,
+}
+
+/// `recsys.retrieval`: exhaustive or two-stage ranking (default auto).
+static RETRIEVAL: GucSetting<RetrievalMode> = GucSetting::<RetrievalMode>::new(RetrievalMode::Auto);
+
+/// `recsys.retrieval_candidates`: movies per user that two-stage ranking scores with the full model.
+static RETRIEVAL_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new(RETRIEVAL_CANDIDATES_DEFAULT);
+
+/// Default of `recsys.retrieval_candidates`, chosen with `scripts/bench.sh scale` (recall@10 against exhaustive).
+pub const RETRIEVAL_CANDIDATES_DEFAULT: i32 = 200;
+
+/// Catalogue size above which `recsys.retrieval = auto` ranks in two stages.
+pub const AUTO_TWO_STAGE_ABOVE: usize = 20_000;
+
+/// `recsys.refresh_users_per_round`: users the batch refresh reads, scores and writes at a time; bounds its memory
+/// whatever the number of users (progress NOTICEs come at every tenth of the users, between rounds).
+static REFRESH_USERS_PER_ROUND: GucSetting<i32> = GucSetting::<i32>::new(2_000);
 
 /// Default of `recsys.fold_in_l2`, chosen with `scripts/bench.sh fold-in` on ml-latest-small.
 pub const FOLD_IN_L2_DEFAULT: f64 = 2.0;
@@ -97,6 +127,34 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_enum_guc(
+        c"recsys.retrieval",
+        c"How recsys_recommend and the batch refresh find the movies they score with the full model.",
+        c"exhaustive: every movie; two_stage: an approximate pass, then the best recsys.retrieval_candidates exactly; auto: two_stage above 20000 movies.",
+        &RETRIEVAL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"recsys.retrieval_candidates",
+        c"Movies per user that two-stage ranking scores with the full model.",
+        c"More candidates: recall closer to exhaustive ranking, more time.",
+        &RETRIEVAL_CANDIDATES,
+        1,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"recsys.refresh_users_per_round",
+        c"Users the batch refresh reads, scores and writes at a time.",
+        c"Bounds the refresh's memory whatever the number of users; larger rounds mean fewer statements.",
+        &REFRESH_USERS_PER_ROUND,
+        1,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"recsys.fast_exit",
         c"Skip libtorch's C++ static destructors when a Postgres process exits.",
@@ -147,9 +205,27 @@ pub fn fold_in_l2() -> f64 {
     FOLD_IN_L2.get()
 }
 
+/// Users per round of the batch refresh.
+pub fn refresh_users_per_round() -> i64 {
+    i64::from(REFRESH_USERS_PER_ROUND.get())
+}
+
 /// Whether processes leave without libtorch's static destructors.
 pub fn fast_exit() -> bool {
     FAST_EXIT.get()
+}
+
+/// How this session ranks `k` movies per user over a catalogue of `movies`.
+pub fn rank_options(k: usize, movies: usize) -> recsys_model::ranking::RankOptions {
+    use recsys_model::ranking::Retrieval;
+    let candidates = RETRIEVAL_CANDIDATES.get().max(1) as usize;
+    let two_stage = match RETRIEVAL.get() {
+        RetrievalMode::Auto => movies > AUTO_TWO_STAGE_ABOVE,
+        RetrievalMode::Exhaustive => false,
+        RetrievalMode::TwoStage => true,
+    };
+    let retrieval = if two_stage { Retrieval::TwoStage { candidates } } else { Retrieval::Exhaustive };
+    recsys_model::ranking::RankOptions { k, precision: precision(), retrieval }
 }
 
 /// The fastest arithmetic this session allows: bfloat16 when `recsys.bfloat16` is on and the CPU has it natively.

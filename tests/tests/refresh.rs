@@ -1,6 +1,7 @@
 //! CALL recsys_refresh_batch against a real cluster and a trained model: the batch covers every user with unrated
 //! movies, readers see the complete old batch until the refresh commits, a second refresh is refused while one runs,
-//! and a failed refresh leaves the last good batch in place.
+//! a failed or cancelled refresh leaves the last good batch in place, shards refreshed separately make the same batch
+//! as one refresh, and progress is reported.
 use postgres::Client;
 use recsys_integration_tests::{shared_cluster, sql_error, Loading, TempCluster};
 
@@ -117,4 +118,84 @@ fn a_failed_refresh_keeps_the_last_good_batch() {
     let (code, _) = sql_error(&mut fresh, "CALL recsys.recsys_refresh_batch(4)");
     assert_eq!(code, "55000");
     assert_eq!(batch_state(&mut fresh), good);
+}
+
+fn batch_rows(db: &mut Client) -> Vec<(i32, i16, i32, f32)> {
+    db.query("SELECT user_id, rank, movie_id, score FROM recsys.batch_recommendations ORDER BY 1, 2", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+#[test]
+fn three_shards_refreshed_separately_make_the_batch_of_one_refresh() {
+    let mut db = cluster().trained_demo_database("refresh_shards").unwrap();
+    db.batch_execute("SET recsys.refresh_users_per_round = 37; CALL recsys.recsys_refresh_batch(6)").unwrap();
+    let whole = batch_rows(&mut db);
+    db.batch_execute(
+        "UPDATE recsys.batch_recommendations SET movie_id = -movie_id, score = 0;
+         INSERT INTO recsys.batch_recommendations VALUES (999999, 1, 1, 0, 1, now())",
+    )
+    .unwrap();
+
+    let mut shard_sessions: Vec<Client> = (0..3).map(|_| connect("refresh_shards")).collect();
+    for session in &mut shard_sessions {
+        session.batch_execute("BEGIN").unwrap();
+    }
+    for (shard, session) in shard_sessions.iter_mut().enumerate() {
+        session.batch_execute(&format!("CALL recsys.recsys_refresh_batch(6, shard => {shard}, shards => 3)")).unwrap();
+    }
+    let (code, message) = sql_error(&mut db, "CALL recsys.recsys_refresh_batch(6)");
+    assert_eq!((code.as_str(), message.as_str()), ("55P03", "another recsys_refresh_batch is running"), "a whole refresh waits for the shards");
+    let (code, _) = sql_error(&mut connect("refresh_shards"), "CALL recsys.recsys_refresh_batch(6, shard => 2, shards => 3)");
+    assert_eq!(code, "55P03", "the same shard twice at once is refused");
+    for session in &mut shard_sessions {
+        session.batch_execute("COMMIT").unwrap();
+    }
+    assert_eq!(batch_rows(&mut db), whole, "the three shards together wrote exactly the batch of one refresh");
+    let logged: Vec<String> = db
+        .query(
+            "SELECT details->>'shard' || ' of ' || (details->>'shards') FROM recsys.quality_log WHERE kind = 'refresh' ORDER BY run_id DESC LIMIT 3",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(logged, ["2 of 3", "1 of 3", "0 of 3"]);
+    for bad in ["shard => 3, shards => 3", "shard => -1, shards => 2", "shards => 0"] {
+        let (code, _) = sql_error(&mut db, &format!("CALL recsys.recsys_refresh_batch(6, {bad})"));
+        assert_eq!(code, "22023", "{bad}");
+    }
+}
+
+#[test]
+fn a_refresh_reports_its_progress_and_a_cancelled_one_keeps_the_previous_batch() {
+    let mut db = cluster().trained_demo_database("refresh_cancel").unwrap();
+
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let cancel = std::sync::Arc::new(std::sync::Mutex::new(None::<postgres::CancelToken>));
+    let (seen, canceller) = (notices.clone(), cancel.clone());
+    let mut config: postgres::Config = cluster().connection_string("postgres", "refresh_cancel").parse().unwrap();
+    config.notice_callback(move |notice| {
+        seen.lock().unwrap().push(notice.message().to_string());
+        if let Some(token) = canceller.lock().unwrap().take() {
+            std::thread::spawn(move || token.cancel_query(postgres::NoTls).unwrap());
+        }
+    });
+    let mut watched = config.connect(postgres::NoTls).unwrap();
+    watched.batch_execute("SET recsys.refresh_users_per_round = 10").unwrap();
+    watched.batch_execute("CALL recsys.recsys_refresh_batch(7)").unwrap();
+    let users: i64 = db.query_one("SELECT count(*) FROM recsys.users", &[]).unwrap().get(0);
+    let progress: Vec<String> = notices.lock().unwrap().drain(..).filter(|n| n.starts_with("recsys_refresh_batch:")).collect();
+    assert_eq!(progress.len(), 9, "a notice at every tenth: {progress:?}");
+    assert!(progress[0].contains(&format!(" of {users} users (1")), "{}", progress[0]);
+    let good = batch_rows(&mut db);
+
+    *cancel.lock().unwrap() = Some(watched.cancel_token());
+    let error = watched.batch_execute("CALL recsys.recsys_refresh_batch(5)").unwrap_err();
+    assert_eq!(error.as_db_error().map(|e| e.code().code()), Some("57014"), "cancelled: {error}");
+    assert!(notices.lock().unwrap().iter().any(|n| n.starts_with("recsys_refresh_batch:")), "it was cancelled after writing some rounds");
+    assert!(batch_rows(&mut db) == good, "the previous batch stays whole");
 }

@@ -1,4 +1,4 @@
-//! Upgrades keep every row: databases created by the released 0.1.0, 0.2.0 and 0.3.0 scripts (kept as fixtures, as
+//! Upgrades keep every row: databases created by the released 0.1.0, 0.2.0, 0.3.0 and 0.4.0 scripts (kept as fixtures, as
 //! pgvectorscale keeps its old releases for its upgrade test) with data, models and a batch are updated with ALTER
 //! EXTENSION … UPDATE, keep everything and predict the same, and end with the same schema as a fresh install. Also:
 //! every released version has an upgrade path to the version being built.
@@ -7,7 +7,7 @@ use recsys_integration_tests::{shared_cluster, Loading, TempCluster};
 use std::path::{Path, PathBuf};
 
 /// Every version of pg_recsys that was released; each must have an upgrade path to the current one.
-const RELEASED: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
+const RELEASED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0"];
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
 
 fn cluster() -> &'static TempCluster {
@@ -292,5 +292,31 @@ fn updating_0_3_0_keeps_every_row_serves_the_same_and_records_catalogue_changes(
     assert_eq!(recorded, vec![1, 2], "the updated triggers record which movies changed");
 
     let mut fresh = demo_at_current_version("upgrade_030_fresh");
+    assert_same_schema(&mut db, &mut fresh);
+}
+
+#[test]
+fn updating_0_4_0_keeps_every_row_and_its_refresh_calls_and_refreshes_by_shard() {
+    let mut db = served_database_at("0.4.0", "upgrade_040");
+    let (before, served_before) = (stored_state(&mut db), served(&mut connect("upgrade_040")));
+    let shards_before: i64 =
+        db.query_one("SELECT count(*) FROM pg_proc WHERE proname = 'recsys_refresh_batch_now' AND 'shards' = ANY (proargnames)", &[]).unwrap().get(0);
+    assert_eq!(shards_before, 0, "0.4.0 refreshes every user at once");
+
+    update_keeps_everything(&mut db, "upgrade_040", &before, &served_before);
+    let batch = |db: &mut Client| -> Vec<(i32, i16, i32)> {
+        db.query("SELECT user_id, rank, movie_id FROM recsys.batch_recommendations ORDER BY 1, 2", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    };
+    let whole = batch(&mut db);
+    db.batch_execute("CALL recsys.recsys_refresh_batch(5)").unwrap();
+    assert_eq!(batch(&mut db), whole, "a 0.4.0 call refreshes the same batch");
+    db.batch_execute("CALL recsys.recsys_refresh_batch(5, shard => 1, shards => 2)").unwrap();
+    assert_eq!(batch(&mut db), whole, "one shard rewrites its users' rows with the same model");
+
+    let mut fresh = demo_at_current_version("upgrade_040_fresh");
     assert_same_schema(&mut db, &mut fresh);
 }

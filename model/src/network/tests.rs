@@ -260,6 +260,38 @@ fn scorer_of_300_movies(seed: i64, users: i64, adjust: impl Fn(&nn::VarStore, &H
     network.catalogue_scorer(&movie_rows, &network.encode_content(&inputs).unwrap()).unwrap()
 }
 
+fn exhaustive(precision: Precision) -> crate::ranking::RankOptions {
+    crate::ranking::RankOptions { k: 10, precision, retrieval: crate::ranking::Retrieval::Exhaustive }
+}
+
+#[test]
+fn two_stage_ranking_is_exhaustive_when_its_candidates_cover_the_catalogue_and_close_with_fewer() {
+    use crate::ranking::{rank_users, Retrieval};
+    let scorer = scorer_of_300_movies(6, 400, |store, _| {
+        tch::no_grad(|| store.variables().values().for_each(|v| drop(v.shallow_clone().f_mul_scalar_(3.0).unwrap())))
+    });
+    let users: Vec<i64> = (0..=400).collect();
+    let ids: Vec<i32> = (0..300).map(|i| 5000 - 3 * i).collect();
+    let candidates = |user: usize| (0..300).filter(|p| !(p + user).is_multiple_of(5)).collect::<Vec<usize>>();
+    let exact = rank_users(&scorer, &users, candidates, &ids, exhaustive(Precision::Float32)).unwrap();
+    let two_stage = |candidates_per_user| {
+        let options =
+            crate::ranking::RankOptions { retrieval: Retrieval::TwoStage { candidates: candidates_per_user }, ..exhaustive(Precision::Bfloat16) };
+        rank_users(&scorer, &users, candidates, &ids, options).unwrap()
+    };
+    assert_eq!(two_stage(300), exact, "every allowed movie is a candidate: the exhaustive float32 ranking");
+    let recall = |ranked: &[crate::ranking::Ranking]| {
+        let hits: usize = ranked.iter().zip(&exact).map(|(r, e)| r.iter().filter(|m| e.iter().any(|x| x.0 == m.0)).count()).sum();
+        hits as f64 / (10 * exact.len()) as f64
+    };
+    let (only_k, some) = (recall(&two_stage(10)), recall(&two_stage(30)));
+    assert!(only_k < 0.99 && some >= 0.99, "recall@10 with 10 candidates {only_k}, with 30 {some}");
+    let approximate = scorer.approximate_catalogue(&users).unwrap();
+    let full = scorer.score_catalogue(&users, Precision::Float32).unwrap();
+    let error = (&approximate - &full).abs().max().double_value(&[]);
+    assert!(error > 0.0, "the first stage is an approximation on this network, not the exact scores");
+}
+
 #[test]
 fn bfloat16_ranking_returns_the_float32_ranking() {
     let scorer = scorer_of_300_movies(5, 40, |store, _| {
@@ -272,8 +304,8 @@ fn bfloat16_ranking_returns_the_float32_ranking() {
     let users: Vec<i64> = (0..=40).collect();
     let ids: Vec<i32> = (0..300).map(|i| 1000 - i).collect();
     let candidates = |user: usize| (0..300).filter(|p| !(p + user).is_multiple_of(7)).collect::<Vec<usize>>();
-    let exact = crate::ranking::rank_users(&scorer, &users, candidates, &ids, 10, Precision::Float32).unwrap();
-    let fast = crate::ranking::rank_users(&scorer, &users, candidates, &ids, 10, Precision::Bfloat16).unwrap();
+    let exact = crate::ranking::rank_users(&scorer, &users, candidates, &ids, exhaustive(Precision::Float32)).unwrap();
+    let fast = crate::ranking::rank_users(&scorer, &users, candidates, &ids, exhaustive(Precision::Bfloat16)).unwrap();
     assert_eq!(exact, fast, "same movies, order and float32 scores");
     let approximate = scorer.score_catalogue(&users, Precision::Bfloat16).unwrap();
     let error = (approximate - scorer.score_catalogue(&users, Precision::Float32).unwrap()).abs().max().double_value(&[]);
@@ -291,7 +323,7 @@ fn scores_above_the_scale_are_ranked_by_the_model_and_clipped_only_when_returned
     assert!(raw.iter().all(|r| *r > 5.0), "every raw score is above the scale");
     let by_model = crate::ranking::top_k(&raw, &ids, (0..300).collect(), 10);
     for precision in [Precision::Float32, Precision::Bfloat16] {
-        let ranked = crate::ranking::rank_users(&scorer, &[1], |_| (0..300).collect(), &ids, 10, precision).unwrap().remove(0);
+        let ranked = crate::ranking::rank_users(&scorer, &[1], |_| (0..300).collect(), &ids, exhaustive(precision)).unwrap().remove(0);
         assert_eq!(ranked.iter().map(|(p, _)| *p).collect::<Vec<_>>(), by_model, "{precision:?}: the model's order, not the lowest ids");
         assert!(ranked.iter().all(|(_, rating)| *rating == 5.0), "{precision:?}: returned ratings are on the scale");
     }

@@ -8,6 +8,7 @@ mod core;
 mod fold_in;
 mod matrix;
 mod passes;
+mod retrieval;
 mod similarity;
 
 pub(crate) use self::core::{raw_scores, AutoencoderTerms, ScoringTables};
@@ -16,6 +17,8 @@ pub(crate) use self::passes::{Columns, TensorPass};
 
 pub use self::fold_in::{FoldInOptions, FoldedUser};
 use self::passes::OnePair;
+use self::retrieval::RetrievalIndex;
+pub use self::retrieval::{ANCHORS, RANK, SAMPLE_USERS};
 use crate::ModelError;
 use std::cell::OnceCell;
 use tch::{Kind, Tensor};
@@ -63,6 +66,8 @@ pub struct CatalogueScorer {
     /// Normalised representations for nearest neighbours (`similarity.rs`), built on first use.
     movie_representations: OnceCell<Matrix>,
     user_representations: OnceCell<Matrix>,
+    /// The low-rank model of the head for two-stage ranking (`retrieval.rs`), fitted on first use.
+    retrieval: OnceCell<RetrievalIndex>,
     rating_min: f32,
     rating_max: f32,
 }
@@ -87,6 +92,7 @@ impl CatalogueScorer {
             half: OnceCell::new(),
             movie_representations: OnceCell::new(),
             user_representations: OnceCell::new(),
+            retrieval: OnceCell::new(),
             rating_min: rating_min as f32,
             rating_max: rating_max as f32,
             tables,

@@ -44,10 +44,10 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
     let is_candidate =
         |i: &usize| !excluded.contains(&model.catalogue.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.catalogue.movie_ids[*i]));
     let candidates = |_| (0..model.catalogue.movie_ids.len()).filter(is_candidate).collect();
-    let (ids, precision) = (&model.catalogue.movie_ids, crate::guc::precision());
+    let (ids, options) = (&model.catalogue.movie_ids, crate::guc::rank_options(k as usize, model.scorer.movies()));
     let ranked = match fold_in::user_vector(&model, user_id)? {
-        UserVector::Row(row) => rank_users(&model.scorer, &[row as i64], candidates, ids, k as usize, precision)?,
-        UserVector::Folded(user) => rank_folded_users(&model.scorer, std::slice::from_ref(user.as_ref()), candidates, ids, k as usize, precision)?,
+        UserVector::Row(row) => rank_users(&model.scorer, &[row as i64], candidates, ids, options)?,
+        UserVector::Folded(user) => rank_folded_users(&model.scorer, std::slice::from_ref(user.as_ref()), candidates, ids, options)?,
     };
     let best = ranked.into_iter().next().unwrap_or_default();
     Ok(best

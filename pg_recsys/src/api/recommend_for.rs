@@ -38,7 +38,13 @@ fn recommend_for(rated: &[(i32, f32)], k: i32, exclude_rated: bool, genre: Optio
     let candidates = |_| {
         (0..ids.len()).filter(|at| !(exclude_rated && seen.contains(&ids[*at])) && allowed.as_ref().is_none_or(|a| a.contains(&ids[*at]))).collect()
     };
-    let ranked = rank_folded_users(&model.scorer, std::slice::from_ref(&visitor), candidates, ids, k as usize, crate::guc::precision())?;
+    let ranked = rank_folded_users(
+        &model.scorer,
+        std::slice::from_ref(&visitor),
+        candidates,
+        ids,
+        crate::guc::rank_options(k as usize, model.scorer.movies()),
+    )?;
     Ok(ranked
         .into_iter()
         .next()

@@ -18,6 +18,8 @@ CALL recsys_refresh_batch(0);
 \echo :LAST_ERROR_SQLSTATE
 CALL recsys_refresh_batch(10, 65);
 \echo :LAST_ERROR_SQLSTATE
+CALL recsys_refresh_batch(10, shard => 3, shards => 3);
+\echo :LAST_ERROR_SQLSTATE
 SELECT recsys_torch_matmul_check(0);
 \echo :LAST_ERROR_SQLSTATE
 SELECT recsys_load_artefact('relative/path');

@@ -8,7 +8,7 @@ use anyhow::Result;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use recsys_model::ranking::{rank_users, top_k};
+use recsys_model::ranking::{rank_users, top_k, RankOptions, Retrieval};
 use recsys_model::scoring::Precision;
 use std::collections::{HashMap, HashSet};
 use tch::Tensor;
@@ -61,12 +61,12 @@ pub fn ranking_metrics(
         let seen = rated.get(user);
         (0..movies).filter(|p| seen.is_none_or(|s| !s.contains(p))).collect::<Vec<usize>>()
     };
-    let precision = Precision::fastest_available();
+    let options = RankOptions { k: 10, precision: Precision::fastest_available(), retrieval: Retrieval::Exhaustive };
     let chunk = (FLOATS_PER_CHUNK / (movies.max(1) * scorer.width())).max(1);
     let mut lists: HashMap<i32, Vec<i32>> = HashMap::new();
     for group in users.chunks(chunk) {
         let rows: Vec<i64> = group.iter().map(|u| vocabulary.user_row(*u)).collect();
-        let ranked = rank_users(&scorer, &rows, |i| candidates_of(&group[i]), &catalogue.movie_ids, 10, precision)?;
+        let ranked = rank_users(&scorer, &rows, |i| candidates_of(&group[i]), &catalogue.movie_ids, options)?;
         for (user, ranking) in group.iter().zip(ranked) {
             lists.insert(*user, ranking.into_iter().map(|(position, _)| catalogue.movie_ids[position]).collect());
         }
@@ -80,7 +80,7 @@ pub fn ranking_metrics(
         recall_at_10: model.recall_at_10,
         ndcg_at_10: model.ndcg_at_10,
         users: model.users,
-        ranked_by: format!("rank_users, {precision:?}"),
+        ranked_by: format!("rank_users, {:?}", options.precision),
         popularity: popular,
     })
 }

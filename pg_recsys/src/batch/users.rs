@@ -1,0 +1,93 @@
+//! The users a batch refresh (or one shard of it) covers, read a chunk at a time in user-id order with the ratings
+//! the refresh needs: which movies to leave out, and for fold-in the ratings the model never saw.
+use crate::error::RecsysError;
+use crate::serving::cache::LoadedModel;
+use pgrx::prelude::*;
+
+/// The shard condition on a `user_id` column: users whose id modulo `$shards` is `$shard` (ids of any sign).
+const IN_SHARD: &str = "(user_id::pg_catalog.int8 OPERATOR(pg_catalog.%) $2::pg_catalog.int8 OPERATOR(pg_catalog.+) $2::pg_catalog.int8)
+     OPERATOR(pg_catalog.%) $2::pg_catalog.int8 OPERATOR(pg_catalog.=) $1::pg_catalog.int8";
+
+/// Which users a refresh covers: `shard` of `shards` (0 of 1: every user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, 0-based.
+    pub index: i32,
+    /// How many shards the users are split into.
+    pub count: i32,
+}
+
+impl Shard {
+    /// Every user.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    fn arguments(self) -> [pgrx::datum::DatumWithOid<'static>; 2] {
+        [i64::from(self.index).into(), i64::from(self.count).into()]
+    }
+}
+
+/// A user to refresh: the catalogue positions they rated, and for fold-in the ratings the model never saw (those
+/// newer than its training data; all of them for a user it was trained without) and how many it did.
+pub struct UserRatings {
+    pub user_id: i32,
+    pub rated: Vec<usize>,
+    pub unseen: Vec<(usize, f32)>,
+    pub reflected: usize,
+}
+
+/// How many users of `shard` recsys.users holds.
+pub fn count(shard: Shard) -> Result<i64, RecsysError> {
+    let sql = format!("SELECT pg_catalog.count(*) FROM recsys.users WHERE {IN_SHARD}");
+    Spi::get_one_with_args::<i64>(&sql, &shard.arguments()).map(Option::unwrap_or_default).map_err(RecsysError::spi("counting users"))
+}
+
+/// Deletes batch rows of `shard`'s users who are no longer in recsys.users.
+pub fn delete_departed(shard: Shard) -> Result<(), RecsysError> {
+    let sql = format!(
+        "DELETE FROM recsys.batch_recommendations b WHERE {IN_SHARD}
+           AND NOT EXISTS (SELECT FROM recsys.users u WHERE u.user_id OPERATOR(pg_catalog.=) b.user_id)"
+    );
+    Spi::connect_mut(|client| client.update(&sql, None, &shard.arguments()).map(|_| ())).map_err(RecsysError::spi("deleting departed users' rows"))
+}
+
+/// The next (at most) `limit` users of `shard` with an id above `after` (None: from the first), in id order.
+pub fn next_chunk(model: &LoadedModel, shard: Shard, after: Option<i32>, limit: i64) -> Result<Vec<UserRatings>, RecsysError> {
+    let cutoff = model.trained_until.map(|seconds| seconds as f64);
+    let sql = format!(
+        "SELECT u.user_id, r.movies, r.ratings, r.after_training FROM recsys.users u
+         LEFT JOIN LATERAL (SELECT pg_catalog.array_agg(movie_id ORDER BY movie_id) AS movies,
+                                   pg_catalog.array_agg(rating::pg_catalog.float4 ORDER BY movie_id) AS ratings,
+                                   pg_catalog.array_agg($3::pg_catalog.float8 IS NULL
+                                                        OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp($3::pg_catalog.float8) ORDER BY movie_id) AS after_training
+                            FROM recsys.ratings r WHERE r.user_id OPERATOR(pg_catalog.=) u.user_id) r ON true
+         WHERE ($4::pg_catalog.int4 IS NULL OR u.user_id OPERATOR(pg_catalog.>) $4::pg_catalog.int4) AND {}
+         ORDER BY u.user_id LIMIT $5",
+        IN_SHARD.replace("user_id", "u.user_id")
+    );
+    let [shard_index, shard_count] = shard.arguments();
+    let fold_in = crate::guc::fold_in();
+    Spi::connect(|client| -> Result<Vec<UserRatings>, pgrx::spi::Error> {
+        let mut users = Vec::new();
+        for row in client.select(&sql, None, &[shard_index, shard_count, cutoff.into(), after.into(), limit.into()])? {
+            let user_id = row.get::<i32>(1)?.unwrap_or_default();
+            let (movies, ratings, after) = (
+                row.get::<Vec<i32>>(2)?.unwrap_or_default(),
+                row.get::<Vec<f32>>(3)?.unwrap_or_default(),
+                row.get::<Vec<bool>>(4)?.unwrap_or_default(),
+            );
+            let known = model.vocabulary.user_row(user_id) != 0;
+            let mut user = UserRatings { user_id, rated: Vec::with_capacity(movies.len()), unseen: Vec::new(), reflected: 0 };
+            for ((movie, rating), after) in movies.iter().zip(ratings).zip(after) {
+                let Some(position) = model.movie_index.get(movie).copied() else { continue };
+                user.rated.push(position);
+                match fold_in && (!known || (after && model.trained_until.is_some())) {
+                    true => user.unseen.push((position, rating)),
+                    false => user.reflected += 1,
+                }
+            }
+            users.push(user);
+        }
+        Ok(users)
+    })
+    .map_err(RecsysError::spi("reading users and their ratings"))
+}

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-fn bench_data_dir() -> PathBuf {
+pub fn bench_data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data")
 }
 
 /// Runs a command to completion; returns wall seconds, peak RSS in MB and standard output.
-fn measured(command: &mut Command) -> Result<(f64, f64, String)> {
+pub fn measured(command: &mut Command) -> Result<(f64, f64, String)> {
     run_measured(command, false)
 }
 

@@ -14,6 +14,7 @@
 //!   recsys_bench fold-in      held-out users of ml-latest-small given 5/10/20 ratings: fold-in vs the average user vs
 //!                             a retrained model (RMSE, Recall@10), and the latency fold-in adds
 //!   recsys_bench fold-in-week the data's last week predicted with and without fold-in (prospective RMSE)
+//!   recsys_bench scale        the whole pipeline at the ML-1M and ML-25M shapes side by side (one table)
 use anyhow::{bail, Result};
 use postgres::{Client, NoTls};
 use recsys_integration_tests::{Loading, TempCluster};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 mod fold_in;
 mod import_benchmarks;
+mod scale;
 mod serving;
 mod similar;
 mod soak;
@@ -41,8 +43,9 @@ fn main() -> Result<()> {
         "soak" => soak::soak(),
         "fold-in" => fold_in::fold_in(),
         "fold-in-week" => fold_in::prospective_week(),
+        "scale" => scale::scale(),
         other => {
-            bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, soak, fold-in, fold-in-week")
+            bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, soak, fold-in, fold-in-week, scale")
         }
     }
 }

@@ -1,0 +1,135 @@
+//! `recsys_bench scale`: the whole pipeline at the ML-1M and the ML-25M shape side by side — `trainer synth`, import,
+//! training (one epoch: its wall time is the per-epoch figure), model load, recsys_recommend exhaustive and
+//! two-stage with recall@10, recsys_predict throughput, recsys_predict_new, the batch refresh — as one table.
+use super::import_benchmarks::{bench_data_dir, measured, measured_with_stderr, trainer_in};
+use anyhow::Result;
+use postgres::Client;
+use recsys_integration_tests::{trainer_binary, Loading, TempCluster};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The training the table measures: one epoch (the per-epoch cost), three of the autoencoder, no cold-start run.
+const TRAINING: &[&str] = &["train", "--activate", "--epochs", "1", "--skip-cold-start", "--ranking-users", "10", "--autoencoder-epochs", "3"];
+
+/// One row of the table: what was measured and its value per shape.
+type Row = (String, Vec<String>);
+
+fn percentile(mut samples: Vec<Duration>, share: f64) -> f64 {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * share).round() as usize].as_secs_f64() * 1000.0
+}
+
+/// (p50, p99) in ms of `sql` run once per user, and the movie lists it returned.
+fn latencies(db: &mut Client, sql: &str, users: &[i32]) -> Result<(f64, f64, Vec<Vec<i32>>)> {
+    let mut samples = Vec::new();
+    let mut lists = Vec::new();
+    for user in users {
+        let started = Instant::now();
+        let rows = db.query(sql, &[user])?;
+        samples.push(started.elapsed());
+        lists.push(rows.iter().map(|r| r.get::<_, i32>(0)).collect());
+    }
+    Ok((percentile(samples.clone(), 0.5), percentile(samples, 0.99), lists))
+}
+
+fn private_memory_mb(db: &mut Client) -> Result<u64> {
+    let pid: i32 = db.query_one("SELECT pg_backend_pid()", &[])?.get(0);
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    let kb: u64 = rollup.lines().filter(|l| l.starts_with("Private_")).filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).sum();
+    Ok(kb / 1024)
+}
+
+/// Every figure of one shape, in the table's row order.
+fn measure(shape: &str) -> Result<Vec<(String, String)>> {
+    let mut figures = Vec::new();
+    let mut add = |name: &str, value: String| {
+        println!("  {shape}: {name}: {value}");
+        figures.push((name.to_string(), value));
+    };
+    let data = bench_data_dir().join(format!("scale-{shape}"));
+    if !data.join("movielens/ratings.synthetic.dat").is_file() {
+        let (seconds, peak, _) = measured(Command::new(trainer_binary()).args(["synth", "--format", "dat", "--shape", shape, "--out"]).arg(&data))?;
+        add("trainer synth", format!("{seconds:.0} s, {peak:.0} MB"));
+    } else {
+        add("trainer synth", "(cached)".into());
+    }
+    let cluster = TempCluster::start(&format!("bench-scale-{shape}"), Loading::Preloaded, &["shared_buffers = '2GB'", "max_wal_size = '8GB'"])?;
+    let mut db = cluster.fresh_database("bench")?;
+    let (movielens, imdb) = (data.join("movielens").display().to_string(), data.join("imdb").display().to_string());
+    let (seconds, peak, _) = measured(&mut trainer_in(&cluster, "bench", &["import", "movielens", &movielens]))?;
+    add("import movielens (first)", format!("{seconds:.0} s, {peak:.0} MB"));
+    let (seconds, peak, _) = measured(&mut trainer_in(&cluster, "bench", &["import", "movielens", &movielens]))?;
+    add("re-import, nothing new", format!("{seconds:.0} s, {peak:.0} MB"));
+    let (seconds, peak, _) = measured(&mut trainer_in(&cluster, "bench", &["import", "imdb", &imdb]))?;
+    add("import imdb", format!("{seconds:.0} s, {peak:.0} MB"));
+    let (seconds, peak, report) = measured_with_stderr(&mut trainer_in(&cluster, "bench", TRAINING))?;
+    add("trainer train, 1 epoch (wall, peak RSS)", format!("{seconds:.0} s, {:.1} GB", peak / 1024.0));
+    for phase in ["load data", "title embeddings", "hold-out run", "ranking metrics", "refit on all ratings", "registration"] {
+        let line = report.lines().find_map(|l| l.trim().strip_prefix(&format!("[{phase}: "))?.strip_suffix(']').map(str::to_string));
+        add(&format!("  phase: {phase}"), line.unwrap_or_else(|| "-".into()));
+    }
+
+    let started = Instant::now();
+    db.query_one("SELECT recsys.recsys_predict(1, 1)", &[])?;
+    add("model load (first call)", format!("{:.0} ms", started.elapsed().as_secs_f64() * 1000.0));
+    add("backend private memory, model loaded", format!("{} MB", private_memory_mb(&mut db)?));
+    let users: Vec<i32> =
+        db.query("SELECT user_id FROM recsys.users ORDER BY pg_catalog.hashint4(user_id) LIMIT 200", &[])?.iter().map(|r| r.get(0)).collect();
+    let recommend = "SELECT movie_id FROM recsys.recsys_recommend($1, 10)";
+    db.batch_execute("SET recsys.retrieval = exhaustive")?;
+    let (p50, p99, exhaustive) = latencies(&mut db, recommend, &users)?;
+    add("recsys_recommend exhaustive p50 / p99", format!("{p50:.1} / {p99:.1} ms"));
+    db.batch_execute("SET recsys.retrieval = two_stage")?;
+    let started = Instant::now();
+    db.query(recommend, &[&users[0]])?;
+    add("two-stage fit (first two-stage call)", format!("{:.0} ms", started.elapsed().as_secs_f64() * 1000.0));
+    let (p50, p99, two_stage) = latencies(&mut db, recommend, &users)?;
+    add("recsys_recommend two-stage p50 / p99", format!("{p50:.1} / {p99:.1} ms"));
+    let hits: usize = two_stage.iter().zip(&exhaustive).map(|(t, e)| t.iter().filter(|m| e.contains(m)).count()).sum();
+    let total: usize = exhaustive.iter().map(Vec::len).sum();
+    add("two-stage recall@10 vs exhaustive", format!("{:.3} ({} users)", hits as f64 / total.max(1) as f64, users.len()));
+    add("backend private memory after both", format!("{} MB", private_memory_mb(&mut db)?));
+    db.batch_execute("RESET recsys.retrieval")?;
+
+    let started = Instant::now();
+    let rows: i64 = db
+        .query_one("SELECT count(recsys.recsys_predict(user_id, movie_id)) FROM (SELECT user_id, movie_id FROM recsys.ratings LIMIT 1000000) r", &[])?
+        .get(0);
+    add("recsys_predict over rating rows", format!("{:.0} rows/s ({rows} rows)", rows as f64 / started.elapsed().as_secs_f64()));
+    let titles: Vec<i32> = (0..30).collect();
+    let (p50, _, _) = latencies(
+        &mut db,
+        "SELECT 0 FROM (SELECT recsys.recsys_predict_new(1, 'A Never Seen Title ' || $1::int4, ARRAY['Drama'], NULL, NULL, 120, 2024)) p",
+        &titles,
+    )?;
+    add("recsys_predict_new p50", format!("{p50:.1} ms"));
+    let started = Instant::now();
+    db.batch_execute("CALL recsys.recsys_refresh_batch(10, 2)")?;
+    let row = db.query_one(
+        "SELECT recommendations, details->>'retrieval' FROM recsys.quality_log WHERE kind = 'refresh' ORDER BY run_id DESC LIMIT 1",
+        &[],
+    )?;
+    let (rows, retrieval): (i64, String) = (row.get(0), row.get(1));
+    add("CALL recsys_refresh_batch(10), 2 threads", format!("{:.0} s, {rows} rows, {retrieval}", started.elapsed().as_secs_f64()));
+    Ok(figures)
+}
+
+/// Runs both shapes (ML-1M first) and prints the table.
+pub fn scale() -> Result<()> {
+    let shapes = ["ml-1m", "ml-25m"];
+    let mut rows: Vec<Row> = Vec::new();
+    for (column, shape) in shapes.iter().enumerate() {
+        for (name, value) in measure(shape)? {
+            match rows.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, values)) => values.push(value),
+                None => rows.push((name, std::iter::repeat_n(String::new(), column).chain([value]).collect())),
+            }
+        }
+    }
+    println!("\n| what | ML-1M shape (6,040 users, 3,706 movies, 1.0M ratings) | ML-25M shape (162,541 users, 62,423 movies, 25.0M ratings) |");
+    println!("|---|---|---|");
+    for (name, values) in rows {
+        println!("| {name} | {} |", values.join(" | "));
+    }
+    Ok(())
+}

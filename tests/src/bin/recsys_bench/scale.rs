@@ -53,7 +53,7 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     } else {
         add("trainer synth", "(cached)".into());
     }
-    let cluster = TempCluster::start(&format!("bench-scale-{shape}"), Loading::Preloaded, &["shared_buffers = '2GB'", "max_wal_size = '8GB'"])?;
+    let cluster = TempCluster::start(&format!("bench-scale-{shape}"), Loading::Preloaded, &["shared_buffers=2GB", "max_wal_size=8GB"])?;
     let mut db = cluster.fresh_database("bench")?;
     let (movielens, imdb) = (data.join("movielens").display().to_string(), data.join("imdb").display().to_string());
     let (seconds, peak, _) = measured(&mut trainer_in(&cluster, "bench", &["import", "movielens", &movielens]))?;

@@ -5,6 +5,8 @@ SELECT * FROM recsys.recsys_predict(1, ARRAY[1, 2, 3]);
 -- Top-5 crime films for user 1, and the same with movies the user already rated allowed.
 SELECT * FROM recsys.recsys_recommend(1, 5, genre => 'Crime');
 SELECT * FROM recsys.recsys_recommend(1, 5, exclude_rated => false);
+-- The top 3 with a short reason each.
+SELECT rank, title, score, because FROM recsys.recsys_recommend(1, 3, explain => true);
 -- Why user 1 gets their top recommendation: parts that add up to its raw score.
 SELECT component, detail, contribution FROM recsys.recsys_explain(1, (SELECT movie_id FROM recsys.recsys_recommend(1, 1)));
 -- Movies like movie 1 (optionally of one genre), users like user 1.

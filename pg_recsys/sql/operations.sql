@@ -89,7 +89,7 @@ COMMENT ON FUNCTION recsys_predict(integer, integer) IS 'Predicted rating (0.5-5
 COMMENT ON FUNCTION recsys_predict(integer, integer[]) IS 'Predicted ratings of a list of movies for a user in one batched pass: one row per non-NULL id, in order.';
 COMMENT ON FUNCTION recsys_predict_new(integer, text, text[], text[], text[], double precision, integer) IS 'Predicted rating of a movie the catalogue does not have, from its title, genres, directors, actors, runtime and year.';
 COMMENT ON FUNCTION recsys_predict_new(integer, text, text, text, text, double precision, integer) IS 'recsys_predict_new with genres, directors and actors as comma-separated text.';
-COMMENT ON FUNCTION recsys_recommend(integer, integer, boolean, text) IS 'The k best movies for a user over the whole catalogue (rank, movie_id, title, score), optionally unrated only and of one genre.';
+COMMENT ON FUNCTION recsys_recommend(integer, integer, boolean, text, boolean) IS 'The k best movies for a user over the whole catalogue (rank, movie_id, title, score, and with explain => true a because text), optionally unrated only and of one genre.';
 COMMENT ON FUNCTION recsys_similar_movies(integer, integer, text) IS 'The k movies nearest to a movie in the active model''s movie representation (rank, movie_id, title, cosine similarity), optionally of one genre.';
 COMMENT ON FUNCTION recsys_recommend_for(integer[], real[], integer, boolean, text) IS 'The k best movies for a visitor from a few ratings (movie ids and ratings of the same length), fitted at query time from the average user; writes nothing.';
 COMMENT ON FUNCTION recsys_recommend_for(jsonb, integer, boolean, text) IS 'recsys_recommend_for with the ratings as a jsonb object {"movie_id": rating, ...}.';

@@ -1,7 +1,8 @@
 -- pg_recsys 0.4.0 → 0.5.0 (ALTER EXTENSION pg_recsys UPDATE): keeps every row, model version and the active model.
 -- The batch refresh takes a shard: recsys_refresh_batch(k, threads, shard, shards) refreshes only the users whose
 -- id modulo shards is shard, so that separate sessions or nodes refresh one batch side by side. Calls written for
--- 0.4.0 (CALL recsys_refresh_batch(10), pg_cron jobs) keep working through the defaults.
+-- 0.4.0 (CALL recsys_refresh_batch(10), pg_cron jobs) keep working through the defaults. recsys_recommend gains
+-- explain => true and a because column (NULL unless asked).
 \echo Use "ALTER EXTENSION pg_recsys UPDATE TO '0.5.0'" to load this file. \quit
 
 DROP PROCEDURE @extschema@.recsys_refresh_batch(integer, integer);
@@ -43,3 +44,22 @@ REVOKE EXECUTE ON FUNCTION @extschema@.recsys_refresh_batch_now(integer, integer
 REVOKE EXECUTE ON PROCEDURE @extschema@.recsys_refresh_batch(integer, integer, integer, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.recsys_refresh_batch_now(integer, integer, integer, integer) TO recsys_admin;
 GRANT EXECUTE ON PROCEDURE @extschema@.recsys_refresh_batch(integer, integer, integer, integer) TO recsys_admin;
+
+DROP FUNCTION @extschema@.recsys_recommend(integer, integer, boolean, text);
+CREATE FUNCTION @extschema@."recsys_recommend"(
+	"user_id" INT,
+	"k" INT DEFAULT 10,
+	"exclude_rated" bool DEFAULT true,
+	"genre" TEXT DEFAULT NULL,
+	"explain" bool DEFAULT false
+) RETURNS TABLE (
+	"rank" INT,
+	"movie_id" INT,
+	"title" TEXT,
+	"score" real,
+	"because" TEXT
+)
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'recsys_recommend_with_reasons_wrapper';
+COMMENT ON FUNCTION @extschema@.recsys_recommend(integer, integer, boolean, text, boolean) IS 'The k best movies for a user over the whole catalogue (rank, movie_id, title, score, and with explain => true a because text), optionally unrated only and of one genre.';

@@ -61,3 +61,32 @@ fn the_parts_of_a_prediction_add_up_to_it_and_name_their_reasons() {
     let none: i64 = db.query_one("SELECT count(*) FROM recsys.recsys_explain(NULL, 1)", &[]).unwrap().get(0);
     assert_eq!(none, 0);
 }
+
+#[test]
+fn recommendations_with_explain_say_which_liked_movie_they_come_from() {
+    let cluster = shared_cluster(Loading::Preloaded);
+    let mut db = cluster.trained_demo_database("explain_because").unwrap();
+    let reasons = db
+        .query(
+            "SELECT u, r.because, r.movie_id FROM generate_series(1, 20) u CROSS JOIN LATERAL recsys.recsys_recommend(u, 5, explain => true) r",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(reasons.len(), 100);
+    for row in &reasons {
+        let (user, because, movie): (i32, String, i32) = (row.get(0), row.get(1), row.get(2));
+        let named: i64 = db
+            .query_one(
+                "SELECT count(*) FROM recsys.ratings r JOIN recsys.movies m USING (movie_id)
+                 WHERE r.user_id = $1 AND r.rating >= 4 AND r.movie_id <> $2 AND $3 = 'because you rated ' || m.title || ' ' || r.rating::real || '★'",
+                &[&user, &movie, &because],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(named, 1, "user {user}: {because:?} names one of their liked movies");
+    }
+    let plain: i64 = db.query_one("SELECT count(because) FROM recsys.recsys_recommend(1, 5)", &[]).unwrap().get(0);
+    assert_eq!(plain, 0, "no because text unless asked");
+    let stranger: String = db.query_one("SELECT because FROM recsys.recsys_recommend(987654, 1, explain => true)", &[]).unwrap().get(0);
+    assert!(stranger.starts_with("rated highly by users overall"), "{stranger}");
+}

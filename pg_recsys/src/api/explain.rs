@@ -32,7 +32,7 @@ fn person_names(ids: &[i32]) -> Result<Vec<String>, RecsysError> {
 }
 
 /// The user's ratings of catalogue movies: (catalogue position, rating).
-fn rated_positions(user_id: i32, movie_index: &HashMap<i32, usize>) -> Result<Vec<(usize, f32)>, RecsysError> {
+pub(super) fn rated_positions(user_id: i32, movie_index: &HashMap<i32, usize>) -> Result<Vec<(usize, f32)>, RecsysError> {
     Spi::connect(|client| {
         let mut rated = Vec::new();
         for row in client.select(
@@ -49,6 +49,21 @@ fn rated_positions(user_id: i32, movie_index: &HashMap<i32, usize>) -> Result<Ve
         Ok::<_, pgrx::spi::Error>(rated)
     })
     .map_err(RecsysError::spi("reading the user's ratings"))
+}
+
+/// `rated` (catalogue position, rating) other than `position`, the most similar to the movie at `position` first
+/// (cosine in the model's movie representation; ties: lower position first).
+pub(super) fn closest_rated(model: &cache::LoadedModel, position: usize, rated: &[(usize, f32)]) -> Result<Vec<(usize, f32)>, RecsysError> {
+    let similarities = model.scorer.movie_similarities(position, &rated.iter().map(|(at, _)| *at).collect::<Vec<_>>())?;
+    let mut closest: Vec<(f32, usize, f32)> =
+        rated.iter().zip(similarities).filter(|((at, _), _)| *at != position).map(|((at, rating), s)| (s, *at, *rating)).collect();
+    closest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    Ok(closest.into_iter().map(|(_, at, rating)| (at, rating)).collect())
+}
+
+/// "you rated <title> <rating>★".
+pub(super) fn you_rated(model: &cache::LoadedModel, position: usize, rating: f32) -> String {
+    format!("you rated {} {rating}★", model.catalogue.titles[position])
 }
 
 fn explain(user_id: i32, movie_id: i32) -> Result<Vec<Part>, RecsysError> {
@@ -69,12 +84,11 @@ fn explain(user_id: i32, movie_id: i32) -> Result<Vec<Part>, RecsysError> {
     let direction = |value: f32| if value >= 0.0 { "above" } else { "below" };
 
     let rated = rated_positions(user_id, &model.movie_index)?;
-    let similarities = model.scorer.movie_similarities(position, &rated.iter().map(|(at, _)| *at).collect::<Vec<_>>())?;
-    let mut closest: Vec<(f32, usize, f32)> =
-        rated.iter().zip(similarities).filter(|((at, _), _)| *at != position).map(|((at, rating), s)| (s, *at, *rating)).collect();
-    closest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let named: Vec<String> =
-        closest.iter().take(CLOSEST_RATED).map(|(_, at, rating)| format!("you rated {} {rating}★", model.catalogue.titles[*at])).collect();
+    let named: Vec<String> = closest_rated(&model, position, &rated)?
+        .iter()
+        .take(CLOSEST_RATED)
+        .map(|(at, rating)| you_rated(&model, *at, *rating))
+        .collect();
     let learned =
         if folded { "your taste, with the ratings the model never saw folded in" } else { "your taste as the model learned it from your ratings" };
     let user_detail = match (user_row, folded, named.is_empty()) {

@@ -32,7 +32,27 @@ pub(super) fn movies_of_genre(name: &str) -> Result<HashSet<i32>, RecsysError> {
     movie_ids_where(OF_GENRE, name.into())
 }
 
-fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> Result<Vec<(i32, i32, String, f32)>, RecsysError> {
+/// One recommendation: rank, movie id, title, score, and (when asked) why.
+type Recommendation = (i32, i32, String, f32, Option<String>);
+
+/// Why each ranked movie is recommended: the user's liked (4★ and up; else any) rated movie closest to it in the
+/// model's movie representation, or, for a user without ratings, that the movie is rated highly overall.
+fn reasons(model: &cache::LoadedModel, user_id: i32, ranked: &[(usize, f32)]) -> Result<Vec<String>, RecsysError> {
+    let rated = super::explain::rated_positions(user_id, &model.movie_index)?;
+    let liked: Vec<(usize, f32)> = rated.iter().copied().filter(|(_, rating)| *rating >= 4.0).collect();
+    let basis = if liked.is_empty() { rated } else { liked };
+    ranked
+        .iter()
+        .map(|(position, _)| {
+            Ok(match super::explain::closest_rated(model, *position, &basis)?.first() {
+                Some((at, rating)) => format!("because {}", super::explain::you_rated(model, *at, *rating)),
+                None => "rated highly by users overall; rate a few movies for a list of your own".to_string(),
+            })
+        })
+        .collect()
+}
+
+fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, explain: bool) -> Result<Vec<Recommendation>, RecsysError> {
     super::checked_k(k, MAX_K, "recommendations")?;
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = cache::active()?;
@@ -50,26 +70,44 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>) -> 
         UserVector::Folded(user) => rank_folded_users(&model.scorer, std::slice::from_ref(user.as_ref()), candidates, ids, options)?,
     };
     let best = ranked.into_iter().next().unwrap_or_default();
+    let because: Vec<Option<String>> = if explain { reasons(&model, user_id, &best)?.into_iter().map(Some).collect() } else { vec![None; best.len()] };
     Ok(best
         .into_iter()
+        .zip(because)
         .enumerate()
-        .map(|(rank, (i, score))| (rank as i32 + 1, model.catalogue.movie_ids[i], model.catalogue.titles[i].clone(), score))
+        .map(|(rank, ((i, score), because))| (rank as i32 + 1, model.catalogue.movie_ids[i], model.catalogue.titles[i].clone(), score, because))
         .collect())
 }
 
 /// The `k` best movies for `user_id` by the active model, scored over the whole catalogue in one batched pass:
-/// rank (1 = best), movie id, title, predicted rating. `exclude_rated` leaves out movies the user has rated;
-/// `genre` keeps only movies of that genre (case-insensitive). Ties go to the lower movie id. Ratings the model never
-/// saw are folded into the user's vector first (`recsys.fold_in`); an unknown user without ratings gets the
-/// recommendations of an average user; a NULL user gets no rows; NULL k and exclude_rated take their defaults.
-/// k outside 1..10000 → 22023; no active model → 55000.
-#[pg_extern(stable, parallel_safe)]
-fn recsys_recommend(
+/// rank (1 = best), movie id, title, predicted rating, and with `explain` a short `because` text (the user's liked
+/// movie closest to it; NULL without `explain`). `exclude_rated` leaves out movies the user has rated; `genre` keeps
+/// only movies of that genre (case-insensitive). Ties go to the lower movie id. Ratings the model never saw are
+/// folded into the user's vector first (`recsys.fold_in`); an unknown user without ratings gets the recommendations
+/// of an average user; a NULL user gets no rows; NULL k, exclude_rated and explain take their defaults. k outside
+/// 1..10000 → 22023; no active model → 55000.
+#[pg_extern(stable, parallel_safe, name = "recsys_recommend")]
+fn recsys_recommend_with_reasons(
     user_id: Option<i32>,
     k: default!(Option<i32>, 10),
     exclude_rated: default!(Option<bool>, true),
     genre: default!(Option<&str>, "NULL"),
+    explain: default!(Option<bool>, false),
+) -> TableIterator<'static, (name!(rank, i32), name!(movie_id, i32), name!(title, String), name!(score, f32), name!(because, Option<String>))> {
+    let Some(user_id) = user_id else { return TableIterator::new(Vec::new()) };
+    TableIterator::new(recommend(user_id, k.unwrap_or(10), exclude_rated.unwrap_or(true), genre, explain.unwrap_or(false)).or_raise())
+}
+
+/// The 0.4.0 form (four columns), kept as a C symbol so that a 0.4.0 schema keeps serving with this library until
+/// `ALTER EXTENSION pg_recsys UPDATE`; not part of the current schema.
+#[pg_extern(stable, parallel_safe, sql = false)]
+fn recsys_recommend(
+    user_id: Option<i32>,
+    k: Option<i32>,
+    exclude_rated: Option<bool>,
+    genre: Option<&str>,
 ) -> TableIterator<'static, (name!(rank, i32), name!(movie_id, i32), name!(title, String), name!(score, f32))> {
     let Some(user_id) = user_id else { return TableIterator::new(Vec::new()) };
-    TableIterator::new(recommend(user_id, k.unwrap_or(10), exclude_rated.unwrap_or(true), genre).or_raise())
+    let rows = recommend(user_id, k.unwrap_or(10), exclude_rated.unwrap_or(true), genre, false).or_raise();
+    TableIterator::new(rows.into_iter().map(|(rank, movie, title, score, _)| (rank, movie, title, score)))
 }

@@ -20,6 +20,8 @@ SELECT bool_and(EXISTS (SELECT FROM movie_genres mg JOIN genres g USING (genre_i
 FROM recsys_recommend(1, 10, true, 'comedy') r;
 SELECT count(*) AS rows_for_unknown_genre FROM recsys_recommend(1, 10, true, 'No Such Genre');
 SELECT count(*) AS rows_for_null_user FROM recsys_recommend(NULL);
+SELECT rank, because LIKE 'because you rated %★' AS names_a_rated_movie FROM recsys_recommend(1, 3, explain => true);
+SELECT count(because) AS reasons_without_explain FROM recsys_recommend(1, 3);
 SELECT count(*) = (SELECT count(*) FROM movies) AS huge_k_gives_whole_catalogue FROM recsys_recommend(1, 10000, false);
 -- cold start: arrays and the comma-separated form agree
 SELECT recsys_predict_new(1, 'The Midnight Heist', ARRAY['Crime', 'Thriller'], ARRAY['Nobody Known'], NULL, 130, 2026) BETWEEN 0.5 AND 5 AS in_scale;

@@ -84,11 +84,8 @@ fn explain(user_id: i32, movie_id: i32) -> Result<Vec<Part>, RecsysError> {
     let direction = |value: f32| if value >= 0.0 { "above" } else { "below" };
 
     let rated = rated_positions(user_id, &model.movie_index)?;
-    let named: Vec<String> = closest_rated(&model, position, &rated)?
-        .iter()
-        .take(CLOSEST_RATED)
-        .map(|(at, rating)| you_rated(&model, *at, *rating))
-        .collect();
+    let named: Vec<String> =
+        closest_rated(&model, position, &rated)?.iter().take(CLOSEST_RATED).map(|(at, rating)| you_rated(&model, *at, *rating)).collect();
     let learned =
         if folded { "your taste, with the ratings the model never saw folded in" } else { "your taste as the model learned it from your ratings" };
     let user_detail = match (user_row, folded, named.is_empty()) {

@@ -70,7 +70,8 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, exp
         UserVector::Folded(user) => rank_folded_users(&model.scorer, std::slice::from_ref(user.as_ref()), candidates, ids, options)?,
     };
     let best = ranked.into_iter().next().unwrap_or_default();
-    let because: Vec<Option<String>> = if explain { reasons(&model, user_id, &best)?.into_iter().map(Some).collect() } else { vec![None; best.len()] };
+    let because: Vec<Option<String>> =
+        if explain { reasons(&model, user_id, &best)?.into_iter().map(Some).collect() } else { vec![None; best.len()] };
     Ok(best
         .into_iter()
         .zip(because)

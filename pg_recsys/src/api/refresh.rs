@@ -42,23 +42,9 @@ fn recsys_refresh_batch_by_shard(
 }
 
 /// The 0.4.0 form (every user), kept as a C symbol so that a 0.4.0 schema keeps refreshing with this library until
-/// `ALTER EXTENSION pg_recsys UPDATE`; not part of the current schema.
-#[allow(clippy::type_complexity)]
+/// `ALTER EXTENSION pg_recsys UPDATE`; not part of the current schema (which names the columns).
+#[allow(clippy::type_complexity)] // pgrx reads the row type from the inline tuple
 #[pg_extern(volatile, parallel_unsafe, sql = false)]
-fn recsys_refresh_batch_now(
-    k: Option<i32>,
-    threads: Option<i32>,
-) -> TableIterator<
-    'static,
-    (
-        name!(model_version, i64),
-        name!(users, i64),
-        name!(recommendations, i64),
-        name!(catalogue_coverage, f64),
-        name!(changed_share, Option<f64>),
-        name!(prospective_rmse, Option<f64>),
-        name!(seconds, f64),
-    ),
-> {
+fn recsys_refresh_batch_now(k: Option<i32>, threads: Option<i32>) -> TableIterator<'static, (i64, i64, i64, f64, Option<f64>, Option<f64>, f64)> {
     TableIterator::once(run(k, threads, batch::Shard::ALL))
 }

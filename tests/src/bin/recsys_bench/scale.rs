@@ -110,7 +110,10 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     for settings in ["RESET recsys.retrieval", "SET recsys.retrieval = two_stage"] {
         let started = Instant::now();
         db.batch_execute(&format!("{settings}; CALL recsys.recsys_refresh_batch(10, 2)"))?;
-        let row = db.query_one("SELECT recommendations, details->>'retrieval' FROM recsys.quality_log WHERE kind = 'refresh' ORDER BY run_id DESC LIMIT 1", &[])?;
+        let row = db.query_one(
+            "SELECT recommendations, details->>'retrieval' FROM recsys.quality_log WHERE kind = 'refresh' ORDER BY run_id DESC LIMIT 1",
+            &[],
+        )?;
         let (rows, retrieval): (i64, String) = (row.get(0), row.get(1));
         add(&format!("CALL recsys_refresh_batch(10), 2 threads, {retrieval}"), format!("{:.0} s, {rows} rows", started.elapsed().as_secs_f64()));
         if retrieval != "exhaustive" {

@@ -123,11 +123,12 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     Ok(figures)
 }
 
-/// Runs both shapes (ML-1M first) and prints the table.
+/// Runs both shapes (ML-1M first; `RECSYS_SCALE_SHAPES=ml-1m` for one) and prints the table.
 pub fn scale() -> Result<()> {
-    let shapes = ["ml-1m", "ml-25m"];
+    let chosen = std::env::var("RECSYS_SCALE_SHAPES").unwrap_or_else(|_| "ml-1m,ml-25m".into());
+    let shapes: Vec<&str> = chosen.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let mut rows: Vec<Row> = Vec::new();
-    for (column, shape) in shapes.iter().enumerate() {
+    for (column, shape) in shapes.iter().copied().enumerate() {
         for (name, value) in measure(shape)? {
             match rows.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, values)) => values.push(value),
@@ -135,8 +136,13 @@ pub fn scale() -> Result<()> {
             }
         }
     }
-    println!("\n| what | ML-1M shape (6,040 users, 3,706 movies, 1.0M ratings) | ML-25M shape (162,541 users, 62,423 movies, 25.0M ratings) |");
-    println!("|---|---|---|");
+    let described = |shape: &str| match shape {
+        "ml-1m" => "ML-1M shape (6,040 users, 3,706 movies, 1.0M ratings)".to_string(),
+        "ml-25m" => "ML-25M shape (162,541 users, 62,423 movies, 25.0M ratings)".to_string(),
+        other => other.to_string(),
+    };
+    println!("\n| what | {} |", shapes.iter().map(|s| described(s)).collect::<Vec<_>>().join(" | "));
+    println!("|---|{}", "---|".repeat(shapes.len()));
     for (name, mut values) in rows {
         values.resize(shapes.len(), "not run".into());
         println!("| {name} | {} |", values.join(" | "));

@@ -73,6 +73,7 @@ if [ "${TRAIN}" = 1 ]; then
   psql -c "SELECT round(recsys_predict_new(1, 'The Midnight Heist', ARRAY['Crime','Thriller'],
                   ARRAY['Christopher Nolan'], ARRAY['Christian Bale', 'Michael Caine'], 130, 2026)::numeric, 2)
                   AS predicted_for_user_1_new_nolan_heist_film"
+  psql -c "SELECT rank, title, round(score::numeric, 2) AS predicted, because FROM recsys_recommend(1, 3, explain => true)"
   psql -c "SELECT component, detail, round(contribution::numeric, 3) AS contribution
            FROM recsys_explain(1, (SELECT movie_id FROM recommendations_report WHERE user_id = 1 AND rank = 1))" \
        -c "SELECT rank, title, round(similarity::numeric, 3) AS similarity FROM recsys_similar_movies(1, 5)" \

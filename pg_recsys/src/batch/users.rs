@@ -4,9 +4,18 @@ use crate::error::RecsysError;
 use crate::serving::cache::LoadedModel;
 use pgrx::prelude::*;
 
-/// The shard condition on a `user_id` column: users whose id modulo `$shards` is `$shard` (ids of any sign).
-const IN_SHARD: &str = "(user_id::pg_catalog.int8 OPERATOR(pg_catalog.%) $2::pg_catalog.int8 OPERATOR(pg_catalog.+) $2::pg_catalog.int8)
-     OPERATOR(pg_catalog.%) $2::pg_catalog.int8 OPERATOR(pg_catalog.=) $1::pg_catalog.int8";
+/// The shard condition on a user-id column, as SQL text at compile time: users whose id modulo `$2` (shards) is `$1`
+/// (the shard; ids of any sign).
+macro_rules! in_shard {
+    ($column:literal) => {
+        concat!(
+            "((",
+            $column,
+            "::pg_catalog.int8 OPERATOR(pg_catalog.%) $2::pg_catalog.int8 OPERATOR(pg_catalog.+) $2::pg_catalog.int8)",
+            " OPERATOR(pg_catalog.%) $2::pg_catalog.int8 OPERATOR(pg_catalog.=) $1::pg_catalog.int8)"
+        )
+    };
+}
 
 /// Which users a refresh covers: `shard` of `shards` (0 of 1: every user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,38 +46,39 @@ pub struct UserRatings {
 
 /// How many users of `shard` recsys.users holds.
 pub fn count(shard: Shard) -> Result<i64, RecsysError> {
-    let sql = format!("SELECT pg_catalog.count(*) FROM recsys.users WHERE {IN_SHARD}");
-    Spi::get_one_with_args::<i64>(&sql, &shard.arguments()).map(Option::unwrap_or_default).map_err(RecsysError::spi("counting users"))
+    let sql = concat!("SELECT pg_catalog.count(*) FROM recsys.users WHERE ", in_shard!("user_id"));
+    Spi::get_one_with_args::<i64>(sql, &shard.arguments()).map(Option::unwrap_or_default).map_err(RecsysError::spi("counting users"))
 }
 
 /// Deletes batch rows of `shard`'s users who are no longer in recsys.users.
 pub fn delete_departed(shard: Shard) -> Result<(), RecsysError> {
-    let sql = format!(
-        "DELETE FROM recsys.batch_recommendations b WHERE {IN_SHARD}
-           AND NOT EXISTS (SELECT FROM recsys.users u WHERE u.user_id OPERATOR(pg_catalog.=) b.user_id)"
+    let sql = concat!(
+        "DELETE FROM recsys.batch_recommendations b WHERE ",
+        in_shard!("b.user_id"),
+        " AND NOT EXISTS (SELECT FROM recsys.users u WHERE u.user_id OPERATOR(pg_catalog.=) b.user_id)"
     );
-    Spi::connect_mut(|client| client.update(&sql, None, &shard.arguments()).map(|_| ())).map_err(RecsysError::spi("deleting departed users' rows"))
+    Spi::connect_mut(|client| client.update(sql, None, &shard.arguments()).map(|_| ())).map_err(RecsysError::spi("deleting departed users' rows"))
 }
 
 /// The next (at most) `limit` users of `shard` with an id above `after` (None: from the first), in id order.
 pub fn next_chunk(model: &LoadedModel, shard: Shard, after: Option<i32>, limit: i64) -> Result<Vec<UserRatings>, RecsysError> {
     let cutoff = model.trained_until.map(|seconds| seconds as f64);
-    let sql = format!(
+    let sql = concat!(
         "SELECT u.user_id, r.movies, r.ratings, r.after_training FROM recsys.users u
          LEFT JOIN LATERAL (SELECT pg_catalog.array_agg(movie_id ORDER BY movie_id) AS movies,
                                    pg_catalog.array_agg(rating::pg_catalog.float4 ORDER BY movie_id) AS ratings,
                                    pg_catalog.array_agg($3::pg_catalog.float8 IS NULL
                                                         OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp($3::pg_catalog.float8) ORDER BY movie_id) AS after_training
                             FROM recsys.ratings r WHERE r.user_id OPERATOR(pg_catalog.=) u.user_id) r ON true
-         WHERE ($4::pg_catalog.int4 IS NULL OR u.user_id OPERATOR(pg_catalog.>) $4::pg_catalog.int4) AND {}
-         ORDER BY u.user_id LIMIT $5",
-        IN_SHARD.replace("user_id", "u.user_id")
+         WHERE ($4::pg_catalog.int4 IS NULL OR u.user_id OPERATOR(pg_catalog.>) $4::pg_catalog.int4) AND ",
+        in_shard!("u.user_id"),
+        " ORDER BY u.user_id LIMIT $5"
     );
     let [shard_index, shard_count] = shard.arguments();
     let fold_in = crate::guc::fold_in();
     Spi::connect(|client| -> Result<Vec<UserRatings>, pgrx::spi::Error> {
         let mut users = Vec::new();
-        for row in client.select(&sql, None, &[shard_index, shard_count, cutoff.into(), after.into(), limit.into()])? {
+        for row in client.select(sql, None, &[shard_index, shard_count, cutoff.into(), after.into(), limit.into()])? {
             let user_id = row.get::<i32>(1)?.unwrap_or_default();
             let (movies, ratings, after) = (
                 row.get::<Vec<i32>>(2)?.unwrap_or_default(),

@@ -21,6 +21,9 @@ pub enum ModelError {
     /// The sentence-embedding model failed to load or run.
     #[error("title embedder: {0}")]
     Embedder(String),
+    /// A memory-mapped safetensors file is malformed or cannot be written.
+    #[error("mapped file: {0}")]
+    MappedFile(String),
     /// A model artefact is corrupt, truncated, of another format version or does not match its network.
     #[error("invalid model artefact: {0}")]
     InvalidArtefact(String),

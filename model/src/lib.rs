@@ -18,6 +18,8 @@ pub mod explain;
 pub mod features;
 /// Flush-to-zero for subnormal floats.
 pub mod float_mode;
+/// Safetensors files mapped into memory and shared between processes.
+mod mapped;
 /// The hybrid network.
 pub mod network;
 /// Top-k over a catalogue.

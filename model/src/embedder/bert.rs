@@ -1,5 +1,5 @@
 //! The BERT encoder of all-MiniLM-L6-v2 for inference: its `Config`, `load` from mapped weights and `forward`.
-use super::weights::MappedWeights;
+use crate::mapped::MappedWeights;
 use crate::ModelError;
 use serde::Deserialize;
 use std::path::Path;

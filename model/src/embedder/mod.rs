@@ -4,6 +4,7 @@
 mod bert;
 mod weights;
 
+use crate::mapped::MappedWeights;
 use crate::scoring::Precision;
 use crate::ModelError;
 use bert::{Bert, Config, Weights};
@@ -12,7 +13,6 @@ use rust_tokenizers::tokenizer::TruncationStrategy;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
-use weights::MappedWeights;
 
 /// Width of the embeddings.
 pub const TITLE_DIM: i64 = 384;

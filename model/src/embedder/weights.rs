@@ -1,77 +1,13 @@
-//! MiniLM's weights as tensors over a memory-mapped safetensors file, so the pages live in the page cache and every
-//! process that maps the same file shares one copy; and the bfloat16 copy of the float32 file those processes map.
+//! The bfloat16 copy of MiniLM's float32 safetensors file, made once per server and memory-mapped by every process
+//! that embeds titles in bfloat16 (`crate::mapped`), so its pages are shared.
+use crate::mapped::MappedWeights;
 use crate::ModelError;
-use memmap2::Mmap;
 use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind, Tensor};
 
 /// Metadata key recording the source file a bfloat16 copy was made from (its length and modification time).
 const SOURCE_KEY: &str = "pg_recsys_source";
-
-/// A read-only mapping of a safetensors file. Tensors made by [`MappedWeights::tensor`] point into the mapping:
-/// whoever holds them must keep this value alive longer (the embedder keeps an `Arc` of it after its tensors).
-pub(crate) struct MappedWeights {
-    path: PathBuf,
-    map: Mmap,
-}
-
-impl MappedWeights {
-    /// Maps `path` read-only and checks that its header parses.
-    pub(crate) fn open(path: &Path) -> Result<Self, ModelError> {
-        let unreadable = |source| ModelError::Unreadable { path: path.to_path_buf(), source };
-        let file = File::open(path).map_err(unreadable)?;
-        // SAFETY: the mapping is read-only and private; the files are written once (the copy by rename) and never
-        // modified in place.
-        let map = unsafe { Mmap::map(&file) }.map_err(unreadable)?;
-        let mapped = Self { path: path.to_path_buf(), map };
-        mapped.parse()?;
-        Ok(mapped)
-    }
-
-    fn parse(&self) -> Result<SafeTensors<'_>, ModelError> {
-        SafeTensors::deserialize(&self.map).map_err(|e| ModelError::Embedder(format!("{}: {e:?}", self.path.display())))
-    }
-
-    /// The tensor `name` as a view of the mapped bytes (no copy), in the file's own dtype.
-    pub(crate) fn tensor(&self, name: &str) -> Result<Tensor, ModelError> {
-        let tensors = self.parse()?;
-        let view = tensors.tensor(name).map_err(|_| ModelError::Embedder(format!("{} has no tensor {name}", self.path.display())))?;
-        let kind = match view.dtype() {
-            Dtype::F32 => Kind::Float,
-            Dtype::BF16 => Kind::BFloat16,
-            other => return Err(ModelError::Embedder(format!("{name} in {} is {other:?}", self.path.display()))),
-        };
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        if !(view.data().as_ptr() as usize).is_multiple_of(kind.elt_size_in_bytes()) {
-            return Err(ModelError::Embedder(format!("{name} in {} is not aligned", self.path.display())));
-        }
-        // SAFETY: the view's bytes hold `shape` elements of `kind` (checked by safetensors when parsing), aligned
-        // (checked above), and stay mapped as long as `self`, which the caller keeps alive past the tensor.
-        Ok(unsafe { Tensor::f_from_blob(view.data().as_ptr(), &shape, &[], kind, Device::Cpu) }?)
-    }
-
-    /// The mapped file.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The element kind of the file's tensors (of its first floating-point tensor).
-    pub(crate) fn kind(&self) -> Option<Kind> {
-        let tensors = self.parse().ok()?;
-        let dtype = tensors.tensors().into_iter().map(|(_, view)| view.dtype()).find(|d| matches!(d, Dtype::F32 | Dtype::BF16))?;
-        Some(if dtype == Dtype::F32 { Kind::Float } else { Kind::BFloat16 })
-    }
-
-    /// The metadata value `key` of the file's header.
-    fn metadata(&self, key: &str) -> Option<String> {
-        let (_, metadata) = SafeTensors::read_metadata(&self.map).ok()?;
-        metadata.metadata().as_ref()?.get(key).cloned()
-    }
-}
 
 /// The bfloat16 copy of the float32 safetensors file `source`, kept in `directory` (created if needed): reused when
 /// it was made from the same source (length and modification time), else written afresh and renamed into place,
@@ -130,6 +66,7 @@ fn bfloat16_bits(value: f32) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::{Kind, Tensor};
 
     #[test]
     fn bfloat16_rounding_is_libtorchs() {

@@ -1,7 +1,7 @@
 //! The item autoencoder's serving tables beside the hybrid network (I-AutoRec, truncated to a low rank): variables of
 //! the network, so they travel in the artefact. Their fitting lives in `train::autoencoder`; their use in scoring in
 //! `scoring::core`.
-use crate::scoring::{AutoencoderTerms, Matrix};
+use crate::scoring::{AutoencoderMovies, AutoencoderTerms, Matrix};
 use crate::ModelError;
 use tch::{nn, Tensor};
 
@@ -42,16 +42,21 @@ impl AutoencoderTables {
         values.try_into().map_err(|v: Vec<f32>| ModelError::InvalidArtefact(format!("the autoencoder blend holds {} values, not 3", v.len())))
     }
 
-    /// The serving terms for a catalogue of `movie_rows` (the user tables shared, the movie tables gathered).
-    pub(crate) fn scoring_terms(&self, movie_rows: &Tensor) -> Result<AutoencoderTerms, ModelError> {
+    /// The serving terms over a catalogue's `movies` (the user tables shared).
+    pub(crate) fn scoring_terms(&self, movies: &AutoencoderMovies) -> Result<AutoencoderTerms, ModelError> {
         Ok(AutoencoderTerms {
             user_weight: Matrix::share(&self.user_weight)?,
             user_bias: Matrix::share(&self.user_bias)?,
             user_known: Matrix::share(&self.user_known)?,
-            movie_code: Matrix::share(&self.movie_code.f_index_select(0, movie_rows)?)?,
-            movie_known: Matrix::share(&self.movie_known.f_index_select(0, movie_rows)?)?,
+            movie_code: Matrix::share(&movies.code)?,
+            movie_known: Matrix::share(&movies.known)?,
             blend: self.coefficients()?,
         })
+    }
+
+    /// The movie side of the serving tables for the movies of `movie_rows`, by catalogue position.
+    pub(crate) fn movie_terms(&self, movie_rows: &Tensor) -> Result<AutoencoderMovies, ModelError> {
+        Ok(AutoencoderMovies { code: self.movie_code.f_index_select(0, movie_rows)?, known: self.movie_known.f_index_select(0, movie_rows)? })
     }
 
     /// Width of the tables (the truncated rank).

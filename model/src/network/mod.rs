@@ -9,7 +9,7 @@ pub(crate) use self::autoencoder::AutoencoderTables;
 pub(crate) use self::layers::{Dense, Mlp};
 
 use crate::config::ModelConfig;
-use crate::scoring::{self, CatalogueScorer, Columns, FoldedUser, Layer, Matrix, ScoringTables, TensorPass};
+use crate::scoring::{self, CatalogueScorer, Columns, FoldedUser, Layer, Matrix, MovieTables, ScoringTables, TensorPass};
 use crate::ModelError;
 use tch::{nn, Kind, TchError, Tensor};
 
@@ -243,20 +243,38 @@ impl HybridRecommender {
 
     /// The serving tables over a catalogue of `movie_rows` with encoded `content` (see `scoring::ScoringTables`).
     fn scoring_tables(&self, movie_rows: &Tensor, content: &Tensor) -> Result<ScoringTables, ModelError> {
+        self.scoring_tables_over(&self.movie_tables(movie_rows, content)?)
+    }
+
+    /// The catalogue-sized serving tables over `movie_rows` with encoded `content`, by catalogue position.
+    pub(crate) fn movie_tables(&self, movie_rows: &Tensor, content: &Tensor) -> Result<MovieTables, ModelError> {
+        tch::no_grad(|| {
+            let vectors = self.movie_vectors(&Tensor::f_embedding(&self.movie_embedding, movie_rows, 0, false, false)?, content)?;
+            let inputs = Tensor::f_cat(&[&vectors, content], 1)?;
+            let bias = if self.config.use_biases {
+                let movie_bias = Tensor::f_embedding(&self.movie_bias, movie_rows, 0, false, false)?.f_squeeze_dim(1)?;
+                let content_bias = self.content_bias.forward(content)?.f_squeeze_dim(1)?;
+                movie_bias.f_add(&content_bias)?.f_add(&self.global_bias)?
+            } else {
+                Tensor::f_zeros([movie_rows.size()[0]], (Kind::Float, tch::Device::Cpu))?
+            };
+            Ok(MovieTables {
+                inputs,
+                bias,
+                vectors: if self.config.dot_product { Some(vectors) } else { None },
+                autoencoder: self.autoencoder.as_ref().map(|a| a.movie_terms(movie_rows)).transpose()?,
+            })
+        })
+    }
+
+    /// The serving tables: the network's own user side and layers (shared, no copy) with the catalogue's `movies`.
+    pub(crate) fn scoring_tables_over(&self, movies: &MovieTables) -> Result<ScoringTables, ModelError> {
         tch::no_grad(|| {
             let first = self.head.layers.first().ok_or_else(|| ModelError::InvalidArgument("the head has no hidden layer".into()))?;
             let (user_dim, width) = (self.config.user_dim, first.weight.size()[0]);
-            let movie_vectors = self.movie_vectors(&Tensor::f_embedding(&self.movie_embedding, movie_rows, 0, false, false)?, content)?;
-            let movie_inputs = Tensor::f_cat(&[&movie_vectors, content], 1)?;
-            let (user_bias, movie_bias) = if self.config.use_biases {
-                let movie_bias = Tensor::f_embedding(&self.movie_bias, movie_rows, 0, false, false)?.f_squeeze_dim(1)?;
-                let content_bias = self.content_bias.forward(content)?.f_squeeze_dim(1)?;
-                (self.user_bias.f_squeeze_dim(1)?, movie_bias.f_add(&content_bias)?.f_add(&self.global_bias)?)
-            } else {
-                (
-                    Tensor::f_zeros([self.user_embedding.size()[0]], (Kind::Float, tch::Device::Cpu))?,
-                    Tensor::f_zeros([movie_rows.size()[0]], (Kind::Float, tch::Device::Cpu))?,
-                )
+            let user_bias = match self.config.use_biases {
+                true => self.user_bias.f_squeeze_dim(1)?,
+                false => Tensor::f_zeros([self.user_embedding.size()[0]], (Kind::Float, tch::Device::Cpu))?,
             };
             let layer = |dense: &Dense| -> Result<Layer, ModelError> { Ok(Layer::new(Matrix::share(&dense.weight)?, Matrix::share(&dense.bias)?)) };
             Ok(ScoringTables {
@@ -265,7 +283,7 @@ impl HybridRecommender {
                     Matrix::copy(&first.weight.f_narrow(1, 0, user_dim)?)?,
                     Matrix::copy(&Tensor::f_zeros([width], (Kind::Float, tch::Device::Cpu))?)?,
                 ),
-                movie_inputs: Matrix::share(&movie_inputs)?,
+                movie_inputs: Matrix::share(&movies.inputs)?,
                 movie_layer: Layer::new(
                     Matrix::copy(&first.weight.f_narrow(1, user_dim, first.weight.size()[1] - user_dim)?)?,
                     Matrix::share(&first.bias)?,
@@ -273,9 +291,13 @@ impl HybridRecommender {
                 hidden: self.head.layers[1..].iter().map(layer).collect::<Result<_, _>>()?,
                 output: layer(&self.output)?,
                 user_bias: Matrix::share(&user_bias)?,
-                movie_bias: Matrix::share(&movie_bias)?,
-                movie_vectors: if self.config.dot_product { Some(Matrix::share(&movie_vectors)?) } else { None },
-                autoencoder: self.autoencoder.as_ref().map(|a| a.scoring_terms(movie_rows)).transpose()?,
+                movie_bias: Matrix::share(&movies.bias)?,
+                movie_vectors: movies.vectors.as_ref().map(Matrix::share).transpose()?,
+                autoencoder: match (&self.autoencoder, &movies.autoencoder) {
+                    (Some(network), Some(terms)) => Some(network.scoring_terms(terms)?),
+                    (None, None) => None,
+                    _ => return Err(ModelError::InvalidArgument("the catalogue's autoencoder tables do not match the network".into())),
+                },
             })
         })
     }

@@ -29,6 +29,24 @@ pub(crate) struct ScoringTables {
     pub(crate) autoencoder: Option<AutoencoderTerms>,
 }
 
+/// The catalogue-sized tables `ScoringTables` is built over (by catalogue position): what depends on the catalogue
+/// rather than on the network alone, and what a shared catalogue file holds.
+pub(crate) struct MovieTables {
+    /// [movies, movie_dim + content_dim]: the movie vector and the content vector of each movie.
+    pub(crate) inputs: Tensor,
+    /// [movies]: global + movie + content bias.
+    pub(crate) bias: Tensor,
+    /// [movies, movie_dim]: the movie vectors, when the network adds the user·movie dot product.
+    pub(crate) vectors: Option<Tensor>,
+    pub(crate) autoencoder: Option<AutoencoderMovies>,
+}
+
+/// The autoencoder's movie tables over a catalogue: each movie's code and whether it had training ratings.
+pub(crate) struct AutoencoderMovies {
+    pub(crate) code: Tensor,
+    pub(crate) known: Tensor,
+}
+
 /// The autoencoder's serving tables: a known pair's decoded rating is user_weight[u]·movie_code[m] + user_bias[u].
 pub(crate) struct AutoencoderTerms {
     pub(crate) user_weight: Matrix,

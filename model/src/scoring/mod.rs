@@ -9,9 +9,10 @@ mod fold_in;
 mod matrix;
 mod passes;
 mod retrieval;
+mod shared;
 mod similarity;
 
-pub(crate) use self::core::{raw_scores, AutoencoderTerms, ScoringTables};
+pub(crate) use self::core::{raw_scores, AutoencoderMovies, AutoencoderTerms, MovieTables, ScoringTables};
 pub(crate) use self::matrix::{Layer, Matrix};
 pub(crate) use self::passes::{Columns, TensorPass};
 
@@ -19,6 +20,7 @@ pub use self::fold_in::{FoldInOptions, FoldedUser};
 use self::passes::OnePair;
 use self::retrieval::RetrievalIndex;
 pub use self::retrieval::{ANCHORS, RANK, SAMPLE_USERS};
+pub use self::shared::{share_variables, SharedFile};
 use crate::ModelError;
 use std::cell::OnceCell;
 use tch::{Kind, Tensor};
@@ -70,6 +72,15 @@ pub struct CatalogueScorer {
     retrieval: OnceCell<RetrievalIndex>,
     rating_min: f32,
     rating_max: f32,
+    /// The shared file the catalogue tables are mapped from (`shared.rs`), if any: declared last, so that it is
+    /// unmapped only after every table above that points into it is dropped.
+    shared: Option<SharedCatalogue>,
+}
+
+/// A scorer's catalogue tables mapped from a shared file: the bfloat16 movie table, and the file itself.
+struct SharedCatalogue {
+    movie_table_bf16: Option<Tensor>,
+    file: SharedFile,
 }
 
 impl ScoringTables {
@@ -96,7 +107,28 @@ impl CatalogueScorer {
             rating_min: rating_min as f32,
             rating_max: rating_max as f32,
             tables,
+            shared: None,
         }
+    }
+
+    /// A scorer over `tables` whose catalogue-sized tables point into the shared `file`, with the first layer's
+    /// movie part already computed there (float32, and bfloat16 where the file has it).
+    fn over_shared_file(
+        tables: ScoringTables,
+        rating_scale: (f64, f64),
+        movie_table: Matrix,
+        movie_table_bf16: Option<Tensor>,
+        file: SharedFile,
+    ) -> Self {
+        let mut scorer = Self::new(tables, rating_scale.0, rating_scale.1);
+        let _ = scorer.movie_table.set(movie_table);
+        scorer.shared = Some(SharedCatalogue { movie_table_bf16, file });
+        scorer
+    }
+
+    /// The shared file this scorer's catalogue tables are mapped from, if any.
+    pub fn shared_file(&self) -> Option<&std::path::Path> {
+        self.shared.as_ref().map(|shared| shared.file.path())
     }
 
     fn user_part(&self, user_row: usize) -> Option<&[f32]> {
@@ -129,7 +161,11 @@ impl CatalogueScorer {
         for (weight, bias) in self.tables.head_layers() {
             layers.push((half(&weight)?, half(&bias)?));
         }
-        let tables = HalfTables { movie_table: half(&self.movie_table()?.tensor)?, layers };
+        let movie_table = match self.shared.as_ref().and_then(|shared| shared.movie_table_bf16.as_ref()) {
+            Some(mapped) => mapped.shallow_clone(),
+            None => half(&self.movie_table()?.tensor)?,
+        };
+        let tables = HalfTables { movie_table, layers };
         Ok(self.half.get_or_init(|| tables))
     }
 

@@ -1,0 +1,219 @@
+//! One copy per server of a model's large tables: the network's weights and a catalogue's serving tables as
+//! safetensors files, written once by the first process that needs them and memory-mapped by every other, so their
+//! pages are the page cache's, shared by every backend, and private memory stays flat as the catalogue grows.
+use super::core::{AutoencoderMovies, MovieTables};
+use super::{CatalogueScorer, Matrix, Precision};
+use crate::mapped::{self, MappedWeights};
+use crate::network::HybridRecommender;
+use crate::ModelError;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+use tch::{nn, Kind, Tensor};
+
+/// Metadata key of a catalogue file: the identity of the weights file its tables were computed with.
+const WEIGHTS_KEY: &str = "pg_recsys_weights";
+
+/// A mapped shared file. Tensors pointing into it must be dropped before its last holder: each holder declares it
+/// after the tensors it keeps.
+#[derive(Clone)]
+pub struct SharedFile {
+    mapping: Arc<MappedWeights>,
+}
+
+impl SharedFile {
+    /// The mapped file.
+    pub fn path(&self) -> &Path {
+        self.mapping.path()
+    }
+
+    /// Identifies this file's contents for the files derived from it: device, inode, length and modification time
+    /// (a rewritten file is a new inode, as every write renames a new file into place).
+    fn identity(&self) -> Result<String, ModelError> {
+        let metadata = std::fs::metadata(self.path()).map_err(|source| ModelError::Unreadable { path: self.path().to_path_buf(), source })?;
+        Ok(format!("{}:{}:{}:{}", metadata.dev(), metadata.ino(), metadata.len(), metadata.mtime_nsec() + metadata.mtime() * 1_000_000_000))
+    }
+}
+
+/// Points every variable of `store` into the file `file`, which must hold exactly `weights` (the artefact's
+/// safetensors bytes the store was built from): mapped when it already does, else written first. The variables'
+/// own memory is released; they read the shared pages from then on (never written: the network serves only).
+pub fn share_variables(store: &nn::VarStore, weights: &[u8], file: &Path) -> Result<SharedFile, ModelError> {
+    let mapping = match MappedWeights::open(file) {
+        Ok(mapping) if mapping.bytes() == weights => mapping,
+        _ => {
+            mapped::write_bytes_atomically(file, weights)?;
+            MappedWeights::open(file)?
+        }
+    };
+    tch::no_grad(|| -> Result<(), ModelError> {
+        for (name, mut variable) in store.variables() {
+            let mapped = mapping.tensor(&name)?;
+            if mapped.size() != variable.size() || mapped.kind() != variable.kind() {
+                return Err(ModelError::MappedFile(format!("{name} in {} does not match the network", file.display())));
+            }
+            variable.set_data(&mapped);
+        }
+        Ok(())
+    })?;
+    Ok(SharedFile { mapping: Arc::new(mapping) })
+}
+
+impl HybridRecommender {
+    /// A scorer over the catalogue `movie_rows` with encoded `content` whose catalogue-sized tables (movie inputs,
+    /// biases and vectors, the first layer's movie part in float32 and, where the CPU computes it natively,
+    /// bfloat16) are mapped from the shared `file`: used when it was computed from the same `weights` file, movie
+    /// rows and content, else computed and written first. Returns the scorer and `content` as mapped from the file
+    /// (so the caller can drop its own copy).
+    pub fn shared_catalogue_scorer(
+        &self,
+        weights: &SharedFile,
+        movie_rows: &Tensor,
+        content: &Tensor,
+        file: &Path,
+    ) -> Result<(CatalogueScorer, Tensor), ModelError> {
+        let identity = weights.identity()?;
+        let mapping = match matching_catalogue(file, &identity, movie_rows, content) {
+            Some(mapping) => mapping,
+            None => {
+                self.write_catalogue(file, &identity, movie_rows, content)?;
+                MappedWeights::open(file)?
+            }
+        };
+        let optional = |name: &str| -> Result<Option<Tensor>, ModelError> {
+            Ok(match mapping.has(name) {
+                true => Some(mapping.tensor(name)?),
+                false => None,
+            })
+        };
+        let movies = MovieTables {
+            inputs: mapping.tensor("movie_inputs")?,
+            bias: mapping.tensor("movie_bias")?,
+            vectors: optional("movie_vectors")?,
+            autoencoder: match (optional("autoencoder_code")?, optional("autoencoder_known")?) {
+                (Some(code), Some(known)) => Some(AutoencoderMovies { code, known }),
+                _ => None,
+            },
+        };
+        let (movie_table, movie_table_bf16, mapped_content) =
+            (Matrix::share(&mapping.tensor("movie_table")?)?, optional("movie_table_bf16")?, mapping.tensor("content")?);
+        let tables = self.scoring_tables_over(&movies)?;
+        let file = SharedFile { mapping: Arc::new(mapping) };
+        let scale = (self.config().rating_min, self.config().rating_max);
+        Ok((CatalogueScorer::over_shared_file(tables, scale, movie_table, movie_table_bf16, file), mapped_content))
+    }
+
+    fn write_catalogue(&self, file: &Path, identity: &str, movie_rows: &Tensor, content: &Tensor) -> Result<(), ModelError> {
+        let movies = self.movie_tables(movie_rows, content)?;
+        let movie_table = tch::no_grad(|| self.scoring_tables_over(&movies)?.movie_layer.forward(&movies.inputs))?;
+        let movie_table_bf16 = match Precision::fastest_available() {
+            Precision::Bfloat16 => Some(movie_table.f_to_kind(Kind::BFloat16)?),
+            Precision::Float32 => None,
+        };
+        let content = content.f_to_kind(Kind::Float)?;
+        let mut tensors: Vec<(&str, &Tensor)> = vec![
+            ("movie_rows", movie_rows),
+            ("content", &content),
+            ("movie_inputs", &movies.inputs),
+            ("movie_bias", &movies.bias),
+            ("movie_table", &movie_table),
+        ];
+        if let Some(vectors) = &movies.vectors {
+            tensors.push(("movie_vectors", vectors));
+        }
+        if let Some(autoencoder) = &movies.autoencoder {
+            tensors.extend([("autoencoder_code", &autoencoder.code), ("autoencoder_known", &autoencoder.known)]);
+        }
+        if let Some(half) = &movie_table_bf16 {
+            tensors.push(("movie_table_bf16", half));
+        }
+        mapped::write_atomically(file, &tensors, HashMap::from([(WEIGHTS_KEY.to_string(), identity.to_string())]))
+    }
+}
+
+/// The catalogue file `file` when it was computed from the weights file `identity`, `movie_rows` and `content`.
+fn matching_catalogue(file: &Path, identity: &str, movie_rows: &Tensor, content: &Tensor) -> Option<MappedWeights> {
+    let mapping = MappedWeights::open(file).ok()?;
+    if mapping.metadata(WEIGHTS_KEY).as_deref() != Some(identity) {
+        return None;
+    }
+    let same = |name: &str, expected: &Tensor| mapping.tensor(name).is_ok_and(|mapped| mapped.size() == expected.size() && mapped.equal(expected));
+    (same("movie_rows", movie_rows) && same("content", content)).then_some(mapping)
+}
+
+#[cfg(all(test, feature = "train"))]
+mod tests {
+    use super::*;
+    use crate::network::tests::{content, small_config};
+    use std::os::unix::fs::MetadataExt;
+    use tch::Device;
+
+    fn inode(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().ino()
+    }
+
+    fn inside(tensor: &Tensor, file: &SharedFile) -> bool {
+        let bytes = file.mapping.bytes();
+        (bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len()).contains(&(tensor.data_ptr() as usize))
+    }
+
+    #[test]
+    fn scorers_over_shared_files_score_as_private_ones_and_later_loads_map_without_writing() {
+        tch::manual_seed(11);
+        let dir = std::env::temp_dir().join(format!("recsys-shared-tables-{}", std::process::id()));
+        let (weights_file, catalogue_file) = (dir.join("model.safetensors"), dir.join("catalogue.safetensors"));
+        let store = nn::VarStore::new(Device::Cpu);
+        let mut config = small_config();
+        (config.cardinalities.movies, config.cardinalities.users, config.dot_product) = (50, 30, true);
+        let network = HybridRecommender::new(&store.root(), &config);
+        let rows = Tensor::arange(50, (Kind::Int64, Device::Cpu));
+        let encoded = network.encode_content(&content(50, &config)).unwrap();
+        let users: Vec<i64> = (0..=30).collect();
+        let private = network.catalogue_scorer(&rows, &encoded).unwrap();
+        let expected = |scorer: &CatalogueScorer| {
+            let pairs = scorer.score_pairs(&[3, 0, 30], &[49, 0, 7]).unwrap();
+            let catalogue = |precision| Vec::<f32>::try_from(scorer.score_catalogue(&users, precision).unwrap().flatten(0, -1)).unwrap();
+            (catalogue(Precision::Float32), catalogue(Precision::Bfloat16), pairs, scorer.raw_score(4, 9).unwrap())
+        };
+        let reference = expected(&private);
+        drop(private);
+
+        let variables: Vec<(String, Tensor)> = store.variables().into_iter().collect();
+        let named: Vec<(&str, &Tensor)> = variables.iter().map(|(name, tensor)| (name.as_str(), tensor)).collect();
+        mapped::write_atomically(&weights_file, &named, HashMap::new()).unwrap();
+        let weights = std::fs::read(&weights_file).unwrap();
+        std::fs::remove_file(&weights_file).unwrap();
+        let shared = share_variables(&store, &weights, &weights_file).unwrap();
+        assert_eq!(std::fs::read(&weights_file).unwrap(), weights, "the weights file is written from the artefact's bytes");
+        assert!(store.variables().values().all(|v| inside(v, &shared)), "every variable reads the mapped file");
+
+        let (scorer, mapped_content) = network.shared_catalogue_scorer(&shared, &rows, &encoded, &catalogue_file).unwrap();
+        assert_eq!(scorer.shared_file(), Some(catalogue_file.as_path()));
+        assert!(mapped_content.equal(&encoded));
+        assert_eq!(expected(&scorer), reference, "scores over the mapped tables are the private scorer's, bit for bit");
+        let written = inode(&catalogue_file);
+        drop(scorer);
+
+        let again = share_variables(&store, &weights, &weights_file).unwrap();
+        let (scorer, _) = network.shared_catalogue_scorer(&again, &rows, &encoded, &catalogue_file).unwrap();
+        assert_eq!(inode(&catalogue_file), written, "the second load maps the file the first wrote");
+        assert_eq!(expected(&scorer), reference);
+
+        let edited = &encoded * 1.5;
+        let (scorer, _) = network.shared_catalogue_scorer(&again, &rows, &edited, &catalogue_file).unwrap();
+        assert_ne!(inode(&catalogue_file), written, "another catalogue's content is written afresh");
+        assert_ne!(expected(&scorer).0, reference.0);
+
+        let mut damaged = weights.clone();
+        *damaged.last_mut().unwrap() ^= 0x40;
+        std::fs::write(&weights_file, &damaged).unwrap();
+        let repaired = share_variables(&store, &weights, &weights_file).unwrap();
+        assert_eq!(std::fs::read(&weights_file).unwrap(), weights, "a weights file that differs from the artefact is rewritten");
+        let before = inode(&catalogue_file);
+        let (scorer, _) = network.shared_catalogue_scorer(&repaired, &rows, &encoded, &catalogue_file).unwrap();
+        assert_ne!(inode(&catalogue_file), before, "a catalogue computed with another weights file is rewritten");
+        assert_eq!(expected(&scorer), reference);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,7 +1,8 @@
 //! `cargo bench -p recsys_model --bench catalogue_scoring`: whole-catalogue scoring speed per precision, users per
 //! pass and libtorch thread count, at the ML-1M shape (6,040 users × 3,706 movies) and the ml-latest-small one
 //! (610 users × 9,742 movies), seed dimensions, random weights. Also the bfloat16 ranking's exact rescoring, and
-//! two-stage ranking (fit time, ms per user, recall@10 against exhaustive) up to the ML-25M catalogue (62,423 movies).
+//! two-stage ranking (fit time, ms per user, recall@10 against exhaustive) up to the ML-25M catalogue (62,423 movies),
+//! and single pairs through the plain-Rust path (`RECSYS_BENCH_SINGLE_PAIRS_ONLY=1` for that line alone).
 use recsys_model::config::{Cardinalities, ModelConfig};
 use recsys_model::network::ContentInputs;
 use recsys_model::ranking::{rank_users, RankOptions, Ranking, Retrieval};
@@ -67,7 +68,27 @@ fn two_stage(users: i64, movies: i64) {
     }
 }
 
+/// One pair at a time through the plain-Rust path (recsys_predict's): µs per pair once both parts are cached, over
+/// 1M pairs of the ML-1M shape.
+fn single_pairs() {
+    let scorer = scorer(6040, 3706);
+    let pairs: Vec<(usize, usize)> = (0..1_000_000usize).map(|i| (1 + i % 6040, (i * 7) % 3706)).collect();
+    let mut total = 0f32;
+    for &(user, movie) in &pairs {
+        total += scorer.raw_score(user, movie).unwrap();
+    }
+    let started = Instant::now();
+    for &(user, movie) in &pairs {
+        total += scorer.raw_score(user, movie).unwrap();
+    }
+    println!("single pairs (plain Rust, parts cached): {:.2} µs/pair ({total:.0})", started.elapsed().as_secs_f64());
+}
+
 fn main() {
+    single_pairs();
+    if std::env::var_os("RECSYS_BENCH_SINGLE_PAIRS_ONLY").is_some() {
+        return;
+    }
     for (users, movies) in [(6040i64, 3706i64), (162_541, 62_423)] {
         two_stage(users, movies);
     }

@@ -63,10 +63,12 @@ impl Layer {
 
     pub(crate) fn apply(&self, x: &[f32], out: &mut Vec<f32>, relu: bool) {
         out.clear();
-        for (row, bias) in self.weight.as_slice().chunks_exact(self.inputs).zip(self.bias.as_slice()) {
-            let sum = dot(row, x) + bias;
-            out.push(if relu { sum.max(0.0) } else { sum });
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { matrix_vector_avx2(self, x, out, relu) };
         }
+        matrix_vector(self, x, out, relu)
     }
 
     pub(crate) fn apply_boxed(&self, x: &[f32]) -> Box<[f32]> {
@@ -80,8 +82,25 @@ impl Layer {
     }
 }
 
+/// `matrix_vector` compiled for AVX2: its eight accumulators become one 256-bit register (about twice the speed of
+/// the baseline x86-64 build's two 128-bit ones).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn matrix_vector_avx2(layer: &Layer, x: &[f32], out: &mut Vec<f32>, relu: bool) {
+    matrix_vector(layer, x, out, relu)
+}
+
+#[inline(always)]
+fn matrix_vector(layer: &Layer, x: &[f32], out: &mut Vec<f32>, relu: bool) {
+    for (row, bias) in layer.weight.as_slice().chunks_exact(layer.inputs).zip(layer.bias.as_slice()) {
+        let sum = dot(row, x) + bias;
+        out.push(if relu { sum.max(0.0) } else { sum });
+    }
+}
+
 /// Dot product with eight independent accumulators, so the compiler can vectorise it (a single running sum
 /// forces sequential float additions).
+#[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));

@@ -105,7 +105,7 @@ impl RecsysError {
             Self::Model(ModelError::Unreadable { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
             }
-            Self::Model(ModelError::Unreadable { .. }) => PgSqlErrorCode::ERRCODE_IO_ERROR,
+            Self::Model(ModelError::Unreadable { .. } | ModelError::MappedFile(_)) => PgSqlErrorCode::ERRCODE_IO_ERROR,
             Self::Model(ModelError::InvalidArtefact(_) | ModelError::InvalidConfig(_)) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             Self::Model(ModelError::Torch(_) | ModelError::Embedder(_) | ModelError::Training(_)) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
@@ -127,6 +127,9 @@ impl RecsysError {
             Self::Model(ModelError::InvalidArgument(_)) => "Check the arguments against the function's documentation.".into(),
             Self::Model(ModelError::MissingFile(_) | ModelError::Unreadable { .. }) => {
                 "The server process must be able to read it: model artefacts come from trainer train --out, the MiniLM files from scripts/bootstrap.sh (see recsys.minilm_dir).".into()
+            }
+            Self::Model(ModelError::MappedFile(_)) => {
+                "A mapped file (MiniLM's weights, or a shared table under $PGDATA/pg_recsys) is damaged or cannot be written: remove it to have it written again.".into()
             }
             Self::Model(ModelError::InvalidArtefact(_) | ModelError::InvalidConfig(_)) => {
                 "Register a new version with trainer train, or activate an earlier one.".into()

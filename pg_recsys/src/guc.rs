@@ -67,6 +67,12 @@ pub const AUTO_TWO_STAGE_ABOVE: usize = 20_000;
 /// whatever the number of users (progress NOTICEs come at every tenth of the users, between rounds).
 static REFRESH_USERS_PER_ROUND: GucSetting<i32> = GucSetting::<i32>::new(2_000);
 
+/// `recsys.shared_tables`: keep the active model's weights and the catalogue's serving tables in files under
+/// `$PGDATA/pg_recsys` that every backend maps (default on), so their memory is the page cache's, one copy per
+/// server, instead of a private copy per connection. The first backend to load a model or catalogue version writes
+/// its file; the others map it. Off: private copies (nothing written).
+static SHARED_TABLES: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// Default of `recsys.fold_in_l2`, chosen with `scripts/bench.sh fold-in` on ml-latest-small.
 pub const FOLD_IN_L2_DEFAULT: f64 = 2.0;
 
@@ -106,6 +112,14 @@ pub fn register() {
         c"Use bfloat16 arithmetic where the CPU has it natively.",
         c"Speeds up catalogue ranking (close candidates are rescored in float32) and the MiniLM embedding of new titles; off: float32 throughout.",
         &BFLOAT16,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"recsys.shared_tables",
+        c"Map the model's weights and the catalogue's serving tables from files shared by every backend.",
+        c"One copy per server in $PGDATA/pg_recsys, written by the first backend that loads a model or catalogue version; off: private copies per backend.",
+        &SHARED_TABLES,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -198,6 +212,11 @@ pub fn torch_threads() -> i32 {
 /// Whether this session folds new ratings into users' vectors.
 pub fn fold_in() -> bool {
     FOLD_IN.get()
+}
+
+/// Whether models and catalogues are served from shared files.
+pub fn shared_tables() -> bool {
+    SHARED_TABLES.get()
 }
 
 /// The fold-in prior's L2 weight per rating.

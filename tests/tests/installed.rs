@@ -36,11 +36,15 @@ fn new_titles_are_embedded_with_the_checkouts_minilm_moved_away() {
     assert!((0.5..=5.0).contains(&score));
 }
 
-/// The files with MiniLM weights (`*.safetensors`) a server process has mapped.
+/// The files with MiniLM weights (its `model.safetensors` or the bfloat16 copy) a server process has mapped.
 fn mapped_weight_files(pid: i32) -> Vec<String> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mut files: Vec<String> =
-        maps.lines().filter_map(|line| line.split_whitespace().nth(5)).filter(|path| path.ends_with(".safetensors")).map(str::to_string).collect();
+    let mut files: Vec<String> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| path.ends_with("/model.safetensors") || path.ends_with(".bfloat16.safetensors"))
+        .map(str::to_string)
+        .collect();
     files.dedup();
     files
 }

@@ -4,9 +4,10 @@
 //! Both versions are read once per statement, so an activation or a catalogue edit reaches every backend on its next
 //! statement without reconnecting. Nothing here writes to the database.
 use super::catalogue::{self, EncodedCatalogue};
+use super::shared_tables;
 use crate::error::RecsysError;
 use pgrx::prelude::*;
-use recsys_model::scoring::CatalogueScorer;
+use recsys_model::scoring::{CatalogueScorer, SharedFile};
 use recsys_model::{HybridRecommender, Vocabulary};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -36,6 +37,9 @@ pub struct LoadedModel {
     pub movie_index: HashMap<i32, usize>,
     /// The scorer over the catalogue: single pairs, pair lists and whole-catalogue passes.
     pub scorer: CatalogueScorer,
+    /// The shared file the network's weights are mapped from (`recsys.shared_tables`): declared last, so that it
+    /// is unmapped only after the network and scorer above are dropped.
+    shared_weights: Option<SharedFile>,
 }
 
 struct CacheState {
@@ -109,8 +113,9 @@ impl LoadedModel {
     fn with_changes(&self, changed: &[i32], catalogue_version: i64, uncommitted: bool) -> Result<Self, RecsysError> {
         let _float_mode = crate::torch_runtime::prepare()?;
         let started = std::time::Instant::now();
-        let catalogue = self.catalogue.patched(&self.network, &self.vocabulary, changed)?;
-        let (movie_index, scorer) = index_and_scorer(&self.network, &catalogue)?;
+        let mut catalogue = self.catalogue.patched(&self.network, &self.vocabulary, changed)?;
+        let served = Served { version: self.version, catalogue_version, uncommitted, weights: self.shared_weights.as_ref() };
+        let (movie_index, scorer) = index_and_scorer(&self.network, &mut catalogue, &served)?;
         pgrx::debug1!(
             "pg_recsys: catalogue {} -> {catalogue_version} patched in {:.1} ms: {} changed movies re-encoded, {} movies kept",
             self.catalogue_version,
@@ -129,6 +134,7 @@ impl LoadedModel {
             catalogue,
             movie_index,
             scorer,
+            shared_weights: self.shared_weights.clone(),
         })
     }
 
@@ -152,22 +158,29 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
     let artefact = crate::registry::read_artefact(version)?;
     let read_ms = started.elapsed().as_secs_f64() * 1e3;
     let (store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
+    let shared_weights = shared_tables::share_network(&store, &artefact.weights, version);
+    drop(artefact.weights);
     let build_ms = started.elapsed().as_secs_f64() * 1e3;
     let vocabulary = artefact.manifest.vocabulary;
     let trained_until = artefact.manifest.fingerprint.max_rated_at;
     let content_dim = network.config().content_dim();
-    let catalogue = match EncodedCatalogue::read_snapshot(version, content_dim, catalogue_version)? {
+    let mut catalogue = match EncodedCatalogue::read_snapshot(version, content_dim, catalogue_version)? {
         Some(snapshot) => snapshot,
         None => EncodedCatalogue::compute(&network, &vocabulary)?,
     };
     let catalogue_ms = started.elapsed().as_secs_f64() * 1e3;
-    let (movie_index, scorer) = index_and_scorer(&network, &catalogue)?;
+    let served = Served { version, catalogue_version, uncommitted, weights: shared_weights.as_ref() };
+    let (movie_index, scorer) = index_and_scorer(&network, &mut catalogue, &served)?;
+    // SAFETY: returns the heap's free memory (the artefact's bytes, the tables computed before they were written
+    // to their shared files) to the kernel; no allocation is live across the call from another thread.
+    unsafe { libc::malloc_trim(0) };
     let total_ms = started.elapsed().as_secs_f64() * 1e3;
     pgrx::debug1!(
-        "pg_recsys: model version {version} loaded in {total_ms:.1} ms (artefact read {read_ms:.1}, network built {:.1}, catalogue {:.1}, scorer {:.1})",
+        "pg_recsys: model version {version} loaded in {total_ms:.1} ms (artefact read {read_ms:.1}, network built {:.1}, catalogue {:.1}, scorer {:.1}; tables {})",
         build_ms - read_ms,
         catalogue_ms - build_ms,
-        total_ms - catalogue_ms
+        total_ms - catalogue_ms,
+        scorer.shared_file().map_or_else(|| "private".to_string(), |file| format!("mapped from {}", file.display()))
     );
     Ok(LoadedModel {
         version,
@@ -180,11 +193,33 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
         catalogue,
         movie_index,
         scorer,
+        shared_weights,
     })
 }
 
-/// The position of each movie id in `catalogue`, and the scorer over it.
-fn index_and_scorer(network: &HybridRecommender, catalogue: &EncodedCatalogue) -> Result<(HashMap<i32, usize>, CatalogueScorer), RecsysError> {
+/// What a scorer is built for: the model and catalogue versions, whether the catalogue is uncommitted, and the
+/// network's shared weights file (if it has one).
+struct Served<'a> {
+    version: i64,
+    catalogue_version: i64,
+    uncommitted: bool,
+    weights: Option<&'a SharedFile>,
+}
+
+/// The position of each movie id in `catalogue`, and the scorer over it: its tables mapped from the shared
+/// catalogue file when the network's weights are shared (`catalogue.content` then points into that file too), else
+/// private.
+fn index_and_scorer(
+    network: &HybridRecommender,
+    catalogue: &mut EncodedCatalogue,
+    served: &Served,
+) -> Result<(HashMap<i32, usize>, CatalogueScorer), RecsysError> {
     let movie_index = catalogue.movie_ids.iter().enumerate().map(|(position, id)| (*id, position)).collect();
+    if let Some(weights) = served.weights {
+        if let Some(scorer) = shared_tables::shared_scorer(network, weights, catalogue, served.version, served.catalogue_version, served.uncommitted)?
+        {
+            return Ok((movie_index, scorer));
+        }
+    }
     Ok((movie_index, network.catalogue_scorer(&Tensor::f_from_slice(&catalogue.movie_rows)?, &catalogue.content)?))
 }

@@ -1,6 +1,7 @@
 //! Serving in a backend: the cache of the active model (`cache`), the catalogue it scores (`catalogue`: read, encode,
-//! version), the catalogue's stored snapshot (`snapshot`), users' folded-in vectors (`fold_in`) and the one
-//! title-embedding path (`titles`). The SQL
+//! version), the catalogue's stored snapshot (`snapshot`), users' folded-in vectors (`fold_in`), the files that share
+//! a model's and a catalogue's tables between backends (`shared_tables`) and the one title-embedding path (`titles`).
+//! The SQL
 //! functions in `api/` and the batch refresh read models through it.
 /// The active model of this backend.
 pub mod cache;
@@ -8,6 +9,8 @@ pub mod cache;
 pub mod catalogue;
 /// Which vector scores a user: the trained row or one refitted to new ratings.
 pub mod fold_in;
+/// Model and catalogue tables shared by every backend through mapped files.
+pub mod shared_tables;
 /// Stored encoded catalogues.
 pub mod snapshot;
 /// Title embeddings.

@@ -41,6 +41,44 @@ fn private_memory_mb(db: &mut Client) -> Result<u64> {
     Ok(kb / 1024)
 }
 
+/// Private memory (MB) of three more backends, each after loading the model and after 20 exhaustive and 20
+/// two-stage recommendations: the medians, loaded and ranked. With `recsys.shared_tables` they map the files the first
+/// backend wrote.
+fn other_backends(cluster: &TempCluster, users: &[i32]) -> Result<(u64, u64)> {
+    let mut backends = Vec::new();
+    let (mut loaded, mut ranked) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let mut db = Client::connect(&cluster.connection_string("postgres", "bench"), postgres::NoTls)?;
+        db.query_one("SELECT recsys.recsys_predict(1, 1)", &[])?;
+        loaded.push(private_memory_mb(&mut db)?);
+        for mode in ["exhaustive", "two_stage"] {
+            db.batch_execute(&format!("SET recsys.retrieval = {mode}"))?;
+            latencies(&mut db, "SELECT movie_id FROM recsys.recsys_recommend($1, 10)", &users[..20])?;
+        }
+        ranked.push(private_memory_mb(&mut db)?);
+        backends.push(db);
+    }
+    loaded.sort();
+    ranked.sort();
+    Ok((loaded[1], ranked[1]))
+}
+
+/// Size of this database's shared table files (`recsys.shared_tables`).
+fn shared_files_mb(db: &mut Client) -> Result<u64> {
+    let row =
+        db.query_one("SELECT current_setting('data_directory'), (SELECT oid::int8 FROM pg_database WHERE datname = current_database())", &[])?;
+    let (data_dir, oid): (String, i64) = (row.get(0), row.get(1));
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(format!("{data_dir}/pg_recsys"))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("model-{oid}-")) || name.starts_with(&format!("catalogue-{oid}-")) {
+            bytes += entry.metadata()?.len();
+        }
+    }
+    Ok(bytes / (1024 * 1024))
+}
+
 /// Every figure of one shape, in the table's row order.
 fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     let mut figures = Vec::new();
@@ -92,6 +130,17 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     add("two-stage recall@10 vs exhaustive", format!("{:.3} ({} users)", hits as f64 / total.max(1) as f64, users.len()));
     add("backend private memory after both", format!("{} MB", private_memory_mb(&mut db)?));
     db.batch_execute("RESET recsys.retrieval")?;
+    let (loaded, ranked) = other_backends(&cluster, &users)?;
+    add("3 more backends: private memory loaded / after rankings (median)", format!("{loaded} / {ranked} MB"));
+    add("shared table files under $PGDATA/pg_recsys", format!("{} MB", shared_files_mb(&mut db)?));
+    let movies: Vec<i32> =
+        db.query("SELECT movie_id FROM recsys.movies ORDER BY pg_catalog.hashint4(movie_id) LIMIT 50", &[])?.iter().map(|r| r.get(0)).collect();
+    db.query("SELECT recsys.recsys_similar_movies($1, 10)", &[&movies[0]])?;
+    let (p50, _, _) = latencies(&mut db, "SELECT movie_id FROM recsys.recsys_similar_movies($1, 10)", &movies)?;
+    add("recsys_similar_movies(movie, 10) p50", format!("{p50:.1} ms"));
+    db.query("SELECT recsys.recsys_similar_users($1, 10)", &[&users[0]])?;
+    let (p50, _, _) = latencies(&mut db, "SELECT user_id FROM recsys.recsys_similar_users($1, 10)", &users[..50])?;
+    add("recsys_similar_users(user, 10) p50", format!("{p50:.1} ms"));
 
     let started = Instant::now();
     let rows: i64 = db

@@ -1,0 +1,113 @@
+//! `recsys.shared_tables`: backends map the active model's weights and the catalogue's serving tables from one file
+//! each under $PGDATA/pg_recsys, serve exactly what private tables serve, follow catalogue edits and activations to
+//! new files (removing the old ones and those of dropped databases), and rewrite a damaged file instead of serving
+//! it.
+use postgres::{Client, NoTls};
+use recsys_integration_tests::{shared_cluster, Loading, TempCluster};
+
+fn cluster() -> &'static TempCluster {
+    shared_cluster(Loading::Preloaded)
+}
+
+/// The shared table files (`model-*`, `catalogue-*`) a backend has mapped, by file name.
+fn mapped_tables(db: &mut Client) -> Vec<String> {
+    let pid: i32 = db.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut files: Vec<String> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter_map(|path| path.rsplit('/').next())
+        .filter(|name| (name.starts_with("model-") || name.starts_with("catalogue-")) && name.ends_with(".safetensors"))
+        .map(str::to_string)
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// This database's table files present in $PGDATA/pg_recsys.
+fn files_on_disk(db: &mut Client) -> Vec<String> {
+    let row = db
+        .query_one("SELECT current_setting('data_directory'), (SELECT oid::int8 FROM pg_database WHERE datname = current_database())", &[])
+        .unwrap();
+    let (data_dir, oid): (String, i64) = (row.get(0), row.get(1));
+    let mut files: Vec<String> = std::fs::read_dir(format!("{data_dir}/pg_recsys"))
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(&format!("model-{oid}-")) || name.starts_with(&format!("catalogue-{oid}-")))
+        .collect();
+    files.sort();
+    files
+}
+
+fn recommendations(db: &mut Client) -> Vec<(i32, i32, f32)> {
+    db.query("SELECT u.user_id, r.movie_id, r.score FROM recsys.users u, recsys.recsys_recommend(u.user_id, 10) r ORDER BY 1, r.rank", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+#[test]
+fn backends_map_one_copy_of_the_tables_and_serve_what_private_tables_serve() {
+    let name = "shared_tables";
+    cluster().trained_demo_database(name).unwrap();
+    let connect = || Client::connect(&cluster().connection_string("postgres", name), NoTls).unwrap();
+    let (mut first, mut second, mut private) = (connect(), connect(), connect());
+    private.batch_execute("SET recsys.shared_tables = off").unwrap();
+    let expected = recommendations(&mut private);
+    assert!(mapped_tables(&mut private).is_empty(), "with the setting off nothing is mapped");
+
+    assert_eq!(recommendations(&mut first), expected, "mapped tables serve exactly what private ones do");
+    assert_eq!(recommendations(&mut second), expected);
+    let (version, catalogue): (i64, i64) = {
+        let row =
+            first.query_one("SELECT (SELECT version FROM recsys.models WHERE status = 'active'), version FROM recsys.catalogue_state", &[]).unwrap();
+        (row.get(0), row.get(1))
+    };
+    let mapped = mapped_tables(&mut first);
+    assert_eq!(mapped.len(), 2, "{mapped:?}");
+    assert!(
+        mapped[0].ends_with(&format!("-{version}-{catalogue}.safetensors")) && mapped[1].ends_with(&format!("-{version}.safetensors")),
+        "{mapped:?}"
+    );
+    assert_eq!(mapped_tables(&mut second), mapped, "both backends map the same two files");
+    assert_eq!(files_on_disk(&mut first), mapped);
+
+    first
+        .batch_execute(
+            "INSERT INTO recsys.movies (movie_id, title, year, runtime_minutes) VALUES (900101, 'A Film Added To Shared Tables', 2024, 95)",
+        )
+        .unwrap();
+    let after_edit = recommendations(&mut second);
+    private.batch_execute("SELECT 1").unwrap();
+    assert_eq!(after_edit, recommendations(&mut private), "after a catalogue edit, mapped and private tables still agree");
+    let remapped = mapped_tables(&mut second);
+    assert!(
+        remapped.iter().any(|f| f.starts_with("catalogue-")) && !remapped.contains(&mapped[0]),
+        "the edited catalogue is a new file: {remapped:?}"
+    );
+    assert_eq!(files_on_disk(&mut second), remapped, "the previous catalogue file is removed");
+    recommendations(&mut first);
+    assert_eq!(mapped_tables(&mut first), remapped, "the other backend maps the new file on its next statement");
+
+    let catalogue_file = {
+        let row = first.query_one("SELECT current_setting('data_directory')", &[]).unwrap();
+        format!("{}/pg_recsys/{}", row.get::<_, String>(0), remapped[0])
+    };
+    let damaged = format!("{catalogue_file}.damaged-by-test");
+    std::fs::write(&damaged, b"not a safetensors file").unwrap();
+    std::fs::rename(&damaged, &catalogue_file).unwrap();
+    let mut fresh = connect();
+    assert_eq!(recommendations(&mut fresh), after_edit, "a damaged file is written again, never served");
+    assert!(std::fs::metadata(&catalogue_file).unwrap().len() > 1000);
+
+    let orphan = catalogue_file.replace(&remapped[0], "model-999999999-1.safetensors");
+    std::fs::write(&orphan, b"the file of a dropped database").unwrap();
+    cluster().quick_train(name, &["--seed", "7", "--activate"]).unwrap();
+    recommendations(&mut first);
+    let activated = mapped_tables(&mut first);
+    assert!(activated.iter().all(|f| f.contains(&format!("-{}", version + 1))), "the new version's files: {activated:?}");
+    assert_eq!(files_on_disk(&mut first), activated, "the previous version's files are removed");
+    assert!(!std::path::Path::new(&orphan).exists(), "files of databases that no longer exist are removed");
+}

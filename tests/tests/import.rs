@@ -158,6 +158,53 @@ fn reimport_adds_nothing_and_incremental_import_keeps_the_latest_rating() {
     assert_eq!(rating(&mut db, 11), 3.5, "an older rating does not replace a newer one");
 }
 
+#[test]
+fn a_reimport_sends_only_the_rows_that_can_change_something_and_ends_as_a_full_merge_would() {
+    let mut db = cluster().fresh_database("import_delta").unwrap();
+    let dir = ScratchDir::new("delta").unwrap();
+    let stored = "userId,movieId,rating,timestamp\n1,1,4.0,1000\n1,11,3.5,1100\n1,20,3.0,1200\n2,1,0.5,1000\n2,11,2.0,1300\n3,20,5.0,900\n";
+    let path = write_csv_release(&dir, stored);
+    cluster().trainer_ok("import_delta", &["import", "movielens", &path]).unwrap();
+    let next_week = "userId,movieId,rating,timestamp\n1,1,4.0,1000\n1,11,3.5,1100\n1,20,3.0,1200\n1,1,2.5,1500\n2,1,0.5,1000\n\
+                     2,11,2.0,1300\n2,20,4.0,1400\n3,20,4.0,900\n4,1,3.0,1000\n";
+    write_csv_release(&dir, next_week);
+    let output = cluster().run_trainer("import_delta", &["import", "movielens", &path]).unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(
+            "re-import: 3 rows newer than their user's stored ratings; 1 users whose older rows differ (1 rows); 5 rows unchanged, not sent"
+        ),
+        "a re-rating, a new pair and a new user are sent; user 3's edited old rating sends user 3's older rows: {stderr}"
+    );
+    assert!(stdout.contains("(2 new, 2 updated"), "{stdout}");
+    let ratings: Vec<(i32, i32, f32, i64)> = db
+        .query("SELECT user_id, movie_id, rating, extract(epoch FROM rated_at)::int8 FROM recsys.ratings ORDER BY 1, 2", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let merged = [
+        (1, 1, 2.5, 1500),
+        (1, 11, 3.5, 1100),
+        (1, 20, 3.0, 1200),
+        (2, 1, 0.5, 1000),
+        (2, 11, 2.0, 1300),
+        (2, 20, 4.0, 1400),
+        (3, 20, 4.0, 900),
+        (4, 1, 3.0, 1000),
+    ];
+    assert_eq!(ratings, merged, "what merging every row of the file gives: the later re-rating, the edited rating at the same time, the new rows");
+
+    let output = cluster().run_trainer("import_delta", &["import", "movielens", &path]).unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        stderr.contains("re-import: 0 rows newer than their user's stored ratings; 1 users whose older rows differ (4 rows); 5 rows unchanged"),
+        "the same file again: only user 1, whose superseded rating is still in the file, is sent again: {stderr}"
+    );
+    assert!(stdout.contains("(0 new, 0 updated"), "{stdout}");
+}
+
 fn schema_of_ratings(db: &mut Client) -> Vec<String> {
     db.query(
         "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'recsys.ratings'::regclass

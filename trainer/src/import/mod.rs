@@ -5,6 +5,8 @@ pub mod imdb_load;
 pub mod movielens;
 pub mod movielens_load;
 pub mod progress;
+pub mod rating_digest;
+pub mod rating_lines;
 pub mod source;
 pub mod titles;
 

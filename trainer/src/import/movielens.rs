@@ -1,6 +1,8 @@
 //! Parsing MovieLens releases, detected from the files in a directory: ML-100K (`u.data`, `u.item`, `u.user`),
 //! ML-1M/ML-10M (`ratings.dat`, `movies.dat`, `users.dat`) and the CSV releases (`ratings.csv`, `movies.csv`,
 //! `links.csv`). Pure parsing: records go to callbacks, the database side lives in `load.rs`.
+pub use super::rating_lines::RatingRecord;
+use super::rating_lines::{for_each_rating_line, RatingLayout};
 use super::source::{find_file, BadLine, Encoding, LineSource};
 use super::titles::parse_movielens_title;
 use anyhow::{bail, Result};
@@ -38,14 +40,6 @@ pub struct UserRecord {
     pub age: Option<i32>,
     pub occupation: Option<String>,
     pub zip_code: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RatingRecord {
-    pub user_id: i32,
-    pub movie_id: i32,
-    pub rating: f32,
-    pub timestamp: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -379,7 +373,26 @@ pub fn for_each_rating(files: &MovieLensFiles, policy: &mut BadLinePolicy, sink:
             timestamp: parse_int(&fields[3], "timestamp")?,
         })
     };
-    for_each_line(path, layout, release.encoding(), policy, parse, sink)
+    let general = |line: &str| match layout {
+        Layout::Csv => csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(line.as_bytes())
+            .records()
+            .next()
+            .ok_or_else(|| "an empty CSV record".to_string())?
+            .map_err(|e| format!("not a CSV record: {e}"))
+            .and_then(|record| parse(&record.iter().map(str::to_string).collect::<Vec<_>>())),
+        _ => layout.split(line).and_then(|fields| parse(&fields)),
+    };
+    let separator: &[u8] = match layout {
+        Layout::Pipe => b"|",
+        Layout::Tab => b"\t",
+        Layout::DoubleColon => b"::",
+        Layout::Csv => b",",
+    };
+    let source = LineSource::open(path, release.encoding())?;
+    let layout = RatingLayout { separator, header: layout == Layout::Csv };
+    for_each_rating_line(source, path, layout, |bad| policy.handle(bad), general, sink)
 }
 
 #[cfg(test)]

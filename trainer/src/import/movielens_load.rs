@@ -1,8 +1,10 @@
 //! `trainer import movielens`: parses a MovieLens release and merges it into the recsys tables in one
 //! transaction (COPY into temporary staging tables, then set-based upserts). Re-imports add new rows and keep
-//! the latest rating per user and movie; a failure leaves the database as it was.
+//! the latest rating per user and movie, sending the server only the rows that can change something
+//! (`rating_digest`); a failure leaves the database as it was.
 use super::copy::{epoch_seconds, CopyWriter};
-use super::movielens::{self, BadLinePolicy, MovieLensFiles};
+use super::movielens::{self, BadLinePolicy, MovieLensFiles, RatingRecord};
+use super::rating_digest::{self, Digest};
 use anyhow::{bail, Context, Result};
 use postgres::types::Type;
 use postgres::{Client, Transaction};
@@ -121,11 +123,12 @@ pub fn import(client: &mut Client, dir: &Path, links: Option<&Path>, skip_bad_li
     transaction.batch_execute(MERGE_USERS).context("merging users")?;
     let before: i64 = transaction.query_one("SELECT count(*) FROM recsys.ratings", &[])?.get(0);
     let bulk = before == 0;
-    let source = if bulk { "recsys.ratings" } else { "stage_ratings" };
-    if bulk {
+    let seen = if bulk {
         transaction.batch_execute(BULK_PREPARE)?;
-    }
-    let seen = copy_ratings(&mut transaction, source, &files, &mut policy)?;
+        copy_ratings(&mut transaction, &files, &mut policy)?
+    } else {
+        copy_changed_ratings(&mut transaction, &files, &mut policy)?
+    };
     report.ratings_read = seen.rows;
     report.skipped_lines = policy.skipped;
     if let Some(first) = &policy.first_skipped {
@@ -170,26 +173,79 @@ fn finish_bulk_load(transaction: &mut Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
+const RATING_COLUMNS: [Type; 4] = [Type::INT4, Type::INT4, Type::FLOAT4, Type::TIMESTAMPTZ];
+
+/// Streams the ratings file into the ratings table itself (first, bulk import), collecting the ids it refers to so
+/// that the server need not scan the rows again.
+fn copy_ratings(transaction: &mut Transaction<'_>, files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<SeenIds> {
+    let mut copy = CopyWriter::start(transaction, "recsys.ratings (user_id, movie_id, rating, rated_at)", &RATING_COLUMNS)?;
+    let mut seen = SeenIds::default();
+    movielens::for_each_rating(files, policy, |rating| {
+        seen.add(&rating);
+        copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &epoch_seconds(rating.timestamp)])
+    })?;
+    copy.finish()?;
+    Ok(seen)
+}
+
+/// Re-import: streams into the staging table only the rows that can change something (`rating_digest`): every row
+/// newer than its user's newest stored rating (or of a user not stored), and — in a second pass over the file, only
+/// when there are such users — the older rows of users whose older rows do not reproduce their stored ratings
+/// exactly. Merging what is sent changes the ratings exactly as merging every row of the file would.
+fn copy_changed_ratings(transaction: &mut Transaction<'_>, files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<SeenIds> {
+    let started = Instant::now();
+    let stored = rating_digest::stored(&transaction.query(rating_digest::STORED_DIGESTS, &[]).context("summarising the stored ratings")?);
+    eprintln!("  summarised the stored ratings of {} users in {:.2} s", stored.len(), started.elapsed().as_secs_f64());
+    let is_older = |rating: &RatingRecord| stored.get(&rating.user_id).is_some_and(|s| rating.timestamp as f64 <= s.newest);
+    let mut older: HashMap<i32, Digest> = HashMap::new();
+    let mut seen = SeenIds::default();
+    let mut sent = 0u64;
+    let mut copy = CopyWriter::start(transaction, "stage_ratings (user_id, movie_id, rating, rated_at)", &RATING_COLUMNS)?;
+    movielens::for_each_rating(files, policy, |rating| {
+        seen.add(&rating);
+        if is_older(&rating) {
+            older.entry(rating.user_id).or_default().add(rating.movie_id, rating.rating, rating.timestamp);
+            return Ok(());
+        }
+        sent += 1;
+        copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &epoch_seconds(rating.timestamp)])
+    })?;
+    copy.finish()?;
+    let differing: HashSet<i32> =
+        older.iter().filter(|(user, digest)| stored.get(user).is_some_and(|s| s.digest != **digest)).map(|(user, _)| *user).collect();
+    let mut resent = 0u64;
+    if !differing.is_empty() {
+        let mut copy = CopyWriter::start(transaction, "stage_ratings (user_id, movie_id, rating, rated_at)", &RATING_COLUMNS)?;
+        let mut already_reported = BadLinePolicy { skip: true, ..Default::default() };
+        movielens::for_each_rating(files, &mut already_reported, |rating| {
+            if !differing.contains(&rating.user_id) || !is_older(&rating) {
+                return Ok(());
+            }
+            resent += 1;
+            copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &epoch_seconds(rating.timestamp)])
+        })?;
+        copy.finish()?;
+    }
+    eprintln!(
+        "  re-import: {sent} rows newer than their user's stored ratings; {} users whose older rows differ ({resent} rows); {} rows unchanged, not sent",
+        differing.len(),
+        seen.rows - sent - resent
+    );
+    Ok(seen)
+}
+
 /// What the ratings file referred to: users, and movies with their rating counts.
+#[derive(Default)]
 struct SeenIds {
     rows: u64,
     users: HashSet<i32>,
     movies: HashMap<i32, u64>,
 }
 
-/// Streams the ratings file into `destination` (the staging table, or the ratings table itself for bulk loads),
-/// collecting the ids it refers to so that the server need not scan the rows again.
-fn copy_ratings(transaction: &mut Transaction<'_>, destination: &str, files: &MovieLensFiles, policy: &mut BadLinePolicy) -> Result<SeenIds> {
-    let mut copy = CopyWriter::start(
-        transaction,
-        &format!("{destination} (user_id, movie_id, rating, rated_at)"),
-        &[Type::INT4, Type::INT4, Type::FLOAT4, Type::TIMESTAMPTZ],
-    )?;
-    let (mut users, mut movies) = (HashSet::new(), HashMap::new());
-    movielens::for_each_rating(files, policy, |rating| {
-        users.insert(rating.user_id);
-        *movies.entry(rating.movie_id).or_insert(0) += 1;
-        copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &epoch_seconds(rating.timestamp)])
-    })?;
-    Ok(SeenIds { rows: copy.finish()?, users, movies })
+impl SeenIds {
+    fn add(&mut self, rating: &RatingRecord) {
+        self.rows += 1;
+        self.users.insert(rating.user_id);
+        *self.movies.entry(rating.movie_id).or_insert(0) += 1;
+    }
 }

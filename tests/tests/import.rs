@@ -196,7 +196,10 @@ fn a_reimport_sends_only_the_rows_that_can_change_something_and_ends_as_a_full_m
     ];
     assert_eq!(ratings, merged, "what merging every row of the file gives: the later re-rating, the edited rating at the same time, the new rows");
 
+    let catalogue_version = |db: &mut Client| -> i64 { db.query_one("SELECT version FROM recsys.catalogue_state", &[]).unwrap().get(0) };
+    let catalogue_before = catalogue_version(&mut db);
     let output = cluster().run_trainer("import_delta", &["import", "movielens", &path]).unwrap();
+    assert_eq!(catalogue_version(&mut db), catalogue_before, "unchanged movies are not written: backends keep their encoded catalogue");
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(
         stderr.contains("re-import: 0 rows newer than their user's stored ratings; 1 users whose older rows differ (4 rows); 5 rows unchanged"),

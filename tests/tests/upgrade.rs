@@ -7,7 +7,7 @@ use recsys_integration_tests::{shared_cluster, Loading, TempCluster};
 use std::path::{Path, PathBuf};
 
 /// Every version of pg_recsys that was released; each must have an upgrade path to the current one.
-const RELEASED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0"];
+const RELEASED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0"];
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
 
 fn cluster() -> &'static TempCluster {
@@ -318,5 +318,39 @@ fn updating_0_4_0_keeps_every_row_and_its_refresh_calls_and_refreshes_by_shard()
     assert_eq!(batch(&mut db), whole, "one shard rewrites its users' rows with the same model");
 
     let mut fresh = demo_at_current_version("upgrade_040_fresh");
+    assert_same_schema(&mut db, &mut fresh);
+}
+
+#[test]
+fn updating_0_5_0_keeps_every_row_and_statements_that_change_no_catalogue_row_keep_its_version() {
+    let mut db = served_database_at("0.5.0", "upgrade_050");
+    let (before, served_before) = (stored_state(&mut db), served(&mut connect("upgrade_050")));
+    let version = |db: &mut Client| -> i64 { db.query_one("SELECT version FROM recsys.catalogue_state", &[]).unwrap().get(0) };
+    let no_op = "INSERT INTO recsys.genres (name) SELECT name FROM recsys.genres ON CONFLICT (name) DO NOTHING;
+                 UPDATE recsys.movies SET title = 'never' WHERE false; DELETE FROM recsys.persons WHERE false;";
+    let at = version(&mut db);
+    db.batch_execute(no_op).unwrap();
+    assert!(version(&mut db) > at, "0.5.0 bumps the catalogue version for statements that change no row");
+
+    update_keeps_everything(&mut db, "upgrade_050", &before, &served_before);
+    let at = version(&mut db);
+    db.batch_execute(no_op).unwrap();
+    assert_eq!(version(&mut db), at, "after the update, statements that change no row keep the version");
+    db.batch_execute("UPDATE recsys.persons SET name = name || ' Jr.' WHERE person_id = (SELECT min(person_id) FROM recsys.persons)").unwrap();
+    let renamed = version(&mut db);
+    assert!(renamed > at, "a rename still bumps it");
+    let marked: i64 = db.query_one("SELECT count(*) FROM recsys.catalogue_changes WHERE version = $1", &[&renamed]).unwrap().get(0);
+    assert_eq!(marked, 0, "a person's rename re-encodes no movie");
+    db.batch_execute("INSERT INTO recsys.genres (name) VALUES ('A Genre Added By The Upgrade Test')").unwrap();
+    let everything: i64 = db
+        .query_one(
+            "SELECT count(*) FROM recsys.catalogue_changes WHERE version = (SELECT version FROM recsys.catalogue_state) AND movie_id IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(everything, 0, "a new genre on no movie does not mark every movie changed");
+
+    let mut fresh = demo_at_current_version("upgrade_050_fresh");
     assert_same_schema(&mut db, &mut fresh);
 }

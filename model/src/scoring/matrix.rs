@@ -93,15 +93,31 @@ unsafe fn matrix_vector_avx2(layer: &Layer, x: &[f32], out: &mut Vec<f32>, relu:
 #[inline(always)]
 fn matrix_vector(layer: &Layer, x: &[f32], out: &mut Vec<f32>, relu: bool) {
     for (row, bias) in layer.weight.as_slice().chunks_exact(layer.inputs).zip(layer.bias.as_slice()) {
-        let sum = dot(row, x) + bias;
+        let sum = dot_portable(row, x) + bias;
         out.push(if relu { sum.max(0.0) } else { sum });
     }
+}
+
+/// Dot product, compiled for AVX2 where the CPU has it (`dot_portable`).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_portable(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_portable(a, b)
 }
 
 /// Dot product with eight independent accumulators, so the compiler can vectorise it (a single running sum
 /// forces sequential float additions).
 #[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();

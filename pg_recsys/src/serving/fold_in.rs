@@ -5,6 +5,8 @@
 use super::cache::LoadedModel;
 use crate::error::RecsysError;
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::PgOid;
 use recsys_model::scoring::{FoldInOptions, FoldedUser};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,6 +24,10 @@ const NEW_RATINGS: &str = "SELECT pg_catalog.count(*) FILTER (WHERE NOT is_new),
     FROM (SELECT movie_id, rating, rated_at,
                  ($2::pg_catalog.float8 IS NULL OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp($2::pg_catalog.float8)) AS is_new
           FROM recsys.ratings WHERE user_id OPERATOR(pg_catalog.=) $1::pg_catalog.int4) r";
+
+/// Whether any rating is newer than the model's training data: one probe of the rated_at index per statement.
+const ANY_NEWER: &str = "SELECT EXISTS (SELECT 1 FROM recsys.ratings
+    WHERE rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp($1::pg_catalog.float8))";
 
 /// The vector that scores a user: the model's row, or one refitted to ratings the model never saw.
 #[derive(Clone)]
@@ -49,8 +55,30 @@ struct FoldedUsers {
     users: HashMap<i32, CachedVector>,
 }
 
+/// The answer of `ANY_NEWER` for a statement and model version.
+type NewerAnswer = (pg_sys::TimestampTz, i64, bool);
+
 thread_local! {
     static FOLDED: RefCell<FoldedUsers> = RefCell::new(FoldedUsers::default());
+    static ANY_NEWER_ANSWER: RefCell<Option<NewerAnswer>> = const { RefCell::new(None) };
+    /// `NEW_RATINGS` planned once per backend (its names are schema-qualified, so the plan does not depend on the
+    /// search_path; Postgres replans it when the tables change).
+    static NEW_RATINGS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+}
+
+/// Whether this statement sees any rating newer than `trained_until` (asked once per statement and model): when
+/// none is, a user the model was trained with is scored by their trained row without reading their ratings.
+fn any_rating_newer(model: &LoadedModel, trained_until: i64, statement: pg_sys::TimestampTz) -> Result<bool, RecsysError> {
+    if let Some((at, version, answer)) = ANY_NEWER_ANSWER.with(|cell| *cell.borrow()) {
+        if at == statement && version == model.version {
+            return Ok(answer);
+        }
+    }
+    let answer = Spi::connect(|client| client.select(ANY_NEWER, Some(1), &[(trained_until as f64).into()])?.first().get_one::<bool>())
+        .map_err(RecsysError::spi("looking for ratings newer than the model"))?
+        .unwrap_or(true);
+    ANY_NEWER_ANSWER.with(|cell| *cell.borrow_mut() = Some((statement, model.version, answer)));
+    Ok(answer)
 }
 
 fn cache_key(model: &LoadedModel) -> (i64, i64, u64) {
@@ -81,10 +109,21 @@ pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, Recs
     if let Some(hit) = cached(model, user_id, |c| c.statement == statement) {
         return Ok(hit);
     }
+    if let (true, Some(trained_until)) = (row != 0, model.trained_until) {
+        if !any_rating_newer(model, trained_until, statement)? {
+            return Ok(UserVector::Row(row));
+        }
+    }
     let cutoff = if row == 0 { None } else { model.trained_until.map(|seconds| seconds as f64) };
     let (reflected, movies, ratings, latest, sum) = Spi::connect(|client| {
-        let row = client.select(NEW_RATINGS, Some(1), &[user_id.into(), cutoff.into()])?.first();
-        Ok::<_, pgrx::spi::Error>((row.get::<i64>(1)?, row.get::<Vec<i32>>(2)?, row.get::<Vec<f32>>(3)?, row.get::<f64>(4)?, row.get::<f64>(5)?))
+        let plan = match NEW_RATINGS_PLAN.with(|cell| cell.borrow_mut().take()) {
+            Some(plan) => plan,
+            None => client.prepare(NEW_RATINGS, &[PgOid::from(pg_sys::INT4OID), PgOid::from(pg_sys::FLOAT8OID)])?.keep(),
+        };
+        let row = client.select(&plan, Some(1), &[user_id.into(), cutoff.into()])?.first();
+        let values = (row.get::<i64>(1)?, row.get::<Vec<i32>>(2)?, row.get::<Vec<f32>>(3)?, row.get::<f64>(4)?, row.get::<f64>(5)?);
+        NEW_RATINGS_PLAN.with(|cell| *cell.borrow_mut() = Some(plan));
+        Ok::<_, pgrx::spi::Error>(values)
     })
     .map_err(RecsysError::spi("reading the user's new ratings"))?;
     let observed: Vec<(usize, f32)> = movies

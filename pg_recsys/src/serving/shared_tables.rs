@@ -74,11 +74,13 @@ fn unavailable(file: &std::path::Path, error: ModelError) {
 /// backends still mapping one keep their mapping; one that needs it again writes it afresh.
 fn remove_others(prefix: &str, keep: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(shared_copies_dir()) else { return };
-    let databases: Vec<u32> = Spi::get_one::<Vec<i64>>("SELECT pg_catalog.array_agg(oid::pg_catalog.int8) FROM pg_catalog.pg_database")
-        .ok()
-        .flatten()
-        .map(|oids| oids.into_iter().map(|oid| oid as u32).collect())
-        .unwrap_or_default();
+    let databases: Vec<u32> = Spi::connect(|client| {
+        client.select("SELECT pg_catalog.array_agg(oid::pg_catalog.int8) FROM pg_catalog.pg_database", Some(1), &[])?.first().get_one::<Vec<i64>>()
+    })
+    .ok()
+    .flatten()
+    .map(|oids| oids.into_iter().map(|oid| oid as u32).collect())
+    .unwrap_or_default();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix("model-").or_else(|| name.strip_prefix("catalogue-")) else { continue };

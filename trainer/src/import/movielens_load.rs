@@ -19,21 +19,35 @@ CREATE TEMP TABLE stage_users (user_id integer, gender text, age integer, occupa
 CREATE TEMP TABLE stage_ratings (user_id integer, movie_id integer, rating real, rated_at timestamptz) ON COMMIT DROP;
 ";
 
+/// Movies and genres merged so that an unchanged movie is not written at all (a write would bump the catalogue
+/// version and make every backend re-encode the movie): updates only where a value differs, genre links replaced
+/// only for movies whose set of genres differs.
 const MERGE_MOVIES: &str = "
 INSERT INTO recsys.movies AS m (movie_id, title, year, imdb_id, tmdb_id)
 SELECT movie_id, title, year, imdb_id, tmdb_id FROM stage_movies
 ON CONFLICT (movie_id) DO UPDATE SET title = EXCLUDED.title, year = COALESCE(EXCLUDED.year, m.year),
-    imdb_id = COALESCE(EXCLUDED.imdb_id, m.imdb_id), tmdb_id = COALESCE(EXCLUDED.tmdb_id, m.tmdb_id);
+    imdb_id = COALESCE(EXCLUDED.imdb_id, m.imdb_id), tmdb_id = COALESCE(EXCLUDED.tmdb_id, m.tmdb_id)
+WHERE (m.title, m.year, m.imdb_id, m.tmdb_id) IS DISTINCT FROM
+      (EXCLUDED.title, COALESCE(EXCLUDED.year, m.year), COALESCE(EXCLUDED.imdb_id, m.imdb_id), COALESCE(EXCLUDED.tmdb_id, m.tmdb_id));
 INSERT INTO recsys.genres (name) SELECT DISTINCT genre FROM stage_movie_genres ORDER BY 1 ON CONFLICT (name) DO NOTHING;
-DELETE FROM recsys.movie_genres mg USING stage_movies s WHERE mg.movie_id = s.movie_id;
+CREATE TEMP TABLE stage_genre_changes ON COMMIT DROP AS
+WITH wanted AS (SELECT sg.movie_id, array_agg(DISTINCT g.genre_id ORDER BY g.genre_id) AS ids
+                FROM stage_movie_genres sg JOIN recsys.genres g ON g.name = sg.genre GROUP BY sg.movie_id),
+     stored AS (SELECT mg.movie_id, array_agg(mg.genre_id ORDER BY mg.genre_id) AS ids
+                FROM recsys.movie_genres mg JOIN stage_movies s ON s.movie_id = mg.movie_id GROUP BY mg.movie_id)
+SELECT s.movie_id FROM stage_movies s LEFT JOIN wanted w ON w.movie_id = s.movie_id LEFT JOIN stored st ON st.movie_id = s.movie_id
+WHERE w.ids IS DISTINCT FROM st.ids;
+DELETE FROM recsys.movie_genres mg USING stage_genre_changes c WHERE mg.movie_id = c.movie_id;
 INSERT INTO recsys.movie_genres (movie_id, genre_id)
-SELECT DISTINCT s.movie_id, g.genre_id FROM stage_movie_genres s JOIN recsys.genres g ON g.name = s.genre;
+SELECT DISTINCT s.movie_id, g.genre_id FROM stage_movie_genres s JOIN recsys.genres g ON g.name = s.genre
+WHERE s.movie_id IN (SELECT movie_id FROM stage_genre_changes);
 ";
 
 const MERGE_USERS: &str = "
 INSERT INTO recsys.users AS u (user_id, gender, age, occupation, zip_code)
 SELECT user_id, gender, age, occupation, zip_code FROM stage_users
-ON CONFLICT (user_id) DO UPDATE SET gender = EXCLUDED.gender, age = EXCLUDED.age, occupation = EXCLUDED.occupation, zip_code = EXCLUDED.zip_code;
+ON CONFLICT (user_id) DO UPDATE SET gender = EXCLUDED.gender, age = EXCLUDED.age, occupation = EXCLUDED.occupation, zip_code = EXCLUDED.zip_code
+WHERE (u.gender, u.age, u.occupation, u.zip_code) IS DISTINCT FROM (EXCLUDED.gender, EXCLUDED.age, EXCLUDED.occupation, EXCLUDED.zip_code);
 ";
 
 const UNKNOWN_MOVIES: &str = "

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 mod fold_in;
 mod import_benchmarks;
+mod next_week;
 mod scale;
 mod serving;
 mod similar;

@@ -146,7 +146,10 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     let rows: i64 = db
         .query_one("SELECT count(recsys.recsys_predict(user_id, movie_id)) FROM (SELECT user_id, movie_id FROM recsys.ratings LIMIT 1000000) r", &[])?
         .get(0);
-    add("recsys_predict over rating rows", format!("{:.0} rows/s ({rows} rows)", rows as f64 / started.elapsed().as_secs_f64()));
+    add(
+        "recsys_predict over rating rows, none newer than the model",
+        format!("{:.0} rows/s ({rows} rows)", rows as f64 / started.elapsed().as_secs_f64()),
+    );
     let mut samples = Vec::new();
     for title in 0..30 {
         let started = Instant::now();
@@ -156,6 +159,17 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     }
     let p50 = percentile(samples, 0.5);
     add("recsys_predict_new p50", format!("{p50:.1} ms"));
+    let (next_week, added) = super::next_week::next_week_release(&data)?;
+    let (seconds, peak, _) = measured(&mut trainer_in(&cluster, "bench", &["import", "movielens", &next_week.display().to_string()]))?;
+    add("re-import, next week (1 % new ratings)", format!("{seconds:.0} s, {peak:.0} MB ({added} new rows)"));
+    let started = Instant::now();
+    let rows: i64 = db
+        .query_one("SELECT count(recsys.recsys_predict(user_id, movie_id)) FROM (SELECT user_id, movie_id FROM recsys.ratings LIMIT 1000000) r", &[])?
+        .get(0);
+    add(
+        "recsys_predict over rating rows, 1 % of ratings newer than the model",
+        format!("{:.0} rows/s", rows as f64 / started.elapsed().as_secs_f64()),
+    );
     for settings in ["RESET recsys.retrieval", "SET recsys.retrieval = two_stage"] {
         let started = Instant::now();
         db.batch_execute(&format!("{settings}; CALL recsys.recsys_refresh_batch(10, 2)"))?;

@@ -64,6 +64,16 @@ impl CatalogueScorer {
 
     /// The raw score of `user` for catalogue `position` and its gradient, through the scoring core's terms.
     fn linearise(&self, user: &FoldedUser, user_first: &[f32], position: usize) -> Result<Linearised, ModelError> {
+        self.evaluate(user, user_first, position, true)
+    }
+
+    /// The raw score of a folded user for a position, without its gradient (a third of `linearise`'s work).
+    fn folded_score(&self, user: &FoldedUser, user_first: &[f32], position: usize) -> Result<f32, ModelError> {
+        Ok(self.evaluate(user, user_first, position, false)?.score)
+    }
+
+    /// The raw score and, when `with_gradient`, its gradient with respect to [embedding; bias] (else empty).
+    fn evaluate(&self, user: &FoldedUser, user_first: &[f32], position: usize, with_gradient: bool) -> Result<Linearised, ModelError> {
         let tables = &self.tables;
         let outside = || ModelError::InvalidArgument(format!("catalogue position {position} is outside the {} movies", self.movies));
         let movie_part = self.movie_part(position).ok_or_else(outside)?;
@@ -75,14 +85,17 @@ impl CatalogueScorer {
         }
         let output_weights = tables.output.weight.as_slice();
         let mut score = dot(output_weights, activations.last().expect("one layer at least")) + tables.output.bias.value(0)?;
-        let mut upstream = output_weights.to_vec();
-        for (layer, (inputs, outputs)) in tables.hidden.iter().zip(activations.iter().zip(activations.iter().skip(1))).rev() {
-            mask_inactive(&mut upstream, outputs);
-            upstream = transposed_times(layer, &upstream, inputs.len());
+        let mut gradient = Vec::new();
+        if with_gradient {
+            let mut upstream = output_weights.to_vec();
+            for (layer, (inputs, outputs)) in tables.hidden.iter().zip(activations.iter().zip(activations.iter().skip(1))).rev() {
+                mask_inactive(&mut upstream, outputs);
+                upstream = transposed_times(layer, &upstream, inputs.len());
+            }
+            mask_inactive(&mut upstream, &activations[0]);
+            gradient = transposed_times(&tables.user_layer, &upstream, self.user_dim());
+            gradient.push(1.0);
         }
-        mask_inactive(&mut upstream, &activations[0]);
-        let mut gradient = transposed_times(&tables.user_layer, &upstream, self.user_dim());
-        gradient.push(1.0);
         score += user.bias + tables.movie_bias.value(position)?;
         if let Some(vectors) = &tables.movie_vectors {
             let vector = vectors.row(position, self.user_dim()).ok_or_else(outside)?;
@@ -107,7 +120,7 @@ impl CatalogueScorer {
     /// The raw score of a folded user for a catalogue position.
     pub fn raw_score_folded(&self, user: &FoldedUser, position: usize) -> Result<f32, ModelError> {
         let first = self.tables.user_layer.apply_boxed(&user.embedding);
-        Ok(self.linearise(user, &first, position)?.score)
+        self.folded_score(user, &first, position)
     }
 
     /// `start` refitted to `ratings` (catalogue position, rating) by regularised Gauss–Newton, pulled towards
@@ -121,7 +134,7 @@ impl CatalogueScorer {
             let first = self.tables.user_layer.apply_boxed(&user.embedding);
             let mut total = 0.0;
             for (position, rating) in ratings {
-                total += f64::from(rating - self.linearise(user, &first, *position)?.score).powi(2);
+                total += f64::from(rating - self.folded_score(user, &first, *position)?).powi(2);
             }
             let parameters = user.embedding.iter().chain([&user.bias]);
             Ok(total + prior * parameters.zip(&anchor).map(|(v, a)| (f64::from(*v) - a).powi(2)).sum::<f64>())

@@ -35,10 +35,9 @@ pub(super) fn movies_of_genre(name: &str) -> Result<HashSet<i32>, RecsysError> {
 /// One recommendation: rank, movie id, title, score, and (when asked) why.
 type Recommendation = (i32, i32, String, f32, Option<String>);
 
-/// Why each ranked movie is recommended: the user's liked (4★ and up; else any) rated movie closest to it in the
+/// Why each ranked movie is recommended, from the user's `rated` (catalogue position, rating): the user's liked (4★ and up; else any) rated movie closest to it in the
 /// model's movie representation, or, for a user without ratings, that the movie is rated highly overall.
-fn reasons(model: &cache::LoadedModel, user_id: i32, ranked: &[(usize, f32)]) -> Result<Vec<String>, RecsysError> {
-    let rated = super::explain::rated_positions(user_id, &model.movie_index)?;
+fn reasons(model: &cache::LoadedModel, rated: Vec<(usize, f32)>, ranked: &[(usize, f32)]) -> Result<Vec<String>, RecsysError> {
     let liked: Vec<(usize, f32)> = rated.iter().copied().filter(|(_, rating)| *rating >= 4.0).collect();
     let basis = if liked.is_empty() { rated } else { liked };
     ranked
@@ -56,7 +55,12 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, exp
     super::checked_k(k, MAX_K, "recommendations")?;
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = cache::active()?;
-    let excluded = if exclude_rated { movie_ids_where(RATED_BY_USER, user_id.into())? } else { HashSet::new() };
+    let rated = if explain { Some(super::explain::rated_positions(user_id, &model.movie_index)?) } else { None };
+    let excluded: HashSet<i32> = match (&rated, exclude_rated) {
+        (_, false) => HashSet::new(),
+        (Some(rated), true) => rated.iter().map(|(position, _)| model.catalogue.movie_ids[*position]).collect(),
+        (None, true) => movie_ids_where(RATED_BY_USER, user_id.into())?,
+    };
     let allowed = match genre {
         Some(name) => Some(movies_of_genre(name)?),
         None => None,
@@ -70,8 +74,10 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, exp
         UserVector::Folded(user) => rank_folded_users(&model.scorer, std::slice::from_ref(user.as_ref()), candidates, ids, options)?,
     };
     let best = ranked.into_iter().next().unwrap_or_default();
-    let because: Vec<Option<String>> =
-        if explain { reasons(&model, user_id, &best)?.into_iter().map(Some).collect() } else { vec![None; best.len()] };
+    let because: Vec<Option<String>> = match rated {
+        Some(rated) => reasons(&model, rated, &best)?.into_iter().map(Some).collect(),
+        None => vec![None; best.len()],
+    };
     Ok(best
         .into_iter()
         .zip(because)

@@ -60,7 +60,7 @@ type NewerAnswer = (pg_sys::TimestampTz, i64, bool);
 
 thread_local! {
     static FOLDED: RefCell<FoldedUsers> = RefCell::new(FoldedUsers::default());
-    static ANY_NEWER_ANSWER: RefCell<Option<NewerAnswer>> = const { RefCell::new(None) };
+    static NEWER_THAN_MODEL: RefCell<Option<NewerAnswer>> = const { RefCell::new(None) };
     /// `NEW_RATINGS` planned once per backend (its names are schema-qualified, so the plan does not depend on the
     /// search_path; Postgres replans it when the tables change).
     static NEW_RATINGS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
@@ -69,7 +69,7 @@ thread_local! {
 /// Whether this statement sees any rating newer than `trained_until` (asked once per statement and model): when
 /// none is, a user the model was trained with is scored by their trained row without reading their ratings.
 fn any_rating_newer(model: &LoadedModel, trained_until: i64, statement: pg_sys::TimestampTz) -> Result<bool, RecsysError> {
-    if let Some((at, version, answer)) = ANY_NEWER_ANSWER.with(|cell| *cell.borrow()) {
+    if let Some((at, version, answer)) = NEWER_THAN_MODEL.with(|cell| *cell.borrow()) {
         if at == statement && version == model.version {
             return Ok(answer);
         }
@@ -77,7 +77,7 @@ fn any_rating_newer(model: &LoadedModel, trained_until: i64, statement: pg_sys::
     let newest = Spi::connect(|client| client.select(NEWEST_RATING, Some(1), &[])?.first().get_one::<f64>())
         .map_err(RecsysError::spi("looking for ratings newer than the model"))?;
     let answer = newest.is_some_and(|newest| newest > trained_until as f64);
-    ANY_NEWER_ANSWER.with(|cell| *cell.borrow_mut() = Some((statement, model.version, answer)));
+    NEWER_THAN_MODEL.with(|cell| *cell.borrow_mut() = Some((statement, model.version, answer)));
     Ok(answer)
 }
 

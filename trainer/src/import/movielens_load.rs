@@ -188,6 +188,12 @@ fn finish_bulk_load(transaction: &mut Transaction<'_>) -> Result<()> {
 }
 
 const RATING_COLUMNS: [Type; 4] = [Type::INT4, Type::INT4, Type::FLOAT4, Type::TIMESTAMPTZ];
+const STAGED_RATINGS: &str = "stage_ratings (user_id, movie_id, rating, rated_at)";
+
+/// One rating as a row of a COPY into `RATING_COLUMNS`.
+fn write_rating(copy: &mut CopyWriter<'_>, rating: &RatingRecord) -> Result<()> {
+    copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &epoch_seconds(rating.timestamp)])
+}
 
 /// Streams the ratings file into the ratings table itself (first, bulk import), collecting the ids it refers to so
 /// that the server need not scan the rows again.
@@ -196,7 +202,7 @@ fn copy_ratings(transaction: &mut Transaction<'_>, files: &MovieLensFiles, polic
     let mut seen = SeenIds::default();
     movielens::for_each_rating(files, policy, |rating| {
         seen.add(&rating);
-        copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &epoch_seconds(rating.timestamp)])
+        write_rating(&mut copy, &rating)
     })?;
     copy.finish()?;
     Ok(seen)
@@ -214,7 +220,7 @@ fn copy_changed_ratings(transaction: &mut Transaction<'_>, files: &MovieLensFile
     let mut older: HashMap<i32, Digest> = HashMap::new();
     let mut seen = SeenIds::default();
     let mut sent = 0u64;
-    let mut copy = CopyWriter::start(transaction, "stage_ratings (user_id, movie_id, rating, rated_at)", &RATING_COLUMNS)?;
+    let mut copy = CopyWriter::start(transaction, STAGED_RATINGS, &RATING_COLUMNS)?;
     movielens::for_each_rating(files, policy, |rating| {
         seen.add(&rating);
         if is_older(&rating) {
@@ -222,21 +228,21 @@ fn copy_changed_ratings(transaction: &mut Transaction<'_>, files: &MovieLensFile
             return Ok(());
         }
         sent += 1;
-        copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &epoch_seconds(rating.timestamp)])
+        write_rating(&mut copy, &rating)
     })?;
     copy.finish()?;
     let differing: HashSet<i32> =
         older.iter().filter(|(user, digest)| stored.get(user).is_some_and(|s| s.digest != **digest)).map(|(user, _)| *user).collect();
     let mut resent = 0u64;
     if !differing.is_empty() {
-        let mut copy = CopyWriter::start(transaction, "stage_ratings (user_id, movie_id, rating, rated_at)", &RATING_COLUMNS)?;
+        let mut copy = CopyWriter::start(transaction, STAGED_RATINGS, &RATING_COLUMNS)?;
         let mut already_reported = BadLinePolicy { skip: true, ..Default::default() };
         movielens::for_each_rating(files, &mut already_reported, |rating| {
             if !differing.contains(&rating.user_id) || !is_older(&rating) {
                 return Ok(());
             }
             resent += 1;
-            copy.row(&[&rating.user_id, &rating.movie_id, &rating.rating, &epoch_seconds(rating.timestamp)])
+            write_rating(&mut copy, &rating)
         })?;
         copy.finish()?;
     }

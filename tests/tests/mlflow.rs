@@ -58,6 +58,7 @@ fn training_runs_are_listed_by_the_mlflow_client_with_params_metrics_and_artefac
         assert_eq!(run["name"], format!("pg_recsys version {version}"));
         assert_eq!(run["params"]["train.fit.epochs"], epochs.to_string());
         assert_eq!(run["params"]["config.user_dim"], "64");
+        assert_eq!(run["params"]["train.fit.batch_size"], "256", "the batch size the fit chose for a small training set");
         let stored: f64 = db
             .query_one("SELECT (metrics #>> '{random_holdout,model,rmse}')::float8 FROM recsys.models WHERE version = $1", &[&(version as i64)])
             .unwrap()

@@ -27,7 +27,7 @@ enum Command {
     #[command(subcommand)]
     Import(ImportCommand),
     /// Trains the hybrid model on the database's ratings, evaluates it and registers it as a new model version.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Scores a registered model version (default: the active one) or an artefact directory on a hold-out split.
     Evaluate(train::evaluate::EvaluateArgs),
     /// Writes deterministic synthetic data (MovieLens + IMDb formats) for demos and benchmarks.

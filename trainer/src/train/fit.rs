@@ -2,6 +2,7 @@
 //! Rust loops in the hot path), each batch's gradients computed by `threads` workers on slices of it, lazy Adam on
 //! MSE plus row-wise L2, a validation share for early stopping with the best epoch's weights restored, and a
 //! progress bar per epoch.
+use super::batching::Batching;
 use super::data::{Catalogue, IndexedRatings, Ratings};
 use super::workers::{Differentiator, NoiseStream, Slice, Workers};
 use anyhow::Result;
@@ -19,8 +20,10 @@ use tch::{Device, Kind, Tensor};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FitOptions {
     pub epochs: usize,
-    pub batch_size: i64,
-    pub learning_rate: f64,
+    /// Ratings per step; `None`: chosen from the training set's size (see `Batching`).
+    pub batch_size: Option<i64>,
+    /// Adam's learning rate; `None`: chosen from the batch size (see `Batching`).
+    pub learning_rate: Option<f64>,
     /// L2 weight decay of the dense layers.
     pub weight_decay: f64,
     /// L2 penalty on the user/movie embedding and bias rows of each rating, per rating (as in matrix factorisation).
@@ -54,6 +57,8 @@ pub struct Trained {
     pub network: HybridRecommender,
     pub history: Vec<EpochStats>,
     pub best_epoch: usize,
+    /// The batch size and learning rate the fit ran with.
+    pub batching: Batching,
     pub autoencoder: Option<AutoencoderReport>,
     /// Whether every gradient worker thread ran with flush-to-zero.
     pub workers_flush_to_zero: bool,
@@ -173,8 +178,10 @@ pub fn fit(
     let network = HybridRecommender::new(&store.root(), config);
     network.set_global_bias(train.mean())?;
     let batch_gradients = BatchGradients::new(&network, &fit_set, content, options);
-    let mut optimiser = LazyAdam::new(network.parameters(), options.learning_rate, options.weight_decay, options.embedding_l2)?;
-    let batches = (fit_set.len() + options.batch_size - 1) / options.batch_size;
+    let batching = Batching::resolve(options.batch_size, options.learning_rate, fit_set.len() as usize);
+    eprintln!("batch size {}, learning rate {:.4} ({} training ratings)", batching.batch_size, batching.learning_rate, fit_set.len());
+    let mut optimiser = LazyAdam::new(network.parameters(), batching.learning_rate, options.weight_decay, options.embedding_l2)?;
+    let batches = (fit_set.len() + batching.batch_size - 1) / batching.batch_size;
     let mut history = Vec::new();
     let (mut best_rmse, mut best_epoch, mut best_weights): (f64, usize, Option<HashMap<String, Tensor>>) = (f64::INFINITY, 0, None);
     for epoch in 1..=options.epochs {
@@ -183,7 +190,7 @@ pub fn fit(
         let permutation = Tensor::randperm(fit_set.len(), (Kind::Int64, Device::Cpu));
         let mut loss_sum = 0.0;
         tch::set_num_threads(1);
-        let batch_indexes = permutation.split(options.batch_size, 0);
+        let batch_indexes = permutation.split(batching.batch_size, 0);
         let noise =
             NoiseStream::start(&network, batch_indexes.iter().map(|index| index.size()[0]).collect(), MaskRandom::new(options.seed, epoch as u64));
         for (step, index) in batch_indexes.iter().enumerate() {
@@ -244,7 +251,7 @@ pub fn fit(
         _ => None,
     };
     let workers_flush_to_zero = batch_gradients.workers.flush_to_zero();
-    Ok(Trained { store, network, history, best_epoch, autoencoder, workers_flush_to_zero })
+    Ok(Trained { store, network, history, best_epoch, batching, autoencoder, workers_flush_to_zero })
 }
 
 /// Trains the autoencoder on the fitting ratings and blends it in on the validation ones.

@@ -1,6 +1,8 @@
 //! `cargo bench -p recsys_model --bench training_step`: where one training step's time goes at the seed shape
 //! (batch 256, ML-1M-sized vocabularies, random data): drawing the noise, forward, backward, and the lazy Adam
-//! update. libtorch runs on one thread, as in each gradient worker. ROWS=n sets the batch size (default 256).
+//! update. libtorch runs on one thread, as in each gradient worker. ROWS=n sets the batch size (default 256),
+//! PRECISION=bfloat16 the hidden layers' precision (default float32).
+use recsys_model::scoring::Precision;
 use recsys_model::{Cardinalities, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, TrainingBatch};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
@@ -34,6 +36,7 @@ fn main() {
         ..ModelConfig::seed_architecture(Cardinalities { users: 6040, movies: 3706, genres: 18, directors: 2000, actors: 8000 })
     };
     let rows: i64 = std::env::var("ROWS").ok().and_then(|r| r.parse().ok()).unwrap_or(256);
+    let precision = if std::env::var("PRECISION").is_ok_and(|p| p == "bfloat16") { Precision::Bfloat16 } else { Precision::Float32 };
     let batch = batch(rows, &config);
     {
         let store = nn::VarStore::new(Device::Cpu);
@@ -46,7 +49,7 @@ fn main() {
             let started = Instant::now();
             let noise = network.draw_noise(rows, &mut random).unwrap();
             let drawn = Instant::now();
-            let loss = network.training_loss(&batch, &noise, rows as f64).unwrap();
+            let loss = network.training_loss(&batch, &noise, rows as f64, precision).unwrap();
             let forward = Instant::now();
             let gradients = HybridRecommender::gradients(&loss, &parameters).unwrap();
             let backward = Instant::now();
@@ -58,6 +61,8 @@ fn main() {
             }
         }
         let [noise, forward, backward, update] = seconds.map(|s| s / STEPS as f64 * 1e3);
-        println!("batch {rows}: noise {noise:.3} ms, forward {forward:.3} ms, backward {backward:.3} ms, lazy Adam {update:.3} ms per step");
+        println!(
+            "batch {rows}, {precision:?}: noise {noise:.3} ms, forward {forward:.3} ms, backward {backward:.3} ms, lazy Adam {update:.3} ms per step"
+        );
     }
 }

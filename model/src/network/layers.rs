@@ -1,5 +1,7 @@
-//! The network's dense layers: a fallible linear layer and an MLP (dense → ReLU → optional dropout mask per layer).
-use tch::{nn, TchError, Tensor};
+//! The network's dense layers: a fallible linear layer and an MLP (dense → ReLU → optional dropout mask per layer),
+//! whose training forward can run its matrix products in bfloat16.
+use crate::scoring::Precision;
+use tch::{nn, Kind, TchError, Tensor};
 
 /// A dense layer with fallible forward.
 #[derive(Debug)]
@@ -44,26 +46,37 @@ impl Mlp {
 
     /// `masks` (training only): one scaled dropout mask per layer.
     #[cfg(feature = "train")]
-    pub(crate) fn forward(&self, x: &Tensor, masks: Option<&[Tensor]>) -> Result<Tensor, TchError> {
-        self.forward_from(0, x.shallow_clone(), masks)
+    pub(crate) fn forward(&self, x: &Tensor, masks: Option<&[Tensor]>, precision: Precision) -> Result<Tensor, TchError> {
+        self.forward_from(0, x.shallow_clone(), masks, precision)
     }
 
     /// The layers from `first` on, given `x`: the input of layer `first`, or with `first` > 0 the output of
-    /// layer `first - 1` before its ReLU and dropout.
-    pub(crate) fn forward_from(&self, first: usize, x: Tensor, masks: Option<&[Tensor]>) -> Result<Tensor, TchError> {
-        let mut h = x;
+    /// layer `first - 1` before its ReLU and dropout. With `Precision::Bfloat16` the activations, weights and masks
+    /// are bfloat16 from `x` to the last layer (libtorch's autograd returns float32 gradients to the float32
+    /// weights) and the result is float32 again.
+    pub(crate) fn forward_from(&self, first: usize, x: Tensor, masks: Option<&[Tensor]>, precision: Precision) -> Result<Tensor, TchError> {
+        let kind = match precision {
+            Precision::Float32 => Kind::Float,
+            Precision::Bfloat16 => Kind::BFloat16,
+        };
+        let cast = |t: &Tensor| if kind == Kind::Float { Ok(t.shallow_clone()) } else { t.f_to_kind(kind) };
+        let mut h = cast(&x)?;
         for (index, layer) in self.layers.iter().enumerate() {
             if index >= first {
-                h = layer.forward(&h)?;
+                h = h.f_linear(&cast(&layer.weight)?, Some(&cast(&layer.bias)?))?;
             }
             if index + 1 >= first {
                 h = h.f_relu()?;
                 if let Some(mask) = masks.and_then(|m| m.get(index)) {
-                    h = h.f_mul(mask)?;
+                    h = h.f_mul(&cast(mask)?)?;
                 }
             }
         }
-        Ok(h)
+        if kind == Kind::Float {
+            Ok(h)
+        } else {
+            h.f_to_kind(Kind::Float)
+        }
     }
 
     #[cfg(feature = "train")]

@@ -9,7 +9,7 @@ pub(crate) use self::autoencoder::AutoencoderTables;
 pub(crate) use self::layers::{Dense, Mlp};
 
 use crate::config::ModelConfig;
-use crate::scoring::{self, CatalogueScorer, Columns, FoldedUser, Layer, Matrix, MovieTables, ScoringTables, TensorPass};
+use crate::scoring::{self, CatalogueScorer, Columns, FoldedUser, Layer, Matrix, MovieTables, Precision, ScoringTables, TensorPass};
 use crate::ModelError;
 use tch::{nn, Kind, TchError, Tensor};
 
@@ -66,6 +66,8 @@ pub(crate) struct ContentMasks<'a> {
     pub(crate) actors_keep: Option<&'a Tensor>,
     /// Ask for sparse embedding gradients (training).
     pub(crate) sparse: bool,
+    /// The precision of the encoder's layers after the first (training).
+    pub(crate) precision: Precision,
 }
 
 /// The hybrid recommender: collaborative user and movie embeddings, a content encoder over a movie's genres, title
@@ -185,7 +187,7 @@ impl HybridRecommender {
         let side_weight = Tensor::f_cat(&[first.weight.f_narrow(1, 0, genres)?, first.weight.f_narrow(1, genres + title_width, side_columns)?], 1)?;
         let side = Tensor::f_cat(&[&content.genres, &directors, &actors, &content.numeric], 1)?;
         let pre_activation = side.f_linear(&side_weight, Some(&first.bias))?.f_add(&titles.f_linear::<Tensor>(&title_weight, None)?)?;
-        self.content_encoder.forward_from(1, pre_activation, layer_masks)
+        self.content_encoder.forward_from(1, pre_activation, layer_masks, masks.precision)
     }
 
     /// Raw (unclipped) predicted ratings for pairs, with content vectors already encoded (one row per pair):

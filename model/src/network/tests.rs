@@ -55,7 +55,7 @@ fn unknown_rows_start_at_zero_and_cold_movies_depend_on_content() {
 
 #[test]
 fn a_few_optimiser_steps_fit_a_tiny_problem() {
-    for dot_product in [false, true] {
+    for (dot_product, precision) in [(false, Precision::Float32), (true, Precision::Float32), (true, Precision::Bfloat16)] {
         tch::manual_seed(1);
         let store = nn::VarStore::new(Device::Cpu);
         let mut config = small_config();
@@ -80,11 +80,44 @@ fn a_few_optimiser_steps_fit_a_tiny_problem() {
         let before = evaluate();
         let mut random = crate::MaskRandom::new(1, 0);
         for _ in 0..200 {
-            let loss = network.training_loss(&batch, &network.draw_noise(6, &mut random).unwrap(), 6.0).unwrap();
+            let loss = network.training_loss(&batch, &network.draw_noise(6, &mut random).unwrap(), 6.0, precision).unwrap();
             optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()], 6).unwrap();
         }
         let after = evaluate();
-        assert!(after < before / 10.0, "dot product {dot_product}: loss {before} -> {after}");
+        assert!(after < before / 10.0, "dot product {dot_product}, {precision:?}: loss {before} -> {after}");
+    }
+}
+
+#[test]
+fn a_bfloat16_training_step_gives_the_float32_loss_and_gradients_within_its_rounding() {
+    tch::manual_seed(3);
+    let store = nn::VarStore::new(Device::Cpu);
+    let config = small_config();
+    let network = HybridRecommender::new(&store.root(), &config);
+    let rows = 64;
+    let batch = crate::TrainingBatch {
+        users: Tensor::arange(rows, (Kind::Int64, Device::Cpu)).remainder(5) + 1,
+        movies: Tensor::arange(rows, (Kind::Int64, Device::Cpu)).remainder(4) + 1,
+        content: content(rows, &config),
+        targets: Tensor::rand([rows], (Kind::Float, Device::Cpu)) * 4.5 + 0.5,
+    };
+    let noise = network.draw_noise(rows, &mut crate::MaskRandom::new(3, 0)).unwrap();
+    let parameters = network.parameters();
+    let step = |precision| {
+        let loss = network.training_loss(&batch, &noise, rows as f64, precision).unwrap();
+        (loss.double_value(&[]), HybridRecommender::gradients(&loss, &parameters).unwrap())
+    };
+    let ((exact_loss, exact), (half_loss, half)) = (step(Precision::Float32), step(Precision::Bfloat16));
+    assert!((exact_loss - half_loss).abs() < 0.02 * exact_loss, "loss {exact_loss} vs {half_loss}");
+    assert_ne!(exact_loss, half_loss, "bfloat16 really rounds");
+    for ((parameter, exact), half) in parameters.iter().zip(&exact).zip(&half) {
+        if !exact.defined() || parameter.sparse {
+            continue;
+        }
+        assert_eq!(half.kind(), Kind::Float, "{}: float32 gradients for float32 weights", parameter.name);
+        let difference = (exact - half).norm().double_value(&[]);
+        let size = exact.norm().double_value(&[]);
+        assert!(difference <= 0.1 * size + 1e-6, "{}: gradient differs by {difference} of {size}", parameter.name);
     }
 }
 
@@ -108,9 +141,9 @@ fn noise_drawn_up_front_makes_the_loss_of_slices_add_up_to_the_batch_loss() {
     first.content.titles = titles.narrow(0, 0, 3);
     let mut second = batch(3..8);
     second.content.titles = titles.narrow(0, 3, 5);
-    let total = network.training_loss(&whole, &noise, 8.0).unwrap().double_value(&[]);
-    let parts = network.training_loss(&first, &noise.narrow(0, 3).unwrap(), 8.0).unwrap().double_value(&[])
-        + network.training_loss(&second, &noise.narrow(3, 5).unwrap(), 8.0).unwrap().double_value(&[]);
+    let total = network.training_loss(&whole, &noise, 8.0, Precision::Float32).unwrap().double_value(&[]);
+    let parts = network.training_loss(&first, &noise.narrow(0, 3).unwrap(), 8.0, Precision::Float32).unwrap().double_value(&[])
+        + network.training_loss(&second, &noise.narrow(3, 5).unwrap(), 8.0, Precision::Float32).unwrap().double_value(&[]);
     assert!((total - parts).abs() < 1e-5, "{total} vs {parts}");
     let masks_differ = noise.head[0].narrow(0, 0, 1).not_equal_tensor(&noise.head[0].narrow(0, 1, 1)).any().int64_value(&[]);
     assert_eq!(masks_differ, 1, "dropout masks are drawn per row");
@@ -164,7 +197,7 @@ fn a_low_rank_title_path_is_a_trained_projection_in_front_of_the_encoder() {
         targets: Tensor::from_slice(&[5.0f32, 1.0]),
     };
     let mut optimiser = crate::LazyAdam::new(parameters, 1e-2, 0.0, 0.0).unwrap();
-    let loss = network.training_loss(&batch, &network.draw_noise(2, &mut crate::MaskRandom::new(4, 0)).unwrap(), 2.0).unwrap();
+    let loss = network.training_loss(&batch, &network.draw_noise(2, &mut crate::MaskRandom::new(4, 0)).unwrap(), 2.0, Precision::Float32).unwrap();
     optimiser.step(&[HybridRecommender::gradients(&loss, &network.parameters()).unwrap()], 2).unwrap();
     assert!(!store.variables()["title_projection"].equal(&before), "the projection learns");
     let error = ModelConfig { title_rank: Some(9), ..small_config() }.validate().unwrap_err();
@@ -175,7 +208,7 @@ fn a_low_rank_title_path_is_a_trained_projection_in_front_of_the_encoder() {
 /// autoencoder's blend written out (a·hybrid + b·decoded + c on known pairs).
 fn libtorch_reference(network: &HybridRecommender, users: &Tensor, movies: &Tensor, encoded: &Tensor) -> Vec<f32> {
     let noise = crate::Noise::none(users.size()[0], &network.config);
-    let hybrid = tch::no_grad(|| network.training_forward(users, movies, encoded, &noise)).unwrap();
+    let hybrid = tch::no_grad(|| network.training_forward(users, movies, encoded, &noise, Precision::Float32)).unwrap();
     let raw = match &network.autoencoder {
         Some(tables) => {
             let [a, b, c] = tables.coefficients().unwrap();
@@ -345,8 +378,13 @@ fn person_dropout_hides_people_at_its_rate_and_only_in_training() {
     hidden.directors_keep = hidden.directors_keep.zeros_like();
     hidden.actors_keep = hidden.actors_keep.zeros_like();
     let no_people = ContentInputs { directors: inputs.directors.zeros_like(), actors: inputs.actors.zeros_like(), ..inputs.shallow_clone() };
-    let masks =
-        ContentMasks { layers: &hidden.content, directors_keep: Some(&hidden.directors_keep), actors_keep: Some(&hidden.actors_keep), sparse: true };
+    let masks = ContentMasks {
+        layers: &hidden.content,
+        directors_keep: Some(&hidden.directors_keep),
+        actors_keep: Some(&hidden.actors_keep),
+        sparse: true,
+        precision: Precision::Float32,
+    };
     let without = network.encode_content_masked(&no_people, &masks).unwrap();
     assert!(network.encode_content_masked(&inputs, &masks).unwrap().equal(&without), "hiding everyone = a movie without known people");
     assert!(!network.encode_content(&inputs).unwrap().equal(&network.encode_content(&no_people).unwrap()), "inference sees everyone");

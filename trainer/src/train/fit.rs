@@ -2,7 +2,7 @@
 //! Rust loops in the hot path), each batch's gradients computed by `threads` workers on slices of it, lazy Adam on
 //! MSE plus row-wise L2, a validation share for early stopping with the best epoch's weights restored, and a
 //! progress bar per epoch.
-use super::batching::Batching;
+use super::batching::{Batching, PrecisionChoice};
 use super::data::{Catalogue, IndexedRatings, Ratings};
 use super::workers::{Differentiator, NoiseStream, Slice, Workers};
 use anyhow::Result;
@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use recsys_model::scoring::Precision;
 use recsys_model::{AutoencoderOptions, AutoencoderReport, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, Vocabulary};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -24,6 +25,8 @@ pub struct FitOptions {
     pub batch_size: Option<i64>,
     /// Adam's learning rate; `None`: chosen from the batch size (see `Batching`).
     pub learning_rate: Option<f64>,
+    /// The hidden layers' precision (see `Batching`).
+    pub precision: PrecisionChoice,
     /// L2 weight decay of the dense layers.
     pub weight_decay: f64,
     /// L2 penalty on the user/movie embedding and bias rows of each rating, per rating (as in matrix factorisation).
@@ -68,11 +71,16 @@ pub struct Trained {
 struct BatchGradients {
     local: Differentiator,
     workers: Workers,
+    precision: Precision,
 }
 
 impl BatchGradients {
-    fn new(network: &HybridRecommender, data: &IndexedRatings, content: &ContentInputs, options: &FitOptions) -> Self {
-        Self { local: Differentiator::new(network, data, content), workers: Workers::start(options.threads.max(1) - 1, network, data, content) }
+    fn new(network: &HybridRecommender, data: &IndexedRatings, content: &ContentInputs, options: &FitOptions, precision: Precision) -> Self {
+        Self {
+            local: Differentiator::new(network, data, content),
+            workers: Workers::start(options.threads.max(1) - 1, network, data, content),
+            precision,
+        }
     }
 
     /// The mean loss of one batch and its gradients per slice: the batch is cut into one slice per thread, each
@@ -84,7 +92,12 @@ impl BatchGradients {
         let slice_rows = (rows + threads - 1) / threads;
         let mut slices = Vec::with_capacity(threads as usize);
         for (number, slice) in index.split(slice_rows, 0).iter().enumerate() {
-            slices.push(Slice { rows: slice.shallow_clone(), noise: noise.narrow(number as i64 * slice_rows, slice.size()[0])?, batch_rows: rows });
+            slices.push(Slice {
+                rows: slice.shallow_clone(),
+                noise: noise.narrow(number as i64 * slice_rows, slice.size()[0])?,
+                batch_rows: rows,
+                precision: self.precision,
+            });
         }
         let mut slices = slices.into_iter();
         let first = slices.next().ok_or_else(|| anyhow::anyhow!("an empty batch"))?;
@@ -177,9 +190,15 @@ pub fn fit(
     let store = nn::VarStore::new(Device::Cpu);
     let network = HybridRecommender::new(&store.root(), config);
     network.set_global_bias(train.mean())?;
-    let batch_gradients = BatchGradients::new(&network, &fit_set, content, options);
-    let batching = Batching::resolve(options.batch_size, options.learning_rate, fit_set.len() as usize);
-    eprintln!("batch size {}, learning rate {:.4} ({} training ratings)", batching.batch_size, batching.learning_rate, fit_set.len());
+    let batching = Batching::resolve(options.batch_size, options.learning_rate, options.precision, fit_set.len() as usize);
+    eprintln!(
+        "batch size {}, learning rate {:.4}, hidden layers in {} ({} training ratings)",
+        batching.batch_size,
+        batching.learning_rate,
+        if batching.bfloat16 { "bfloat16" } else { "float32" },
+        fit_set.len()
+    );
+    let batch_gradients = BatchGradients::new(&network, &fit_set, content, options, batching.precision());
     let mut optimiser = LazyAdam::new(network.parameters(), batching.learning_rate, options.weight_decay, options.embedding_l2)?;
     let batches = (fit_set.len() + batching.batch_size - 1) / batching.batch_size;
     let mut history = Vec::new();

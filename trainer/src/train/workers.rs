@@ -3,6 +3,7 @@
 //! for MKL's and libgomp's per-thread set-up on every batch.
 use super::data::IndexedRatings;
 use anyhow::{anyhow, Result};
+use recsys_model::scoring::Precision;
 use recsys_model::{ContentInputs, HybridRecommender, MaskRandom, Noise, Parameter};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -10,12 +11,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use tch::Tensor;
 
-/// One slice of a batch to differentiate: its rows of the training ratings, its noise, and the whole batch's size
-/// (the loss normaliser).
+/// One slice of a batch to differentiate: its rows of the training ratings, its noise, the whole batch's size
+/// (the loss normaliser) and the hidden layers' precision.
 pub struct Slice {
     pub rows: Tensor,
     pub noise: Noise,
     pub batch_rows: i64,
+    pub precision: Precision,
 }
 
 /// The slice's share of the batch loss and its gradients, in `HybridRecommender::parameters` order.
@@ -37,7 +39,7 @@ impl Differentiator {
 
     pub fn differentiate(&self, slice: &Slice) -> Result<SliceGradients> {
         let batch = self.data.training_batch(&slice.rows, &self.content)?;
-        let loss = self.network.training_loss(&batch, &slice.noise, slice.batch_rows as f64)?;
+        let loss = self.network.training_loss(&batch, &slice.noise, slice.batch_rows as f64, slice.precision)?;
         Ok((loss.f_double_value(&[])?, HybridRecommender::gradients(&loss, &self.parameters)?))
     }
 }

@@ -10,6 +10,7 @@
 //!                             10 epochs and the default run over the ML-1M-shaped set: wall time, peak RSS
 //!   recsys_bench accuracy     RMSE/MAE/ranking on ml-latest-small (random and cold-movie splits) and ML-100K u1
 //!   recsys_bench refit        prospective RMSE on ml-latest-small split by time, served model refitted or not
+//!   recsys_bench step-settings  the automatic batch size and bfloat16 against float32 and batches of 256 (ML-1M shape)
 //!   recsys_bench soak         16 pgbench readers for 60 s while the batch is refreshed and the model switched
 //!   recsys_bench fold-in      held-out users of ml-latest-small given 5/10/20 ratings: fold-in vs the average user vs
 //!                             a retrained model (RMSE, Recall@10), and the latency fold-in adds
@@ -41,12 +42,13 @@ fn main() -> Result<()> {
         "training" => training::training(),
         "accuracy" => training::accuracy(),
         "refit" => training::refit(),
+        "step-settings" => training::step_settings(),
         "soak" => soak::soak(),
         "fold-in" => fold_in::fold_in(),
         "fold-in-week" => fold_in::prospective_week(),
         "scale" => scale::scale(),
         other => {
-            bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, soak, fold-in, fold-in-week, scale")
+            bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, step-settings, soak, fold-in, fold-in-week, scale")
         }
     }
 }

@@ -3,7 +3,8 @@
 //! time of every phase, the PyTorch replica on the same data in the same run (when the anchor harness's venv exists),
 //! then 10 bare epochs and the whole default run over the ML-1M-shaped synthetic set; `accuracy`: ml-latest-small and
 //! ML-100K with IMDb metadata, on the anchor harness's splits when they exist; `refit`: the weekly cycle on
-//! ml-latest-small split by time, the served model refitted on all ratings or not, scored on the newer ratings.
+//! ml-latest-small split by time, the served model refitted on all ratings or not, scored on the newer ratings;
+//! `step-settings`: the automatic batch size and precision against float32 and against batches of 256.
 use super::import_benchmarks::{ensure_ml1m_shaped, measured_with_stderr, trainer_in};
 use anyhow::{ensure, Result};
 use recsys_integration_tests::{Loading, TempCluster};
@@ -42,6 +43,7 @@ fn run_trainer(cluster: &TempCluster, database: &str, label: &str, args: &[&str]
         "epoch ",
         "autoencoder:",
         "training on",
+        "batch size",
         "hold-out",
         "cold-start movies",
         "hybrid model",
@@ -163,6 +165,38 @@ pub fn training() -> Result<()> {
     let mut one_thread = common.to_vec();
     one_thread.extend(["--epochs", "1", "--threads", "1"]);
     train(&cluster, "bench", "same set, 1 epoch, 1 gradient worker", &one_thread).map(|_| ())
+}
+
+/// `step-settings`: three epochs over the ML-1M-shaped set with the automatic batch size and precision, the same in
+/// float32, and batches of 256 in float32 (the settings before they followed the data), in two interleaved rounds:
+/// mean seconds per epoch and test RMSE of each.
+pub fn step_settings() -> Result<()> {
+    let data = ensure_ml1m_shaped()?;
+    let cluster = TempCluster::start("bench-step-settings", Loading::Preloaded, &[])?;
+    import(&cluster, "bench", &data.join("movielens"), &data.join("imdb"), None)?;
+    let common = ["--epochs", "3", "--skip-cold-start", "--autoencoder-hidden", "0", "--ranking-users", "100"];
+    let settings: [(&str, &[&str]); 3] = [
+        ("batch 256, float32", &["--batch-size", "256", "--precision", "float32"]),
+        ("automatic batch, float32", &["--precision", "float32"]),
+        ("automatic batch and precision (the default)", &[]),
+    ];
+    let mut summary = Vec::new();
+    for round in 1..=2 {
+        for (label, flags) in settings {
+            let mut args = common.to_vec();
+            args.extend_from_slice(flags);
+            let report = train(&cluster, "bench", &format!("round {round}, {label}"), &args)?;
+            let seconds = epoch_seconds(&report);
+            let rmse = report.lines().find_map(|l| l.trim().strip_prefix("hybrid model")?.split_whitespace().nth(1)?.parse::<f64>().ok());
+            summary.push((label, round, seconds.iter().sum::<f64>() / seconds.len().max(1) as f64, rmse));
+        }
+    }
+    println!("| settings | round | mean epoch (s) | test RMSE |");
+    println!("|---|---|---|---|");
+    for (label, round, mean, rmse) in summary {
+        println!("| {label} | {round} | {mean:.1} | {} |", rmse.map_or("-".into(), |r| format!("{r:.4}")));
+    }
+    Ok(())
 }
 
 pub(crate) fn shared_data() -> PathBuf {

@@ -202,11 +202,26 @@ fn the_documented_flag_combinations_train() {
         &["--autoencoder-hidden", "0"][..],
         &["--validation-fraction", "0"][..],
         &["--no-refit", "--out", "/tmp/recsys-train-flags"][..],
+        &["--batch-size", "2048", "--precision", "bfloat16", "--autoencoder-hidden", "0", "--no-refit", "--out", "/tmp/recsys-train-flags"][..],
     ] {
         let mut args = common.to_vec();
         args.extend_from_slice(flags);
         let output = cluster().trainer_ok("train_flags", &args).unwrap_or_else(|e| panic!("{flags:?}: {e}"));
         assert!(output.contains("hybrid model"), "{flags:?}: {output}");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read("/tmp/recsys-train-flags/manifest.json").unwrap_or_default()).unwrap_or_default();
+        let fit = &manifest["params"]["fit"];
+        match flags.contains(&"--batch-size") {
+            true => {
+                assert_eq!((fit["batch_size"].as_i64(), fit["precision"].as_str()), (Some(2048), Some("bfloat16")), "{manifest:#}");
+                let rate = fit["learning_rate"].as_f64().unwrap_or_default();
+                assert!((rate - 0.001 * 8f64.sqrt()).abs() < 1e-9, "the rate follows the given batch: {rate}");
+            }
+            false if flags.contains(&"--out") => {
+                assert_eq!((fit["batch_size"].as_i64(), fit["precision"].as_str()), (Some(256), Some("float32")), "demo data: {manifest:#}");
+            }
+            false => {}
+        }
     }
     let _ = std::fs::remove_dir_all("/tmp/recsys-train-flags");
 }

@@ -20,6 +20,7 @@ pub const MIN_BFLOAT16_BATCH_SIZE: i64 = 2048;
 
 /// The hidden layers' precision asked for on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PrecisionChoice {
     /// bfloat16 for batches of at least 2048 ratings when the CPU has AVX512-BF16, else float32.
     Auto,

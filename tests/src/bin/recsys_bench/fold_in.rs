@@ -52,7 +52,7 @@ fn offset_references(db: &mut Client, given: i64) -> Result<(f64, f64)> {
     let row = db.query_one(
         "WITH p AS (SELECT user_id, seq, rating, recsys.recsys_predict(user_id, movie_id) AS predicted FROM public.held_out),
               offsets AS (SELECT user_id,
-                                 sum(rating - predicted) FILTER (WHERE seq <= $1) / (count(*) FILTER (WHERE seq <= $1) + $2) AS fitted,
+                                 sum(rating - predicted) FILTER (WHERE seq <= $1) / (count(*) FILTER (WHERE seq <= $1) + $2::float8) AS fitted,
                                  avg(rating - predicted) FILTER (WHERE seq > $1) AS oracle
                           FROM p GROUP BY user_id)
          SELECT sqrt(avg((p.predicted + o.fitted - p.rating)::float8 ^ 2)), sqrt(avg((p.predicted + o.oracle - p.rating)::float8 ^ 2))

@@ -30,15 +30,25 @@ pub enum PrecisionChoice {
     Bfloat16,
 }
 
+impl PrecisionChoice {
+    /// The choice that asks for exactly `precision` (how a fit's resolved precision is recorded).
+    pub fn exactly(precision: Precision) -> Self {
+        match precision {
+            Precision::Float32 => Self::Float32,
+            Precision::Bfloat16 => Self::Bfloat16,
+        }
+    }
+}
+
 /// The batch size, learning rate and hidden-layer precision one fit runs with.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Batching {
     /// Ratings per optimiser step.
     pub batch_size: i64,
     /// Adam's learning rate.
     pub learning_rate: f64,
-    /// Whether the hidden layers run in bfloat16.
-    pub bfloat16: bool,
+    /// The hidden layers' precision.
+    pub precision: Precision,
 }
 
 impl Batching {
@@ -49,21 +59,12 @@ impl Batching {
     pub fn resolve(batch_size: Option<i64>, learning_rate: Option<f64>, precision: PrecisionChoice, training_ratings: usize) -> Self {
         let batch_size = batch_size.unwrap_or_else(|| automatic_batch_size(training_ratings));
         let scale = (batch_size as f64 / BASE_BATCH_SIZE as f64).max(1.0).sqrt();
-        let bfloat16 = match precision {
-            PrecisionChoice::Auto => batch_size >= MIN_BFLOAT16_BATCH_SIZE && Precision::fastest_available() == Precision::Bfloat16,
-            PrecisionChoice::Float32 => false,
-            PrecisionChoice::Bfloat16 => true,
+        let precision = match precision {
+            PrecisionChoice::Auto if batch_size >= MIN_BFLOAT16_BATCH_SIZE => Precision::fastest_available(),
+            PrecisionChoice::Auto | PrecisionChoice::Float32 => Precision::Float32,
+            PrecisionChoice::Bfloat16 => Precision::Bfloat16,
         };
-        Self { batch_size, learning_rate: learning_rate.unwrap_or(BASE_LEARNING_RATE * scale), bfloat16 }
-    }
-
-    /// The precision of the hidden layers.
-    pub fn precision(&self) -> Precision {
-        if self.bfloat16 {
-            Precision::Bfloat16
-        } else {
-            Precision::Float32
-        }
+        Self { batch_size, learning_rate: learning_rate.unwrap_or(BASE_LEARNING_RATE * scale), precision }
     }
 }
 
@@ -83,25 +84,28 @@ mod tests {
     #[test]
     fn small_data_keeps_the_tuned_settings_and_large_data_grows_the_batch_and_the_rate() {
         for ratings in [0, 1_000, 86_000, 199_999] {
-            assert_eq!(automatic(ratings), Batching { batch_size: 256, learning_rate: 0.001, bfloat16: false }, "{ratings} ratings");
-            assert!(!Batching::resolve(None, None, PrecisionChoice::Auto, ratings).bfloat16, "small batches stay float32");
+            assert_eq!(automatic(ratings), Batching { batch_size: 256, learning_rate: 0.001, precision: Precision::Float32 }, "{ratings} ratings");
+            assert_eq!(Batching::resolve(None, None, PrecisionChoice::Auto, ratings).precision, Precision::Float32, "small batches stay float32");
         }
         assert_eq!(automatic(200_000).batch_size, 512);
         assert_eq!(automatic(855_000).batch_size, 2048);
         let large = automatic(21_375_000);
         assert_eq!(large.batch_size, 4096);
         assert!((large.learning_rate - 0.004).abs() < 1e-12, "{}", large.learning_rate);
-        let native = Precision::fastest_available() == Precision::Bfloat16;
-        assert_eq!(Batching::resolve(None, None, PrecisionChoice::Auto, 21_375_000).bfloat16, native);
+        assert_eq!(Batching::resolve(None, None, PrecisionChoice::Auto, 21_375_000).precision, Precision::fastest_available());
     }
 
     #[test]
     fn given_settings_win_and_a_given_batch_scales_the_automatic_rate() {
         let resolve = |batch, rate| Batching::resolve(batch, rate, PrecisionChoice::Float32, 21_375_000);
-        assert_eq!(resolve(Some(64), Some(0.01)), Batching { batch_size: 64, learning_rate: 0.01, bfloat16: false });
+        assert_eq!(resolve(Some(64), Some(0.01)), Batching { batch_size: 64, learning_rate: 0.01, precision: Precision::Float32 });
         assert_eq!(resolve(Some(64), None).learning_rate, 0.001, "smaller batches keep the base rate");
         assert!((Batching::resolve(Some(1024), None, PrecisionChoice::Auto, 100).learning_rate - 0.002).abs() < 1e-12);
         assert_eq!(resolve(None, Some(0.002)).batch_size, 4096);
-        assert!(Batching::resolve(Some(256), None, PrecisionChoice::Bfloat16, 100).bfloat16, "asked for, bfloat16 at any size");
+        assert_eq!(
+            Batching::resolve(Some(256), None, PrecisionChoice::Bfloat16, 100).precision,
+            Precision::Bfloat16,
+            "asked for, bfloat16 at any size"
+        );
     }
 }

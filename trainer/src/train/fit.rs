@@ -60,7 +60,7 @@ pub struct Trained {
     pub network: HybridRecommender,
     pub history: Vec<EpochStats>,
     pub best_epoch: usize,
-    /// The batch size and learning rate the fit ran with.
+    /// The batch size, learning rate and precision the fit ran with.
     pub batching: Batching,
     pub autoencoder: Option<AutoencoderReport>,
     /// Whether every gradient worker thread ran with flush-to-zero.
@@ -195,10 +195,10 @@ pub fn fit(
         "batch size {}, learning rate {:.4}, hidden layers in {} ({} training ratings)",
         batching.batch_size,
         batching.learning_rate,
-        if batching.bfloat16 { "bfloat16" } else { "float32" },
+        if batching.precision == Precision::Bfloat16 { "bfloat16" } else { "float32" },
         fit_set.len()
     );
-    let batch_gradients = BatchGradients::new(&network, &fit_set, content, options, batching.precision());
+    let batch_gradients = BatchGradients::new(&network, &fit_set, content, options, batching.precision);
     let mut optimiser = LazyAdam::new(network.parameters(), batching.learning_rate, options.weight_decay, options.embedding_l2)?;
     let batches = (fit_set.len() + batching.batch_size - 1) / batching.batch_size;
     let mut history = Vec::new();

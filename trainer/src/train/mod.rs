@@ -371,7 +371,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let fit = FitOptions {
         batch_size: Some(served_trained.batching.batch_size),
         learning_rate: Some(served_trained.batching.learning_rate),
-        precision: if served_trained.batching.bfloat16 { PrecisionChoice::Bfloat16 } else { PrecisionChoice::Float32 },
+        precision: PrecisionChoice::exactly(served_trained.batching.precision),
         ..args.fit_options()
     };
     let params = json!({"fit": fit, "threads": args.threads, "test_fraction": args.test_fraction, "ranking_users": args.ranking_users, "refit": refitted.is_some(), "flush_to_zero": float_mode});

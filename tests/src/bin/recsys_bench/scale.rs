@@ -116,13 +116,9 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     let (seconds, peak, report) = measured_with_stderr(&mut trainer_in(&cluster, "bench", TRAINING))?;
     add("trainer train, 10 epochs at most (wall, peak RSS)", format!("{seconds:.0} s, {:.1} GB", peak / 1024.0));
     add("  batch size, learning rate", report.lines().find_map(|l| l.strip_prefix("batch size ")).unwrap_or("-").to_string());
-    let epochs: Vec<(f64, &str)> = report
-        .lines()
-        .filter(|l| l.trim_start().starts_with("epoch "))
-        .filter_map(|l| Some((l.split_whitespace().rev().nth(3)?.parse().ok()?, l.split("validation RMSE ").nth(1)?.split_whitespace().next()?)))
-        .collect();
-    let mean = epochs.iter().map(|(s, _)| s).sum::<f64>() / epochs.len().max(1) as f64;
-    let last = epochs.last().map_or("-", |(_, rmse)| rmse);
+    let epochs = super::training::epoch_seconds(&report);
+    let mean = epochs.iter().sum::<f64>() / epochs.len().max(1) as f64;
+    let last = report.lines().rev().find_map(|l| l.split("validation RMSE ").nth(1)?.split_whitespace().next()).unwrap_or("-");
     add("  epochs run, mean epoch, last validation RMSE", format!("{}, {mean:.0} s, {last}", epochs.len()));
     for phase in ["load data", "title embeddings", "hold-out run", "ranking metrics", "refit on all ratings", "registration"] {
         let line = report.lines().find_map(|l| l.trim().strip_prefix(&format!("[{phase}: "))?.strip_suffix(']').map(str::to_string));

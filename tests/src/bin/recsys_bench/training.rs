@@ -63,7 +63,7 @@ fn run_trainer(cluster: &TempCluster, database: &str, label: &str, args: &[&str]
 }
 
 /// Seconds of each "epoch n/m" line of the hold-out run (the first run of a report).
-fn epoch_seconds(report: &str) -> Vec<f64> {
+pub(crate) fn epoch_seconds(report: &str) -> Vec<f64> {
     let mut seconds = Vec::new();
     for line in report.lines().filter(|l| l.trim_start().starts_with("epoch ") && l.ends_with("ratings/s")) {
         let tokens: Vec<&str> = line.split_whitespace().collect();

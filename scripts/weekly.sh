@@ -30,6 +30,8 @@ step "2/3 train, register, activate if better than the active model"
 step "3/3 refresh batch_recommendations with the active model"
 "${PSQL}" -X -v ON_ERROR_STOP=1 -qc "CALL recsys.recsys_refresh_batch(${REFRESH_K})"
 "${PSQL}" -X -c "SELECT run_id, kind, model_version, duration_seconds, prospective_rmse, prospective_ratings,
-                        catalogue_coverage_percent, changed_percent
+                        catalogue_coverage_percent, changed_percent, previous_batch_users AS rated_after_batch,
+                        round(previous_batch_recall_at_10::numeric, 3) AS batch_recall, round(popularity_recall_at_10::numeric, 3) AS popularity_recall,
+                        round(previous_batch_hit_rate::numeric, 3) AS batch_hit_rate, round(popularity_hit_rate::numeric, 3) AS popularity_hit_rate
                  FROM recsys.quality_history ORDER BY run_id DESC LIMIT 4"
 step "done"

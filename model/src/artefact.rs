@@ -8,8 +8,9 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
-/// Version 2 added the optional item autoencoder's tables; version 1 artefacts (no autoencoder) still load.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 2 added the optional item autoencoder's tables, version 3 the optional preference part; older artefacts
+/// still load.
+pub const FORMAT_VERSION: u32 = 3;
 const OLDEST_READABLE_VERSION: u32 = 1;
 /// File name of the manifest in an artefact directory.
 pub const MANIFEST_FILE: &str = "manifest.json";

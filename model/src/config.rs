@@ -1,4 +1,5 @@
 //! Every dimension and hyper-parameter of the hybrid network, serialisable into the model artefact.
+use crate::preference::{Positives, PreferenceConfig};
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +68,10 @@ pub struct ModelConfig {
     /// warm pairs: the trained autoencoder is truncated to this rank (None: the hybrid alone).
     #[serde(default)]
     pub autoencoder_rank: Option<i64>,
+    /// The preference part that orders recommendation lists (None: lists are ordered by predicted rating, as
+    /// before 0.7).
+    #[serde(default)]
+    pub preference: Option<PreferenceConfig>,
     /// Rating scale; predictions are clipped to it.
     pub rating_min: f64,
     /// Top of the rating scale.
@@ -90,6 +95,7 @@ impl Default for ModelConfig {
             use_biases: true,
             dot_product: true,
             autoencoder_rank: Some(32),
+            preference: Some(PreferenceConfig { dim: 64, positives: Positives::Liked }),
             ..Self::seed_architecture(Cardinalities::default())
         }
     }
@@ -119,6 +125,7 @@ impl ModelConfig {
             use_biases: false,
             dot_product: false,
             autoencoder_rank: None,
+            preference: None,
             rating_min: 0.5,
             rating_max: 5.0,
         }
@@ -180,6 +187,10 @@ impl ModelConfig {
             1 + users + movies,
             dense(content_dim, 1)?,
             autoencoder,
+            match &self.preference {
+                Some(preference) => preference.parameter_count(movies.checked_sub(1)?, content_dim)?,
+                None => 0,
+            },
         ];
         parts.iter().try_fold(0u64, |total, part| total.checked_add(*part))
     }
@@ -225,6 +236,9 @@ impl ModelConfig {
         }
         if self.dot_product && self.user_dim != self.movie_dim {
             return Some(format!("the dot-product path needs user_dim = movie_dim, got {} and {}", self.user_dim, self.movie_dim));
+        }
+        if let Some(preference) = self.preference.filter(|p| p.dim <= 0) {
+            return Some(format!("the preference dimension must be positive, got {}", preference.dim));
         }
         if self.rating_min.partial_cmp(&self.rating_max) != Some(std::cmp::Ordering::Less) {
             return Some(format!("rating scale {}..{} is empty", self.rating_min, self.rating_max));

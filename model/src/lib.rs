@@ -22,6 +22,8 @@ pub mod float_mode;
 mod mapped;
 /// The hybrid network.
 pub mod network;
+/// The preference part: which movies a user would pick.
+pub mod preference;
 /// Top-k over a catalogue.
 pub mod ranking;
 /// libtorch's runtime: version, threads.
@@ -42,5 +44,6 @@ pub use train::{
     autoencoder::{AutoencoderOptions, AutoencoderReport, RatingRows},
     mask_random::MaskRandom,
     optimiser::LazyAdam,
+    preference::{PreferenceOptions, PreferenceReport},
     Noise, Parameter, TrainingBatch,
 };

@@ -70,18 +70,23 @@ SELECT version, status, created_at, activated_at, previous_version,
        (fingerprint ->> 'ratings')::bigint AS trained_on_ratings,
        to_timestamp((fingerprint ->> 'max_rated_at')::bigint) AS trained_until,
        manifest ->> 'trainer_version' AS trainer_version,
-       octet_length(weights) AS weights_bytes
+       octet_length(weights) AS weights_bytes,
+       (metrics #>> '{ranking,popularity,recall_at_10}')::float8 AS popularity_recall_at_10,
+       (metrics #>> '{ranking,ease,recall_at_10}')::float8 AS ease_recall_at_10,
+       (metrics #>> '{ranking,coverage}')::float8 AS list_coverage
 FROM models;
-COMMENT ON VIEW model_versions IS 'Registered model versions with their headline metrics (hold-out RMSE/MAE, cold start, ranking) and training data.';
+COMMENT ON VIEW model_versions IS 'Registered model versions with their headline metrics (hold-out RMSE/MAE, cold start, ranking beside the popularity and EASE baselines) and training data.';
 
 CREATE VIEW quality_history AS
 SELECT q.run_id, q.kind, q.model_version, q.started_at, q.finished_at, round(q.duration_seconds::numeric, 2) AS duration_seconds,
        q.prospective_rmse, q.prospective_ratings, q.users, q.recommendations,
        round((100 * q.catalogue_coverage)::numeric, 1) AS catalogue_coverage_percent,
        round((100 * q.changed_share)::numeric, 1) AS changed_percent,
-       v.rmse AS holdout_rmse, q.details
+       v.rmse AS holdout_rmse, q.details,
+       q.previous_batch_users, q.previous_batch_recall_at_10, q.previous_batch_hit_rate,
+       q.popularity_recall_at_10, q.popularity_hit_rate
 FROM quality_log q LEFT JOIN model_versions v ON v.version = q.model_version;
-COMMENT ON VIEW quality_history IS 'Training and refresh runs with durations, prospective accuracy, coverage and churn: for BI tools.';
+COMMENT ON VIEW quality_history IS 'Training and refresh runs with durations, prospective accuracy, coverage, churn, and how the previous batch predicted what users rated after it (beside popularity): for BI tools.';
 
 COMMENT ON FUNCTION recsys_version_info() IS 'Extension and libtorch versions, libtorch threads, whether the library was preloaded, and the model cached in this backend.';
 COMMENT ON FUNCTION recsys_torch_matmul_check(integer) IS 'Multiplies two matrix_size² matrices of ones with libtorch in this backend and returns the sum (a smoke test).';

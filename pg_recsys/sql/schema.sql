@@ -146,12 +146,22 @@ CREATE TABLE quality_log (
     recommendations      bigint,
     catalogue_coverage   double precision,
     changed_share        double precision,
-    details              jsonb NOT NULL DEFAULT '{}'
+    details              jsonb NOT NULL DEFAULT '{}',
+    previous_batch_users        bigint,
+    previous_batch_recall_at_10 double precision,
+    previous_batch_hit_rate     double precision,
+    popularity_recall_at_10     double precision,
+    popularity_hit_rate         double precision
 );
 COMMENT ON TABLE quality_log IS 'One row per training run (kind train) and batch refresh (kind refresh); see the view quality_history.';
 COMMENT ON COLUMN quality_log.model_version IS 'refresh: the model that scored the batch; train: the version registered (NULL with --no-register).';
 COMMENT ON COLUMN quality_log.prospective_rmse IS 'RMSE of the model active at the time on ratings that arrived after its training data.';
 COMMENT ON COLUMN quality_log.changed_share IS 'refresh: share of (user, movie) recommendations not in the previous batch.';
+COMMENT ON COLUMN quality_log.previous_batch_users IS 'refresh: users who rated a movie 4 or more after their previous list was written.';
+COMMENT ON COLUMN quality_log.previous_batch_recall_at_10 IS 'refresh: mean Recall@10 of the previous lists against those ratings (hits over min(10, ratings)).';
+COMMENT ON COLUMN quality_log.previous_batch_hit_rate IS 'refresh: share of those users whose previous list held one of those movies.';
+COMMENT ON COLUMN quality_log.popularity_recall_at_10 IS 'refresh: the same Recall@10 for the 10 most-rated movies each user had not rated when the lists were written.';
+COMMENT ON COLUMN quality_log.popularity_hit_rate IS 'refresh: the same hit rate for that popularity chart.';
 SELECT pg_catalog.pg_extension_config_dump('quality_log', '');
 SELECT pg_catalog.pg_extension_config_dump('quality_log_run_id_seq', '');
 

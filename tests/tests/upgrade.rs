@@ -1,4 +1,4 @@
-//! Upgrades keep every row: databases created by the released 0.1.0, 0.2.0, 0.3.0 and 0.4.0 scripts (kept as fixtures, as
+//! Upgrades keep every row: databases created by the released 0.1.0 to 0.6.0 scripts (kept as fixtures, as
 //! pgvectorscale keeps its old releases for its upgrade test) with data, models and a batch are updated with ALTER
 //! EXTENSION … UPDATE, keep everything and predict the same, and end with the same schema as a fresh install. Also:
 //! every released version has an upgrade path to the version being built.
@@ -7,7 +7,7 @@ use recsys_integration_tests::{shared_cluster, Loading, TempCluster};
 use std::path::{Path, PathBuf};
 
 /// Every version of pg_recsys that was released; each must have an upgrade path to the current one.
-const RELEASED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0"];
+const RELEASED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0"];
 const CURRENT: &str = env!("CARGO_PKG_VERSION");
 
 fn cluster() -> &'static TempCluster {
@@ -352,5 +352,27 @@ fn updating_0_5_0_keeps_every_row_and_statements_that_change_no_catalogue_row_ke
     assert_eq!(everything, 0, "a new genre on no movie does not mark every movie changed");
 
     let mut fresh = demo_at_current_version("upgrade_050_fresh");
+    assert_same_schema(&mut db, &mut fresh);
+}
+
+#[test]
+fn updating_0_6_0_keeps_every_row_and_refreshes_record_how_the_previous_batch_did() {
+    let mut db = served_database_at("0.6.0", "upgrade_060");
+    let (before, served_before) = (stored_state(&mut db), served(&mut connect("upgrade_060")));
+    let columns: i64 = db
+        .query_one("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'recsys' AND table_name = 'quality_log' AND column_name LIKE 'previous_batch%'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(columns, 0, "0.6.0 does not measure the previous batch");
+
+    update_keeps_everything(&mut db, "upgrade_060", &before, &served_before);
+    db.batch_execute("CALL recsys.recsys_refresh_batch(5)").unwrap();
+    let measured: Option<i64> = db
+        .query_one("SELECT previous_batch_users FROM recsys.quality_history WHERE kind = 'refresh' ORDER BY run_id DESC LIMIT 1", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(measured, Some(0), "the first refresh after the update measures the batch 0.6.0 wrote (no rating came after it)");
+
+    let mut fresh = demo_at_current_version("upgrade_060_fresh");
     assert_same_schema(&mut db, &mut fresh);
 }

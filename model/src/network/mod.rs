@@ -9,6 +9,7 @@ pub(crate) use self::autoencoder::AutoencoderTables;
 pub(crate) use self::layers::{Dense, Mlp};
 
 use crate::config::ModelConfig;
+use crate::preference::PreferenceTables;
 use crate::scoring::{self, CatalogueScorer, Columns, FoldedUser, Layer, Matrix, MovieTables, Precision, ScoringTables, TensorPass};
 use crate::ModelError;
 use tch::{nn, Kind, TchError, Tensor};
@@ -91,6 +92,7 @@ pub struct HybridRecommender {
     pub(crate) movie_bias: Tensor,
     pub(crate) content_bias: Dense,
     pub(crate) autoencoder: Option<AutoencoderTables>,
+    pub(crate) preference: Option<PreferenceTables>,
 }
 
 impl HybridRecommender {
@@ -138,6 +140,7 @@ impl HybridRecommender {
             movie_bias: embedding("movie_bias", c.movies, 1),
             content_bias: Dense::new(path / "content_bias", content_dim, 1, random),
             autoencoder: config.autoencoder_rank.map(|rank| AutoencoderTables::new(&(path / "autoencoder"), c.users, c.movies, rank)),
+            preference: config.preference.map(|p| PreferenceTables::new(&(path / "preference"), c.movies, content_dim, &p, random)),
             config: config.clone(),
         }
     }

@@ -48,6 +48,15 @@ impl MaskRandom {
         Tensor::from_slice(&self.integers[..count]).f_view(shape)
     }
 
+    /// A random order of 0..n (Fisher–Yates).
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, (self.generator.next_u64() % (i as u64 + 1)) as usize);
+        }
+        order
+    }
+
     /// A [shape] float tensor for inverted dropout at `rate`: 1/(1 − rate) with probability 1 − rate, else 0.
     pub fn dropout_mask(&mut self, shape: &[i64], rate: f64) -> Result<Tensor, TchError> {
         let count = shape.iter().product::<i64>() as usize;

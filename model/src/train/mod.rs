@@ -8,6 +8,8 @@ pub mod autoencoder;
 pub mod mask_random;
 /// LazyAdam.
 pub mod optimiser;
+/// Fitting the preference part.
+pub mod preference;
 
 use crate::network::{ContentInputs, ContentMasks, HybridRecommender};
 use crate::scoring::Precision;
@@ -201,6 +203,7 @@ impl HybridRecommender {
             movie_bias: self.movie_bias.shallow_clone(),
             content_bias: self.content_bias.shallow_clone(),
             autoencoder: self.autoencoder.as_ref().map(|a| a.shallow_clone()),
+            preference: self.preference.as_ref().map(|p| p.shallow_clone()),
         }
     }
 }

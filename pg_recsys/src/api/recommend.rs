@@ -3,7 +3,7 @@ use crate::error::{OrRaise, RecsysError};
 use crate::serving::cache;
 use crate::serving::fold_in::{self, UserVector};
 use pgrx::prelude::*;
-use recsys_model::ranking::{rank_folded_users, rank_users};
+use recsys_model::ranking::RatingUsers;
 use std::collections::HashSet;
 
 /// Upper bound on `k`: larger values are capped to the catalogue size anyway.
@@ -55,12 +55,14 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, exp
     super::checked_k(k, MAX_K, "recommendations")?;
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = cache::active()?;
-    let rated = if explain { Some(super::explain::rated_positions(user_id, &model.movie_index)?) } else { None };
+    let needs_ratings = explain || model.preference.is_some();
+    let rated = if needs_ratings { Some(super::explain::rated_positions(user_id, &model.movie_index)?) } else { None };
     let excluded: HashSet<i32> = match (&rated, exclude_rated) {
         (_, false) => HashSet::new(),
         (Some(rated), true) => rated.iter().map(|(position, _)| model.catalogue.movie_ids[*position]).collect(),
         (None, true) => movie_ids_where(RATED_BY_USER, user_id.into())?,
     };
+    let rated_at: Vec<usize> = rated.iter().flatten().map(|(position, _)| *position).collect();
     let allowed = match genre {
         Some(name) => Some(movies_of_genre(name)?),
         None => None,
@@ -68,15 +70,15 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, exp
     let is_candidate =
         |i: &usize| !excluded.contains(&model.catalogue.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.catalogue.movie_ids[*i]));
     let candidates = |_| (0..model.catalogue.movie_ids.len()).filter(is_candidate).collect();
-    let (ids, options) = (&model.catalogue.movie_ids, crate::guc::rank_options(k as usize, model.scorer.movies()));
+    let options = crate::guc::rank_options(k as usize, model.scorer.movies());
     let ranked = match fold_in::user_vector(&model, user_id)? {
-        UserVector::Row(row) => rank_users(&model.scorer, &[row as i64], candidates, ids, options)?,
-        UserVector::Folded(user) => rank_folded_users(&model.scorer, std::slice::from_ref(user.as_ref()), candidates, ids, options)?,
+        UserVector::Row(row) => model.rank_lists(RatingUsers::Rows(&[row as i64]), &[&rated_at], candidates, options)?,
+        UserVector::Folded(user) => model.rank_lists(RatingUsers::Folded(std::slice::from_ref(user.as_ref())), &[&rated_at], candidates, options)?,
     };
     let best = ranked.into_iter().next().unwrap_or_default();
     let because: Vec<Option<String>> = match rated {
-        Some(rated) => reasons(&model, rated, &best)?.into_iter().map(Some).collect(),
-        None => vec![None; best.len()],
+        Some(rated) if explain => reasons(&model, rated, &best)?.into_iter().map(Some).collect(),
+        _ => vec![None; best.len()],
     };
     Ok(best
         .into_iter()
@@ -86,7 +88,8 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, exp
         .collect())
 }
 
-/// The `k` best movies for `user_id` by the active model, scored over the whole catalogue in one batched pass:
+/// The `k` best movies for `user_id` by the active model over the whole catalogue, in the order the trainer chose on
+/// validation (the preference score of the user's rated movies plus a stored weight times the predicted rating):
 /// rank (1 = best), movie id, title, predicted rating, and with `explain` a short `because` text (the user's liked
 /// movie closest to it; NULL without `explain`). `exclude_rated` leaves out movies the user has rated; `genre` keeps
 /// only movies of that genre (case-insensitive). Ties go to the lower movie id. Ratings the model never saw are

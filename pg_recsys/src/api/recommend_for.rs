@@ -4,7 +4,7 @@ use crate::error::{OrRaise, RecsysError};
 use crate::serving::{cache, fold_in};
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use recsys_model::ranking::rank_folded_users;
+use recsys_model::ranking::RatingUsers;
 use std::collections::HashSet;
 
 type Row = (i32, i32, String, f32);
@@ -38,11 +38,11 @@ fn recommend_for(rated: &[(i32, f32)], k: i32, exclude_rated: bool, genre: Optio
     let candidates = |_| {
         (0..ids.len()).filter(|at| !(exclude_rated && seen.contains(&ids[*at])) && allowed.as_ref().is_none_or(|a| a.contains(&ids[*at]))).collect()
     };
-    let ranked = rank_folded_users(
-        &model.scorer,
-        std::slice::from_ref(&visitor),
+    let rated_at: Vec<usize> = observed.iter().map(|(position, _)| *position).collect();
+    let ranked = model.rank_lists(
+        RatingUsers::Folded(std::slice::from_ref(&visitor)),
+        &[&rated_at],
         candidates,
-        ids,
         crate::guc::rank_options(k as usize, model.scorer.movies()),
     )?;
     Ok(ranked

@@ -1,6 +1,7 @@
 //! The batch refresh: top-k unrated movies for every user (or one shard of the users) with the active model (new
 //! ratings folded in), streamed a chunk of users at a time into recsys.batch_recommendations in the caller's
 //! transaction (readers see the previous batch until it commits), plus a monitoring row in recsys.quality_log.
+mod outcome;
 mod users;
 
 pub use self::users::Shard;
@@ -8,8 +9,9 @@ use crate::error::RecsysError;
 use crate::serving::cache::{self, LoadedModel};
 use crate::serving::fold_in;
 use crate::serving::snapshot;
+use outcome::Outcome;
 use pgrx::prelude::*;
-use recsys_model::ranking::{rank_folded_users, rank_users, RankOptions, Retrieval};
+use recsys_model::ranking::{RankOptions, RatingUsers, Retrieval};
 use std::collections::HashSet;
 use std::time::Instant;
 use users::UserRatings;
@@ -95,6 +97,7 @@ fn compute(model: &LoadedModel, users: &[UserRatings], options: RankOptions) -> 
             group[index].rated.iter().for_each(|p| allowed[*p] = false);
             (0..movies).filter(|p| allowed[*p]).collect()
         };
+        let rated: Vec<&[usize]> = group.iter().map(|user| user.rated.as_slice()).collect();
         let rankings = if fold {
             let vectors = group
                 .iter()
@@ -103,10 +106,10 @@ fn compute(model: &LoadedModel, users: &[UserRatings], options: RankOptions) -> 
                     model.scorer.fold_in(&start, user.reflected, &user.unseen, fold_in::options())
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            rank_folded_users(&model.scorer, &vectors, candidates, ids, options)?
+            model.rank_lists(RatingUsers::Folded(&vectors), &rated, candidates, options)?
         } else {
             let rows: Vec<i64> = group.iter().map(|user| model.vocabulary.user_row(user.user_id)).collect();
-            rank_users(&model.scorer, &rows, candidates, ids, options)?
+            model.rank_lists(RatingUsers::Rows(&rows), &rated, candidates, options)?
         };
         for (user, ranking) in group.iter().zip(rankings) {
             for (rank, (position, score)) in ranking.into_iter().enumerate() {
@@ -192,12 +195,15 @@ impl Progress {
     }
 }
 
-fn log_run(summary: &RefreshSummary, k: i32, threads: i32, shard: Shard, retrieval: Retrieval) -> Result<(), RecsysError> {
+fn log_run(summary: &RefreshSummary, outcome: &Outcome, k: i32, threads: i32, shard: Shard, retrieval: Retrieval) -> Result<(), RecsysError> {
     let sql = "INSERT INTO recsys.quality_log (kind, model_version, started_at, finished_at, duration_seconds, users, recommendations,
-                                         catalogue_coverage, changed_share, prospective_rmse, prospective_ratings, details)
+                                         catalogue_coverage, changed_share, prospective_rmse, prospective_ratings, details,
+                                         previous_batch_users, previous_batch_recall_at_10, previous_batch_hit_rate,
+                                         popularity_recall_at_10, popularity_hit_rate)
          VALUES ('refresh', $1, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $2), pg_catalog.clock_timestamp(),
                  $2, $3, $4, $5, $6, $7, $8, pg_catalog.jsonb_build_object('k', $9::pg_catalog.int4, 'threads', $10::pg_catalog.int4,
-                                                   'shard', $11::pg_catalog.int4, 'shards', $12::pg_catalog.int4, 'retrieval', $13::pg_catalog.text))";
+                                                   'shard', $11::pg_catalog.int4, 'shards', $12::pg_catalog.int4, 'retrieval', $13::pg_catalog.text),
+                 $14, $15, $16, $17, $18)";
     let arguments = [
         summary.model_version.into(),
         summary.seconds.into(),
@@ -216,6 +222,11 @@ fn log_run(summary: &RefreshSummary, k: i32, threads: i32, shard: Shard, retriev
             Retrieval::TwoStage { candidates } => format!("two_stage({candidates})"),
         }
         .into(),
+        outcome.users.into(),
+        outcome.recall_at_10.into(),
+        outcome.hit_rate.into(),
+        outcome.popularity_recall_at_10.into(),
+        outcome.popularity_hit_rate.into(),
     ];
     Spi::connect_mut(|client| client.update(sql, None, &arguments).map(|_| ()))
         .map_err(RecsysError::spi("recording the refresh in recsys.quality_log"))
@@ -250,6 +261,7 @@ pub fn refresh(k: i32, threads: i32, shard: Shard) -> Result<RefreshSummary, Rec
     snapshot::store_if_stale(model.version, model.catalogue_version, &model.catalogue)?;
     let options = crate::guc::rank_options(k as usize, model.scorer.movies());
     users::delete_departed(shard)?;
+    let outcome = outcome::previous_batch(shard)?;
     let mut progress = Progress { total: users::count(shard)?, done: 0, reported_tenths: 0, started, shard };
     let (mut distinct, mut changed, mut previous_rows, mut recommendations) = (HashSet::new(), 0, 0, 0i64);
     let mut after = None;
@@ -277,6 +289,6 @@ pub fn refresh(k: i32, threads: i32, shard: Shard) -> Result<RefreshSummary, Rec
         prospective_ratings,
         seconds: started.elapsed().as_secs_f64(),
     };
-    log_run(&summary, k, threads, shard, options.retrieval)?;
+    log_run(&summary, &outcome, k, threads, shard, options.retrieval)?;
     Ok(summary)
 }

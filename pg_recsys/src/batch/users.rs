@@ -17,6 +17,8 @@ macro_rules! in_shard {
     };
 }
 
+pub(super) use in_shard;
+
 /// Which users a refresh covers: `shard` of `shards` (0 of 1: every user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -30,7 +32,7 @@ impl Shard {
     /// Every user.
     pub const ALL: Shard = Shard { index: 0, count: 1 };
 
-    fn arguments(self) -> [pgrx::datum::DatumWithOid<'static>; 2] {
+    pub(super) fn arguments(self) -> [pgrx::datum::DatumWithOid<'static>; 2] {
         [i64::from(self.index).into(), i64::from(self.count).into()]
     }
 }

@@ -7,6 +7,7 @@ use super::catalogue::{self, EncodedCatalogue};
 use super::shared_tables;
 use crate::error::RecsysError;
 use pgrx::prelude::*;
+use recsys_model::preference::PreferenceScorer;
 use recsys_model::scoring::{CatalogueScorer, SharedFile};
 use recsys_model::{HybridRecommender, Vocabulary};
 use std::cell::RefCell;
@@ -37,6 +38,8 @@ pub struct LoadedModel {
     pub movie_index: HashMap<i32, usize>,
     /// The scorer over the catalogue: single pairs, pair lists and whole-catalogue passes.
     pub scorer: CatalogueScorer,
+    /// The preference part over the catalogue, which orders lists (None: a model trained before 0.7).
+    pub preference: Option<PreferenceScorer>,
     /// The shared file the network's weights are mapped from (`recsys.shared_tables`): declared last, so that it
     /// is unmapped only after the network and scorer above are dropped.
     shared_weights: Option<SharedFile>,
@@ -116,6 +119,7 @@ impl LoadedModel {
         let mut catalogue = self.catalogue.patched(&self.network, &self.vocabulary, changed)?;
         let served = Served { version: self.version, catalogue_version, uncommitted, weights: self.shared_weights.as_ref() };
         let (movie_index, scorer) = index_and_scorer(&self.network, &mut catalogue, &served)?;
+        let preference = preference_scorer(&self.network, &catalogue)?;
         pgrx::debug1!(
             "pg_recsys: catalogue {} -> {catalogue_version} patched in {:.1} ms: {} changed movies re-encoded, {} movies kept",
             self.catalogue_version,
@@ -134,6 +138,7 @@ impl LoadedModel {
             catalogue,
             movie_index,
             scorer,
+            preference,
             shared_weights: self.shared_weights.clone(),
         })
     }
@@ -171,6 +176,7 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
     let catalogue_ms = started.elapsed().as_secs_f64() * 1e3;
     let served = Served { version, catalogue_version, uncommitted, weights: shared_weights.as_ref() };
     let (movie_index, scorer) = index_and_scorer(&network, &mut catalogue, &served)?;
+    let preference = preference_scorer(&network, &catalogue)?;
     // SAFETY: returns the heap's free memory (the artefact's bytes, the tables computed before they were written
     // to their shared files) to the kernel; no allocation is live across the call from another thread.
     unsafe { libc::malloc_trim(0) };
@@ -193,6 +199,7 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
         catalogue,
         movie_index,
         scorer,
+        preference,
         shared_weights,
     })
 }
@@ -222,4 +229,9 @@ fn index_and_scorer(
         }
     }
     Ok((movie_index, network.catalogue_scorer(&Tensor::f_from_slice(&catalogue.movie_rows)?, &catalogue.content)?))
+}
+
+/// The preference part's tables over `catalogue` (private to the backend: two vectors and a bias per movie).
+fn preference_scorer(network: &HybridRecommender, catalogue: &EncodedCatalogue) -> Result<Option<PreferenceScorer>, RecsysError> {
+    Ok(network.preference_scorer(&Tensor::f_from_slice(&catalogue.movie_rows)?, &catalogue.content)?)
 }

@@ -1,7 +1,7 @@
 //! Serving in a backend: the cache of the active model (`cache`), the catalogue it scores (`catalogue`: read, encode,
 //! version), the catalogue's stored snapshot (`snapshot`), users' folded-in vectors (`fold_in`), the files that share
-//! a model's and a catalogue's tables between backends (`shared_tables`) and the one title-embedding path (`titles`).
-//! The SQL
+//! a model's and a catalogue's tables between backends (`shared_tables`), the order of lists (`lists`) and the one
+//! title-embedding path (`titles`). The SQL
 //! functions in `api/` and the batch refresh read models through it.
 /// The active model of this backend.
 pub mod cache;
@@ -9,6 +9,8 @@ pub mod cache;
 pub mod catalogue;
 /// Which vector scores a user: the trained row or one refitted to new ratings.
 pub mod fold_in;
+/// The order of recommendation lists.
+pub mod lists;
 /// Model and catalogue tables shared by every backend through mapped files.
 pub mod shared_tables;
 /// Stored encoded catalogues.

@@ -1,6 +1,7 @@
 //! Ranking evaluation (top-10 over each sampled user's unrated movies, ranked by the code the extension serves,
 //! beside the popularity baseline), the printed summary table, and `trainer evaluate`.
 use super::data::Catalogue;
+use super::ease::{self, Ease};
 use super::metrics::{self, Accuracy, Ranking};
 use super::split::Split;
 use super::Evaluated;
@@ -8,7 +9,7 @@ use anyhow::Result;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use recsys_model::ranking::{rank_users, top_k, RankOptions, Retrieval};
+use recsys_model::ranking::{rank_by_preference, rank_users, top_k, RankOptions, RatingUsers, Retrieval};
 use recsys_model::scoring::Precision;
 use std::collections::{HashMap, HashSet};
 use tch::Tensor;
@@ -16,21 +17,59 @@ use tch::Tensor;
 /// Floats of the head's first layer scored at once while ranking (users × movies × width): bounds memory.
 const FLOATS_PER_CHUNK: usize = 1 << 22;
 
-/// Ranking quality of the model and of the popularity baseline on the same users and candidates.
+/// Ranking quality of the model and of the baselines on the same users and candidates.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RankingReport {
     pub recall_at_10: f64,
     pub ndcg_at_10: f64,
     pub users: usize,
+    /// Distinct movies over all users' top-10 lists, over the catalogue's movies.
+    pub coverage: f64,
+    /// Share of lists holding a movie outside the `LONG_TAIL_FROM` most-rated (training counts).
+    pub long_tail_share: f64,
     /// How the lists were ranked: the extension's own ranking code and arithmetic.
     pub ranked_by: String,
     /// The most-rated movies the user has not rated (training counts).
-    pub popularity: Ranking,
+    pub popularity: ListQuality,
+    /// EASE (λ = 500) on the same users and candidates; `None` above `ease::MAX_MOVIES` rated movies.
+    pub ease: Option<ListQuality>,
+    /// Why EASE is missing, when it is.
+    pub ease_note: Option<String>,
+}
+
+/// Recall/NDCG@10, coverage and long-tail share of one way of making lists.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ListQuality {
+    pub recall_at_10: f64,
+    pub ndcg_at_10: f64,
+    pub users: usize,
+    pub coverage: f64,
+    pub long_tail_share: f64,
+}
+
+/// Movies from this popularity rank on are the long tail.
+pub const LONG_TAIL_FROM: usize = 1000;
+
+/// Scores the lists of `users` (movie ids) against the test ratings ≥ 4, with coverage and the long-tail share.
+fn list_quality(split: &Split, users: &[i32], lists: &HashMap<i32, Vec<i32>>, head: &HashSet<i32>, catalogue_movies: usize) -> ListQuality {
+    let Ranking { recall_at_10, ndcg_at_10, users: counted } =
+        metrics::ranking(&split.test, 4.0, users, |user| lists.get(&user).cloned().unwrap_or_default());
+    let listed: Vec<&Vec<i32>> = users.iter().filter_map(|u| lists.get(u)).collect();
+    let distinct: HashSet<i32> = listed.iter().flat_map(|l| l.iter().copied()).collect();
+    let long_tail = listed.iter().filter(|l| l.iter().any(|m| !head.contains(m))).count();
+    ListQuality {
+        recall_at_10,
+        ndcg_at_10,
+        users: counted,
+        coverage: distinct.len() as f64 / catalogue_movies.max(1) as f64,
+        long_tail_share: long_tail as f64 / listed.len().max(1) as f64,
+    }
 }
 
 /// Recall@10 and NDCG@10 (relevant = test rating ≥ 4) for up to `sample` test users, over every catalogue movie the
-/// user has not rated in training, ranked by the code `recsys_recommend` and the batch refresh serve with
-/// (`rank_users` over the catalogue scorer, in the extension's default arithmetic); and the popularity baseline.
+/// user has not rated in training, ranked by the code `recsys_recommend` and the batch refresh serve with (the
+/// preference order through `rank_by_preference`, or for a network without it `rank_users`, in the extension's
+/// default arithmetic); and the popularity and EASE baselines on the same users and candidates.
 pub fn ranking_metrics(
     evaluated: &Evaluated,
     catalogue: &Catalogue,
@@ -41,12 +80,14 @@ pub fn ranking_metrics(
 ) -> Result<RankingReport> {
     let (network, vocabulary) = (&evaluated.trained.network, &evaluated.vocabulary);
     let content = super::encode_catalogue(vocabulary, catalogue, titles, &evaluated.config)?;
-    let mut rated: HashMap<i32, HashSet<usize>> = HashMap::new();
+    let mut rated: HashMap<i32, Vec<usize>> = HashMap::new();
+    let mut rated_ids: HashMap<i32, Vec<i32>> = HashMap::new();
     let mut popularity: HashMap<i32, usize> = HashMap::new();
     for (user, movie) in split.train.users.iter().zip(&split.train.movies) {
         if let Some(position) = catalogue.row_of.get(movie) {
-            rated.entry(*user).or_default().insert(*position);
+            rated.entry(*user).or_default().push(*position);
         }
+        rated_ids.entry(*user).or_default().push(*movie);
         *popularity.entry(*movie).or_default() += 1;
     }
     let mut users: Vec<i32> = split.test.users.iter().copied().collect::<HashSet<_>>().into_iter().collect();
@@ -56,32 +97,75 @@ pub fn ranking_metrics(
     let movie_rows = Tensor::from_slice(&catalogue.movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect::<Vec<_>>());
     let encoded = tch::no_grad(|| network.encode_content(&content))?;
     let scorer = network.catalogue_scorer(&movie_rows, &encoded)?;
+    let preference = network.preference_scorer(&movie_rows, &encoded)?;
     let movies = catalogue.movie_ids.len();
     let candidates_of = |user: &i32| {
-        let seen = rated.get(user);
-        (0..movies).filter(|p| seen.is_none_or(|s| !s.contains(p))).collect::<Vec<usize>>()
+        let mut allowed = vec![true; movies];
+        rated.get(user).into_iter().flatten().for_each(|p| allowed[*p] = false);
+        (0..movies).filter(|p| allowed[*p]).collect::<Vec<usize>>()
     };
     let options = RankOptions { k: 10, precision: Precision::fastest_available(), retrieval: Retrieval::Exhaustive };
     let chunk = (FLOATS_PER_CHUNK / (movies.max(1) * scorer.width())).max(1);
     let mut lists: HashMap<i32, Vec<i32>> = HashMap::new();
     for group in users.chunks(chunk) {
         let rows: Vec<i64> = group.iter().map(|u| vocabulary.user_row(*u)).collect();
-        let ranked = rank_users(&scorer, &rows, |i| candidates_of(&group[i]), &catalogue.movie_ids, options)?;
+        let ranked = match &preference {
+            Some(preference) => {
+                let vectors =
+                    group.iter().map(|u| preference.user_vector(rated.get(u).map_or(&[][..], |r| r.as_slice()))).collect::<Result<Vec<_>, _>>()?;
+                rank_by_preference(
+                    &scorer,
+                    preference,
+                    RatingUsers::Rows(&rows),
+                    &vectors,
+                    |i| candidates_of(&group[i]),
+                    &catalogue.movie_ids,
+                    options,
+                )?
+            }
+            None => rank_users(&scorer, &rows, |i| candidates_of(&group[i]), &catalogue.movie_ids, options)?,
+        };
         for (user, ranking) in group.iter().zip(ranked) {
             lists.insert(*user, ranking.into_iter().map(|(position, _)| catalogue.movie_ids[position]).collect());
         }
     }
-    let model = metrics::ranking(&split.test, 4.0, &users, |user| lists.remove(&user).unwrap_or_default());
+    let mut by_count: Vec<(i32, usize)> = popularity.iter().map(|(m, c)| (*m, *c)).collect();
+    by_count.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let head: HashSet<i32> = by_count.iter().take(LONG_TAIL_FROM).map(|(m, _)| *m).collect();
+    let model = list_quality(split, &users, &lists, &head, movies);
     let popularity_scores: Vec<f32> = catalogue.movie_ids.iter().map(|m| popularity.get(m).copied().unwrap_or(0) as f32).collect();
-    let popular = metrics::ranking(&split.test, 4.0, &users, |user| {
-        top_k(&popularity_scores, &catalogue.movie_ids, candidates_of(&user), 10).into_iter().map(|p| catalogue.movie_ids[p]).collect()
-    });
+    let popular_lists: HashMap<i32, Vec<i32>> = users
+        .iter()
+        .map(|user| {
+            (*user, top_k(&popularity_scores, &catalogue.movie_ids, candidates_of(user), 10).into_iter().map(|p| catalogue.movie_ids[p]).collect())
+        })
+        .collect();
+    let (ease, ease_note) = match Ease::fit(&split.train, ease::LAMBDA)? {
+        Some(fitted) => {
+            let mut ease_lists = HashMap::new();
+            for user in &users {
+                let own = rated_ids.get(user).map_or(&[][..], |r| r.as_slice());
+                let seen: HashSet<i32> = own.iter().copied().collect();
+                let (ids, scores): (Vec<i32>, Vec<f32>) = fitted.scores(own)?.into_iter().filter(|(m, _)| !seen.contains(m)).unzip();
+                ease_lists.insert(*user, top_k(&scores, &ids, (0..ids.len()).collect(), 10).into_iter().map(|i| ids[i]).collect());
+            }
+            (Some(list_quality(split, &users, &ease_lists, &head, movies)), None)
+        }
+        None => (None, Some(format!("EASE skipped: more than {} rated movies", ease::MAX_MOVIES))),
+    };
     Ok(RankingReport {
         recall_at_10: model.recall_at_10,
         ndcg_at_10: model.ndcg_at_10,
         users: model.users,
-        ranked_by: format!("rank_users, {:?}", options.precision),
-        popularity: popular,
+        coverage: model.coverage,
+        long_tail_share: model.long_tail_share,
+        ranked_by: match &preference {
+            Some(p) => format!("rank_by_preference (preference score + {} × predicted rating), {:?}", p.blend(), options.precision),
+            None => format!("rank_users (predicted rating), {:?}", options.precision),
+        },
+        popularity: list_quality(split, &users, &popular_lists, &head, movies),
+        ease,
+        ease_note,
     })
 }
 
@@ -89,20 +173,46 @@ fn row(name: &str, accuracy: &Accuracy) {
     println!("  {name:<22} RMSE {:.4}   MAE {:.4}", accuracy.rmse, accuracy.mae);
 }
 
-pub fn print_summary(main: &Evaluated, cold: Option<&Evaluated>, ranking: &RankingReport) {
+pub fn print_summary(main: &Evaluated, cold: Option<&Evaluated>, ranking: &RankingReport, cold_ranking: Option<&RankingReport>) {
     println!("random hold-out ({} test ratings; best epoch {}):", main.model.count, main.trained.best_epoch);
     row("hybrid model", &main.model);
     row("bias baseline", &main.bias);
     row("user mean", &main.user_mean);
     row("global mean", &main.global);
-    println!("  ranking ({} users)      Recall@10 {:.4}   NDCG@10 {:.4}", ranking.users, ranking.recall_at_10, ranking.ndcg_at_10);
-    println!("  popularity baseline    Recall@10 {:.4}   NDCG@10 {:.4}", ranking.popularity.recall_at_10, ranking.popularity.ndcg_at_10);
+    print_lists(ranking);
     if let Some(cold) = cold {
         println!("cold-start movies ({} test ratings of movies never seen in training):", cold.model.count);
         row("hybrid model", &cold.model);
         row("bias baseline", &cold.bias);
         row("user mean", &cold.user_mean);
         row("global mean", &cold.global);
+    }
+    if let Some(cold_ranking) = cold_ranking {
+        print_lists(cold_ranking);
+    }
+}
+
+/// The model's lists beside the baselines' on the same users and candidates.
+fn print_lists(ranking: &RankingReport) {
+    let list = |name: &str, q: &ListQuality| {
+        println!(
+            "  {name:<22} Recall@10 {:.4}   NDCG@10 {:.4}   coverage {:.3}   lists with a long-tail movie {:.2}",
+            q.recall_at_10, q.ndcg_at_10, q.coverage, q.long_tail_share
+        )
+    };
+    println!("  top-10 lists of {} users over every unrated movie ({}):", ranking.users, ranking.ranked_by);
+    let model = ListQuality {
+        recall_at_10: ranking.recall_at_10,
+        ndcg_at_10: ranking.ndcg_at_10,
+        users: ranking.users,
+        coverage: ranking.coverage,
+        long_tail_share: ranking.long_tail_share,
+    };
+    list("hybrid model", &model);
+    list("popularity baseline", &ranking.popularity);
+    match &ranking.ease {
+        Some(ease) => list("EASE baseline", ease),
+        None => println!("  EASE baseline          {}", ranking.ease_note.as_deref().unwrap_or("skipped")),
     }
 }
 

@@ -11,7 +11,11 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use recsys_model::scoring::Precision;
-use recsys_model::{AutoencoderOptions, AutoencoderReport, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, Vocabulary};
+use recsys_model::train::preference::Histories;
+use recsys_model::{
+    AutoencoderOptions, AutoencoderReport, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, PreferenceOptions,
+    PreferenceReport, Vocabulary,
+};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -44,6 +48,8 @@ pub struct FitOptions {
     /// Trains the network's item autoencoder after the hybrid and fits the blend on the validation share (needs a
     /// validation share of random ratings, so not in the cold-start run).
     pub autoencoder: Option<AutoencoderOptions>,
+    /// Fits the network's preference part (the order of recommendation lists) after the rating network.
+    pub preference: Option<PreferenceOptions>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -63,6 +69,7 @@ pub struct Trained {
     /// The batch size, learning rate and precision the fit ran with.
     pub batching: Batching,
     pub autoencoder: Option<AutoencoderReport>,
+    pub preference: Option<PreferenceReport>,
     /// Whether every gradient worker thread ran with flush-to-zero.
     pub workers_flush_to_zero: bool,
 }
@@ -269,8 +276,15 @@ pub fn fit(
         }
         _ => None,
     };
+    let preference = match &options.preference {
+        Some(preference_options) if config.preference.is_some() => {
+            let (fit_ratings, validation_ratings) = (train.subset(&fit_rows), train.subset(&validation_rows));
+            Some(fit_preference(&network, vocabulary, content, catalogue, &fit_ratings, &validation_ratings, preference_options)?)
+        }
+        _ => None,
+    };
     let workers_flush_to_zero = batch_gradients.workers.flush_to_zero();
-    Ok(Trained { store, network, history, best_epoch, batching, autoencoder, workers_flush_to_zero })
+    Ok(Trained { store, network, history, best_epoch, batching, autoencoder, preference, workers_flush_to_zero })
 }
 
 /// Trains the autoencoder on the fitting ratings and blends it in on the validation ones.
@@ -296,6 +310,72 @@ fn fit_autoencoder(
         report.hybrid_rmse,
         report.blended_rmse,
         started.elapsed().as_secs_f64()
+    );
+    Ok(report)
+}
+
+/// Each user row's (movie row, rating) pairs among `ratings` (users and movies outside the vocabulary left out).
+pub fn histories(ratings: &Ratings, vocabulary: &Vocabulary) -> Histories {
+    let mut histories = vec![Vec::new(); vocabulary.cardinalities().users as usize + 1];
+    for i in 0..ratings.len() {
+        let (user, movie) = (vocabulary.user_row(ratings.users[i]), vocabulary.movie_row(ratings.movies[i]));
+        if user > 0 && movie > 0 {
+            histories[user as usize].push((movie, ratings.values[i]));
+        }
+    }
+    histories
+}
+
+/// [movies + 1, content_dim]: the encoded content of every trained movie, by movie row (row 0: the first
+/// catalogue movie's, never used).
+pub fn content_by_movie_row(network: &HybridRecommender, vocabulary: &Vocabulary, content: &ContentInputs, catalogue: &Catalogue) -> Result<Tensor> {
+    let mut positions = vec![0i64; vocabulary.cardinalities().movies as usize + 1];
+    for (position, id) in catalogue.movie_ids.iter().enumerate() {
+        let row = vocabulary.movie_row(*id);
+        if row > 0 {
+            positions[row as usize] = position as i64;
+        }
+    }
+    let selected = content.select(&Tensor::from_slice(&positions))?;
+    Ok(tch::no_grad(|| network.encode_content(&selected))?)
+}
+
+fn histories_count(ratings: &Ratings) -> usize {
+    ratings.users.iter().collect::<std::collections::HashSet<_>>().len()
+}
+
+/// Fits the preference part on the fitting ratings and picks its epoch and blend on the validation ones.
+fn fit_preference(
+    network: &HybridRecommender,
+    vocabulary: &Vocabulary,
+    content: &ContentInputs,
+    catalogue: &Catalogue,
+    fit_ratings: &Ratings,
+    validation: &Ratings,
+    options: &PreferenceOptions,
+) -> Result<PreferenceReport> {
+    let users = histories_count(fit_ratings);
+    let epochs = if options.epochs == 0 { (300_000 / users.max(1)).clamp(10, 300) } else { options.epochs };
+    eprintln!(
+        "preference part: {epochs} epochs at most{} for {users} users",
+        if options.epochs == 0 { " (300,000 / users, within 10..300)" } else { "" }
+    );
+    let options = &PreferenceOptions { epochs, ..options.clone() };
+    let spinner = super::phases::spinner("preference");
+    let movie_content = content_by_movie_row(network, vocabulary, content, catalogue)?;
+    let report = network.train_preference(&movie_content, &histories(fit_ratings, vocabulary), &histories(validation, vocabulary), options);
+    spinner.finish_and_clear();
+    let report = report?;
+    eprintln!(
+        "  preference: best epoch {} of {}, validation Recall@10 {:.4} ({} users); rating blend {} chosen on {} users ({}) {:.1} s",
+        report.best_epoch,
+        report.epochs_run,
+        report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max),
+        report.validation_users,
+        report.blend,
+        report.blend_users,
+        report.blend_recall.iter().map(|(w, r)| format!("{w}: {r:.4}")).collect::<Vec<_>>().join(", "),
+        report.seconds
     );
     Ok(report)
 }

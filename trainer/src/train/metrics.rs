@@ -85,8 +85,8 @@ pub struct Ranking {
     pub users: usize,
 }
 
-/// Recall@10 and NDCG@10 of top-10 lists over movies a user has not rated in training, against the user's
-/// test ratings ≥ `relevant_from`. `top10` returns a user's ten best unrated movie ids.
+/// Recall@10 (hits over min(10, relevant), as in Liang et al. 2018) and NDCG@10 of top-10 lists over movies a user
+/// has not rated in training, against the user's test ratings ≥ `relevant_from`. `top10` returns a user's ten best unrated movie ids.
 pub fn ranking(test: &Ratings, relevant_from: f32, users: &[i32], mut top10: impl FnMut(i32) -> Vec<i32>) -> Ranking {
     let mut relevant: HashMap<i32, HashSet<i32>> = HashMap::new();
     for i in 0..test.len() {
@@ -100,7 +100,7 @@ pub fn ranking(test: &Ratings, relevant_from: f32, users: &[i32], mut top10: imp
         let list = top10(*user);
         let gains: Vec<f64> = list.iter().enumerate().filter(|(_, m)| wanted.contains(m)).map(|(rank, _)| 1.0 / ((rank + 2) as f64).log2()).collect();
         let ideal: f64 = (0..wanted.len().min(10)).map(|rank| 1.0 / ((rank + 2) as f64).log2()).sum();
-        recall += gains.len() as f64 / wanted.len() as f64;
+        recall += gains.len() as f64 / wanted.len().min(10) as f64;
         ndcg += gains.iter().sum::<f64>() / ideal;
         counted += 1;
     }

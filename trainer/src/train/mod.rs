@@ -4,6 +4,7 @@
 pub mod batching;
 pub mod compare;
 pub mod data;
+pub mod ease;
 pub mod evaluate;
 pub mod fit;
 pub mod metrics;
@@ -21,7 +22,8 @@ use data::IndexedRatings;
 use data::{Catalogue, Ratings};
 use fit::FitOptions;
 use metrics::{Accuracy, Baselines};
-use recsys_model::{Artefact, AutoencoderOptions, ContentInputs, DataFingerprint, ModelConfig, Standardiser, Vocabulary};
+use recsys_model::preference::{Positives, PreferenceConfig};
+use recsys_model::{Artefact, AutoencoderOptions, ContentInputs, DataFingerprint, ModelConfig, PreferenceOptions, Standardiser, Vocabulary};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -101,6 +103,30 @@ pub struct TrainArgs {
     /// λ of the autoencoder's λ/2·‖weights‖² per batch of movies.
     #[arg(long, default_value_t = 20.0)]
     pub autoencoder_l2: f64,
+    /// Width of the preference part that orders recommendation lists (a softmax over the catalogue of the movies
+    /// each user picked); 0 leaves it out and lists follow the predicted rating, as before 0.7.
+    #[arg(long, default_value_t = ModelConfig::default().preference.map_or(0, |p| p.dim))]
+    pub preference_dim: i64,
+    /// What the preference objective counts as picked: liked (rated 4 and up), all (every rated movie) or valued
+    /// (every rated movie, weighted by its rating).
+    #[arg(long, default_value_t = ModelConfig::default().preference.map(|p| p.positives).unwrap_or_default())]
+    pub preference_positives: Positives,
+    /// Epochs of the preference part at most (it stops earlier when validation Recall@10 stops improving); without
+    /// it 300,000 / users, between 10 and 300.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub preference_epochs: Option<u64>,
+    /// Users per step of the preference part.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub preference_batch_users: u64,
+    /// Adam's learning rate for the preference part.
+    #[arg(long, default_value_t = 0.003)]
+    pub preference_learning_rate: f64,
+    /// Share of a user's rated movies hidden from the user's vector in each preference step.
+    #[arg(long, default_value_t = 0.5)]
+    pub preference_input_dropout: f64,
+    /// Share of movies whose own rows are hidden in each preference step (teaches ranking movies without ratings).
+    #[arg(long, default_value_t = 0.2)]
+    pub preference_id_dropout: f64,
     /// Share of ratings held out for the reported test metrics.
     #[arg(long, default_value_t = 0.1)]
     pub test_fraction: f64,
@@ -148,12 +174,45 @@ pub struct TrainArgs {
     /// Serve the hold-out run's model (fitted without the test share) instead of refitting on all the ratings.
     #[arg(long)]
     pub no_refit: bool,
+    /// Run every phase whatever the data's size: above `LARGE_DATA` ratings the defaults leave out the cold-start run,
+    /// the refit and the item autoencoder (each would add a training of the whole set; at the ML-25M shape the three
+    /// together do not finish in hours on two cores).
+    #[arg(long)]
+    pub every_phase: bool,
     /// Also write the artefact (manifest.json, weights.safetensors) to this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
+/// Ratings above which the defaults train once (no cold-start run, no refit, no item autoencoder).
+pub const LARGE_DATA: usize = 2_000_000;
+
 impl TrainArgs {
+    /// These arguments for `ratings` ratings: above `LARGE_DATA` (and without `--every-phase`) the cold-start run, the
+    /// refit and the autoencoder are left out; says what was chosen and why.
+    fn adapted_to(&self, ratings: usize) -> Self {
+        let mut adapted = self.clone();
+        if ratings <= LARGE_DATA || self.every_phase {
+            return adapted;
+        }
+        let mut left_out = Vec::new();
+        if !self.skip_cold_start {
+            (adapted.skip_cold_start, left_out) = (true, vec!["the cold-start run"]);
+        }
+        if !self.no_refit {
+            adapted.no_refit = true;
+            left_out.push("the refit (the hold-out run's model is served)");
+        }
+        if self.autoencoder_hidden > 0 {
+            adapted.autoencoder_hidden = 0;
+            left_out.push("the item autoencoder");
+        }
+        if !left_out.is_empty() {
+            eprintln!("{ratings} ratings (more than {LARGE_DATA}): one training run; left out {} (--every-phase runs them)", left_out.join(", "));
+        }
+        adapted
+    }
+
     fn fit_options(&self) -> FitOptions {
         FitOptions {
             epochs: self.epochs,
@@ -175,6 +234,17 @@ impl TrainArgs {
                 batch_movies: 256,
                 patience: 3,
             }),
+            preference: (self.preference_dim > 0).then(|| PreferenceOptions {
+                epochs: self.preference_epochs.unwrap_or(0) as usize,
+                batch_users: self.preference_batch_users as usize,
+                learning_rate: self.preference_learning_rate,
+                input_dropout: self.preference_input_dropout,
+                id_dropout: self.preference_id_dropout,
+                weight_decay: 0.0,
+                patience: 4,
+                blend_users: 500,
+                seed: self.seed,
+            }),
         }
     }
 
@@ -192,6 +262,7 @@ impl TrainArgs {
         config.content_projection = !self.no_content_projection;
         config.use_biases = !self.no_biases;
         config.dot_product = !self.no_dot_product;
+        config.preference = (self.preference_dim > 0).then_some(PreferenceConfig { dim: self.preference_dim, positives: self.preference_positives });
         config.autoencoder_rank =
             (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then(|| self.autoencoder_rank.clamp(1, self.autoencoder_hidden));
         config
@@ -315,6 +386,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     }
     let (ratings, catalogue) = phases.run("load data", || Ok((data::load_ratings(client)?, data::load_catalogue(client)?)))?;
     eprintln!("loaded {} ratings and {} movies", ratings.len(), catalogue.movie_ids.len());
+    let args = &args.adapted_to(ratings.len());
 
     let (titles, embedded) = phases.run_with_own_progress("title embeddings", || titles::embed_titles(client, &catalogue))?;
     eprintln!("title embeddings: {embedded} computed, {} from the cache", catalogue.movie_ids.len() - embedded);
@@ -336,9 +408,13 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
             None => split::cold_movies(&ratings, 0.1, args.seed),
         };
         eprintln!("cold-start run: training on {} ratings, testing on {} ratings of held-out movies", split.train.len(), split.test.len());
-        Some(phases.run_with_own_progress("cold-start run", || train_and_evaluate(args, &catalogue, &titles, &split, true))?)
+        let evaluated = phases.run_with_own_progress("cold-start run", || train_and_evaluate(args, &catalogue, &titles, &split, true))?;
+        let ranking =
+            phases.run("cold-start ranking", || evaluate::ranking_metrics(&evaluated, &catalogue, &titles, &split, args.ranking_users, args.seed))?;
+        Some((evaluated, ranking))
     };
-    evaluate::print_summary(&main, cold.as_ref(), &ranking);
+    let (cold, cold_ranking) = cold.map_or((None, None), |(evaluated, ranking)| (Some(evaluated), Some(ranking)));
+    evaluate::print_summary(&main, cold.as_ref(), &ranking, cold_ranking.as_ref());
 
     let serving_needed = !args.no_register || args.out.is_some();
     let refitted = if serving_needed && !args.no_refit {
@@ -353,10 +429,10 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     };
     let float_mode = float_mode_report(&main.trained)?;
 
-    let describe = |e: &Evaluated| json!({"model": e.model, "global_mean": e.global, "user_mean": e.user_mean, "bias_baseline": e.bias, "seconds": e.seconds, "best_epoch": e.trained.best_epoch, "epochs": e.trained.history, "autoencoder": e.trained.autoencoder});
+    let describe = |e: &Evaluated| json!({"model": e.model, "global_mean": e.global, "user_mean": e.user_mean, "bias_baseline": e.bias, "seconds": e.seconds, "best_epoch": e.trained.best_epoch, "epochs": e.trained.history, "autoencoder": e.trained.autoencoder, "preference": e.trained.preference});
     let served = match &refitted {
         Some(r) => {
-            json!({"refit": true, "trained_ratings": r.fitted_ratings, "validation_ratings": ratings.len() - r.fitted_ratings, "epochs": r.trained.history.len(), "best_epoch": r.trained.best_epoch, "autoencoder": r.trained.autoencoder,
+            json!({"refit": true, "trained_ratings": r.fitted_ratings, "validation_ratings": ratings.len() - r.fitted_ratings, "epochs": r.trained.history.len(), "best_epoch": r.trained.best_epoch, "autoencoder": r.trained.autoencoder, "preference": r.trained.preference,
                           "note": "the served model was refitted on all ratings but the validation share; the metrics above come from the hold-out run, which never saw its test ratings"})
         }
         None => {
@@ -367,7 +443,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
         Some(r) => (&r.trained, &r.vocabulary, &r.config),
         None => (&main.trained, &main.vocabulary, &main.config),
     };
-    let mut metrics = json!({"random_holdout": describe(&main), "ranking": ranking, "ranking_seconds": ranking_seconds, "cold_start": cold.as_ref().map(describe), "served_model": served});
+    let mut metrics = json!({"random_holdout": describe(&main), "ranking": ranking, "cold_start_ranking": cold_ranking, "ranking_seconds": ranking_seconds, "cold_start": cold.as_ref().map(describe), "served_model": served});
     let fit = FitOptions {
         batch_size: Some(served_trained.batching.batch_size),
         learning_rate: Some(served_trained.batching.learning_rate),
@@ -504,6 +580,8 @@ mod tests {
             "--person-dropout",
             "0",
             "--autoencoder-hidden",
+            "0",
+            "--preference-dim",
             "0",
         ])
         .train;

@@ -1,0 +1,134 @@
+//! Unit tests of the preference part: what it learns on a tiny problem, how the rating blend enters the order, and
+//! that an artefact keeps it.
+use super::*;
+use crate::network::tests::{content, small_config};
+use crate::ranking::{rank_by_preference, RankOptions, RatingUsers, Retrieval};
+use crate::scoring::Precision;
+use crate::train::preference::{Histories, PreferenceOptions};
+use tch::Device;
+
+fn config_with_preference() -> crate::ModelConfig {
+    let mut config = small_config();
+    config.cardinalities.movies = 6;
+    config.cardinalities.users = 40;
+    config.preference = Some(PreferenceConfig { dim: 8, positives: Positives::Liked });
+    config
+}
+
+fn options(epochs: usize) -> PreferenceOptions {
+    PreferenceOptions {
+        epochs,
+        batch_users: 16,
+        learning_rate: 0.05,
+        input_dropout: 0.5,
+        id_dropout: 0.0,
+        weight_decay: 0.0,
+        patience: 100,
+        blend_users: 100,
+        seed: 3,
+    }
+}
+
+/// 30 movies. Users 1–20 rated movie 1 and liked movie 3 (rated 4); users 21–40 rated movie 2 and liked movie 4;
+/// movie 5 is rated 5 by user 1 alone; nobody rated movies 6–30. Every fourth user's liked movie is held out for
+/// validation.
+fn two_groups() -> (Histories, Histories) {
+    let mut fit: Histories = vec![Vec::new(); 41];
+    let mut validation: Histories = vec![Vec::new(); 41];
+    for user in 1..=40usize {
+        let (marker, liked) = if user <= 20 { (1, 3) } else { (2, 4) };
+        fit[user].push((marker, 3.0));
+        if user % 4 == 0 {
+            validation[user].push((liked, 4.5));
+        } else {
+            fit[user].push((liked, 4.0));
+        }
+    }
+    fit[1].push((5, 5.0));
+    (fit, validation)
+}
+
+#[test]
+fn the_preference_part_learns_which_movies_a_group_picks_and_stores_its_blend() {
+    tch::manual_seed(2);
+    let store = nn::VarStore::new(Device::Cpu);
+    let mut config = config_with_preference();
+    config.cardinalities.movies = 30;
+    let network = HybridRecommender::new(&store.root(), &config);
+    let encoded = tch::no_grad(|| network.encode_content(&content(31, &config))).unwrap();
+    let (fit, validation) = two_groups();
+    let report = network.train_preference(&encoded, &fit, &validation, &options(60)).unwrap();
+    assert_eq!(report.validation_users, 10, "users 4, 8, …, 40 have a held-out liked movie");
+    let best = report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max);
+    assert_eq!(best, 1.0, "every held-out liked movie is in its user's top 10 of 29: {report:?}");
+    assert_eq!(report.blend_recall.len(), crate::train::preference::BLEND_WEIGHTS.len());
+
+    let rows = Tensor::arange_start(1, 31, (Kind::Int64, Device::Cpu));
+    let positions = encoded.narrow(0, 1, 30);
+    let scorer = network.preference_scorer(&rows, &positions).unwrap().expect("a preference part");
+    assert_eq!(scorer.blend(), report.blend, "the chosen blend is stored with the weights");
+    for (marker, liked, other) in [(0usize, 2usize, 3usize), (1, 3, 2)] {
+        let scores: Vec<f32> = Vec::try_from(scorer.scores(&[scorer.user_vector(&[marker]).unwrap()]).unwrap().get(0)).unwrap();
+        assert!(scores[liked] > scores[other] && scores[liked] > scores[4], "the group's movie first: {scores:?}");
+    }
+    assert!(scorer.user_vector(&[30]).is_err(), "a position outside the catalogue is an error");
+    assert_eq!(scorer.user_vector(&[]).unwrap(), vec![0.0; 8], "no ratings: the biases alone");
+}
+
+#[test]
+fn lists_follow_preference_plus_the_blend_and_return_the_predicted_rating() {
+    tch::manual_seed(4);
+    let store = nn::VarStore::new(Device::Cpu);
+    let config = config_with_preference();
+    let network = HybridRecommender::new(&store.root(), &config);
+    let encoded = tch::no_grad(|| network.encode_content(&content(6, &config))).unwrap();
+    let rows = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]);
+    let ratings = network.catalogue_scorer(&rows, &encoded).unwrap();
+    let ids: Vec<i32> = (10..16).collect();
+    let options = RankOptions { k: 3, precision: Precision::Float32, retrieval: Retrieval::Exhaustive };
+    for blend in [0.0, 1.0, 50.0] {
+        let _ = tch::no_grad(|| network.preference.as_ref().unwrap().blend.shallow_clone().fill_(blend));
+        let preference = network.preference_scorer(&rows, &encoded).unwrap().unwrap();
+        let vector = preference.user_vector(&[0]).unwrap();
+        let listed =
+            rank_by_preference(&ratings, &preference, RatingUsers::Rows(&[2]), &[vector.clone()], |_| (1..6).collect(), &ids, options).unwrap();
+        let prefer: Vec<f32> = Vec::try_from(preference.scores(&[vector]).unwrap().get(0)).unwrap();
+        let mut expected: Vec<(usize, f32)> = (1..6).map(|p| (p, prefer[p] + blend as f32 * ratings.raw_score(2, p).unwrap())).collect::<Vec<_>>();
+        expected.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let order: Vec<usize> = listed[0].iter().map(|(p, _)| *p).collect();
+        assert_eq!(order, expected.iter().take(3).map(|(p, _)| *p).collect::<Vec<_>>(), "blend {blend}");
+        for (position, score) in &listed[0] {
+            assert_eq!(*score, ratings.score(2, *position).unwrap(), "the score is the predicted rating");
+        }
+    }
+}
+
+#[test]
+fn an_artefact_keeps_the_preference_part() {
+    let store = nn::VarStore::new(Device::Cpu);
+    let config = config_with_preference();
+    let network = HybridRecommender::new(&store.root(), &config);
+    let _ = tch::no_grad(|| network.preference.as_ref().unwrap().blend.shallow_clone().fill_(0.25));
+    let vocabulary = crate::Vocabulary::new(
+        (1..=40).collect(),
+        (1..=6).collect(),
+        vec!["a".into(), "b".into(), "c".into()],
+        vec![1, 2],
+        vec![1, 2, 3],
+        crate::Standardiser { mean: 0.0, std: 1.0 },
+        crate::Standardiser { mean: 0.0, std: 1.0 },
+    );
+    let artefact =
+        crate::Artefact::capture(&store, &config, &vocabulary, crate::DataFingerprint::default(), serde_json::json!({}), serde_json::json!({}))
+            .unwrap();
+    assert_eq!(config.parameter_count(), Some(store.variables().values().map(|t| t.numel() as u64).sum()));
+    let (_loaded_store, loaded) = artefact.build().unwrap();
+    let encoded = tch::no_grad(|| network.encode_content(&content(6, &config))).unwrap();
+    let rows = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]);
+    let (before, after) = (network.preference_scorer(&rows, &encoded).unwrap().unwrap(), loaded.preference_scorer(&rows, &encoded).unwrap().unwrap());
+    assert_eq!(after.blend(), 0.25);
+    let vector = before.user_vector(&[1, 2]).unwrap();
+    assert_eq!(vector, after.user_vector(&[1, 2]).unwrap());
+    let difference = before.scores(&[vector.clone()]).unwrap().f_sub(&after.scores(&[vector]).unwrap()).unwrap().abs().max().double_value(&[]);
+    assert!(difference < 1e-6, "{difference}");
+}

@@ -1,0 +1,46 @@
+-- pg_recsys 0.6.0 → 0.7.0 (ALTER EXTENSION pg_recsys UPDATE): keeps every row, model version and the active model.
+-- Models trained by 0.7.0 carry a preference part that orders recommendation lists; models of earlier versions keep
+-- serving in predicted-rating order. quality_log gains how each refresh's previous batch predicted what users rated
+-- after it (beside the popularity chart); model_versions shows the popularity and EASE baselines beside the model.
+\echo Use "ALTER EXTENSION pg_recsys UPDATE TO '0.7.0'" to load this file. \quit
+
+ALTER TABLE quality_log
+    ADD COLUMN previous_batch_users bigint,
+    ADD COLUMN previous_batch_recall_at_10 double precision,
+    ADD COLUMN previous_batch_hit_rate double precision,
+    ADD COLUMN popularity_recall_at_10 double precision,
+    ADD COLUMN popularity_hit_rate double precision;
+COMMENT ON COLUMN quality_log.previous_batch_users IS 'refresh: users who rated a movie 4 or more after their previous list was written.';
+COMMENT ON COLUMN quality_log.previous_batch_recall_at_10 IS 'refresh: mean Recall@10 of the previous lists against those ratings (hits over min(10, ratings)).';
+COMMENT ON COLUMN quality_log.previous_batch_hit_rate IS 'refresh: share of those users whose previous list held one of those movies.';
+COMMENT ON COLUMN quality_log.popularity_recall_at_10 IS 'refresh: the same Recall@10 for the 10 most-rated movies each user had not rated when the lists were written.';
+COMMENT ON COLUMN quality_log.popularity_hit_rate IS 'refresh: the same hit rate for that popularity chart.';
+
+CREATE OR REPLACE VIEW model_versions AS
+SELECT version, status, created_at, activated_at, previous_version,
+       (metrics #>> '{random_holdout,model,rmse}')::float8 AS rmse,
+       (metrics #>> '{random_holdout,model,mae}')::float8 AS mae,
+       (metrics #>> '{random_holdout,bias_baseline,rmse}')::float8 AS bias_baseline_rmse,
+       (metrics #>> '{cold_start,model,rmse}')::float8 AS cold_start_rmse,
+       (metrics #>> '{ranking,recall_at_10}')::float8 AS recall_at_10,
+       (metrics #>> '{ranking,ndcg_at_10}')::float8 AS ndcg_at_10,
+       (fingerprint ->> 'ratings')::bigint AS trained_on_ratings,
+       to_timestamp((fingerprint ->> 'max_rated_at')::bigint) AS trained_until,
+       manifest ->> 'trainer_version' AS trainer_version,
+       octet_length(weights) AS weights_bytes,
+       (metrics #>> '{ranking,popularity,recall_at_10}')::float8 AS popularity_recall_at_10,
+       (metrics #>> '{ranking,ease,recall_at_10}')::float8 AS ease_recall_at_10,
+       (metrics #>> '{ranking,coverage}')::float8 AS list_coverage
+FROM models;
+COMMENT ON VIEW model_versions IS 'Registered model versions with their headline metrics (hold-out RMSE/MAE, cold start, ranking beside the popularity and EASE baselines) and training data.';
+
+CREATE OR REPLACE VIEW quality_history AS
+SELECT q.run_id, q.kind, q.model_version, q.started_at, q.finished_at, round(q.duration_seconds::numeric, 2) AS duration_seconds,
+       q.prospective_rmse, q.prospective_ratings, q.users, q.recommendations,
+       round((100 * q.catalogue_coverage)::numeric, 1) AS catalogue_coverage_percent,
+       round((100 * q.changed_share)::numeric, 1) AS changed_percent,
+       v.rmse AS holdout_rmse, q.details,
+       q.previous_batch_users, q.previous_batch_recall_at_10, q.previous_batch_hit_rate,
+       q.popularity_recall_at_10, q.popularity_hit_rate
+FROM quality_log q LEFT JOIN model_versions v ON v.version = q.model_version;
+COMMENT ON VIEW quality_history IS 'Training and refresh runs with durations, prospective accuracy, coverage, churn, and how the previous batch predicted what users rated after it (beside popularity): for BI tools.';

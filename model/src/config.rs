@@ -95,7 +95,7 @@ impl Default for ModelConfig {
             use_biases: true,
             dot_product: true,
             autoencoder_rank: Some(32),
-            preference: Some(PreferenceConfig { dim: 64, positives: Positives::Liked }),
+            preference: Some(PreferenceConfig { dim: 64, positives: Positives::Liked, neighbours: 100 }),
             ..Self::seed_architecture(Cardinalities::default())
         }
     }

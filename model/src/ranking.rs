@@ -3,7 +3,7 @@
 //! result (movies, order, scores) is the float32 one whenever the bfloat16 error stays below half the margin. For
 //! large catalogues, two-stage ranking pre-scores with a cheap approximation instead and rescores the best few
 //! hundred candidates exactly (`Retrieval::TwoStage`).
-use crate::preference::PreferenceScorer;
+use crate::preference::{PreferenceScorer, PreferenceUser};
 use crate::scoring::{CatalogueScorer, FoldedUser, Precision};
 use crate::ModelError;
 
@@ -131,9 +131,9 @@ fn rank(
         .collect())
 }
 
-/// Candidates beyond k whose exact predicted rating is computed when a list's order blends it in: the pool's
-/// order comes from the preference score exactly and the rating approximately (bfloat16 or two-stage).
-pub const BLEND_POOL_EXTRA: usize = 40;
+/// Candidates beyond k, by preference score, whose predicted rating is computed when a list's order blends it in
+/// (the rating head runs for k + 90 pairs per list, never over the whole catalogue).
+pub const BLEND_POOL_EXTRA: usize = 90;
 
 /// Whose ratings the rating head predicts: trained user rows, or users fitted at query time.
 #[derive(Clone, Copy)]
@@ -145,15 +145,6 @@ pub enum RatingUsers<'a> {
 }
 
 impl RatingUsers<'_> {
-    fn first_stage(&self, scorer: &CatalogueScorer, options: RankOptions) -> Result<tch::Tensor, ModelError> {
-        match (self, options.retrieval) {
-            (Self::Rows(rows), Retrieval::Exhaustive) => scorer.score_catalogue(rows, options.precision),
-            (Self::Rows(rows), Retrieval::TwoStage { .. }) => scorer.approximate_catalogue(rows),
-            (Self::Folded(users), Retrieval::Exhaustive) => scorer.score_catalogue_folded(users, options.precision),
-            (Self::Folded(users), Retrieval::TwoStage { .. }) => scorer.approximate_catalogue_folded(users),
-        }
-    }
-
     fn exact(&self, scorer: &CatalogueScorer, index: &[i64], positions: &[i64]) -> Result<Vec<f32>, ModelError> {
         match self {
             Self::Rows(rows) => scorer.score_pairs(&index.iter().map(|i| rows[*i as usize]).collect::<Vec<_>>(), positions),
@@ -163,14 +154,16 @@ impl RatingUsers<'_> {
 }
 
 /// The `k` best candidates of each user by the order the trainer chose on validation: the preference score of the
-/// user's vector (`vectors[i]`, from the movies they rated) plus `preference.blend()` times the raw predicted
-/// rating (with a blend of 0 the rating head runs only for the k movies returned). The returned score is the
-/// predicted rating, clipped to the scale. Ties go to the lower movie id.
+/// user (`vectors[i]`, from the movies they rated), exact over the whole catalogue (a dot product per movie and the
+/// item neighbourhood's sum), plus `preference.blend()` times the exact raw predicted rating of the best `k + BLEND_POOL_EXTRA` by
+/// preference (with a blend of 0, of the k returned only). The returned score is the predicted rating, clipped to
+/// the scale. Ties go to the lower movie id. `options.k` is the only option used: the rating head never runs over
+/// the catalogue, so retrieval and precision do not apply.
 pub fn rank_by_preference(
     scorer: &CatalogueScorer,
     preference: &PreferenceScorer,
     users: RatingUsers<'_>,
-    vectors: &[Vec<f32>],
+    vectors: &[PreferenceUser],
     candidates: impl Fn(usize) -> Vec<usize>,
     ids: &[i32],
     options: RankOptions,
@@ -179,16 +172,10 @@ pub fn rank_by_preference(
     if movies != scorer.movies() {
         return Err(ModelError::InvalidArgument(format!("{movies} preference movies for a catalogue of {}", scorer.movies())));
     }
-    let preferences = preference.scores(vectors)?;
-    let first_stage = match blend {
-        0.0 => preferences.shallow_clone(),
-        _ => preferences.f_add(&users.first_stage(scorer, options)?.f_mul_scalar(f64::from(blend))?)?,
-    };
-    let preferences: Vec<f32> = Vec::try_from(preferences.f_flatten(0, -1)?)?;
-    let first_stage: Vec<f32> = Vec::try_from(first_stage.f_flatten(0, -1)?)?;
+    let preferences: Vec<f32> = Vec::try_from(preference.scores(vectors)?.f_flatten(0, -1)?)?;
     let pool_size = if blend == 0.0 { k } else { k + BLEND_POOL_EXTRA };
     let pools: Vec<Vec<usize>> =
-        first_stage.chunks_exact(movies.max(1)).enumerate().map(|(user, scores)| top_k(scores, ids, candidates(user), pool_size)).collect();
+        preferences.chunks_exact(movies.max(1)).enumerate().map(|(user, scores)| top_k(scores, ids, candidates(user), pool_size)).collect();
     let pair_users: Vec<i64> = pools.iter().enumerate().flat_map(|(user, pool)| std::iter::repeat_n(user as i64, pool.len())).collect();
     let pair_positions: Vec<i64> = pools.iter().flatten().map(|p| *p as i64).collect();
     let ratings = users.exact(scorer, &pair_users, &pair_positions)?;

@@ -3,6 +3,10 @@
 //! its output vector · that user plus its bias. Both vectors are a movie's own row plus a projection of its content
 //! vector (the content encoder's), so a movie without ratings is ranked from its genres, title, people and year, and
 //! a user's newest ratings or a visitor's count as soon as they exist. Fitted by `train::preference`.
+mod neighbours;
+
+use self::neighbours::CatalogueNeighbours;
+pub(crate) use self::neighbours::NeighbourTables;
 use crate::network::{Dense, HybridRecommender};
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
@@ -62,6 +66,10 @@ pub struct PreferenceConfig {
     pub dim: i64,
     /// What the objective counted as picked.
     pub positives: Positives,
+    /// Item neighbours kept per movie from the trainer's closed-form item-item model (0: none, e.g. above 20,000
+    /// movies).
+    #[serde(default)]
+    pub neighbours: i64,
 }
 
 impl PreferenceConfig {
@@ -70,7 +78,11 @@ impl PreferenceConfig {
         let dim = u64::try_from(self.dim).ok()?;
         let rows = movies.checked_add(1)?.checked_mul(dim.checked_mul(2)?.checked_add(1)?)?;
         let dense = content_dim.checked_add(1)?.checked_mul(dim.checked_mul(2)?.checked_add(1)?)?;
-        rows.checked_add(dense)?.checked_add(1)
+        let neighbours = match u64::try_from(self.neighbours).ok()? {
+            0 => 0,
+            width => movies.checked_add(1)?.checked_mul(width.checked_mul(2)?)?.checked_add(1)?,
+        };
+        rows.checked_add(dense)?.checked_add(1)?.checked_add(neighbours)
     }
 }
 
@@ -87,6 +99,7 @@ pub(crate) struct PreferenceTables {
     /// [1]: the weight of the raw predicted rating added to the preference score to order lists (chosen on
     /// validation Recall@10 by the trainer; 0: the preference score alone).
     pub(crate) blend: Tensor,
+    pub(crate) neighbours: Option<NeighbourTables>,
 }
 
 /// A movie set's preference vectors: input, output and bias, one row per movie.
@@ -114,6 +127,7 @@ impl PreferenceTables {
             content_out: Dense::new(path / "content_out", content_dim, config.dim, random),
             content_bias: Dense::new(path / "content_bias", content_dim, 1, random),
             blend: path.var("blend", &[1], nn::Init::Const(0.0)),
+            neighbours: (config.neighbours > 0).then(|| NeighbourTables::new(path, movies, config.neighbours)),
         }
     }
 
@@ -144,6 +158,7 @@ impl PreferenceTables {
             content_out: self.content_out.shallow_clone(),
             content_bias: self.content_bias.shallow_clone(),
             blend: self.blend.shallow_clone(),
+            neighbours: self.neighbours.as_ref().map(NeighbourTables::shallow_clone),
         }
     }
 }
@@ -154,12 +169,22 @@ pub(crate) fn normalise_user(sum: &Tensor, count: &Tensor) -> Result<Tensor, tch
     sum.f_div(&count.f_clamp_min(1.0)?.f_sqrt()?.f_unsqueeze(1)?)
 }
 
+/// A user as the preference part sees them: the catalogue positions they rated and the vector made from them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreferenceUser {
+    /// The user's preference vector.
+    pub vector: Vec<f32>,
+    /// The catalogue positions the user rated.
+    pub rated: Vec<usize>,
+}
+
 /// The preference scores over a catalogue (by catalogue position): what ranks lists.
 pub struct PreferenceScorer {
     inputs: Tensor,
     outputs: Tensor,
     bias: Tensor,
     blend: f32,
+    neighbours: Option<CatalogueNeighbours>,
     movies: usize,
 }
 
@@ -174,35 +199,58 @@ impl PreferenceScorer {
         self.blend
     }
 
+    /// The weight of the item-neighbourhood score in the preference score (0 without a neighbourhood).
+    pub fn neighbour_weight(&self) -> f32 {
+        self.neighbours.as_ref().map_or(0.0, |n| n.weight)
+    }
+
     /// Width of a user's preference vector.
     pub fn dim(&self) -> usize {
         self.inputs.size()[1] as usize
     }
 
-    /// The preference vector of a user who rated the catalogue positions `rated` (positions outside the catalogue
-    /// are an error; an empty history gives the zero vector: the biases alone, a popularity-like order).
-    pub fn user_vector(&self, rated: &[usize]) -> Result<Vec<f32>, ModelError> {
+    /// The user who rated the catalogue positions `rated` (positions outside the catalogue are an error; an empty
+    /// history gives the zero vector: the biases alone, a popularity-like order).
+    pub fn user(&self, rated: &[usize]) -> Result<PreferenceUser, ModelError> {
         if let Some(bad) = rated.iter().find(|p| **p >= self.movies) {
             return Err(ModelError::InvalidArgument(format!("catalogue position {bad} is outside the {} movies", self.movies)));
         }
         if rated.is_empty() {
-            return Ok(vec![0.0; self.dim()]);
+            return Ok(PreferenceUser { vector: vec![0.0; self.dim()], rated: Vec::new() });
         }
         let index = Tensor::f_from_slice(&rated.iter().map(|p| *p as i64).collect::<Vec<_>>())?;
         let sum = self.inputs.f_index_select(0, &index)?.f_sum_dim_intlist([0i64].as_slice(), true, Kind::Float)?;
         let vector = normalise_user(&sum, &Tensor::f_from_slice(&[rated.len() as f32])?)?;
-        Ok(Vec::<f32>::try_from(vector.f_flatten(0, -1)?)?)
+        Ok(PreferenceUser { vector: Vec::<f32>::try_from(vector.f_flatten(0, -1)?)?, rated: rated.to_vec() })
     }
 
-    /// [users, movies]: each user vector's preference score for every catalogue movie.
-    pub fn scores(&self, users: &[Vec<f32>]) -> Result<Tensor, ModelError> {
+    /// [users, movies]: each user's preference score for every catalogue movie: output vector · user vector + bias,
+    /// plus the neighbourhood's weight times the user's neighbourhood score.
+    pub fn scores(&self, users: &[PreferenceUser]) -> Result<Tensor, ModelError> {
         let dim = self.dim();
-        if let Some(bad) = users.iter().find(|u| u.len() != dim) {
-            return Err(ModelError::InvalidArgument(format!("a user vector of width {} for preference vectors of width {dim}", bad.len())));
+        if let Some(bad) = users.iter().find(|u| u.vector.len() != dim) {
+            return Err(ModelError::InvalidArgument(format!("a user vector of width {} for preference vectors of width {dim}", bad.vector.len())));
         }
-        let flat: Vec<f32> = users.iter().flatten().copied().collect();
+        let flat: Vec<f32> = users.iter().flat_map(|u| u.vector.iter()).copied().collect();
         let matrix = Tensor::f_from_slice(&flat)?.f_reshape([users.len() as i64, dim as i64])?;
-        Ok(tch::no_grad(|| matrix.f_matmul(&self.outputs.f_tr()?)?.f_add(&self.bias.f_unsqueeze(0)?))?)
+        let scores = tch::no_grad(|| matrix.f_matmul(&self.outputs.f_tr()?)?.f_add(&self.bias.f_unsqueeze(0)?))?;
+        match &self.neighbours {
+            Some(neighbours) if neighbours.weight != 0.0 => {
+                let flat: Vec<f32> = users.iter().flat_map(|u| neighbours.scores(&u.rated)).collect();
+                let nearby = Tensor::f_from_slice(&flat)?.f_reshape([users.len() as i64, self.movies as i64])?;
+                Ok(scores.f_add(&nearby.f_mul_scalar(f64::from(neighbours.weight))?)?)
+            }
+            _ => Ok(scores),
+        }
+    }
+
+    /// [users, movies]: each user's unweighted neighbourhood score (zeros without a neighbourhood).
+    pub fn neighbour_scores(&self, users: &[PreferenceUser]) -> Result<Tensor, ModelError> {
+        let flat: Vec<f32> = match &self.neighbours {
+            Some(neighbours) => users.iter().flat_map(|u| neighbours.scores(&u.rated)).collect(),
+            None => vec![0.0; users.len() * self.movies],
+        };
+        Ok(Tensor::f_from_slice(&flat)?.f_reshape([users.len() as i64, self.movies as i64])?)
     }
 
     /// [movies, dim]: every catalogue movie's output vector (for similar movies).
@@ -218,7 +266,10 @@ impl HybridRecommender {
         let Some(tables) = &self.preference else { return Ok(None) };
         let vectors = tch::no_grad(|| tables.vectors(movie_rows, content, None))?;
         let blend = tables.blend.f_double_value(&[0])? as f32;
+        let rows: Vec<i64> = Vec::try_from(movie_rows)?;
+        let neighbours = tables.neighbours.as_ref().map(|n| CatalogueNeighbours::over(n, &rows)).transpose()?;
         Ok(Some(PreferenceScorer {
+            neighbours,
             movies: movie_rows.size()[0] as usize,
             inputs: vectors.inputs.f_contiguous()?,
             outputs: vectors.outputs.f_contiguous()?,

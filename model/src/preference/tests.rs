@@ -11,7 +11,7 @@ fn config_with_preference() -> crate::ModelConfig {
     let mut config = small_config();
     config.cardinalities.movies = 6;
     config.cardinalities.users = 40;
-    config.preference = Some(PreferenceConfig { dim: 8, positives: Positives::Liked });
+    config.preference = Some(PreferenceConfig { dim: 8, positives: Positives::Liked, neighbours: 0 });
     config
 }
 
@@ -57,7 +57,7 @@ fn the_preference_part_learns_which_movies_a_group_picks_and_stores_its_blend() 
     let network = HybridRecommender::new(&store.root(), &config);
     let encoded = tch::no_grad(|| network.encode_content(&content(31, &config))).unwrap();
     let (fit, validation) = two_groups();
-    let report = network.train_preference(&encoded, &fit, &validation, &options(60)).unwrap();
+    let report = network.train_preference(&encoded, &fit, &validation, None, &options(60)).unwrap();
     assert_eq!(report.validation_users, 10, "users 4, 8, …, 40 have a held-out liked movie");
     let best = report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max);
     assert_eq!(best, 1.0, "every held-out liked movie is in its user's top 10 of 29: {report:?}");
@@ -68,11 +68,11 @@ fn the_preference_part_learns_which_movies_a_group_picks_and_stores_its_blend() 
     let scorer = network.preference_scorer(&rows, &positions).unwrap().expect("a preference part");
     assert_eq!(scorer.blend(), report.blend, "the chosen blend is stored with the weights");
     for (marker, liked, other) in [(0usize, 2usize, 3usize), (1, 3, 2)] {
-        let scores: Vec<f32> = Vec::try_from(scorer.scores(&[scorer.user_vector(&[marker]).unwrap()]).unwrap().get(0)).unwrap();
+        let scores: Vec<f32> = Vec::try_from(scorer.scores(&[scorer.user(&[marker]).unwrap()]).unwrap().get(0)).unwrap();
         assert!(scores[liked] > scores[other] && scores[liked] > scores[4], "the group's movie first: {scores:?}");
     }
-    assert!(scorer.user_vector(&[30]).is_err(), "a position outside the catalogue is an error");
-    assert_eq!(scorer.user_vector(&[]).unwrap(), vec![0.0; 8], "no ratings: the biases alone");
+    assert!(scorer.user(&[30]).is_err(), "a position outside the catalogue is an error");
+    assert_eq!(scorer.user(&[]).unwrap().vector, vec![0.0; 8], "no ratings: the biases alone");
 }
 
 #[test]
@@ -89,9 +89,10 @@ fn lists_follow_preference_plus_the_blend_and_return_the_predicted_rating() {
     for blend in [0.0, 1.0, 50.0] {
         let _ = tch::no_grad(|| network.preference.as_ref().unwrap().blend.shallow_clone().fill_(blend));
         let preference = network.preference_scorer(&rows, &encoded).unwrap().unwrap();
-        let vector = preference.user_vector(&[0]).unwrap();
+        let vector = preference.user(&[0]).unwrap();
         let listed =
-            rank_by_preference(&ratings, &preference, RatingUsers::Rows(&[2]), &[vector.clone()], |_| (1..6).collect(), &ids, options).unwrap();
+            rank_by_preference(&ratings, &preference, RatingUsers::Rows(&[2]), std::slice::from_ref(&vector), |_| (1..6).collect(), &ids, options)
+                .unwrap();
         let prefer: Vec<f32> = Vec::try_from(preference.scores(&[vector]).unwrap().get(0)).unwrap();
         let mut expected: Vec<(usize, f32)> = (1..6).map(|p| (p, prefer[p] + blend as f32 * ratings.raw_score(2, p).unwrap())).collect::<Vec<_>>();
         expected.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -127,8 +128,8 @@ fn an_artefact_keeps_the_preference_part() {
     let rows = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]);
     let (before, after) = (network.preference_scorer(&rows, &encoded).unwrap().unwrap(), loaded.preference_scorer(&rows, &encoded).unwrap().unwrap());
     assert_eq!(after.blend(), 0.25);
-    let vector = before.user_vector(&[1, 2]).unwrap();
-    assert_eq!(vector, after.user_vector(&[1, 2]).unwrap());
+    let vector = before.user(&[1, 2]).unwrap();
+    assert_eq!(vector, after.user(&[1, 2]).unwrap());
     let difference = before.scores(&[vector.clone()]).unwrap().f_sub(&after.scores(&[vector]).unwrap()).unwrap().abs().max().double_value(&[]);
     assert!(difference < 1e-6, "{difference}");
 }

@@ -19,7 +19,7 @@ impl LoadedModel {
         let ids = &self.catalogue.movie_ids;
         Ok(match (&self.preference, users) {
             (Some(preference), users) => {
-                let vectors = rated.iter().map(|r| preference.user_vector(r)).collect::<Result<Vec<_>, _>>()?;
+                let vectors = rated.iter().map(|r| preference.user(r)).collect::<Result<Vec<_>, _>>()?;
                 rank_by_preference(&self.scorer, preference, users, &vectors, candidates, ids, options)?
             }
             (None, RatingUsers::Rows(rows)) => rank_users(&self.scorer, rows, candidates, ids, options)?,

@@ -1,6 +1,7 @@
 //! EASE (Steck, "Embarrassingly Shallow Autoencoders", WWW 2019), the closed-form item-item baseline every ranking
 //! evaluation prints beside the model: B = I − P·diag(1/diag(P)) with P = (XᵀX + λI)⁻¹ over the binary
-//! user × movie matrix X of the training ratings, in libtorch's linear algebra; a user's scores are x·B.
+//! user × movie matrix X of the training ratings, in libtorch's linear algebra (XᵀX + λI is positive definite:
+//! Cholesky, then its inverse); a user's scores are x·B.
 use super::data::Ratings;
 use anyhow::Result;
 use std::collections::HashMap;
@@ -34,19 +35,9 @@ impl Ease {
         for (user, movie) in train.users.iter().zip(&train.movies) {
             by_user.entry(*user).or_default().push(column_of[movie]);
         }
-        let mut users: Vec<&Vec<usize>> = by_user.values().collect();
+        let mut users: Vec<Vec<usize>> = by_user.into_values().collect();
         users.sort_unstable();
-        let width = movies.len() as i64;
-        let mut gram = Tensor::zeros([width, width], (Kind::Float, Device::Cpu));
-        for block in users.chunks(USERS_PER_BLOCK) {
-            let x = indicator(block, movies.len())?;
-            gram = gram.f_add(&x.f_tr()?.f_matmul(&x)?)?;
-        }
-        let regularised = gram.f_add(&Tensor::f_eye(width, (Kind::Float, Device::Cpu))?.f_mul_scalar(lambda)?)?;
-        let precision = Tensor::f_linalg_inv(&regularised)?;
-        let diagonal = precision.f_diagonal(0, 0, 1)?;
-        let mut weights = precision.f_div(&diagonal.f_unsqueeze(0)?)?.f_neg()?;
-        let _ = weights.f_fill_diagonal_(0.0, false)?;
+        let weights = item_item(&users, movies.len(), lambda)?;
         Ok(Some(Self { weights, column_of, movies }))
     }
 
@@ -62,8 +53,34 @@ impl Ease {
     }
 }
 
+/// EASE's B over `columns` items from each user's rated columns: [columns, columns], zero diagonal.
+pub fn item_item(users: &[Vec<usize>], columns: usize, lambda: f64) -> Result<Tensor> {
+    let width = columns as i64;
+    let mut gram = Tensor::zeros([width, width], (Kind::Float, Device::Cpu));
+    for block in users.chunks(USERS_PER_BLOCK) {
+        let x = indicator(block, columns)?;
+        gram = gram.f_add(&x.f_tr()?.f_matmul(&x)?)?;
+    }
+    let regularised = gram.f_add(&Tensor::f_eye(width, (Kind::Float, Device::Cpu))?.f_mul_scalar(lambda)?)?;
+    let precision = Tensor::f_linalg_cholesky(&regularised, false)?.f_cholesky_inverse(false)?;
+    let diagonal = precision.f_diagonal(0, 0, 1)?;
+    let mut weights = precision.f_div(&diagonal.f_unsqueeze(0)?)?.f_neg()?;
+    let _ = weights.f_fill_diagonal_(0.0, false)?;
+    Ok(weights)
+}
+
+/// EASE's B over the movie rows of `histories` (per user row: (movie row ≥ 1, rating)), column c for movie row
+/// c + 1; `None` above `MAX_MOVIES` movies.
+pub fn item_item_by_row(histories: &[Vec<(i64, f32)>], movies: usize, lambda: f64) -> Result<Option<Tensor>> {
+    if movies > MAX_MOVIES {
+        return Ok(None);
+    }
+    let users: Vec<Vec<usize>> = histories.iter().filter(|h| !h.is_empty()).map(|h| h.iter().map(|(row, _)| (*row - 1) as usize).collect()).collect();
+    Ok(Some(item_item(&users, movies, lambda)?))
+}
+
 /// [users, movies]: 1 where the user rated the movie.
-fn indicator(users: &[&Vec<usize>], movies: usize) -> Result<Tensor> {
+fn indicator(users: &[Vec<usize>], movies: usize) -> Result<Tensor> {
     let mut flat = vec![0f32; users.len() * movies];
     for (row, columns) in users.iter().enumerate() {
         for column in columns.iter() {

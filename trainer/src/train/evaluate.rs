@@ -111,8 +111,7 @@ pub fn ranking_metrics(
         let rows: Vec<i64> = group.iter().map(|u| vocabulary.user_row(*u)).collect();
         let ranked = match &preference {
             Some(preference) => {
-                let vectors =
-                    group.iter().map(|u| preference.user_vector(rated.get(u).map_or(&[][..], |r| r.as_slice()))).collect::<Result<Vec<_>, _>>()?;
+                let vectors = group.iter().map(|u| preference.user(rated.get(u).map_or(&[][..], |r| r.as_slice()))).collect::<Result<Vec<_>, _>>()?;
                 rank_by_preference(
                     &scorer,
                     preference,
@@ -160,7 +159,7 @@ pub fn ranking_metrics(
         coverage: model.coverage,
         long_tail_share: model.long_tail_share,
         ranked_by: match &preference {
-            Some(p) => format!("rank_by_preference (preference score + {} × predicted rating), {:?}", p.blend(), options.precision),
+            Some(p) => format!("preference + {} × neighbourhood + {} × predicted rating", p.neighbour_weight(), p.blend()),
             None => format!("rank_users (predicted rating), {:?}", options.precision),
         },
         popularity: list_quality(split, &users, &popular_lists, &head, movies),

@@ -111,6 +111,10 @@ pub struct TrainArgs {
     /// (every rated movie, weighted by its rating).
     #[arg(long, default_value_t = ModelConfig::default().preference.map(|p| p.positives).unwrap_or_default())]
     pub preference_positives: Positives,
+    /// Item neighbours kept per movie from a closed-form item-item model (EASE on the fitting ratings) whose score
+    /// the order adds with a weight chosen on validation; 0 leaves it out (it is left out above 20,000 movies).
+    #[arg(long, default_value_t = ModelConfig::default().preference.map_or(0, |p| p.neighbours))]
+    pub preference_neighbours: i64,
     /// Epochs of the preference part at most (it stops earlier when validation Recall@10 stops improving); without
     /// it 300,000 / users, between 10 and 300.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -262,7 +266,9 @@ impl TrainArgs {
         config.content_projection = !self.no_content_projection;
         config.use_biases = !self.no_biases;
         config.dot_product = !self.no_dot_product;
-        config.preference = (self.preference_dim > 0).then_some(PreferenceConfig { dim: self.preference_dim, positives: self.preference_positives });
+        let neighbours = if vocabulary.cardinalities().movies as usize > ease::MAX_MOVIES { 0 } else { self.preference_neighbours };
+        config.preference =
+            (self.preference_dim > 0).then_some(PreferenceConfig { dim: self.preference_dim, positives: self.preference_positives, neighbours });
         config.autoencoder_rank =
             (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then(|| self.autoencoder_rank.clamp(1, self.autoencoder_hidden));
         config

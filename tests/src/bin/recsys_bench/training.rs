@@ -216,19 +216,19 @@ pub fn accuracy() -> Result<()> {
             &cluster,
             "mls",
             "ml-latest-small, the anchor harness's mls_random and mls_coldmovie splits",
-            &["--test-ratings", &random, "--cold-test-ratings", &cold],
+            &["--test-ratings", &random, "--cold-test-ratings", &cold, "--ranking-users", "100000"],
         )?;
     } else {
         println!(
             "(no anchor splits under {}: run ../shared/anchors/run_all.sh or set RECSYS_ANCHOR_SPLITS; using the trainer's own splits)",
             splits.display()
         );
-        train(&cluster, "mls", "ml-latest-small, the trainer's random and cold-movie splits", &[])?;
+        train(&cluster, "mls", "ml-latest-small, the trainer's random and cold-movie splits", &["--ranking-users", "100000"])?;
     }
     let ml100k = shared.join("ml-100k");
     import(&cluster, "ml100k", &ml100k, &shared.join("imdb"), Some(&ml100k.join("ml100k_to_imdb.csv")))?;
     let u1 = ml100k.join("u1.test").display().to_string();
-    train(&cluster, "ml100k", "ML-100K u1.base / u1.test", &["--test-ratings", &u1, "--skip-cold-start"]).map(|_| ())
+    train(&cluster, "ml100k", "ML-100K u1.base / u1.test", &["--test-ratings", &u1, "--skip-cold-start", "--ranking-users", "100000"]).map(|_| ())
 }
 
 /// The weekly cycle on ml-latest-small split by time: models trained on the ratings before the last `share` of

@@ -341,7 +341,7 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("manifest is not valid"));
-        let newer = manifest.replace("\"format_version\": 2", "\"format_version\": 99");
+        let newer = manifest.replace("\"format_version\": 3", "\"format_version\": 99");
         assert!(Artefact::from_parts(&newer, artefact.weights.clone()).unwrap_err().to_string().contains("format version 99"));
 
         let mut mismatched = artefact.clone();
@@ -407,7 +407,10 @@ mod tests {
         assert!(without.build().unwrap_err().to_string().contains("weights file holds"));
         let (store, network, vocabulary) = trained();
         let plain = capture(&store, &network, &vocabulary).manifest_json().unwrap();
-        let version_1 = plain.replace("\"format_version\": 2", "\"format_version\": 1").replace("\"autoencoder_rank\": null,", "");
+        let version_1 = plain
+            .replace("\"format_version\": 3", "\"format_version\": 1")
+            .replace("\"autoencoder_rank\": null,", "")
+            .replace("\"preference\": null,", "");
         assert!(!version_1.contains("autoencoder") && version_1.contains("\"format_version\": 1"));
         let weights = capture(&store, &network, &vocabulary).weights;
         assert_eq!(Artefact::from_parts(&version_1, weights).unwrap().manifest.config.autoencoder_rank, None);

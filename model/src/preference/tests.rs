@@ -57,7 +57,7 @@ fn the_preference_part_learns_which_movies_a_group_picks_and_stores_its_blend() 
     let network = HybridRecommender::new(&store.root(), &config);
     let encoded = tch::no_grad(|| network.encode_content(&content(31, &config))).unwrap();
     let (fit, validation) = two_groups();
-    let report = network.train_preference(&encoded, &fit, &validation, None, &options(60)).unwrap();
+    let report = network.train_preference(&encoded, &fit, &validation, None, &options(300)).unwrap();
     assert_eq!(report.validation_users, 10, "users 4, 8, …, 40 have a held-out liked movie");
     let best = report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max);
     assert_eq!(best, 1.0, "every held-out liked movie is in its user's top 10 of 29: {report:?}");

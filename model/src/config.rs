@@ -85,7 +85,9 @@ fn enabled() -> bool {
 impl Default for ModelConfig {
     /// The trainer's defaults (no vocabulary yet): 64-d user and movie embeddings with a dot-product path and bias
     /// terms, 16-d people (half of them hidden per training pair), the title through a rank-16 projection, content
-    /// MLP [128, 64] whose projection is added to the movie vector, head [256, 128, 64], dropout 0.2, movie-id dropout 0.2, and a rank-32 item autoencoder.
+    /// MLP [128, 64] whose projection is added to the movie vector, head [256, 128, 64], dropout 0.2, movie-id dropout
+    /// 0.2, a rank-32 item autoencoder, and a 64-wide preference part over liked movies with 300 item neighbours per
+    /// movie.
     fn default() -> Self {
         Self {
             title_rank: Some(16),
@@ -95,7 +97,7 @@ impl Default for ModelConfig {
             use_biases: true,
             dot_product: true,
             autoencoder_rank: Some(32),
-            preference: Some(PreferenceConfig { dim: 64, positives: Positives::Liked, neighbours: 100 }),
+            preference: Some(PreferenceConfig { dim: 64, positives: Positives::Liked, neighbours: 300 }),
             ..Self::seed_architecture(Cardinalities::default())
         }
     }

@@ -50,9 +50,9 @@ const OUTCOME: &str = concat!(
         LEFT JOIN popular p ON p.user_id OPERATOR(pg_catalog.=) a.user_id AND p.movie_id OPERATOR(pg_catalog.=) a.movie_id
         GROUP BY a.user_id)
      SELECT pg_catalog.count(*),
-            pg_catalog.avg(hits::pg_catalog.float8 OPERATOR(pg_catalog./) pg_catalog.least(relevant, 10)),
+            pg_catalog.avg(hits::pg_catalog.float8 OPERATOR(pg_catalog./) LEAST(relevant, 10)::pg_catalog.float8),
             pg_catalog.avg((hits OPERATOR(pg_catalog.>) 0)::pg_catalog.int4::pg_catalog.float8),
-            pg_catalog.avg(popular_hits::pg_catalog.float8 OPERATOR(pg_catalog./) pg_catalog.least(relevant, 10)),
+            pg_catalog.avg(popular_hits::pg_catalog.float8 OPERATOR(pg_catalog./) LEAST(relevant, 10)::pg_catalog.float8),
             pg_catalog.avg((popular_hits OPERATOR(pg_catalog.>) 0)::pg_catalog.int4::pg_catalog.float8)
      FROM per_user"
 );

@@ -1,5 +1,4 @@
 //! Every dimension and hyper-parameter of the hybrid network, serialisable into the model artefact.
-use crate::preference::{Positives, PreferenceConfig};
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
 
@@ -246,5 +245,79 @@ impl ModelConfig {
             return Some(format!("rating scale {}..{} is empty", self.rating_min, self.rating_max));
         }
         None
+    }
+}
+
+/// Which ratings count as a movie the user picked, and how much, in the preference objective's targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Positives {
+    /// Every rated movie, weight 1.
+    All,
+    /// Movies rated 4 or more (on a 0.5–5 scale: the top fifth of the scale and up), weight 1.
+    #[default]
+    Liked,
+    /// Every rated movie, weighted by its rating over the scale's top.
+    Valued,
+}
+
+impl std::str::FromStr for Positives {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "all" => Ok(Self::All),
+            "liked" => Ok(Self::Liked),
+            "valued" => Ok(Self::Valued),
+            other => Err(format!("{other:?} is not one of all, liked, valued")),
+        }
+    }
+}
+
+impl std::fmt::Display for Positives {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::All => "all",
+            Self::Liked => "liked",
+            Self::Valued => "valued",
+        })
+    }
+}
+
+impl Positives {
+    /// The target weight of a rating `value` on a scale whose top is `rating_max`.
+    pub fn weight(self, value: f32, rating_max: f32) -> f32 {
+        match self {
+            Self::All => 1.0,
+            Self::Liked => f32::from(u8::from(value >= 0.8 * rating_max)),
+            Self::Valued => value / rating_max,
+        }
+    }
+}
+
+/// The preference part's shape, stored in the artefact's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PreferenceConfig {
+    /// Width of the input and output vectors.
+    pub dim: i64,
+    /// What the objective counted as picked.
+    pub positives: Positives,
+    /// Item neighbours kept per movie from the trainer's closed-form item-item model (0: none, e.g. above 20,000
+    /// movies).
+    #[serde(default)]
+    pub neighbours: i64,
+}
+
+impl PreferenceConfig {
+    /// Float32 weights the preference variables hold for `movies` trained movies and a `content_dim` content vector.
+    pub fn parameter_count(&self, movies: u64, content_dim: u64) -> Option<u64> {
+        let dim = u64::try_from(self.dim).ok()?;
+        let rows = movies.checked_add(1)?.checked_mul(dim.checked_mul(2)?.checked_add(1)?)?;
+        let dense = content_dim.checked_add(1)?.checked_mul(dim.checked_mul(2)?.checked_add(1)?)?;
+        let neighbours = match u64::try_from(self.neighbours).ok()? {
+            0 => 0,
+            width => movies.checked_add(1)?.checked_mul(width.checked_mul(2)?)?.checked_add(1)?,
+        };
+        rows.checked_add(dense)?.checked_add(1)?.checked_add(neighbours)
     }
 }

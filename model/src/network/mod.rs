@@ -4,12 +4,13 @@
 //! libtorch errors reach callers as errors instead of panics. Training (noise, loss, optimiser) lives in `train`.
 mod autoencoder;
 mod layers;
+mod preference;
 
 pub(crate) use self::autoencoder::AutoencoderTables;
 pub(crate) use self::layers::{Dense, Mlp};
+pub(crate) use self::preference::{normalise_user, NeighbourTables, PreferenceTables};
 
 use crate::config::ModelConfig;
-use crate::preference::PreferenceTables;
 use crate::scoring::{self, CatalogueScorer, Columns, FoldedUser, Layer, Matrix, MovieTables, Precision, ScoringTables, TensorPass};
 use crate::ModelError;
 use tch::{nn, Kind, TchError, Tensor};

@@ -5,7 +5,7 @@ use crate::network::tests::{content, small_config};
 use crate::ranking::{rank_by_preference, RankOptions, RatingUsers, Retrieval};
 use crate::scoring::Precision;
 use crate::train::preference::{Histories, PreferenceOptions};
-use tch::Device;
+use tch::{nn, Device};
 
 fn config_with_preference() -> crate::ModelConfig {
     let mut config = small_config();
@@ -130,6 +130,7 @@ fn an_artefact_keeps_the_preference_part() {
     assert_eq!(after.blend(), 0.25);
     let vector = before.user(&[1, 2]).unwrap();
     assert_eq!(vector, after.user(&[1, 2]).unwrap());
-    let difference = before.scores(&[vector.clone()]).unwrap().f_sub(&after.scores(&[vector]).unwrap()).unwrap().abs().max().double_value(&[]);
+    let difference =
+        before.scores(std::slice::from_ref(&vector)).unwrap().f_sub(&after.scores(&[vector]).unwrap()).unwrap().abs().max().double_value(&[]);
     assert!(difference < 1e-6, "{difference}");
 }

@@ -2,8 +2,8 @@
 //! movies each user picked (`Positives`; the loss gathers the picked logits, no users × movies target matrix), the
 //! user built from a random half of their rated movies (so it learns to predict movies it was not shown); the movies' own rows hidden at random so the content projections learn to rank
 //! movies without ratings; Adam; the epoch and the rating blend chosen on a validation share's Recall@10.
-use crate::network::HybridRecommender;
-use crate::preference::{normalise_user, Positives};
+use crate::config::Positives;
+use crate::network::{normalise_user, HybridRecommender};
 use crate::ranking::{top_k, BLEND_POOL_EXTRA};
 use crate::ModelError;
 use serde::Serialize;
@@ -63,6 +63,17 @@ pub const BLEND_WEIGHTS: [f32; 9] = [0.0, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.
 /// Weights of the item-neighbourhood score tried in the preference score (its sums of item-item weights are small
 /// beside log-odds).
 pub const NEIGHBOUR_WEIGHTS: [f32; 12] = [0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0];
+
+/// Each validation user's preference scores over every trained movie, for a subset of users (in chunks of 256).
+type PreferenceScores<'a> = &'a dyn Fn(&[usize]) -> Result<Vec<Tensor>, ModelError>;
+
+/// The weights `choose_blend` chose, every pair it tried with its validation quality, and the users it used.
+struct BlendChoice {
+    neighbour_weight: f32,
+    blend: f32,
+    tried: Vec<(f32, f32, f64)>,
+    users: usize,
+}
 
 struct Adam {
     parameters: Vec<Tensor>,
@@ -154,7 +165,7 @@ fn recall_at_10(scores: &Tensor, seen: &[&Vec<(i64, f32)>], relevant: &[Vec<i64>
             let candidates = (0..movies).filter(|m| allowed[*m]).collect();
             let top = top_k(row, &ids, candidates, 10);
             let hits = top.iter().filter(|m| relevant.contains(&(**m as i64 + 1))).count();
-            hits as f64 / relevant.len().min(10).max(1) as f64
+            hits as f64 / relevant.len().clamp(1, 10) as f64
         })
         .collect())
 }
@@ -242,7 +253,7 @@ impl HybridRecommender {
                 let flat_index = users_index.f_mul_scalar(movies)?.f_add(&columns)?;
                 let picked = logits.f_flatten(0, -1)?.f_index_select(0, &flat_index)?;
                 let per_user_weight = Tensor::f_zeros([batch.len() as i64], (Kind::Float, Device::Cpu))?.f_index_add(0, &users_index, &weights)?;
-                let normaliser = logits.f_logsumexp(&[1i64], false)?;
+                let normaliser = logits.f_logsumexp([1i64], false)?;
                 let loss = per_user_weight
                     .f_mul(&normaliser)?
                     .f_sum(Kind::Float)?
@@ -274,7 +285,7 @@ impl HybridRecommender {
                 Ok(())
             })?;
         }
-        let (neighbour_weight, blend, blend_recall, blend_users) =
+        let BlendChoice { neighbour_weight, blend, tried: blend_recall, users: blend_users } =
             self.choose_blend(&rows, &content, fit, &checked, &relevant, options, &validate)?;
         let _ = tch::no_grad(|| tables.blend.shallow_clone().f_fill_(f64::from(blend)))?;
         if let Some(neighbours) = &tables.neighbours {
@@ -305,12 +316,12 @@ impl HybridRecommender {
         checked: &[usize],
         relevant: &[Vec<i64>],
         options: &PreferenceOptions,
-        validate: &dyn Fn(&[usize]) -> Result<Vec<Tensor>, ModelError>,
-    ) -> Result<(f32, f32, Vec<(f32, f32, f64)>, usize), ModelError> {
+        validate: PreferenceScores<'_>,
+    ) -> Result<BlendChoice, ModelError> {
         let count = checked.len().min(options.blend_users);
         let (subset, relevant) = (&checked[..count], &relevant[..count]);
         if subset.is_empty() {
-            return Ok((0.0, 0.0, Vec::new(), 0));
+            return Ok(BlendChoice { neighbour_weight: 0.0, blend: 0.0, tried: Vec::new(), users: 0 });
         }
         let scorer = self.catalogue_scorer(rows, content)?;
         let neighbourhood =
@@ -355,6 +366,6 @@ impl HybridRecommender {
             }
         }
         let best = tried.iter().fold((0.0f32, 0.0f32, f64::NEG_INFINITY), |best, (g, w, r)| if *r > best.2 + 1e-9 { (*g, *w, *r) } else { best });
-        Ok((best.0, best.1, tried, count))
+        Ok(BlendChoice { neighbour_weight: best.0, blend: best.1, tried, users: count })
     }
 }

@@ -64,6 +64,9 @@ pub const BLEND_WEIGHTS: [f32; 9] = [0.0, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.
 /// beside log-odds).
 pub const NEIGHBOUR_WEIGHTS: [f32; 12] = [0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0];
 
+/// Pairs the rating head scores at once while the blend is chosen (the first layer's activations: 64 MB at 256 wide).
+const PAIRS_PER_PASS: usize = 65_536;
+
 /// Each validation user's preference scores over every trained movie, for a subset of users (in chunks of 256).
 type PreferenceScores<'a> = &'a dyn Fn(&[usize]) -> Result<Vec<Tensor>, ModelError>;
 
@@ -341,23 +344,26 @@ impl HybridRecommender {
             }
         }
         let neighbour_weights: &[f32] = if neighbourhood.is_some() { &NEIGHBOUR_WEIGHTS } else { &NEIGHBOUR_WEIGHTS[..1] };
-        let mut tried = Vec::new();
+        let mut pools_by_weight = Vec::with_capacity(neighbour_weights.len());
         for gamma in neighbour_weights {
             let mut pools = Vec::with_capacity(count);
-            for (user, rated, preference, nearby) in &users {
+            for (_, rated, preference, nearby) in &users {
                 let first: Vec<f32> = preference.iter().enumerate().map(|(p, v)| v + gamma * nearby.get(p).copied().unwrap_or(0.0)).collect();
                 let mut allowed = vec![true; movies];
                 rated.iter().for_each(|p| allowed[*p] = false);
                 let pool = top_k(&first, &ids, (0..movies).filter(|m| allowed[*m]).collect(), 10 + BLEND_POOL_EXTRA);
-                let positions: Vec<i64> = pool.iter().map(|p| *p as i64).collect();
-                let ratings = scorer.score_pairs(&vec![*user as i64; pool.len()], &positions)?;
-                pools.push(pool.iter().zip(ratings).map(|(p, r)| (*p, first[*p], r)).collect::<Vec<_>>());
+                pools.push(pool.into_iter().map(|p| (p, first[p])).collect::<Vec<_>>());
             }
+            pools_by_weight.push(pools);
+        }
+        let ratings = self.pool_ratings(&scorer, &users.iter().map(|(user, ..)| *user as i64).collect::<Vec<_>>(), &pools_by_weight)?;
+        let mut tried = Vec::new();
+        for (gamma, pools) in neighbour_weights.iter().zip(&pools_by_weight) {
             for weight in BLEND_WEIGHTS {
                 let mut quality = 0.0;
-                for (pool, relevant) in pools.iter().zip(relevant) {
-                    let order: Vec<f32> = pool.iter().map(|(_, preference, rating)| preference + weight * rating).collect();
-                    let pool_ids: Vec<i32> = pool.iter().map(|(p, _, _)| *p as i32).collect();
+                for (index, (pool, relevant)) in pools.iter().zip(relevant).enumerate() {
+                    let order: Vec<f32> = pool.iter().map(|(p, preference)| preference + weight * ratings[index][p]).collect();
+                    let pool_ids: Vec<i32> = pool.iter().map(|(p, _)| *p as i32).collect();
                     let top = top_k(&order, &pool_ids, (0..pool.len()).collect(), 10);
                     let list: Vec<i64> = top.iter().map(|i| pool[*i].0 as i64 + 1).collect();
                     quality += list_quality(&list, relevant);
@@ -367,5 +373,31 @@ impl HybridRecommender {
         }
         let best = tried.iter().fold((0.0f32, 0.0f32, f64::NEG_INFINITY), |best, (g, w, r)| if *r > best.2 + 1e-9 { (*g, *w, *r) } else { best });
         Ok(BlendChoice { neighbour_weight: best.0, blend: best.1, tried, users: count })
+    }
+
+    /// The raw predicted rating of every (user, position) in any of the pools, scored in batched passes of at most
+    /// `PAIRS_PER_PASS` pairs: per user index, position → rating.
+    fn pool_ratings(
+        &self,
+        scorer: &crate::scoring::CatalogueScorer,
+        user_rows: &[i64],
+        pools_by_weight: &[Vec<Vec<(usize, f32)>>],
+    ) -> Result<Vec<std::collections::HashMap<usize, f32>>, ModelError> {
+        let mut wanted: Vec<std::collections::BTreeSet<usize>> = vec![Default::default(); user_rows.len()];
+        for pools in pools_by_weight {
+            for (user, pool) in pools.iter().enumerate() {
+                wanted[user].extend(pool.iter().map(|(p, _)| *p));
+            }
+        }
+        let pairs: Vec<(usize, usize)> = wanted.iter().enumerate().flat_map(|(user, set)| set.iter().map(move |p| (user, *p))).collect();
+        let mut ratings = vec![std::collections::HashMap::new(); user_rows.len()];
+        for chunk in pairs.chunks(PAIRS_PER_PASS) {
+            let rows: Vec<i64> = chunk.iter().map(|(user, _)| user_rows[*user]).collect();
+            let positions: Vec<i64> = chunk.iter().map(|(_, p)| *p as i64).collect();
+            for ((user, position), rating) in chunk.iter().zip(scorer.score_pairs(&rows, &positions)?) {
+                ratings[*user].insert(*position, rating);
+            }
+        }
+        Ok(ratings)
     }
 }

@@ -24,6 +24,9 @@ impl Matrix {
     }
 
     pub(crate) fn as_slice(&self) -> &[f32] {
+        if self.tensor.numel() == 0 {
+            return &[];
+        }
         // SAFETY: `tensor` is a contiguous f32 CPU tensor (checked in `copy`/`share`); nothing writes it while the
         // scorer that holds it is alive.
         unsafe { std::slice::from_raw_parts(self.tensor.data_ptr() as *const f32, self.tensor.numel()) }

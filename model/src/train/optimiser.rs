@@ -45,7 +45,11 @@ fn values_of(tensor: &Tensor) -> Result<&[f32], ModelError> {
     if tensor.kind() != Kind::Float || !tensor.is_contiguous() || tensor.device() != tch::Device::Cpu {
         return Err(ModelError::Training(format!("expected a contiguous float32 CPU tensor, got {:?} {:?}", tensor.kind(), tensor.size())));
     }
-    // SAFETY: checked above: contiguous f32 CPU memory of `numel` values, alive as long as `tensor`.
+    if tensor.numel() == 0 {
+        // An empty tensor (e.g. the sparse gradient of a table no row of the batch looked up) may have no memory at all.
+        return Ok(&[]);
+    }
+    // SAFETY: checked above: contiguous f32 CPU memory of `numel` (> 0) values, alive as long as `tensor`.
     Ok(unsafe { std::slice::from_raw_parts(tensor.data_ptr() as *const f32, tensor.numel()) })
 }
 

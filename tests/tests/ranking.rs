@@ -1,5 +1,5 @@
 //! The order of recommendation lists: where the rating head and the preference part disagree (a niche movie rated 5
-//! by a few, a popular one rated 4 by most of the user's neighbours), `recsys_recommend` and the batch follow the
+//! by 29, a popular one rated 4 by most of the user's neighbours), `recsys_recommend` and the batch follow the
 //! preference part; and each refresh records how the previous batch predicted what users rated after it, counting
 //! exactly the liked ratings newer than each list, beside the popularity chart on the same ratings.
 use postgres::Client;
@@ -12,13 +12,13 @@ fn cluster() -> &'static TempCluster {
 
 /// The popular movie: rated 4 by every user of the neighbourhood but the probe user.
 const POPULAR: i32 = 21;
-/// The niche movie: rated 5 by three users of the same neighbourhood.
+/// The niche movie: rated 5 by 29 users of the same neighbourhood (149 rate the popular one).
 const NICHE: i32 = 22;
 /// The user whose list is probed: in the neighbourhood, has rated neither.
 const PROBE: i32 = 1;
 
 /// 60 movies; users 1–150 rate about half of movies 1–20 (3 or 4 stars) and all but the probe rate the popular
-/// movie 4; users 2–4 rate the niche movie 5; users 151–200 rate movies 23–60.
+/// movie 4; users 2–30 rate the niche movie 5; users 151–200 rate movies 23–60.
 fn disagreement_database(name: &str) -> Client {
     let mut db = cluster().fresh_database(name).unwrap();
     db.batch_execute(
@@ -31,7 +31,7 @@ fn disagreement_database(name: &str) -> Client {
              SELECT u, m, 3 + (u + m) % 2, timestamptz '2020-01-01' + (u * 100 + m) * interval '1 minute'
              FROM generate_series(1, 150) u, generate_series(1, 20) m WHERE (u * 7 + m * 13) % 10 < 5
              UNION ALL SELECT u, 21, 4, timestamptz '2020-01-01' + (u * 100 + 21) * interval '1 minute' FROM generate_series(2, 150) u
-             UNION ALL SELECT u, 22, 5, timestamptz '2020-01-01' + (u * 100 + 22) * interval '1 minute' FROM generate_series(2, 4) u
+             UNION ALL SELECT u, 22, 5, timestamptz '2020-01-01' + (u * 100 + 22) * interval '1 minute' FROM generate_series(2, 30) u
              UNION ALL SELECT u, m, 1 + (u * m) % 5, timestamptz '2020-01-01' + (u * 100 + m) * interval '1 minute'
              FROM generate_series(151, 200) u, generate_series(23, 60) m WHERE (u * 3 + m * 11) % 10 < 4;",
     )

@@ -171,7 +171,7 @@ fn the_same_seed_gives_the_same_model() {
         output.lines().filter(|l| l.contains("RMSE") || l.contains("Recall")).map(str::to_string).collect::<Vec<_>>()
     };
     let first = run();
-    assert_eq!(first.len(), 6, "{first:?}");
+    assert_eq!(first.len(), 7, "four accuracy rows, the model's lists and the two baselines': {first:?}");
     assert_eq!(run(), first);
 }
 

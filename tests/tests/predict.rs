@@ -157,7 +157,10 @@ fn batched_predictions_and_recommendations_agree_with_single_predictions() {
     assert_eq!(top.len(), 10);
     assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
     for (_, movie, _, score) in &top {
-        assert!((single(&mut db, *movie) - score).abs() < 1e-5, "each row's score is the movie's predicted rating (the order is the preference part's)");
+        assert!(
+            (single(&mut db, *movie) - score).abs() < 1e-5,
+            "each row's score is the movie's predicted rating (the order is the preference part's)"
+        );
     }
     let rated: i64 = db
         .query_one("SELECT count(*) FROM recsys.recsys_recommend(1, 50) r JOIN recsys.ratings x ON x.user_id = 1 AND x.movie_id = r.movie_id", &[])

@@ -48,7 +48,8 @@ fn lists_follow_the_preference_part_where_it_and_the_rating_head_disagree() {
     let mut db = disagreement_database("ranking_disagree");
     let output = cluster().trainer_ok("ranking_disagree", &["train", "--activate", "--skip-cold-start", "--epochs", "8", "--seed", "3"]).unwrap();
     assert!(output.contains("(active)"), "{output}");
-    let predicted = |db: &mut Client, movie: i32| -> f32 { db.query_one("SELECT recsys.recsys_predict($1::int, $2::int)", &[&PROBE, &movie]).unwrap().get(0) };
+    let predicted =
+        |db: &mut Client, movie: i32| -> f32 { db.query_one("SELECT recsys.recsys_predict($1::int, $2::int)", &[&PROBE, &movie]).unwrap().get(0) };
     let (niche, popular) = (predicted(&mut db, NICHE), predicted(&mut db, POPULAR));
     assert!(niche > popular, "the rating head predicts the niche movie higher ({niche} vs {popular}): the two objectives disagree");
 

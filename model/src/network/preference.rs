@@ -3,7 +3,7 @@
 //! neighbourhood's pruned item-item weights.
 use super::Dense;
 use crate::config::PreferenceConfig;
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 /// The preference variables: per trained movie (row 0: a movie without ratings) input and output rows and a bias,
 /// the content projections into both and into the bias, and the blend weight of the predicted rating in the order.
@@ -120,12 +120,12 @@ impl NeighbourTables {
             return Err(crate::ModelError::InvalidArgument(format!("an item-item matrix of {:?} for {movies} movies", item_item.size())));
         }
         tch::no_grad(|| -> Result<(), crate::ModelError> {
-            let mut masked = item_item.f_to_kind(Kind::Float)?;
+            let mut masked = item_item.f_to_kind(tch::Kind::Float)?;
             let _ = masked.f_fill_diagonal_(f64::NEG_INFINITY, false)?;
             let (values, columns) = masked.f_topk(neighbours.min(movies - 1).max(0), 1, true, true)?;
             let kept = values.f_isfinite()?.f_logical_and(&values.f_gt(0.0)?)?;
             let values = values.f_where_scalarother(&kept, 0.0)?;
-            let rows = columns.f_add_scalar(1)?.f_to_kind(Kind::Float)?.f_where_scalarother(&kept, 0.0)?;
+            let rows = columns.f_add_scalar(1)?.f_to_kind(tch::Kind::Float)?.f_where_scalarother(&kept, 0.0)?;
             let width = values.size()[1];
             self.weights.f_narrow(0, 1, movies)?.f_narrow(1, 0, width)?.f_copy_(&values)?;
             self.rows.f_narrow(0, 1, movies)?.f_narrow(1, 0, width)?.f_copy_(&rows)?;

@@ -195,16 +195,32 @@ impl Progress {
     }
 }
 
-fn log_run(summary: &RefreshSummary, outcome: &Outcome, k: i32, threads: i32, shard: Shard, retrieval: Retrieval) -> Result<(), RecsysError> {
-    let sql = "INSERT INTO recsys.quality_log (kind, model_version, started_at, finished_at, duration_seconds, users, recommendations,
-                                         catalogue_coverage, changed_share, prospective_rmse, prospective_ratings, details,
-                                         previous_batch_users, previous_batch_recall_at_10, previous_batch_hit_rate,
-                                         popularity_recall_at_10, popularity_hit_rate)
-         VALUES ('refresh', $1, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $2), pg_catalog.clock_timestamp(),
+/// The refresh's quality_log row; `$extra_columns`/`$extra_values`: the previous batch's outcome, where the schema
+/// has its columns.
+macro_rules! log_refresh {
+    ($extra_columns:literal, $extra_values:literal) => {
+        concat!(
+            "INSERT INTO recsys.quality_log (kind, model_version, started_at, finished_at, duration_seconds, users, recommendations,
+                                         catalogue_coverage, changed_share, prospective_rmse, prospective_ratings, details",
+            $extra_columns,
+            ") VALUES ('refresh', $1, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $2), pg_catalog.clock_timestamp(),
                  $2, $3, $4, $5, $6, $7, $8, pg_catalog.jsonb_build_object('k', $9::pg_catalog.int4, 'threads', $10::pg_catalog.int4,
-                                                   'shard', $11::pg_catalog.int4, 'shards', $12::pg_catalog.int4, 'retrieval', $13::pg_catalog.text),
-                 $14, $15, $16, $17, $18)";
-    let arguments = [
+                                                   'shard', $11::pg_catalog.int4, 'shards', $12::pg_catalog.int4, 'retrieval', $13::pg_catalog.text)",
+            $extra_values,
+            ")"
+        )
+    };
+}
+
+fn log_run(summary: &RefreshSummary, outcome: Option<&Outcome>, k: i32, threads: i32, shard: Shard, retrieval: Retrieval) -> Result<(), RecsysError> {
+    let sql = match outcome {
+        Some(_) => log_refresh!(
+            ", previous_batch_users, previous_batch_recall_at_10, previous_batch_hit_rate, popularity_recall_at_10, popularity_hit_rate",
+            ", $14, $15, $16, $17, $18"
+        ),
+        None => log_refresh!("", ""),
+    };
+    let mut arguments: Vec<pgrx::datum::DatumWithOid<'_>> = vec![
         summary.model_version.into(),
         summary.seconds.into(),
         summary.users.into(),
@@ -222,12 +238,16 @@ fn log_run(summary: &RefreshSummary, outcome: &Outcome, k: i32, threads: i32, sh
             Retrieval::TwoStage { candidates } => format!("two_stage({candidates})"),
         }
         .into(),
-        outcome.users.into(),
-        outcome.recall_at_10.into(),
-        outcome.hit_rate.into(),
-        outcome.popularity_recall_at_10.into(),
-        outcome.popularity_hit_rate.into(),
     ];
+    if let Some(outcome) = outcome {
+        arguments.extend([
+            outcome.users.into(),
+            outcome.recall_at_10.into(),
+            outcome.hit_rate.into(),
+            outcome.popularity_recall_at_10.into(),
+            outcome.popularity_hit_rate.into(),
+        ]);
+    }
     Spi::connect_mut(|client| client.update(sql, None, &arguments).map(|_| ()))
         .map_err(RecsysError::spi("recording the refresh in recsys.quality_log"))
 }
@@ -289,6 +309,6 @@ pub fn refresh(k: i32, threads: i32, shard: Shard) -> Result<RefreshSummary, Rec
         prospective_ratings,
         seconds: started.elapsed().as_secs_f64(),
     };
-    log_run(&summary, &outcome, k, threads, shard, options.retrieval)?;
+    log_run(&summary, outcome.as_ref(), k, threads, shard, options.retrieval)?;
     Ok(summary)
 }

@@ -57,18 +57,28 @@ const OUTCOME: &str = concat!(
      FROM per_user"
 );
 
-/// The previous batch's outcome for `shard`'s users (read before the refresh replaces their rows).
-pub fn previous_batch(shard: Shard) -> Result<Outcome, RecsysError> {
-    Spi::connect(|client| -> Result<Outcome, pgrx::spi::Error> {
+/// Whether recsys.quality_log has the outcome's columns (a database not yet updated to 0.7.0 has not).
+const HAS_OUTCOME_COLUMNS: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute
+    WHERE attrelid OPERATOR(pg_catalog.=) 'recsys.quality_log'::pg_catalog.regclass
+      AND attname OPERATOR(pg_catalog.=) 'previous_batch_users' AND NOT attisdropped)";
+
+/// The previous batch's outcome for `shard`'s users (read before the refresh replaces their rows); `None` where the
+/// schema has no place for it (before `ALTER EXTENSION pg_recsys UPDATE` to 0.7.0).
+pub fn previous_batch(shard: Shard) -> Result<Option<Outcome>, RecsysError> {
+    let recorded = Spi::get_one::<bool>(HAS_OUTCOME_COLUMNS).map_err(RecsysError::spi("reading recsys.quality_log's columns"))?;
+    if recorded != Some(true) {
+        return Ok(None);
+    }
+    Spi::connect(|client| -> Result<Option<Outcome>, pgrx::spi::Error> {
         let table = client.select(OUTCOME, Some(1), &shard.arguments())?;
         let row = table.first();
-        Ok(Outcome {
+        Ok(Some(Outcome {
             users: row.get::<i64>(1)?.unwrap_or_default(),
             recall_at_10: row.get::<f64>(2)?,
             hit_rate: row.get::<f64>(3)?,
             popularity_recall_at_10: row.get::<f64>(4)?,
             popularity_hit_rate: row.get::<f64>(5)?,
-        })
+        }))
     })
     .map_err(RecsysError::spi("measuring the previous batch against the ratings that arrived after it"))
 }

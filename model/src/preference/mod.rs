@@ -5,7 +5,7 @@
 //! a user's newest ratings or a visitor's count as soon as they exist. Fitted by `train::preference`.
 mod neighbours;
 
-use self::neighbours::CatalogueNeighbours;
+pub(crate) use self::neighbours::CatalogueNeighbours;
 pub use crate::config::{Positives, PreferenceConfig};
 use crate::network::{normalise_user, HybridRecommender};
 use crate::ModelError;
@@ -84,15 +84,6 @@ impl PreferenceScorer {
             }
             _ => Ok(scores),
         }
-    }
-
-    /// [users, movies]: each user's unweighted neighbourhood score (zeros without a neighbourhood).
-    pub fn neighbour_scores(&self, users: &[PreferenceUser]) -> Result<Tensor, ModelError> {
-        let flat: Vec<f32> = match &self.neighbours {
-            Some(neighbours) => users.iter().flat_map(|u| neighbours.scores(&u.rated)).collect(),
-            None => vec![0.0; users.len() * self.movies],
-        };
-        Ok(Tensor::f_from_slice(&flat)?.f_reshape([users.len() as i64, self.movies as i64])?)
     }
 
     /// [movies, dim]: every catalogue movie's output vector (for similar movies).

@@ -4,6 +4,7 @@
 //! movies without ratings; Adam; the epoch and the rating blend chosen on a validation share's Recall@10.
 use crate::config::Positives;
 use crate::network::{normalise_user, HybridRecommender};
+use crate::preference::CatalogueNeighbours;
 use crate::ranking::{top_k, BLEND_POOL_EXTRA};
 use crate::ModelError;
 use serde::Serialize;
@@ -327,8 +328,11 @@ impl HybridRecommender {
             return Ok(BlendChoice { neighbour_weight: 0.0, blend: 0.0, tried: Vec::new(), users: 0 });
         }
         let scorer = self.catalogue_scorer(rows, content)?;
-        let neighbourhood =
-            self.preference_scorer(rows, content)?.filter(|p| self.preference.as_ref().is_some_and(|t| t.neighbours.is_some()) && p.movies() > 0);
+        let row_list: Vec<i64> = Vec::try_from(rows)?;
+        let neighbourhood = match self.preference.as_ref().and_then(|t| t.neighbours.as_ref()) {
+            Some(tables) => Some(CatalogueNeighbours::over(tables, &row_list)?),
+            None => None,
+        };
         let movies = scorer.movies();
         let ids: Vec<i32> = (0..movies as i32).collect();
         let mut users = Vec::with_capacity(count);
@@ -336,10 +340,7 @@ impl HybridRecommender {
             let values: Vec<f32> = Vec::try_from(scores.f_flatten(0, -1)?)?;
             for (user, row) in chunk.iter().zip(values.chunks_exact(movies.max(1))) {
                 let rated: Vec<usize> = fit[*user].iter().map(|(m, _)| (*m - 1) as usize).collect();
-                let nearby: Vec<f32> = match &neighbourhood {
-                    Some(scorer) => Vec::try_from(scorer.neighbour_scores(&[scorer.user(&rated)?])?.f_flatten(0, -1)?)?,
-                    None => Vec::new(),
-                };
+                let nearby: Vec<f32> = neighbourhood.as_ref().map(|n| n.scores(&rated)).unwrap_or_default();
                 users.push((*user, rated, row.to_vec(), nearby));
             }
         }

@@ -20,13 +20,9 @@ const FLOATS_PER_CHUNK: usize = 1 << 22;
 /// Ranking quality of the model and of the baselines on the same users and candidates.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RankingReport {
-    pub recall_at_10: f64,
-    pub ndcg_at_10: f64,
-    pub users: usize,
-    /// Distinct movies over all users' top-10 lists, over the catalogue's movies.
-    pub coverage: f64,
-    /// Share of lists holding a movie outside the `LONG_TAIL_FROM` most-rated (training counts).
-    pub long_tail_share: f64,
+    /// The model's lists (stored at the top level of metrics.ranking, as before the baselines were added).
+    #[serde(flatten)]
+    pub model: ListQuality,
     /// How the lists were ranked: the extension's own ranking code and arithmetic.
     pub ranked_by: String,
     /// The most-rated movies the user has not rated (training counts).
@@ -43,7 +39,9 @@ pub struct ListQuality {
     pub recall_at_10: f64,
     pub ndcg_at_10: f64,
     pub users: usize,
+    /// Distinct movies over all users' top-10 lists, over the catalogue's movies.
     pub coverage: f64,
+    /// Share of lists holding a movie outside the `LONG_TAIL_FROM` most-rated (training counts).
     pub long_tail_share: f64,
 }
 
@@ -153,11 +151,7 @@ pub fn ranking_metrics(
         None => (None, Some(format!("EASE skipped: more than {} rated movies", ease::MAX_MOVIES))),
     };
     Ok(RankingReport {
-        recall_at_10: model.recall_at_10,
-        ndcg_at_10: model.ndcg_at_10,
-        users: model.users,
-        coverage: model.coverage,
-        long_tail_share: model.long_tail_share,
+        model,
         ranked_by: match &preference {
             Some(p) => format!("preference + {} × neighbourhood + {} × predicted rating", p.neighbour_weight(), p.blend()),
             None => format!("rank_users (predicted rating), {:?}", options.precision),
@@ -199,15 +193,8 @@ fn print_lists(ranking: &RankingReport) {
             q.recall_at_10, q.ndcg_at_10, q.coverage, q.long_tail_share
         )
     };
-    println!("  top-10 lists of {} users over every unrated movie ({}):", ranking.users, ranking.ranked_by);
-    let model = ListQuality {
-        recall_at_10: ranking.recall_at_10,
-        ndcg_at_10: ranking.ndcg_at_10,
-        users: ranking.users,
-        coverage: ranking.coverage,
-        long_tail_share: ranking.long_tail_share,
-    };
-    list("hybrid model", &model);
+    println!("  top-10 lists of {} users over every unrated movie ({}):", ranking.model.users, ranking.ranked_by);
+    list("hybrid model", &ranking.model);
     list("popularity baseline", &ranking.popularity);
     match &ranking.ease {
         Some(ease) => list("EASE baseline", ease),

@@ -44,3 +44,10 @@ SELECT q.run_id, q.kind, q.model_version, q.started_at, q.finished_at, round(q.d
        q.popularity_recall_at_10, q.popularity_hit_rate
 FROM quality_log q LEFT JOIN model_versions v ON v.version = q.model_version;
 COMMENT ON VIEW quality_history IS 'Training and refresh runs with durations, prospective accuracy, coverage, churn, and how the previous batch predicted what users rated after it (beside popularity): for BI tools.';
+
+-- Every table carries a comment (docs/sql-reference.md is checked against them).
+COMMENT ON TABLE genres IS 'Genre names as the source spells them (MovieLens, else IMDb''s title.basics).';
+COMMENT ON TABLE movie_genres IS 'Which genres each movie has.';
+COMMENT ON TABLE persons IS 'Directors, writers and actors from IMDb, by name and nconst.';
+COMMENT ON TABLE movie_persons IS 'Credits: the people of each movie with their role (director, actor, writer), billing order and characters.';
+COMMENT ON TABLE title_embeddings IS 'Sentence embeddings of titles (all-MiniLM-L6-v2), shared by trainer and extension so that an unchanged title is embedded once.';

@@ -280,12 +280,17 @@ impl TempCluster {
     /// Runs `sql/<file>` (the user-facing SQL) with psql as the superuser, stopping at the first error, in unaligned
     /// tuples-only output; returns the output, or the error with psql's messages.
     pub fn psql_file(&self, database: &str, file: &str) -> Result<String> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql").join(file);
+        self.psql_script(database, &Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql").join(file))
+    }
+
+    /// Runs the SQL file at `path` with psql as the superuser, as `psql_file` does.
+    pub fn psql_script(&self, database: &str, path: &Path) -> Result<String> {
+        let file = path.display();
         let output = Command::new(format!("{PG_BINDIR}/psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", database, "-p", &self.port.to_string(), "-h"])
             .arg(&self.root)
             .arg("-f")
-            .arg(&path)
+            .arg(path)
             .output()?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {

@@ -1,29 +1,9 @@
 -- The drop guard: DROP EXTENSION pg_recsys (or DROP SCHEMA recsys) deletes the extension's tables with it, every
 -- rating, movie, person and model version. While any of them holds rows the drop is refused (2BP01), unless the
--- session sets recsys.allow_drop_with_data = on first. An event trigger sees the statement before anything is dropped.
+-- session sets recsys.allow_drop_with_data = on first. The event trigger (src/drop_guard.rs) sees the statement's
+-- parse tree before anything is dropped, however the statement was built (DO, EXECUTE, a function).
 CREATE FUNCTION _recsys_refuse_drop_with_data() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, @extschema@, pg_temp AS $$
-DECLARE
-    target text := CASE tg_tag WHEN 'DROP EXTENSION' THEN 'pg_recsys' ELSE 'recsys' END;
-    holding text;
-BEGIN
-    IF coalesce(current_setting('recsys.allow_drop_with_data', true), 'off') IN ('on', 'true', '1')
-       OR current_query() !~* ('(^|[^a-z0-9_$])' || target || '([^a-z0-9_$]|$)') THEN
-        RETURN;
-    END IF;
-    SELECT string_agg(t.name, ', ' ORDER BY t.name) INTO holding
-    FROM (VALUES ('ratings', EXISTS (SELECT FROM @extschema@.ratings)), ('movies', EXISTS (SELECT FROM @extschema@.movies)),
-                 ('users', EXISTS (SELECT FROM @extschema@.users)), ('persons', EXISTS (SELECT FROM @extschema@.persons)),
-                 ('models', EXISTS (SELECT FROM @extschema@.models))) AS t(name, has_rows)
-    WHERE t.has_rows;
-    IF holding IS NOT NULL THEN
-        RAISE EXCEPTION '% would delete the data pg_recsys holds', tg_tag
-            USING ERRCODE = '2BP01',
-                  DETAIL = format('These tables of the extension have rows: %s.', holding),
-                  HINT = 'Keep a copy first (pg_dump --schema=recsys); to drop the extension with its data, SET recsys.allow_drop_with_data = on in this session.';
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION _recsys_refuse_drop_with_data() IS 'Event trigger: refuses DROP EXTENSION pg_recsys / DROP SCHEMA recsys while ratings, movies, users, persons or models hold rows, unless recsys.allow_drop_with_data is on.';
+LANGUAGE c AS 'MODULE_PATHNAME', 'recsys_drop_guard';
+COMMENT ON FUNCTION _recsys_refuse_drop_with_data() IS 'Event trigger: reads the parse tree of each DROP EXTENSION / DROP SCHEMA and refuses one that drops pg_recsys or recsys while ratings, movies, users, persons or models hold rows, unless recsys.allow_drop_with_data is on.';
 CREATE EVENT TRIGGER recsys_refuse_drop_with_data ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA') EXECUTE FUNCTION _recsys_refuse_drop_with_data();

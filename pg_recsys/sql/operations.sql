@@ -124,8 +124,10 @@ GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA @extschema@ TO recsys_admin
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA @extschema@ TO recsys_admin;
 
 REVOKE EXECUTE ON FUNCTION recsys_activate(bigint), recsys_rollback(), recsys_load_artefact(text, boolean),
-    recsys_refresh_batch_now(integer, integer, integer, integer), recsys_schedule_refresh(text, integer), recsys_unschedule_refresh() FROM PUBLIC;
+    recsys_refresh_batch_now(integer, integer, integer, integer), recsys_schedule_refresh(text, integer), recsys_unschedule_refresh(),
+    recsys_torch_matmul_check(integer) FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE recsys_refresh_batch(integer, integer, integer, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION recsys_activate(bigint), recsys_rollback(), recsys_load_artefact(text, boolean),
-    recsys_refresh_batch_now(integer, integer, integer, integer), recsys_schedule_refresh(text, integer), recsys_unschedule_refresh() TO recsys_admin;
+    recsys_refresh_batch_now(integer, integer, integer, integer), recsys_schedule_refresh(text, integer), recsys_unschedule_refresh(),
+    recsys_torch_matmul_check(integer) TO recsys_admin;
 GRANT EXECUTE ON PROCEDURE recsys_refresh_batch(integer, integer, integer, integer) TO recsys_admin;

@@ -51,3 +51,14 @@ COMMENT ON TABLE movie_genres IS 'Which genres each movie has.';
 COMMENT ON TABLE persons IS 'Directors, writers and actors from IMDb, by name and nconst.';
 COMMENT ON TABLE movie_persons IS 'Credits: the people of each movie with their role (director, actor, writer), billing order and characters.';
 COMMENT ON TABLE title_embeddings IS 'Sentence embeddings of titles (all-MiniLM-L6-v2), shared by trainer and extension so that an unchanged title is embedded once.';
+
+-- A libtorch smoke test that can run a 4096³ product is for administrators, not for every reader.
+REVOKE EXECUTE ON FUNCTION recsys_torch_matmul_check(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION recsys_torch_matmul_check(integer) TO recsys_admin;
+
+-- The drop guard reads the DROP statement's parse tree instead of matching the statement's text, which a DO block,
+-- EXECUTE or a function could hide.
+CREATE OR REPLACE FUNCTION _recsys_refuse_drop_with_data() RETURNS event_trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'recsys_drop_guard';
+ALTER FUNCTION _recsys_refuse_drop_with_data() RESET ALL;
+COMMENT ON FUNCTION _recsys_refuse_drop_with_data() IS 'Event trigger: reads the parse tree of each DROP EXTENSION / DROP SCHEMA and refuses one that drops pg_recsys or recsys while ratings, movies, users, persons or models hold rows, unless recsys.allow_drop_with_data is on.';

@@ -2,8 +2,9 @@
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use pgrx::pg_sys;
 
-/// `recsys.torch_threads`: libtorch intra-op threads per backend (default 1). Every backend has its own
-/// libtorch thread pool, so on a server with many connections more than one thread mostly adds contention.
+/// `recsys.torch_threads`: libtorch intra-op threads per backend (default 1), at most the server's cores whatever
+/// the value. Every backend has its own libtorch thread pool, so on a server with many connections more than one
+/// thread mostly adds contention.
 static TORCH_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 
 /// `recsys.fast_exit`: end Postgres child processes without running libtorch's C++ static destructors
@@ -24,7 +25,7 @@ static BFLOAT16: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 /// `recsys.allow_drop_with_data`: lets `DROP EXTENSION pg_recsys` / `DROP SCHEMA recsys` delete the extension's
 /// tables while they hold ratings, movies, users, persons or models (default off: the drop guard refuses, 2BP01).
-/// Read by the drop guard's event trigger (`sql/drop_guard.sql`), also in sessions that never loaded the library.
+/// Read by the drop guard (`drop_guard.rs`), whose event trigger loads the library in the session that drops.
 static ALLOW_DROP_WITH_DATA: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// `recsys.fold_in`: fold a user's ratings that the active model never saw (those newer than its training data,
@@ -76,8 +77,19 @@ static SHARED_TABLES: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Default of `recsys.fold_in_l2`, chosen with `scripts/bench.sh fold-in` on ml-latest-small.
 pub const FOLD_IN_L2_DEFAULT: f64 = 2.0;
 
-/// Upper bound of `recsys.torch_threads`.
+/// Upper bound of `recsys.torch_threads` and of the refresh's `threads` argument; values above the server's cores
+/// run with as many threads as it has cores.
 pub const MAX_TORCH_THREADS: i32 = 64;
+
+/// Upper bound of `recsys.retrieval_candidates` and `recsys.refresh_users_per_round`, which any role may set: each
+/// multiplies the memory one statement uses (candidates or users × the catalogue's scoring tables).
+const MAX_PER_STATEMENT_ROWS: i32 = 20_000;
+
+/// The threads libtorch may use in one backend: the server's cores.
+pub fn machine_threads() -> i32 {
+    static CORES: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |cores| cores.get().min(MAX_TORCH_THREADS as usize) as i32))
+}
 
 /// Defines every `recsys.*` setting (called once from `_PG_init`).
 pub fn register() {
@@ -155,7 +167,7 @@ pub fn register() {
         c"More candidates: recall closer to exhaustive ranking, more time.",
         &RETRIEVAL_CANDIDATES,
         1,
-        1_000_000,
+        MAX_PER_STATEMENT_ROWS,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -165,7 +177,7 @@ pub fn register() {
         c"Bounds the refresh's memory whatever the number of users; larger rounds mean fewer statements.",
         &REFRESH_USERS_PER_ROUND,
         1,
-        1_000_000,
+        MAX_PER_STATEMENT_ROWS,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -177,6 +189,9 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // SAFETY: called from _PG_init after the settings above are defined; a mistyped `recsys.` name is then an
+    // error instead of a silently accepted placeholder.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"recsys".as_ptr()) };
 }
 
 /// The configured MiniLM directory; else the copy installed beside the extension
@@ -206,7 +221,12 @@ const INSTALLED_MINILM_DIR: &str = "pg_recsys_minilm";
 
 /// The thread count the current session asks libtorch to use.
 pub fn torch_threads() -> i32 {
-    TORCH_THREADS.get()
+    TORCH_THREADS.get().min(machine_threads())
+}
+
+/// Whether this session lets DROP EXTENSION pg_recsys / DROP SCHEMA recsys delete the extension's data.
+pub fn allow_drop_with_data() -> bool {
+    ALLOW_DROP_WITH_DATA.get()
 }
 
 /// Whether this session folds new ratings into users' vectors.

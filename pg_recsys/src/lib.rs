@@ -4,6 +4,7 @@ use pgrx::prelude::*;
 
 mod api;
 mod batch;
+mod drop_guard;
 mod error;
 mod exit;
 mod guc;

@@ -23,7 +23,23 @@ fn a_drop_that_would_delete_data_is_refused_until_the_session_allows_it() {
     let mut db = cluster().demo_database("drop_data").unwrap();
     let ratings = |db: &mut postgres::Client| db.query_one("SELECT count(*) FROM recsys.ratings", &[]).unwrap().get::<_, i64>(0);
     let before = ratings(&mut db);
-    for statement in ["DROP EXTENSION pg_recsys", "DROP EXTENSION IF EXISTS \"pg_recsys\" CASCADE", "DROP SCHEMA recsys CASCADE"] {
+    db.batch_execute(
+        "CREATE FUNCTION public.drop_by_name(kind text, name text) RETURNS void LANGUAGE plpgsql AS
+             $$ BEGIN EXECUTE format('DROP %s %I CASCADE', kind, name); END $$;
+         CREATE FUNCTION public.drop_in_sql() RETURNS void LANGUAGE sql AS 'DROP SCHEMA recsys CASCADE';",
+    )
+    .unwrap();
+    for statement in [
+        "DROP EXTENSION pg_recsys",
+        "DROP EXTENSION IF EXISTS \"pg_recsys\" CASCADE",
+        "DROP SCHEMA recsys CASCADE",
+        "DROP EXTENSION hstore_missing_ok_does_not_exist, pg_recsys",
+        "DO $$ BEGIN EXECUTE 'DROP EXTENSION ' || 'pg_' || 'rec' || 'sys CASCADE'; END $$",
+        "DO $$ BEGIN EXECUTE 'DROP SCHEMA ' || 'rec' || 'sys CASCADE'; END $$",
+        "SELECT public.drop_by_name('EXTENSION', 'pg_' || 'recsys')",
+        "SELECT public.drop_by_name('SCHEMA', 'rec' || 'sys')",
+        "SELECT public.drop_in_sql()",
+    ] {
         let error = db.batch_execute(statement).unwrap_err();
         let error = error.as_db_error().unwrap_or_else(|| panic!("{statement}: {error}"));
         assert_eq!(error.code().code(), "2BP01", "{statement}: {}", error.message());

@@ -65,3 +65,23 @@ fn readers_read_admins_manage_and_others_are_refused() {
     let batch_after: i64 = owner.query_one("SELECT count(*) FROM recsys.batch_recommendations", &[]).unwrap().get(0);
     assert_eq!((active, batch_after), (2, batch_before));
 }
+
+#[test]
+fn a_reader_cannot_run_the_libtorch_check_mistype_a_setting_or_raise_a_limit_past_the_machine() {
+    let mut owner = cluster().fresh_database("privileges_limits").unwrap();
+    owner.batch_execute("DROP ROLE IF EXISTS limits_reader; CREATE ROLE limits_reader LOGIN IN ROLE recsys_reader;").unwrap();
+    let mut reader = Client::connect(&cluster().connection_string("limits_reader", "privileges_limits"), postgres::NoTls).unwrap();
+    let (code, message) = sql_error(&mut reader, "SELECT recsys.recsys_torch_matmul_check(4096)");
+    assert_eq!(code, "42501", "{message}");
+
+    let (code, message) = sql_error(&mut reader, "SET recsys.torch_thread = 4");
+    assert_eq!(code, "42602", "the recsys. prefix is reserved, so a typo is an error: {message}");
+    for setting in ["recsys.retrieval_candidates = 1000000", "recsys.refresh_users_per_round = 1000000"] {
+        let (code, message) = sql_error(&mut reader, &format!("SET {setting}"));
+        assert_eq!(code, "22023", "{setting}: {message}");
+    }
+    reader.batch_execute("SET recsys.torch_threads = 64").unwrap();
+    let threads: i32 = reader.query_one("SELECT torch_threads FROM recsys.recsys_version_info()", &[]).unwrap().get(0);
+    let cores = std::thread::available_parallelism().unwrap().get() as i32;
+    assert_eq!(threads, cores.min(64), "libtorch runs with at most the server's cores");
+}

@@ -39,7 +39,7 @@ fn the_readme_quick_start_runs_as_printed_on_the_demo_database() {
         let rows = db.query(statement.trim_end_matches(';'), &[]).unwrap_or_else(|e| panic!("{statement}: {e}"));
         assert!(!rows.is_empty(), "{statement} returns rows");
         for row in &rows {
-            assert!((0..row.len()).all(|column| row.try_get::<_, Option<f32>>(column).map_or(true, |v| v.map_or(true, f32::is_finite))));
+            assert!((0..row.len()).all(|column| row.try_get::<_, Option<f32>>(column).map_or(true, |v| v.is_none_or(f32::is_finite))));
         }
     }
     let users: i64 = db.query_one("SELECT count(*) FROM recsys.users", &[]).unwrap().get(0);

@@ -276,7 +276,7 @@ pub fn refresh(k: i32, threads: i32, shard: Shard) -> Result<RefreshSummary, Rec
     }
     let started = Instant::now();
     lock_refresh(shard)?;
-    let _float_mode = crate::torch_runtime::use_threads(threads)?;
+    let _float_mode = crate::torch_runtime::use_threads(threads.min(crate::guc::machine_threads()))?;
     let model = cache::active()?;
     snapshot::store_if_stale(model.version, model.catalogue_version, &model.catalogue)?;
     let options = crate::guc::rank_options(k as usize, model.scorer.movies());

@@ -1,9 +1,11 @@
 //! The per-backend model cache: the active model version's network, vocabularies and the encoded content of every
 //! movie, loaded from `recsys.models` on first use, reloaded when another version becomes active and patched when
 //! the catalogue changes (triggers bump its version in `recsys.catalogue_state` and record the movies changed).
-//! Both versions are read once per statement, so an activation or a catalogue edit reaches every backend on its next
-//! statement without reconnecting. Nothing here writes to the database.
+//! Both versions are read again whenever the running statement may see other data than the last check did
+//! (`freshness`), so an activation or a catalogue edit reaches every backend on its next statement, also within one
+//! message, DO block or procedure, without reconnecting. Nothing here writes to the database.
 use super::catalogue::{self, EncodedCatalogue};
+use super::freshness::{self, VisibleData};
 use super::shared_tables;
 use crate::error::RecsysError;
 use pgrx::prelude::*;
@@ -47,11 +49,11 @@ pub struct LoadedModel {
 
 struct CacheState {
     model: Option<Rc<LoadedModel>>,
-    checked_at_statement: Option<pg_sys::TimestampTz>,
+    checked_with: Option<VisibleData>,
 }
 
 thread_local! {
-    static CACHE: RefCell<CacheState> = const { RefCell::new(CacheState { model: None, checked_at_statement: None }) };
+    static CACHE: RefCell<CacheState> = const { RefCell::new(CacheState { model: None, checked_with: None }) };
 }
 
 /// The model cached in this backend, if any (for `recsys_version_info`); does not query the database.
@@ -61,12 +63,11 @@ pub fn cached_version() -> Option<i64> {
 
 /// The active model, loading it when the active version changed since this backend last looked.
 pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
-    // SAFETY: reads the start time of the current statement, set by Postgres for every statement.
-    let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    let visible = freshness::visible_data();
     let cached = CACHE.with(|cache| {
         let cache = cache.borrow();
-        match (&cache.model, cache.checked_at_statement) {
-            (Some(model), Some(at)) if at == statement => Some(model.clone()),
+        match (&cache.model, cache.checked_with) {
+            (Some(model), Some(checked)) if Some(checked) == visible => Some(model.clone()),
             _ => None,
         }
     });
@@ -105,7 +106,7 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.model = Some(model.clone());
-        cache.checked_at_statement = Some(statement);
+        cache.checked_with = visible;
     });
     Ok(model)
 }

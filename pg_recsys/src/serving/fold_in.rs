@@ -3,6 +3,7 @@
 //! to those ratings (`recsys_model`'s fold-in); the fitted vector is cached per (user, their new ratings' count,
 //! latest time and sum), so a user without new ratings costs one index lookup per statement. Nothing is written.
 use super::cache::LoadedModel;
+use super::freshness::{self, VisibleData};
 use crate::error::RecsysError;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
@@ -41,9 +42,9 @@ pub enum UserVector {
 /// Identifies a user's new ratings: their count, latest time and sum.
 type RatingsKey = (i64, u64, u64);
 
-/// A cached answer: for which statement it was checked, for which new ratings it was fitted.
+/// A cached answer: under which visible data it was checked, for which new ratings it was fitted.
 struct CachedVector {
-    statement: pg_sys::TimestampTz,
+    checked_with: Option<VisibleData>,
     key: RatingsKey,
     vector: UserVector,
 }
@@ -56,7 +57,7 @@ struct FoldedUsers {
 }
 
 /// Whether a statement saw ratings newer than a model version's training data.
-type NewerAnswer = (pg_sys::TimestampTz, i64, bool);
+type NewerAnswer = (VisibleData, i64, bool);
 
 thread_local! {
     static FOLDED: RefCell<FoldedUsers> = RefCell::new(FoldedUsers::default());
@@ -68,16 +69,16 @@ thread_local! {
 
 /// Whether this statement sees any rating newer than `trained_until` (asked once per statement and model): when
 /// none is, a user the model was trained with is scored by their trained row without reading their ratings.
-fn any_rating_newer(model: &LoadedModel, trained_until: i64, statement: pg_sys::TimestampTz) -> Result<bool, RecsysError> {
-    if let Some((at, version, answer)) = NEWER_THAN_MODEL.with(|cell| *cell.borrow()) {
-        if at == statement && version == model.version {
+fn any_rating_newer(model: &LoadedModel, trained_until: i64, visible: Option<VisibleData>) -> Result<bool, RecsysError> {
+    if let Some((checked, version, answer)) = NEWER_THAN_MODEL.with(|cell| *cell.borrow()) {
+        if Some(checked) == visible && version == model.version {
             return Ok(answer);
         }
     }
     let newest = Spi::connect(|client| client.select(NEWEST_RATING, Some(1), &[])?.first().get_one::<f64>())
         .map_err(RecsysError::spi("looking for ratings newer than the model"))?;
     let answer = newest.is_some_and(|newest| newest > trained_until as f64);
-    NEWER_THAN_MODEL.with(|cell| *cell.borrow_mut() = Some((statement, model.version, answer)));
+    NEWER_THAN_MODEL.with(|cell| *cell.borrow_mut() = visible.map(|visible| (visible, model.version, answer)));
     Ok(answer)
 }
 
@@ -104,13 +105,12 @@ pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, Recs
     if !crate::guc::fold_in() || (row != 0 && model.trained_until.is_none()) {
         return Ok(UserVector::Row(row));
     }
-    // SAFETY: reads the start time of the current statement, set by Postgres for every statement.
-    let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
-    if let Some(hit) = cached(model, user_id, |c| c.statement == statement) {
+    let visible = freshness::visible_data();
+    if let Some(hit) = cached(model, user_id, |c| c.checked_with.is_some() && c.checked_with == visible) {
         return Ok(hit);
     }
     if let (true, Some(trained_until)) = (row != 0, model.trained_until) {
-        if !any_rating_newer(model, trained_until, statement)? {
+        if !any_rating_newer(model, trained_until, visible)? {
             return Ok(UserVector::Row(row));
         }
     }
@@ -147,7 +147,7 @@ pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, Recs
         if folded.model != cache_key(model) || folded.users.len() >= CACHED_USERS {
             *folded = FoldedUsers { model: cache_key(model), users: HashMap::new() };
         }
-        folded.users.insert(user_id, CachedVector { statement, key, vector: vector.clone() });
+        folded.users.insert(user_id, CachedVector { checked_with: visible, key, vector: vector.clone() });
     });
     Ok(vector)
 }

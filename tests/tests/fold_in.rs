@@ -53,8 +53,16 @@ fn new_ratings_change_a_users_list_at_once_without_retraining_or_writing() {
     assert!(detail.contains("folded in"), "{detail}");
     assert_eq!(stored(&mut db), writes_before, "serving wrote nothing");
 
+    let horror_film = "SELECT recsys.recsys_predict_new($1, 'The Night House Returns', ARRAY['Horror'], NULL, NULL, 95, 2024)";
+    let new_film_folded: f32 = db.query_one(horror_film, &[&user]).unwrap().get(0);
+
     db.batch_execute("SET recsys.fold_in = off").unwrap();
     assert_eq!(predicted(&mut db, user, loved[0]), first_before, "with fold-in off the trained vector predicts");
+    let new_film_trained: f32 = db.query_one(horror_film, &[&user]).unwrap().get(0);
+    assert!(
+        new_film_folded > new_film_trained,
+        "recsys_predict_new folds the new ratings in as recsys_predict does: {new_film_trained} -> {new_film_folded}"
+    );
     let unfolded = listed(&mut db, user);
     assert!(unfolded.iter().all(|m| !loved[1..].contains(m)), "rated movies stay out of the list: {unfolded:?}");
     db.batch_execute("RESET recsys.fold_in; CALL recsys.recsys_refresh_batch(10)").unwrap();

@@ -111,3 +111,38 @@ fn backends_map_one_copy_of_the_tables_and_serve_what_private_tables_serve() {
     assert_eq!(files_on_disk(&mut first), activated, "the previous version's files are removed");
     assert!(!std::path::Path::new(&orphan).exists(), "files of databases that no longer exist are removed");
 }
+
+/// Every shared table file under $PGDATA/pg_recsys, of any database.
+fn all_table_files(db: &mut Client) -> Vec<String> {
+    let data_dir: String = db.query_one("SELECT current_setting('data_directory')", &[]).unwrap().get(0);
+    let mut files: Vec<String> = std::fs::read_dir(format!("{data_dir}/pg_recsys"))
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("model-") || name.starts_with("catalogue-"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn disk_use_stays_bounded_after_a_dropped_database_and_three_activations() {
+    let dropped = "shared_dropped";
+    let mut doomed = cluster().trained_demo_database(dropped).unwrap();
+    recommendations(&mut doomed);
+    let doomed_files = files_on_disk(&mut doomed);
+    assert_eq!(doomed_files.len(), 2, "a model and a catalogue file: {doomed_files:?}");
+    drop(doomed);
+    cluster().connect().unwrap().batch_execute(&format!("DROP DATABASE {dropped} WITH (FORCE)")).unwrap();
+
+    let name = "shared_activations";
+    let mut db = cluster().trained_demo_database(name).unwrap();
+    for seed in ["11", "12", "13"] {
+        cluster().quick_train(name, &["--seed", seed, "--activate"]).unwrap();
+        recommendations(&mut db);
+        let files = all_table_files(&mut db);
+        assert!(doomed_files.iter().all(|file| !files.contains(file)), "the dropped database's files are gone: {files:?}");
+        let served = mapped_tables(&mut db);
+        assert_eq!(files_on_disk(&mut db), served, "only the served version's two files stay after activating seed {seed}");
+        assert_eq!(served.len(), 2, "{served:?}");
+    }
+}

@@ -100,10 +100,14 @@ fn the_sql_reference_documents_exactly_what_the_extension_installs() {
     let missing: Vec<&String> = installed.keys().filter(|name| !documented.contains_key(*name)).collect();
     let stale: Vec<&String> = documented.keys().filter(|name| !installed.contains_key(*name)).collect();
     assert!(missing.is_empty() && stale.is_empty(), "not documented: {missing:#?}\ndocumented but not installed: {stale:#?}");
-    for (name, entry) in &installed {
-        assert!(!entry.summary.is_empty(), "{name} has no COMMENT ON (or description)");
-        assert_eq!(&documented[name], entry, "{name}: the document's quote and facts against the installed extension");
-    }
+    let uncommented: Vec<&String> = installed.iter().filter(|(_, entry)| entry.summary.is_empty()).map(|(name, _)| name).collect();
+    assert!(uncommented.is_empty(), "without COMMENT ON (or description): {uncommented:#?}");
+    let differing: Vec<String> = installed
+        .iter()
+        .filter(|(name, entry)| &documented[*name] != *entry)
+        .map(|(name, entry)| format!("{name}\n  documented: {:?}\n  installed:  {entry:?}", documented[name]))
+        .collect();
+    assert!(differing.is_empty(), "the document's quote and facts differ from the installed extension:\n{}", differing.join("\n"));
 }
 
 #[test]

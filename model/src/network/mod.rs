@@ -235,6 +235,13 @@ impl HybridRecommender {
         })
     }
 
+    /// Raw scores of one folded-in user (a vector fitted at query time) for movies given by their embedding rows
+    /// and encoded content, as `forward_encoded` scores trained users.
+    pub fn forward_encoded_folded(&self, user: &FoldedUser, movies: &Tensor, content: &Tensor) -> Result<Tensor, ModelError> {
+        let user_index = Tensor::f_zeros([movies.size()[0]], (tch::Kind::Int64, tch::Device::Cpu))?;
+        self.forward_encoded_for(std::slice::from_ref(user), &user_index, movies, content, true)
+    }
+
     /// Predicted ratings for pairs from raw content features (one row per pair), clipped to the rating scale.
     pub fn predict(&self, users: &Tensor, movies: &Tensor, content: &ContentInputs) -> Result<Tensor, ModelError> {
         let encoded = tch::no_grad(|| self.encode_content(content))?;

@@ -185,16 +185,21 @@ impl CatalogueScorer {
         self.user_parts.len()
     }
 
-    /// The clipped predicted rating of a user row for a catalogue position; `None` when either is out of range.
-    pub fn score(&self, user_row: usize, movie_position: usize) -> Option<f32> {
+    /// The clipped predicted rating of a user row for a catalogue position.
+    pub fn score(&self, user_row: usize, movie_position: usize) -> Result<f32, ModelError> {
         self.raw_score(user_row, movie_position).map(|raw| self.rating(raw))
     }
 
-    /// The raw (unclipped) score of a user row for a catalogue position; `None` when either is out of range.
-    pub fn raw_score(&self, user_row: usize, movie_position: usize) -> Option<f32> {
-        let pass =
-            OnePair { row: user_row, position: movie_position, user_part: self.user_part(user_row)?, movie_part: self.movie_part(movie_position)? };
-        raw_scores(&self.tables, &pass).ok()
+    /// The raw (unclipped) score of a user row for a catalogue position; an error names the row or position out of
+    /// range, or what the scoring core failed on.
+    pub fn raw_score(&self, user_row: usize, movie_position: usize) -> Result<f32, ModelError> {
+        let user_part = self
+            .user_part(user_row)
+            .ok_or_else(|| ModelError::InvalidArgument(format!("user row {user_row} is outside the model's {} rows", self.user_rows())))?;
+        let movie_part = self.movie_part(movie_position).ok_or_else(|| {
+            ModelError::InvalidArgument(format!("catalogue position {movie_position} is outside the catalogue's {} movies", self.movies()))
+        })?;
+        raw_scores(&self.tables, &OnePair { row: user_row, position: movie_position, user_part, movie_part })
     }
 
     fn check_user_rows(&self, user_rows: &[i64]) -> Result<(), ModelError> {

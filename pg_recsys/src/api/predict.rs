@@ -20,9 +20,7 @@ fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
     let model = cache::active()?;
     let position = position(&model, movie_id)?;
     let raw = match fold_in::user_vector(&model, user_id)? {
-        UserVector::Row(row) => {
-            model.scorer.raw_score(row, position).ok_or_else(|| RecsysError::internal(format!("user row {row} is outside the model")))?
-        }
+        UserVector::Row(row) => model.scorer.raw_score(row, position)?,
         UserVector::Folded(user) => model.scorer.raw_score_folded(&user, position)?,
     };
     model.rating(raw)

@@ -1,5 +1,6 @@
 //! Cold-start prediction for a movie the model has never seen, from its features alone.
 use crate::error::{OrRaise, RecsysError};
+use crate::serving::fold_in::{self, UserVector};
 use crate::serving::{cache, catalogue, titles};
 use pgrx::prelude::*;
 use recsys_model::MovieContent;
@@ -61,9 +62,12 @@ fn predict_new(user_id: i32, content: MovieContent) -> Result<f32, RecsysError> 
     let model = cache::active()?;
     let title = titles::title_embedding(&content.title)?;
     let encoded = catalogue::encode(&model.network, &model.vocabulary, std::slice::from_ref(&content), &title)?;
-    let user = Tensor::f_from_slice(&[model.vocabulary.user_row(user_id)])?;
     let unseen_movie = Tensor::f_from_slice(&[0i64])?;
-    let raw = tch::no_grad(|| model.network.forward_encoded(&user, &unseen_movie, &encoded))?.f_double_value(&[0])?;
+    let raw = match fold_in::user_vector(&model, user_id)? {
+        UserVector::Row(row) => model.network.forward_encoded(&Tensor::f_from_slice(&[row as i64])?, &unseen_movie, &encoded)?,
+        UserVector::Folded(user) => model.network.forward_encoded_folded(&user, &unseen_movie, &encoded)?,
+    }
+    .f_double_value(&[0])?;
     model.rating(raw as f32)
 }
 

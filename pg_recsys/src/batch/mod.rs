@@ -45,27 +45,45 @@ pub struct RefreshSummary {
     pub prospective_rmse: Option<f64>,
     /// How many such ratings there were.
     pub prospective_ratings: i64,
+    /// Such ratings of movies no longer in the catalogue, left out of the RMSE (quality_log.details).
+    pub prospective_unscored: i64,
     /// Wall time of the refresh.
     pub seconds: f64,
 }
 
-/// RMSE of the model on ratings that arrived after its training data (None when there are none yet).
-pub fn prospective_rmse(model: &LoadedModel) -> Result<(Option<f64>, i64), RecsysError> {
-    let (sum, count) = Spi::connect(|client| -> Result<(f64, i64), pgrx::spi::Error> {
-        let (mut sum, mut count) = (0.0, 0i64);
-        for row in client.select(recsys_contract::RATINGS_AFTER_TRAINING, None, &[model.version.into()])? {
-            let (user, movie, rating) =
-                (row.get::<i32>(1)?.unwrap_or_default(), row.get::<i32>(2)?.unwrap_or_default(), row.get::<f64>(3)?.unwrap_or_default());
-            let position = model.movie_index.get(&movie);
-            if let Some(score) = position.and_then(|p| model.scorer.score(model.vocabulary.user_row(user) as usize, *p)) {
-                sum += (f64::from(score) - rating).powi(2);
-                count += 1;
-            }
-        }
-        Ok((sum, count))
+/// The model on ratings that arrived after its training data.
+pub struct Prospective {
+    /// Their RMSE (None when there are none yet).
+    pub rmse: Option<f64>,
+    /// The ratings scored.
+    pub ratings: i64,
+    /// Ratings of movies no longer in the catalogue, which cannot be scored (reported, not silently dropped).
+    pub unscored: i64,
+}
+
+/// RMSE of the model on ratings that arrived after its training data; a rating the model fails to score is an error.
+pub fn prospective_rmse(model: &LoadedModel) -> Result<Prospective, RecsysError> {
+    let rows = Spi::connect(|client| -> Result<Vec<(i32, i32, f64)>, pgrx::spi::Error> {
+        client
+            .select(recsys_contract::RATINGS_AFTER_TRAINING, None, &[model.version.into()])?
+            .map(|row| Ok((row.get::<i32>(1)?.unwrap_or_default(), row.get::<i32>(2)?.unwrap_or_default(), row.get::<f64>(3)?.unwrap_or_default())))
+            .collect()
     })
     .map_err(RecsysError::spi("reading ratings newer than the model"))?;
-    Ok(((count > 0).then(|| (sum / count as f64).sqrt()), count))
+    let (mut sum, mut ratings, mut unscored) = (0.0, 0i64, 0i64);
+    for (user, movie, rating) in rows {
+        let Some(position) = model.movie_index.get(&movie) else {
+            unscored += 1;
+            continue;
+        };
+        let score = model.scorer.score(model.vocabulary.user_row(user) as usize, *position)?;
+        sum += (f64::from(score) - rating).powi(2);
+        ratings += 1;
+    }
+    if unscored > 0 {
+        pgrx::notice!("pg_recsys: the prospective RMSE leaves out {unscored} new ratings of movies no longer in the catalogue");
+    }
+    Ok(Prospective { rmse: (ratings > 0).then(|| (sum / ratings as f64).sqrt()), ratings, unscored })
 }
 
 struct Batch {
@@ -205,7 +223,8 @@ macro_rules! log_refresh {
             $extra_columns,
             ") VALUES ('refresh', $1, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $2), pg_catalog.clock_timestamp(),
                  $2, $3, $4, $5, $6, $7, $8, pg_catalog.jsonb_build_object('k', $9::pg_catalog.int4, 'threads', $10::pg_catalog.int4,
-                                                   'shard', $11::pg_catalog.int4, 'shards', $12::pg_catalog.int4, 'retrieval', $13::pg_catalog.text)",
+                                                   'shard', $11::pg_catalog.int4, 'shards', $12::pg_catalog.int4, 'retrieval', $13::pg_catalog.text,
+                                                   'prospective_unscored', $14::pg_catalog.int8)",
             $extra_values,
             ")"
         )
@@ -216,7 +235,7 @@ fn log_run(summary: &RefreshSummary, outcome: Option<&Outcome>, k: i32, threads:
     let sql = match outcome {
         Some(_) => log_refresh!(
             ", previous_batch_users, previous_batch_recall_at_10, previous_batch_hit_rate, popularity_recall_at_10, popularity_hit_rate",
-            ", $14, $15, $16, $17, $18"
+            ", $15, $16, $17, $18, $19"
         ),
         None => log_refresh!("", ""),
     };
@@ -238,6 +257,7 @@ fn log_run(summary: &RefreshSummary, outcome: Option<&Outcome>, k: i32, threads:
             Retrieval::TwoStage { candidates } => format!("two_stage({candidates})"),
         }
         .into(),
+        summary.prospective_unscored.into(),
     ];
     if let Some(outcome) = outcome {
         arguments.extend([
@@ -298,15 +318,16 @@ pub fn refresh(k: i32, threads: i32, shard: Shard) -> Result<RefreshSummary, Rec
         progress.advance(chunk.len());
         pgrx::check_for_interrupts!();
     }
-    let (prospective_rmse, prospective_ratings) = prospective_rmse(&model)?;
+    let prospective = prospective_rmse(&model)?;
     let summary = RefreshSummary {
         model_version: model.version,
         users: progress.done,
         recommendations,
         catalogue_coverage: distinct.len() as f64 / model.catalogue.movie_ids.len().max(1) as f64,
         changed_share: (previous_rows > 0 && recommendations > 0).then(|| changed as f64 / recommendations as f64),
-        prospective_rmse,
-        prospective_ratings,
+        prospective_rmse: prospective.rmse,
+        prospective_ratings: prospective.ratings,
+        prospective_unscored: prospective.unscored,
         seconds: started.elapsed().as_secs_f64(),
     };
     log_run(&summary, outcome.as_ref(), k, threads, shard, options.retrieval)?;

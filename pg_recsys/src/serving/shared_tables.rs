@@ -74,13 +74,15 @@ fn unavailable(file: &std::path::Path, error: ModelError) {
 /// backends still mapping one keep their mapping; one that needs it again writes it afresh.
 fn remove_others(prefix: &str, keep: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(shared_copies_dir()) else { return };
-    let databases: Vec<u32> = Spi::connect(|client| {
+    let databases: Vec<u32> = match Spi::connect(|client| {
         client.select("SELECT pg_catalog.array_agg(oid::pg_catalog.int8) FROM pg_catalog.pg_database", Some(1), &[])?.first().get_one::<Vec<i64>>()
-    })
-    .ok()
-    .flatten()
-    .map(|oids| oids.into_iter().map(|oid| oid as u32).collect())
-    .unwrap_or_default();
+    }) {
+        Ok(oids) => oids.unwrap_or_default().into_iter().map(|oid| oid as u32).collect(),
+        Err(error) => {
+            pgrx::warning!("pg_recsys: cannot list databases ({error}); files of dropped databases stay until the next activation");
+            Vec::new()
+        }
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix("model-").or_else(|| name.strip_prefix("catalogue-")) else { continue };

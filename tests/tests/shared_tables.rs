@@ -146,3 +146,42 @@ fn disk_use_stays_bounded_after_a_dropped_database_and_three_activations() {
         assert_eq!(served.len(), 2, "{served:?}");
     }
 }
+
+/// Changes `path` in place, as a careless operator or a failing disk would: truncated to half its length, or with
+/// 64 bytes in its middle overwritten.
+fn damage_in_place(path: &str, truncate: bool) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let length = file.metadata().unwrap().len();
+    if truncate {
+        file.set_len(length / 2).unwrap();
+    } else {
+        file.seek(SeekFrom::Start(length / 2)).unwrap();
+        file.write_all(&[0xA5; 64]).unwrap();
+    }
+    file.sync_all().unwrap();
+}
+
+#[test]
+fn a_shared_file_truncated_or_corrupted_in_place_is_rebuilt_and_no_backend_crashes() {
+    let name = "shared_damage";
+    cluster().trained_demo_database(name).unwrap();
+    let connect = || Client::connect(&cluster().connection_string("postgres", name), NoTls).unwrap();
+    let mut open = connect();
+    let backend: i32 = open.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let expected = recommendations(&mut open);
+    let data_dir: String = open.query_one("SELECT current_setting('data_directory')", &[]).unwrap().get(0);
+    let files = mapped_tables(&mut open);
+    assert_eq!(files.len(), 2, "a model and a catalogue file: {files:?}");
+    for (file, truncate) in [(&files[0], true), (&files[1], true), (&files[0], false), (&files[1], false)] {
+        let path = format!("{data_dir}/pg_recsys/{file}");
+        let length = std::fs::metadata(&path).unwrap().len();
+        damage_in_place(&path, truncate);
+        assert_eq!(recommendations(&mut open), expected, "{file} (truncated: {truncate}): the open backend rebuilds it and serves the same");
+        let mut fresh = connect();
+        assert_eq!(recommendations(&mut fresh), expected, "{file} (truncated: {truncate}): a new backend serves the same");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), length, "{file} was written again whole");
+        let same: i32 = open.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+        assert_eq!(same, backend, "no backend crashed: a crash would have ended every connection");
+    }
+}

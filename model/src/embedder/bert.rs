@@ -77,7 +77,9 @@ pub(crate) struct Weights<'a> {
 
 impl Weights<'_> {
     fn get(&self, name: &str) -> Result<Tensor, ModelError> {
-        let tensor = self.file.tensor(name)?;
+        // SAFETY: a tensor of the file's own kind stays a view of the mapping, which `TitleEmbedder` then keeps
+        // after its encoder (`TitleEmbedder::from_file`); one of another kind is converted into its own memory.
+        let tensor = unsafe { self.file.tensor(name) }?;
         Ok(if tensor.kind() == self.kind { tensor } else { tensor.f_to_kind(self.kind)? })
     }
 }

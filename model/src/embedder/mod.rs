@@ -62,10 +62,10 @@ impl TitleEmbedder {
         check_files(dir)?;
         let source = dir.join("model.safetensors");
         let file = match precision {
-            Precision::Float32 => source,
-            Precision::Bfloat16 => weights::bfloat16_copy(&source, copies)?,
+            Precision::Float32 => MappedWeights::open(&source)?,
+            Precision::Bfloat16 => MappedWeights::open_verified(&weights::bfloat16_copy(&source, copies)?)?,
         };
-        Self::from_file(dir, MappedWeights::open(&file)?, kind_of(precision))
+        Self::from_file(dir, file, kind_of(precision))
     }
 
     fn from_file(dir: &Path, file: MappedWeights, kind: Kind) -> Result<Self, ModelError> {
@@ -77,6 +77,11 @@ impl TitleEmbedder {
                 .map_err(|e| ModelError::Embedder(e.to_string()))?;
         let shares_the_file = file.kind() == Some(encoder.kind());
         Ok(Self { tokenizer, max_tokens: settings.max_tokens, encoder, mapped: shares_the_file.then_some(file) })
+    }
+
+    /// Whether the mapped weights file was changed in place since it was mapped (then load the embedder again).
+    pub fn weights_changed_on_disk(&self) -> bool {
+        self.mapped.as_ref().is_some_and(MappedWeights::changed_on_disk)
     }
 
     /// The mapped file the weights are views of, when they are (not when they were converted in memory).

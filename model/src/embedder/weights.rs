@@ -1,6 +1,6 @@
 //! The bfloat16 copy of MiniLM's float32 safetensors file, made once per server and memory-mapped by every process
 //! that embeds titles in bfloat16 (`crate::mapped`), so its pages are shared.
-use crate::mapped::MappedWeights;
+use crate::mapped::{self, MappedWeights};
 use crate::ModelError;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 const SOURCE_KEY: &str = "pg_recsys_source";
 
 /// The bfloat16 copy of the float32 safetensors file `source`, kept in `directory` (created if needed): reused when
-/// it was made from the same source (length and modification time), else written afresh and renamed into place,
-/// so concurrent writers never expose a partial file.
+/// it was made from the same source (length and modification time) and its checksum holds, else written afresh
+/// (`mapped::write_views_atomically`).
 pub(crate) fn bfloat16_copy(source: &Path, directory: &Path) -> Result<PathBuf, ModelError> {
     let unreadable = |path: &Path| {
         let path = path.to_path_buf();
@@ -19,7 +19,7 @@ pub(crate) fn bfloat16_copy(source: &Path, directory: &Path) -> Result<PathBuf, 
     };
     let stamp = source_stamp(source)?;
     let target = directory.join(format!("{}.bfloat16.safetensors", super::EMBEDDER_ID));
-    if target.is_file() && MappedWeights::open(&target).ok().and_then(|copy| copy.metadata(SOURCE_KEY)).as_deref() == Some(stamp.as_str()) {
+    if target.is_file() && MappedWeights::open_verified(&target).ok().and_then(|copy| copy.metadata(SOURCE_KEY)).as_deref() == Some(stamp.as_str()) {
         return Ok(target);
     }
     std::fs::create_dir_all(directory).map_err(unreadable(directory))?;
@@ -39,11 +39,7 @@ pub(crate) fn bfloat16_copy(source: &Path, directory: &Path) -> Result<PathBuf, 
             TensorView::new(Dtype::BF16, shape.clone(), bytes).map(|view| (name.as_str(), view)).map_err(|e| ModelError::Embedder(format!("{e:?}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let partial = directory.join(format!(".{}.{}.partial", super::EMBEDDER_ID, std::process::id()));
-    let metadata = HashMap::from([(SOURCE_KEY.to_string(), stamp)]);
-    safetensors::serialize_to_file(views, &Some(metadata), &partial)
-        .map_err(|e| ModelError::Embedder(format!("writing {}: {e:?}", partial.display())))?;
-    std::fs::rename(&partial, &target).map_err(unreadable(&target))?;
+    mapped::write_views_atomically(&target, views, HashMap::from([(SOURCE_KEY.to_string(), stamp)]))?;
     Ok(target)
 }
 

@@ -132,6 +132,11 @@ impl CatalogueScorer {
         self.shared.as_ref().map(|shared| shared.file.path())
     }
 
+    /// Whether the shared file this scorer's tables are mapped from was changed in place since it was mapped.
+    pub fn shared_file_changed_on_disk(&self) -> bool {
+        self.shared.as_ref().is_some_and(|shared| shared.file.changed_on_disk())
+    }
+
     fn user_part(&self, user_row: usize) -> Option<&[f32]> {
         let embedding = self.tables.user_embedding.row(user_row, self.tables.user_layer.inputs)?;
         Some(self.user_parts.get(user_row)?.get_or_init(|| self.tables.user_layer.apply_boxed(embedding)))

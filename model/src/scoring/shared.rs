@@ -28,6 +28,11 @@ impl SharedFile {
         self.mapping.path()
     }
 
+    /// Whether the file was changed in place since it was mapped: its pages must not be read again.
+    pub fn changed_on_disk(&self) -> bool {
+        self.mapping.changed_on_disk()
+    }
+
     /// Identifies this file's contents for the files derived from it: device, inode, length and modification time
     /// (a rewritten file is a new inode, as every write renames a new file into place).
     fn identity(&self) -> Result<String, ModelError> {
@@ -44,12 +49,18 @@ pub fn share_variables(store: &nn::VarStore, weights: &[u8], file: &Path) -> Res
         Ok(mapping) if mapping.bytes() == weights => mapping,
         _ => {
             mapped::write_bytes_atomically(file, weights)?;
-            MappedWeights::open(file)?
+            let written = MappedWeights::open(file)?;
+            if written.bytes() != weights {
+                return Err(ModelError::MappedFile(format!("{} does not hold what was written", file.display())));
+            }
+            written
         }
     };
     tch::no_grad(|| -> Result<(), ModelError> {
         for (name, mut variable) in store.variables() {
-            let mapped = mapping.tensor(&name)?;
+            // SAFETY: the variable reads the mapping from now on; the returned SharedFile owns it, and its holder
+            // drops the store (and the network built on it) before it (see `SharedFile`).
+            let mapped = unsafe { mapping.tensor(&name) }?;
             if mapped.size() != variable.size() || mapped.kind() != variable.kind() {
                 return Err(ModelError::MappedFile(format!("{name} in {} does not match the network", file.display())));
             }
@@ -78,18 +89,20 @@ impl HybridRecommender {
             Some(mapping) => mapping,
             None => {
                 self.write_catalogue(file, &identity, movie_rows, content)?;
-                MappedWeights::open(file)?
+                MappedWeights::open_verified(file)?
             }
         };
+        // SAFETY (every `mapping.tensor` below): the tables read the mapping; the scorer returned owns it (in its
+        // SharedFile, dropped after its tables) and the caller keeps the content tensor with that scorer.
         let optional = |name: &str| -> Result<Option<Tensor>, ModelError> {
             Ok(match mapping.has(name) {
-                true => Some(mapping.tensor(name)?),
+                true => Some(unsafe { mapping.tensor(name) }?),
                 false => None,
             })
         };
         let movies = MovieTables {
-            inputs: mapping.tensor("movie_inputs")?,
-            bias: mapping.tensor("movie_bias")?,
+            inputs: unsafe { mapping.tensor("movie_inputs") }?,
+            bias: unsafe { mapping.tensor("movie_bias") }?,
             vectors: optional("movie_vectors")?,
             autoencoder: match (optional("autoencoder_code")?, optional("autoencoder_known")?) {
                 (Some(code), Some(known)) => Some(AutoencoderMovies { code, known }),
@@ -97,7 +110,7 @@ impl HybridRecommender {
             },
         };
         let (movie_table, movie_table_bf16, mapped_content) =
-            (Matrix::share(&mapping.tensor("movie_table")?)?, optional("movie_table_bf16")?, mapping.tensor("content")?);
+            (Matrix::share(&unsafe { mapping.tensor("movie_table") }?)?, optional("movie_table_bf16")?, unsafe { mapping.tensor("content") }?);
         let tables = self.scoring_tables_over(&movies)?;
         let file = SharedFile { mapping: Arc::new(mapping) };
         let scale = (self.config().rating_min, self.config().rating_max);
@@ -134,11 +147,14 @@ impl HybridRecommender {
 
 /// The catalogue file `file` when it was computed from the weights file `identity`, `movie_rows` and `content`.
 fn matching_catalogue(file: &Path, identity: &str, movie_rows: &Tensor, content: &Tensor) -> Option<MappedWeights> {
-    let mapping = MappedWeights::open(file).ok()?;
+    let mapping = MappedWeights::open_verified(file).ok()?;
     if mapping.metadata(WEIGHTS_KEY).as_deref() != Some(identity) {
         return None;
     }
-    let same = |name: &str, expected: &Tensor| mapping.tensor(name).is_ok_and(|mapped| mapped.size() == expected.size() && mapped.equal(expected));
+    // SAFETY: each mapped tensor is compared and dropped while `mapping` is alive.
+    let same = |name: &str, expected: &Tensor| {
+        unsafe { mapping.tensor(name) }.is_ok_and(|mapped| mapped.size() == expected.size() && mapped.equal(expected))
+    };
     (same("movie_rows", movie_rows) && same("content", content)).then_some(mapping)
 }
 

@@ -72,14 +72,14 @@ fn explain(user_id: i32, movie_id: i32) -> Result<Vec<Part>, RecsysError> {
     let position = *model.movie_index.get(&movie_id).ok_or(RecsysError::UnknownMovie(movie_id))?;
     let (_, contents, titles) = catalogue::read_catalogue(Some(&[movie_id]))?;
     let content: &MovieContent = contents.first().ok_or(RecsysError::UnknownMovie(movie_id))?;
-    let config = model.network.config();
+    let config = model.network().config();
     let inputs = model.vocabulary.encode(&[content], &titles, config.max_directors, config.max_actors)?;
     let (user_row, movie_row) = (model.vocabulary.user_row(user_id), model.vocabulary.movie_row(movie_id));
     let (vector, folded) = match fold_in::user_vector(&model, user_id)? {
         UserVector::Row(row) => (model.scorer.trained_user(row)?, false),
         UserVector::Folded(user) => (user.as_ref().clone(), true),
     };
-    let parts = model.network.explain_user(&vector, movie_row, &inputs)?;
+    let parts = model.network().explain_user(&vector, movie_row, &inputs)?;
     let title = &content.title;
     let direction = |value: f32| if value >= 0.0 { "above" } else { "below" };
 

@@ -17,7 +17,7 @@ fn recommend_for(rated: &[(i32, f32)], k: i32, exclude_rated: bool, genre: Optio
     super::checked_k(k, super::recommend::MAX_K, "recommendations")?;
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = cache::active()?;
-    let config = model.network.config();
+    let config = model.network().config();
     let mut seen = HashSet::new();
     let mut observed = Vec::with_capacity(rated.len());
     for (movie, rating) in rated {

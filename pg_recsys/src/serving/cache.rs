@@ -22,9 +22,6 @@ use tch::{nn, Tensor};
 pub struct LoadedModel {
     /// The model version (`recsys.models.version`).
     pub version: i64,
-    _store: Rc<nn::VarStore>,
-    /// The network, for encoding content and cold-start scoring.
-    pub network: Rc<HybridRecommender>,
     /// The vocabularies fitted at training: user and movie rows, genres, people.
     pub vocabulary: Rc<Vocabulary>,
     /// Unix seconds of the newest rating in the model's training data (its fingerprint); newer ones are folded in.
@@ -42,18 +39,46 @@ pub struct LoadedModel {
     pub scorer: CatalogueScorer,
     /// The preference part over the catalogue, which orders lists (None: a model trained before 0.7).
     pub preference: Option<PreferenceScorer>,
-    /// The shared file the network's weights are mapped from (`recsys.shared_tables`): declared last, so that it
-    /// is unmapped only after the network and scorer above are dropped.
+    /// The network; private and last, so that every table above built from its weights is dropped before it.
+    served: Rc<ServedNetwork>,
+}
+
+/// The network, the store its variables live in, and the shared file they may be mapped from, owned together so
+/// that nothing can hold the network without the mapping: fields drop in declaration order, the file last.
+struct ServedNetwork {
+    network: HybridRecommender,
+    _store: nn::VarStore,
     shared_weights: Option<SharedFile>,
 }
 
 struct CacheState {
     model: Option<Rc<LoadedModel>>,
     checked_with: Option<VisibleData>,
+    /// The statement that last checked the model's mapped files on disk.
+    files_checked_at: Option<pg_sys::TimestampTz>,
 }
 
 thread_local! {
-    static CACHE: RefCell<CacheState> = const { RefCell::new(CacheState { model: None, checked_with: None }) };
+    static CACHE: RefCell<CacheState> = const { RefCell::new(CacheState { model: None, checked_with: None, files_checked_at: None }) };
+}
+
+/// Drops the cached model when a file it maps was changed in place (truncated, overwritten) since it was mapped,
+/// checked once per statement: its pages are then never read again, and the next load rebuilds the file.
+fn drop_if_files_changed() {
+    // SAFETY: reads the start time of the current statement, set by Postgres for every statement.
+    let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.files_checked_at == Some(statement) {
+            return;
+        }
+        cache.files_checked_at = Some(statement);
+        if cache.model.as_ref().is_some_and(|model| model.files_changed_on_disk()) {
+            pgrx::warning!("pg_recsys: a shared table file under $PGDATA/pg_recsys was changed in place; loading the model again");
+            cache.model = None;
+            cache.checked_with = None;
+        }
+    });
 }
 
 /// The model cached in this backend, if any (for `recsys_version_info`); does not query the database.
@@ -63,6 +88,7 @@ pub fn cached_version() -> Option<i64> {
 
 /// The active model, loading it when the active version changed since this backend last looked.
 pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
+    drop_if_files_changed();
     let visible = freshness::visible_data();
     let cached = CACHE.with(|cache| {
         let cache = cache.borrow();
@@ -112,15 +138,26 @@ pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
 }
 
 impl LoadedModel {
+    /// The network, for encoding content and cold-start scoring (borrowed: it lives as long as this model).
+    pub fn network(&self) -> &HybridRecommender {
+        &self.served.network
+    }
+
+    /// Whether a shared file this model maps (its weights, its catalogue tables) was changed in place.
+    fn files_changed_on_disk(&self) -> bool {
+        self.served.shared_weights.as_ref().is_some_and(SharedFile::changed_on_disk) || self.scorer.shared_file_changed_on_disk()
+    }
+
     /// This model over the catalogue as of `catalogue_version`, which differs from the loaded one in the movies
     /// `changed` only: those are read and encoded again (or dropped), the others keep their encoded content.
     fn with_changes(&self, changed: &[i32], catalogue_version: i64, uncommitted: bool) -> Result<Self, RecsysError> {
         let _float_mode = crate::torch_runtime::prepare()?;
         let started = std::time::Instant::now();
-        let mut catalogue = self.catalogue.patched(&self.network, &self.vocabulary, changed)?;
-        let served = Served { version: self.version, catalogue_version, uncommitted, weights: self.shared_weights.as_ref() };
-        let (movie_index, scorer) = index_and_scorer(&self.network, &mut catalogue, &served)?;
-        let preference = preference_scorer(&self.network, &catalogue)?;
+        let network = self.network();
+        let mut catalogue = self.catalogue.patched(network, &self.vocabulary, changed)?;
+        let served = Served { version: self.version, catalogue_version, uncommitted, weights: self.served.shared_weights.as_ref() };
+        let (movie_index, scorer) = index_and_scorer(network, &mut catalogue, &served)?;
+        let preference = preference_scorer(network, &catalogue)?;
         pgrx::debug1!(
             "pg_recsys: catalogue {} -> {catalogue_version} patched in {:.1} ms: {} changed movies re-encoded, {} movies kept",
             self.catalogue_version,
@@ -130,8 +167,6 @@ impl LoadedModel {
         );
         Ok(Self {
             version: self.version,
-            _store: self._store.clone(),
-            network: self.network.clone(),
             vocabulary: self.vocabulary.clone(),
             trained_until: self.trained_until,
             catalogue_version,
@@ -140,7 +175,7 @@ impl LoadedModel {
             movie_index,
             scorer,
             preference,
-            shared_weights: self.shared_weights.clone(),
+            served: self.served.clone(),
         })
     }
 
@@ -191,8 +226,6 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
     );
     Ok(LoadedModel {
         version,
-        _store: Rc::new(store),
-        network: Rc::new(network),
         vocabulary: Rc::new(vocabulary),
         trained_until,
         catalogue_version,
@@ -201,7 +234,7 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
         movie_index,
         scorer,
         preference,
-        shared_weights,
+        served: Rc::new(ServedNetwork { network, _store: store, shared_weights }),
     })
 }
 

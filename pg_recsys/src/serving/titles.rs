@@ -24,7 +24,9 @@ thread_local! {
 /// MiniLM embeddings of titles in `precision`, loading the model into this backend on first use (and again when
 /// the precision changes).
 pub fn embed(titles: &[&str], precision: Precision) -> Result<Tensor, RecsysError> {
-    let cached = EMBEDDER.with(|e| e.borrow().as_ref().filter(|(p, _)| *p == precision).map(|(_, embedder)| embedder.clone()));
+    let cached = EMBEDDER.with(|e| {
+        e.borrow().as_ref().filter(|(p, embedder)| *p == precision && !embedder.weights_changed_on_disk()).map(|(_, embedder)| embedder.clone())
+    });
     let embedder = match cached {
         Some(embedder) => embedder,
         None => {

@@ -28,6 +28,10 @@ pub struct DataFingerprint {
     pub movies: i64,
     /// Latest `rated_at` among the training ratings, as Unix seconds.
     pub max_rated_at: Option<i64>,
+    /// The last load number (`recsys.ratings.loaded`) among the training ratings, read in the same snapshot: ratings
+    /// loaded later are new to the model whatever their `rated_at`. None for artefacts written before 0.7.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,7 +250,7 @@ mod tests {
             store,
             network.config(),
             vocabulary,
-            DataFingerprint { ratings: 3, users: 3, movies: 2, max_rated_at: Some(1) },
+            DataFingerprint { ratings: 3, users: 3, movies: 2, max_rated_at: Some(1), loaded_until: Some(3) },
             serde_json::json!({"epochs": 1}),
             serde_json::json!({"rmse": 0.9}),
         )

@@ -62,3 +62,33 @@ CREATE OR REPLACE FUNCTION _recsys_refuse_drop_with_data() RETURNS event_trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'recsys_drop_guard';
 ALTER FUNCTION _recsys_refuse_drop_with_data() RESET ALL;
 COMMENT ON FUNCTION _recsys_refuse_drop_with_data() IS 'Event trigger: reads the parse tree of each DROP EXTENSION / DROP SCHEMA and refuses one that drops pg_recsys or recsys while ratings, movies, users, persons or models hold rows, unless recsys.allow_drop_with_data is on.';
+
+-- "Ratings a version has not seen" is decided by load numbers, not by rated_at: a back-filled week of older ratings
+-- is new to every version trained before it was loaded. Existing ratings get load number 0 without rewriting the
+-- table; versions trained before this update keep the rated_at rule (their fingerprint has no loaded_until).
+CREATE SEQUENCE rating_loads;
+COMMENT ON SEQUENCE rating_loads IS 'Load numbers of ratings (ratings.loaded); a model version has seen those up to its fingerprint''s loaded_until.';
+ALTER TABLE ratings ADD COLUMN loaded bigint NOT NULL DEFAULT 0;
+ALTER TABLE ratings ALTER COLUMN loaded SET DEFAULT nextval('rating_loads');
+COMMENT ON COLUMN ratings.loaded IS 'Load number (sequence rating_loads) given when the rating was inserted or last changed; 0 for ratings stored before 0.7.0.';
+SELECT pg_catalog.pg_extension_config_dump('rating_loads', '');
+
+CREATE FUNCTION rating_unseen(loaded bigint, rated_at timestamptz, loaded_until bigint, trained_until double precision) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN loaded_until IS NOT NULL THEN loaded OPERATOR(pg_catalog.>) loaded_until
+                ELSE trained_until IS NULL OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(trained_until) END
+$$;
+COMMENT ON FUNCTION rating_unseen(bigint, timestamptz, bigint, double precision) IS 'Whether a rating (its load number and time) is new to a model version that read ratings up to loaded_until (newest rated_at trained_until for versions without one).';
+
+-- A rating changed in place (a re-import's newer value, an UPDATE) is new again to every model version.
+CREATE FUNCTION ratings_mark_loaded() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, @extschema@, pg_temp AS $$
+BEGIN
+    NEW.loaded := pg_catalog.nextval('@extschema@.rating_loads');
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ratings_mark_loaded() IS 'Trigger: gives a rating whose value or time changed the next load number, so every model version counts it as unseen.';
+CREATE TRIGGER ratings_mark_loaded BEFORE UPDATE OF rating, rated_at ON ratings FOR EACH ROW
+    WHEN (OLD.rating IS DISTINCT FROM NEW.rating OR OLD.rated_at IS DISTINCT FROM NEW.rated_at)
+    EXECUTE FUNCTION ratings_mark_loaded();

@@ -59,12 +59,42 @@ COMMENT ON TABLE movie_persons IS 'Credits: the people of each movie with their 
 
 -- Its keys and indexes are in ratings_primary_key.sql and ratings_references.sql, which the trainer's first bulk
 -- import also runs to rebuild them (one definition for both).
+-- Load numbers: every rating inserted or changed gets the next one, so what a model version was trained on is
+-- the ratings up to its fingerprint's loaded_until, whatever their rated_at (a back-filled week counts as new).
+CREATE SEQUENCE rating_loads;
+COMMENT ON SEQUENCE rating_loads IS 'Load numbers of ratings (ratings.loaded); a model version has seen those up to its fingerprint''s loaded_until.';
+
 CREATE TABLE ratings (
     user_id   integer NOT NULL,
     movie_id  integer NOT NULL,
     rating    real    NOT NULL CHECK (rating BETWEEN 0.5 AND 5 AND rating * 2 = round(rating * 2)),
-    rated_at  timestamptz NOT NULL
+    rated_at  timestamptz NOT NULL,
+    loaded    bigint  NOT NULL DEFAULT nextval('rating_loads')
 );
+COMMENT ON COLUMN ratings.loaded IS 'Load number (sequence rating_loads) given when the rating was inserted or last changed; 0 for ratings stored before 0.7.0.';
+
+-- The one definition of a rating a model version has not seen: loaded after its training data was read (its
+-- fingerprint's loaded_until), or, for versions trained before 0.7.0 (no loaded_until), given after its newest
+-- training rating. Used by fold-in, the prospective RMSE and the trainer's champion comparison.
+CREATE FUNCTION rating_unseen(loaded bigint, rated_at timestamptz, loaded_until bigint, trained_until double precision) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN loaded_until IS NOT NULL THEN loaded OPERATOR(pg_catalog.>) loaded_until
+                ELSE trained_until IS NULL OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(trained_until) END
+$$;
+COMMENT ON FUNCTION rating_unseen(bigint, timestamptz, bigint, double precision) IS 'Whether a rating (its load number and time) is new to a model version that read ratings up to loaded_until (newest rated_at trained_until for versions without one).';
+
+-- A rating changed in place (a re-import's newer value, an UPDATE) is new again to every model version.
+CREATE FUNCTION ratings_mark_loaded() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, @extschema@, pg_temp AS $$
+BEGIN
+    NEW.loaded := pg_catalog.nextval('@extschema@.rating_loads');
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ratings_mark_loaded() IS 'Trigger: gives a rating whose value or time changed the next load number, so every model version counts it as unseen.';
+CREATE TRIGGER ratings_mark_loaded BEFORE UPDATE OF rating, rated_at ON ratings FOR EACH ROW
+    WHEN (OLD.rating IS DISTINCT FROM NEW.rating OR OLD.rated_at IS DISTINCT FROM NEW.rated_at)
+    EXECUTE FUNCTION ratings_mark_loaded();
 COMMENT ON TABLE ratings IS 'One rating per user and movie, half stars 0.5-5 (whole stars fit too); re-imports keep the latest.';
 
 CREATE TABLE batch_recommendations (
@@ -85,6 +115,7 @@ SELECT pg_catalog.pg_extension_config_dump('movie_genres', '');
 SELECT pg_catalog.pg_extension_config_dump('persons', '');
 SELECT pg_catalog.pg_extension_config_dump('movie_persons', '');
 SELECT pg_catalog.pg_extension_config_dump('ratings', '');
+SELECT pg_catalog.pg_extension_config_dump('rating_loads', '');
 SELECT pg_catalog.pg_extension_config_dump('batch_recommendations', '');
 SELECT pg_catalog.pg_extension_config_dump('genres_genre_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('persons_person_id_seq', '');

@@ -37,8 +37,8 @@ impl Shard {
     }
 }
 
-/// A user to refresh: the catalogue positions they rated, and for fold-in the ratings the model never saw (those
-/// newer than its training data; all of them for a user it was trained without) and how many it did.
+/// A user to refresh: the catalogue positions they rated, and for fold-in the ratings the model never saw
+/// (`recsys.rating_unseen`; all of them for a user it was trained without) and how many it did.
 pub struct UserRatings {
     pub user_id: i32,
     pub rated: Vec<usize>,
@@ -69,8 +69,8 @@ pub fn next_chunk(model: &LoadedModel, shard: Shard, after: Option<i32>, limit: 
         "SELECT u.user_id, r.movies, r.ratings, r.after_training FROM recsys.users u
          LEFT JOIN LATERAL (SELECT pg_catalog.array_agg(movie_id ORDER BY movie_id) AS movies,
                                    pg_catalog.array_agg(rating::pg_catalog.float4 ORDER BY movie_id) AS ratings,
-                                   pg_catalog.array_agg($3::pg_catalog.float8 IS NULL
-                                                        OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp($3::pg_catalog.float8) ORDER BY movie_id) AS after_training
+                                   pg_catalog.array_agg(recsys.rating_unseen(loaded, rated_at, $6::pg_catalog.int8, $3::pg_catalog.float8)
+                                                        ORDER BY movie_id) AS after_training
                             FROM recsys.ratings r WHERE r.user_id OPERATOR(pg_catalog.=) u.user_id) r ON true
          WHERE ($4::pg_catalog.int4 IS NULL OR u.user_id OPERATOR(pg_catalog.>) $4::pg_catalog.int4) AND ",
         in_shard!("u.user_id"),
@@ -80,7 +80,7 @@ pub fn next_chunk(model: &LoadedModel, shard: Shard, after: Option<i32>, limit: 
     let fold_in = crate::guc::fold_in();
     Spi::connect(|client| -> Result<Vec<UserRatings>, pgrx::spi::Error> {
         let mut users = Vec::new();
-        for row in client.select(sql, None, &[shard_index, shard_count, cutoff.into(), after.into(), limit.into()])? {
+        for row in client.select(sql, None, &[shard_index, shard_count, cutoff.into(), after.into(), limit.into(), model.loaded_until.into()])? {
             let user_id = row.get::<i32>(1)?.unwrap_or_default();
             let (movies, ratings, after) = (
                 row.get::<Vec<i32>>(2)?.unwrap_or_default(),
@@ -92,7 +92,7 @@ pub fn next_chunk(model: &LoadedModel, shard: Shard, after: Option<i32>, limit: 
             for ((movie, rating), after) in movies.iter().zip(ratings).zip(after) {
                 let Some(position) = model.movie_index.get(movie).copied() else { continue };
                 user.rated.push(position);
-                match fold_in && (!known || (after && model.trained_until.is_some())) {
+                match fold_in && (!known || (after && (model.loaded_until.is_some() || model.trained_until.is_some()))) {
                     true => user.unseen.push((position, rating)),
                     false => user.reflected += 1,
                 }

@@ -24,8 +24,12 @@ pub struct LoadedModel {
     pub version: i64,
     /// The vocabularies fitted at training: user and movie rows, genres, people.
     pub vocabulary: Rc<Vocabulary>,
-    /// Unix seconds of the newest rating in the model's training data (its fingerprint); newer ones are folded in.
+    /// Unix seconds of the newest rating in the model's training data (its fingerprint): for versions trained
+    /// before 0.7.0 (without `loaded_until`), ratings given later are the ones it never saw.
     pub trained_until: Option<i64>,
+    /// The last load number (`ratings.loaded`) among the ratings the model was trained on: ratings loaded later are
+    /// the ones it never saw (`recsys.rating_unseen`).
+    pub loaded_until: Option<i64>,
     /// `recsys.catalogue_state.version` when the catalogue was read: any other value means it changed since.
     pub catalogue_version: i64,
     /// Whether the catalogue was read while this backend's own transaction had changed it, uncommitted: such a
@@ -169,6 +173,7 @@ impl LoadedModel {
             version: self.version,
             vocabulary: self.vocabulary.clone(),
             trained_until: self.trained_until,
+            loaded_until: self.loaded_until,
             catalogue_version,
             catalogue_uncommitted: uncommitted.into(),
             catalogue,
@@ -204,6 +209,7 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
     let build_ms = started.elapsed().as_secs_f64() * 1e3;
     let vocabulary = artefact.manifest.vocabulary;
     let trained_until = artefact.manifest.fingerprint.max_rated_at;
+    let loaded_until = artefact.manifest.fingerprint.loaded_until;
     let content_dim = network.config().content_dim();
     let mut catalogue = match EncodedCatalogue::read_snapshot(version, content_dim, catalogue_version)? {
         Some(snapshot) => snapshot,
@@ -228,6 +234,7 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
         version,
         vocabulary: Rc::new(vocabulary),
         trained_until,
+        loaded_until,
         catalogue_version,
         catalogue_uncommitted: uncommitted.into(),
         catalogue,

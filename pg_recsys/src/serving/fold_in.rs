@@ -1,7 +1,8 @@
-//! Fold-in in a backend: which vector scores a user. A user with ratings the active model never saw (newer than its
-//! training data, or all ratings of a user it was trained without) is scored with their embedding and bias refitted
-//! to those ratings (`recsys_model`'s fold-in); the fitted vector is cached per (user, their new ratings' count,
-//! latest time and sum), so a user without new ratings costs one index lookup per statement. Nothing is written.
+//! Fold-in in a backend: which vector scores a user. A user with ratings the active model never saw
+//! (`recsys.rating_unseen`: loaded after its training data was read, or all ratings of a user it was trained without)
+//! is scored with their embedding and bias refitted to those ratings (`recsys_model`'s fold-in); the fitted vector is
+//! cached per (user, their new ratings' count, latest load number and sum), so a user without new ratings costs one
+//! index lookup per statement. Nothing is written.
 use super::cache::LoadedModel;
 use super::freshness::{self, VisibleData};
 use crate::error::RecsysError;
@@ -20,11 +21,15 @@ const CACHED_USERS: usize = 10_000;
 const NEW_RATINGS: &str = "SELECT pg_catalog.count(*) FILTER (WHERE NOT is_new),
         pg_catalog.array_agg(movie_id ORDER BY movie_id) FILTER (WHERE is_new),
         pg_catalog.array_agg(rating::pg_catalog.float4 ORDER BY movie_id) FILTER (WHERE is_new),
-        pg_catalog.max(EXTRACT(EPOCH FROM rated_at)::pg_catalog.float8) FILTER (WHERE is_new),
+        pg_catalog.max(loaded::pg_catalog.float8) FILTER (WHERE is_new),
         pg_catalog.sum(rating::pg_catalog.float8) FILTER (WHERE is_new)
-    FROM (SELECT movie_id, rating, rated_at,
-                 ($2::pg_catalog.float8 IS NULL OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp($2::pg_catalog.float8)) AS is_new
+    FROM (SELECT movie_id, rating, loaded,
+                 recsys.rating_unseen(loaded, rated_at, $3::pg_catalog.int8, $2::pg_catalog.float8) AS is_new
           FROM recsys.ratings WHERE user_id OPERATOR(pg_catalog.=) $1::pg_catalog.int4) r";
+
+/// The last load number given to a rating (the sequence's state, read without waiting for anyone): when it is not
+/// above a model's `loaded_until`, no rating is new to that model.
+const LAST_LOAD: &str = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM recsys.rating_loads";
 
 /// Unix seconds of the newest rating: one probe of the rated_at index per statement (max() reads the index's end
 /// whatever the table's statistics say; a filtered EXISTS would scan the whole table before its first ANALYZE).
@@ -39,7 +44,7 @@ pub enum UserVector {
     Folded(Rc<FoldedUser>),
 }
 
-/// Identifies a user's new ratings: their count, latest time and sum.
+/// Identifies a user's new ratings: their count, latest load number and sum.
 type RatingsKey = (i64, u64, u64);
 
 /// A cached answer: under which visible data it was checked, for which new ratings it was fitted.
@@ -67,17 +72,23 @@ thread_local! {
     static NEW_RATINGS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
 }
 
-/// Whether this statement sees any rating newer than `trained_until` (asked once per statement and model): when
-/// none is, a user the model was trained with is scored by their trained row without reading their ratings.
-fn any_rating_newer(model: &LoadedModel, trained_until: i64, visible: Option<VisibleData>) -> Result<bool, RecsysError> {
+/// Whether this statement may see a rating the model has not seen (asked once per statement and model): when it
+/// cannot, a user the model was trained with is scored by their trained row without reading their ratings.
+fn any_rating_unseen(model: &LoadedModel, visible: Option<VisibleData>) -> Result<bool, RecsysError> {
     if let Some((checked, version, answer)) = NEWER_THAN_MODEL.with(|cell| *cell.borrow()) {
         if Some(checked) == visible && version == model.version {
             return Ok(answer);
         }
     }
-    let newest = Spi::connect(|client| client.select(NEWEST_RATING, Some(1), &[])?.first().get_one::<f64>())
-        .map_err(RecsysError::spi("looking for ratings newer than the model"))?;
-    let answer = newest.is_some_and(|newest| newest > trained_until as f64);
+    let answer = match (model.loaded_until, model.trained_until) {
+        (Some(loaded_until), _) => Spi::connect(|client| client.select(LAST_LOAD, Some(1), &[])?.first().get_one::<i64>())
+            .map_err(RecsysError::spi("looking for ratings loaded after the model's training data"))?
+            .is_some_and(|last| last > loaded_until),
+        (None, Some(trained_until)) => Spi::connect(|client| client.select(NEWEST_RATING, Some(1), &[])?.first().get_one::<f64>())
+            .map_err(RecsysError::spi("looking for ratings newer than the model"))?
+            .is_some_and(|newest| newest > trained_until as f64),
+        (None, None) => false,
+    };
     NEWER_THAN_MODEL.with(|cell| *cell.borrow_mut() = visible.map(|visible| (visible, model.version, answer)));
     Ok(answer)
 }
@@ -102,25 +113,28 @@ pub fn options() -> FoldInOptions {
 /// The vector that scores `user_id` in this statement.
 pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, RecsysError> {
     let row = model.vocabulary.user_row(user_id) as usize;
-    if !crate::guc::fold_in() || (row != 0 && model.trained_until.is_none()) {
+    let knows_its_data = model.loaded_until.is_some() || model.trained_until.is_some();
+    if !crate::guc::fold_in() || (row != 0 && !knows_its_data) {
         return Ok(UserVector::Row(row));
     }
     let visible = freshness::visible_data();
     if let Some(hit) = cached(model, user_id, |c| c.checked_with.is_some() && c.checked_with == visible) {
         return Ok(hit);
     }
-    if let (true, Some(trained_until)) = (row != 0, model.trained_until) {
-        if !any_rating_newer(model, trained_until, visible)? {
-            return Ok(UserVector::Row(row));
-        }
+    if row != 0 && !any_rating_unseen(model, visible)? {
+        return Ok(UserVector::Row(row));
     }
-    let cutoff = if row == 0 { None } else { model.trained_until.map(|seconds| seconds as f64) };
+    // Every rating of a user the model was trained without is new to it.
+    let (cutoff, loaded_until) = match row {
+        0 => (None, None),
+        _ => (model.trained_until.map(|seconds| seconds as f64), model.loaded_until),
+    };
     let (reflected, movies, ratings, latest, sum) = Spi::connect(|client| {
         let plan = match NEW_RATINGS_PLAN.with(|cell| cell.borrow_mut().take()) {
             Some(plan) => plan,
-            None => client.prepare(NEW_RATINGS, &[PgOid::from(pg_sys::INT4OID), PgOid::from(pg_sys::FLOAT8OID)])?.keep(),
+            None => client.prepare(NEW_RATINGS, &[PgOid::from(pg_sys::INT4OID), PgOid::from(pg_sys::FLOAT8OID), PgOid::from(pg_sys::INT8OID)])?.keep(),
         };
-        let row = client.select(&plan, Some(1), &[user_id.into(), cutoff.into()])?.first();
+        let row = client.select(&plan, Some(1), &[user_id.into(), cutoff.into(), loaded_until.into()])?.first();
         let values = (row.get::<i64>(1)?, row.get::<Vec<i32>>(2)?, row.get::<Vec<f32>>(3)?, row.get::<f64>(4)?, row.get::<f64>(5)?);
         NEW_RATINGS_PLAN.with(|cell| *cell.borrow_mut() = Some(plan));
         Ok::<_, pgrx::spi::Error>(values)

@@ -1,6 +1,6 @@
 //! Champion against challenger for `--activate-if-better`, and the monitoring row of a training run: the active
-//! model (champion) and the new one (challenger) are scored on the same hold-out ratings, preferring those that
-//! arrived after the champion's training data (neither model has seen them).
+//! model (champion) and the new one (challenger) are scored on the hold-out ratings neither has seen
+//! (`recsys.rating_unseen` for the champion); with none, they are not compared and the champion stays.
 use super::data::IndexedRatings;
 use super::data::{Catalogue, Ratings};
 use super::fit;
@@ -66,32 +66,23 @@ impl Champion {
 #[derive(Debug, Serialize)]
 pub struct Comparison {
     pub champion_version: i64,
-    pub champion_rmse: f64,
-    pub challenger_rmse: f64,
+    /// RMSE of each on the hold-out ratings the champion has not seen (None when there are none).
+    pub champion_rmse: Option<f64>,
+    pub challenger_rmse: Option<f64>,
+    /// How many such ratings there were.
     pub ratings: usize,
-    /// Whether the comparison used only ratings newer than the champion's training data.
-    pub unseen_only: bool,
+    /// Whether the challenger scored better on them (false when there were none: nothing to judge it by).
     pub challenger_wins: bool,
 }
 
-/// Scores champion and challenger on the test ratings the champion has not seen, or on the whole test split when
-/// there are none.
-pub fn compare(champion: &Champion, challenger: &Scorer<'_>, catalogue: &Catalogue, titles: &Tensor, test: &Ratings) -> Result<Option<Comparison>> {
+/// Scores champion and challenger on the test ratings the champion has not seen; never on ratings it was trained
+/// on, which would favour it.
+pub fn compare(champion: &Champion, challenger: &Scorer<'_>, catalogue: &Catalogue, titles: &Tensor, test: &Ratings) -> Result<Comparison> {
     let unseen = champion.unseen(test);
-    let (ratings, unseen_only) = if unseen.len() > 0 { (&unseen, true) } else { (test, false) };
-    let (Some(champion_rmse), Some(challenger_rmse)) =
-        (champion.scorer().rmse(catalogue, titles, ratings)?, challenger.rmse(catalogue, titles, ratings)?)
-    else {
-        return Ok(None);
-    };
-    Ok(Some(Comparison {
-        champion_version: champion.version,
-        champion_rmse,
-        challenger_rmse,
-        ratings: ratings.len(),
-        unseen_only,
-        challenger_wins: challenger_rmse < champion_rmse,
-    }))
+    let champion_rmse = champion.scorer().rmse(catalogue, titles, &unseen)?;
+    let challenger_rmse = challenger.rmse(catalogue, titles, &unseen)?;
+    let challenger_wins = matches!((champion_rmse, challenger_rmse), (Some(old), Some(new)) if new < old);
+    Ok(Comparison { champion_version: champion.version, champion_rmse, challenger_rmse, ratings: unseen.len(), challenger_wins })
 }
 
 /// The champion's RMSE on every rating that arrived after its training data, and how many there were.

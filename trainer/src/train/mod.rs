@@ -161,11 +161,12 @@ pub struct TrainArgs {
     /// Make the new version the active model.
     #[arg(long, conflicts_with = "activate_if_better")]
     pub activate: bool,
-    /// Make the new version active only when it beats the active model on the same hold-out ratings (those newer
-    /// than the active model's training data when there are any), or when no model is active.
+    /// Make the new version active only when it beats the active model on the hold-out ratings the active model
+    /// has not seen (`recsys.rating_unseen`), or when no model is active; with none, the active model stays.
     #[arg(long)]
     pub activate_if_better: bool,
-    /// Do nothing when the active model was trained on exactly the current data (same counts and latest rating).
+    /// Do nothing when the active model was trained on exactly the current data (same counts, latest rating and last
+    /// load number).
     #[arg(long)]
     pub if_data_changed: bool,
     /// Do not register the version in the database.
@@ -334,14 +335,16 @@ fn train_and_evaluate(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, 
     })
 }
 
-/// Row counts and the latest rating time of the data in the database.
+/// Row counts, the latest rating time and the last load number of the data in the database (read in the snapshot
+/// the training data is read in, so that `loaded_until` says exactly which ratings the model saw).
 fn fingerprint(client: &mut postgres::Client) -> Result<DataFingerprint> {
     let row = client.query_one(
-        "SELECT (SELECT count(*) FROM recsys.ratings), (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies),
-                (SELECT extract(epoch FROM max(rated_at))::bigint FROM recsys.ratings)",
+        "SELECT r.ratings, (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies), r.max_rated_at, r.loaded_until
+         FROM (SELECT count(*) AS ratings, extract(epoch FROM max(rated_at))::bigint AS max_rated_at, max(loaded) AS loaded_until
+               FROM recsys.ratings) r",
         &[],
     )?;
-    Ok(DataFingerprint { ratings: row.get(0), users: row.get(1), movies: row.get(2), max_rated_at: row.get(3) })
+    Ok(DataFingerprint { ratings: row.get(0), users: row.get(1), movies: row.get(2), max_rated_at: row.get(3), loaded_until: row.get(4) })
 }
 
 fn active_fingerprint(client: &mut postgres::Client) -> Result<Option<DataFingerprint>> {
@@ -385,12 +388,17 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     let started_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let mut phases = phases::Phases::default();
     recsys_model::runtime::set_intra_op_threads(args.threads)?;
+    // The fingerprint and the training data come from one snapshot, so the fingerprint's loaded_until is exactly
+    // the last load the model sees.
+    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
     let current = fingerprint(client)?;
     if args.if_data_changed && active_fingerprint(client)?.as_ref() == Some(&current) {
+        client.batch_execute("COMMIT")?;
         println!("the active model was trained on the current data ({} ratings); nothing to do", current.ratings);
         return Ok(());
     }
     let (ratings, catalogue) = phases.run("load data", || Ok((data::load_ratings(client)?, data::load_catalogue(client)?)))?;
+    client.batch_execute("COMMIT")?;
     eprintln!("loaded {} ratings and {} movies", ratings.len(), catalogue.movie_ids.len());
     let args = &args.adapted_to(ratings.len());
 
@@ -524,18 +532,19 @@ fn register_version(
     let champion = compare::Champion::load(client)?;
     let challenger = compare::Scorer { network: &main.trained.network, vocabulary: &main.vocabulary, config: &main.config };
     let comparison = match (&champion, args.activate_if_better) {
-        (Some(champion), true) => compare::compare(champion, &challenger, catalogue, titles, &random.test)?,
+        (Some(champion), true) => Some(compare::compare(champion, &challenger, catalogue, titles, &random.test)?),
         _ => None,
     };
-    if let Some(c) = &comparison {
-        println!(
-            "active version {} vs new model on {} hold-out ratings{}: RMSE {:.4} vs {:.4}",
-            c.champion_version,
-            c.ratings,
-            if c.unseen_only { " it has not seen" } else { "" },
-            c.champion_rmse,
-            c.challenger_rmse
-        );
+    match &comparison {
+        Some(compare::Comparison { champion_version, champion_rmse: Some(old), challenger_rmse: Some(new), ratings, .. }) => {
+            println!("active version {champion_version} vs new model on {ratings} hold-out ratings it has not seen: RMSE {old:.4} vs {new:.4}")
+        }
+        Some(c) => println!(
+            "none of the {} hold-out ratings is new to active version {}: not compared on ratings it was trained on",
+            random.test.len(),
+            c.champion_version
+        ),
+        None => {}
     }
     let activate = args.activate || (args.activate_if_better && comparison.as_ref().is_none_or(|c| c.challenger_wins));
     let (prospective_rmse, prospective_ratings) = match &champion {
@@ -543,7 +552,11 @@ fn register_version(
         None => (None, 0),
     };
     let version = register::register(client, artefact, activate)?;
-    let kept = if args.activate_if_better && !activate { " (not activated: the active model is as good or better)" } else { "" };
+    let kept = match &comparison {
+        Some(c) if !activate && c.ratings == 0 => " (not activated: nothing to judge it by; --activate activates it anyway)",
+        Some(_) if !activate => " (not activated: the active model is as good or better)",
+        _ => "",
+    };
     println!("registered model version {version}{}{kept}", if activate { " (active)" } else { "" });
     let details = json!({"activated": activate, "holdout_rmse": main.model.rmse, "comparison": comparison, "previous_active": champion.as_ref().map(|c| c.version)});
     register::log_training(client, version, started.elapsed().as_secs_f64(), prospective_rmse, prospective_ratings as i64, &details)?;

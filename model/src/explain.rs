@@ -84,7 +84,7 @@ impl HybridRecommender {
                 numeric: rows_where(&has(6), &content.numeric)?,
             };
             let encoded = self.encode_content(&inputs)?;
-            let values: Vec<f32> = Vec::try_from(self.forward_encoded_for(&users, &ids(0, 1)?, &ids(1, movie_row)?, &encoded, false)?)?;
+            let values: Vec<f32> = Vec::try_from(self.raw_scores_for_vectors(&users, &ids(0, 1)?, &ids(1, movie_row)?, &encoded, false)?)?;
             let mut groups = [0f32; PLAYERS];
             for (player, value) in groups.iter_mut().enumerate() {
                 let bit = 1 << player;
@@ -96,7 +96,7 @@ impl HybridRecommender {
             }
             let full = coalitions - 1;
             let pair = |row: i64| Tensor::f_from_slice(&[row]);
-            let blended = self.forward_encoded_for(&users, &pair(1)?, &pair(movie_row)?, &encoded.f_get(full as i64)?.f_unsqueeze(0)?, true)?;
+            let blended = self.raw_scores_for_vectors(&users, &pair(1)?, &pair(movie_row)?, &encoded.f_get(full as i64)?.f_unsqueeze(0)?, true)?;
             let raw = blended.f_double_value(&[0])? as f32;
             let scalar = |table: &Tensor, row: i64| -> Result<f32, ModelError> {
                 Ok(table.f_get(row)?.f_to_kind(Kind::Float)?.f_sum(Kind::Float)?.f_double_value(&[])? as f32)
@@ -139,7 +139,7 @@ mod tests {
             for (user, movie) in [(1i64, 1i64), (2, 3), (0, 2), (3, 0), (0, 0)] {
                 let explanation = network.explain(user, movie, &inputs).unwrap();
                 let raw = network
-                    .forward_encoded(&Tensor::from_slice(&[user]), &Tensor::from_slice(&[movie]), &network.encode_content(&inputs).unwrap())
+                    .raw_scores_for_rows(&Tensor::from_slice(&[user]), &Tensor::from_slice(&[movie]), &network.encode_content(&inputs).unwrap())
                     .unwrap()
                     .double_value(&[0]) as f32;
                 assert!((explanation.raw - raw).abs() < 1e-6, "the explained score is the network's: {} vs {raw}", explanation.raw);

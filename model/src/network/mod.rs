@@ -5,6 +5,7 @@
 mod autoencoder;
 mod layers;
 mod preference;
+mod shared_catalogue;
 
 pub(crate) use self::autoencoder::AutoencoderTables;
 pub(crate) use self::layers::{Dense, Mlp};
@@ -194,19 +195,12 @@ impl HybridRecommender {
         self.content_encoder.forward_from(1, pre_activation, layer_masks, masks.precision)
     }
 
-    /// Raw (unclipped) predicted ratings for pairs, with content vectors already encoded (one row per pair):
-    /// `movies` holds embedding rows, 0 for a movie the model has no embedding for. The evaluation forward: the
-    /// scoring core over the pairs' own movies, so it is exactly what serving computes (autoencoder blend included).
-    pub fn forward_encoded(&self, users: &Tensor, movies: &Tensor, content: &Tensor) -> Result<Tensor, ModelError> {
-        self.forward_encoded_blended(users, movies, content, true)
-    }
-
-    /// `forward_encoded`, with the autoencoder blend or without it (the hybrid network alone).
-    pub(crate) fn forward_encoded_blended(&self, users: &Tensor, movies: &Tensor, content: &Tensor, blend: bool) -> Result<Tensor, ModelError> {
-        let mut tables = self.scoring_tables(movies, content)?;
-        if !blend {
-            tables.autoencoder = None;
-        }
+    /// Raw (unclipped) predicted ratings for pairs of trained users' rows and movies, with content vectors already
+    /// encoded (one row per pair): `movies` holds embedding rows, 0 for a movie the model has no embedding for. The
+    /// evaluation forward: the scoring core over the pairs' own movies, so it is exactly what serving computes
+    /// (autoencoder blend included).
+    pub fn raw_scores_for_rows(&self, users: &Tensor, movies: &Tensor, content: &Tensor) -> Result<Tensor, ModelError> {
+        let tables = self.scoring_tables(movies, content)?;
         tch::no_grad(|| {
             let movie_table = tables.movie_layer.forward(&tables.movie_inputs.tensor)?;
             let pass = TensorPass::new(&tables, users.shallow_clone(), Columns::Aligned, &movie_table, tables.head_layers())?;
@@ -214,9 +208,9 @@ impl HybridRecommender {
         })
     }
 
-    /// `forward_encoded_blended` for users given as vectors (`users[user_index[i]]` scores pair i), as fold-in and
-    /// explanations of folded users need.
-    pub(crate) fn forward_encoded_for(
+    /// `raw_scores_for_rows` for users given as vectors (`users[user_index[i]]` scores pair i), with the
+    /// autoencoder blend or without it (the hybrid network alone), as fold-in and explanations of folded users need.
+    pub(crate) fn raw_scores_for_vectors(
         &self,
         users: &[FoldedUser],
         user_index: &Tensor,
@@ -236,16 +230,16 @@ impl HybridRecommender {
     }
 
     /// Raw scores of one folded-in user (a vector fitted at query time) for movies given by their embedding rows
-    /// and encoded content, as `forward_encoded` scores trained users.
-    pub fn forward_encoded_folded(&self, user: &FoldedUser, movies: &Tensor, content: &Tensor) -> Result<Tensor, ModelError> {
+    /// and encoded content, as `raw_scores_for_rows` scores trained users.
+    pub fn raw_scores_for_vector(&self, user: &FoldedUser, movies: &Tensor, content: &Tensor) -> Result<Tensor, ModelError> {
         let user_index = Tensor::f_zeros([movies.size()[0]], (tch::Kind::Int64, tch::Device::Cpu))?;
-        self.forward_encoded_for(std::slice::from_ref(user), &user_index, movies, content, true)
+        self.raw_scores_for_vectors(std::slice::from_ref(user), &user_index, movies, content, true)
     }
 
     /// Predicted ratings for pairs from raw content features (one row per pair), clipped to the rating scale.
     pub fn predict(&self, users: &Tensor, movies: &Tensor, content: &ContentInputs) -> Result<Tensor, ModelError> {
         let encoded = tch::no_grad(|| self.encode_content(content))?;
-        Ok(self.clip(&self.forward_encoded(users, movies, &encoded)?)?)
+        Ok(self.clip(&self.raw_scores_for_rows(users, movies, &encoded)?)?)
     }
 
     /// A scorer over a catalogue: `movie_rows` [M] embedding rows and `content` [M, c] encoded content vectors, one

@@ -49,7 +49,7 @@ fn unknown_rows_start_at_zero_and_cold_movies_depend_on_content() {
     let users = Tensor::from_slice(&[1i64, 1]);
     let mut inputs = content(2, &config);
     inputs.titles = Tensor::randn([2, config.title_dim], (Kind::Float, Device::Cpu)) * 3.0;
-    let scores: Vec<f32> = Vec::try_from(&network.forward_encoded(&users, &cold, &network.encode_content(&inputs).unwrap()).unwrap()).unwrap();
+    let scores: Vec<f32> = Vec::try_from(&network.raw_scores_for_rows(&users, &cold, &network.encode_content(&inputs).unwrap()).unwrap()).unwrap();
     assert_ne!(scores[0], scores[1], "two unseen movies with different content score differently");
 }
 
@@ -72,7 +72,7 @@ fn a_few_optimiser_steps_fit_a_tiny_problem() {
         let mut optimiser = crate::LazyAdam::new(network.parameters(), 1e-2, 0.0, 1e-4).unwrap();
         let evaluate = || {
             network
-                .forward_encoded(&batch.users, &batch.movies, &network.encode_content(&batch.content).unwrap())
+                .raw_scores_for_rows(&batch.users, &batch.movies, &network.encode_content(&batch.content).unwrap())
                 .unwrap()
                 .mse_loss(&batch.targets, tch::Reduction::Mean)
                 .double_value(&[])
@@ -238,7 +238,7 @@ pub(crate) fn scorer_reproduces_the_network(config: ModelConfig) {
     for user in all_users {
         let users = Tensor::full([4], user, (Kind::Int64, Device::Cpu));
         let raw = libtorch_reference(&network, &users, &movie_rows, &encoded);
-        let evaluated: Vec<f32> = Vec::try_from(network.forward_encoded(&users, &movie_rows, &encoded).unwrap()).unwrap();
+        let evaluated: Vec<f32> = Vec::try_from(network.raw_scores_for_rows(&users, &movie_rows, &encoded).unwrap()).unwrap();
         let expected: Vec<f32> = raw.iter().map(|r| r.clamp(config.rating_min as f32, config.rating_max as f32)).collect();
         for (position, want) in expected.iter().enumerate() {
             let got = evaluated[position];

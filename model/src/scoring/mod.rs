@@ -9,7 +9,7 @@ mod fold_in;
 mod matrix;
 mod passes;
 mod retrieval;
-mod shared;
+pub(crate) mod shared;
 mod similarity;
 
 pub(crate) use self::core::{raw_scores, AutoencoderMovies, AutoencoderTerms, MovieTables, ScoringTables};
@@ -114,7 +114,7 @@ impl CatalogueScorer {
 
     /// A scorer over `tables` whose catalogue-sized tables point into the shared `file`, with the first layer's
     /// movie part already computed there (float32, and bfloat16 where the file has it).
-    fn over_shared_file(
+    pub(crate) fn over_shared_file(
         tables: ScoringTables,
         rating_scale: (f64, f64),
         movie_table: Matrix,

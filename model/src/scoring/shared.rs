@@ -1,25 +1,21 @@
 //! One copy per server of a model's large tables: the network's weights and a catalogue's serving tables as
 //! safetensors files, written once by the first process that needs them and memory-mapped by every other, so their
 //! pages are the page cache's, shared by every backend, and private memory stays flat as the catalogue grows.
-use super::core::{AutoencoderMovies, MovieTables};
-use super::{CatalogueScorer, Matrix, Precision};
 use crate::mapped::{self, MappedWeights};
-use crate::network::HybridRecommender;
 use crate::ModelError;
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 /// Metadata key of a catalogue file: the identity of the weights file its tables were computed with.
-const WEIGHTS_KEY: &str = "pg_recsys_weights";
+pub(crate) const WEIGHTS_KEY: &str = "pg_recsys_weights";
 
 /// A mapped shared file. Tensors pointing into it must be dropped before its last holder: each holder declares it
 /// after the tensors it keeps.
 #[derive(Clone)]
 pub struct SharedFile {
-    mapping: Arc<MappedWeights>,
+    pub(crate) mapping: Arc<MappedWeights>,
 }
 
 impl SharedFile {
@@ -35,7 +31,7 @@ impl SharedFile {
 
     /// Identifies this file's contents for the files derived from it: device, inode, length and modification time
     /// (a rewritten file is a new inode, as every write renames a new file into place).
-    fn identity(&self) -> Result<String, ModelError> {
+    pub(crate) fn identity(&self) -> Result<String, ModelError> {
         let metadata = std::fs::metadata(self.path()).map_err(|source| ModelError::Unreadable { path: self.path().to_path_buf(), source })?;
         Ok(format!("{}:{}:{}:{}", metadata.dev(), metadata.ino(), metadata.len(), metadata.mtime_nsec() + metadata.mtime() * 1_000_000_000))
     }
@@ -71,82 +67,8 @@ pub fn share_variables(store: &nn::VarStore, weights: &[u8], file: &Path) -> Res
     Ok(SharedFile { mapping: Arc::new(mapping) })
 }
 
-impl HybridRecommender {
-    /// A scorer over the catalogue `movie_rows` with encoded `content` whose catalogue-sized tables (movie inputs,
-    /// biases and vectors, the first layer's movie part in float32 and, where the CPU computes it natively,
-    /// bfloat16) are mapped from the shared `file`: used when it was computed from the same `weights` file, movie
-    /// rows and content, else computed and written first. Returns the scorer and `content` as mapped from the file
-    /// (so the caller can drop its own copy).
-    pub fn shared_catalogue_scorer(
-        &self,
-        weights: &SharedFile,
-        movie_rows: &Tensor,
-        content: &Tensor,
-        file: &Path,
-    ) -> Result<(CatalogueScorer, Tensor), ModelError> {
-        let identity = weights.identity()?;
-        let mapping = match matching_catalogue(file, &identity, movie_rows, content) {
-            Some(mapping) => mapping,
-            None => {
-                self.write_catalogue(file, &identity, movie_rows, content)?;
-                MappedWeights::open_verified(file)?
-            }
-        };
-        // SAFETY (every `mapping.tensor` below): the tables read the mapping; the scorer returned owns it (in its
-        // SharedFile, dropped after its tables) and the caller keeps the content tensor with that scorer.
-        let optional = |name: &str| -> Result<Option<Tensor>, ModelError> {
-            Ok(match mapping.has(name) {
-                true => Some(unsafe { mapping.tensor(name) }?),
-                false => None,
-            })
-        };
-        let movies = MovieTables {
-            inputs: unsafe { mapping.tensor("movie_inputs") }?,
-            bias: unsafe { mapping.tensor("movie_bias") }?,
-            vectors: optional("movie_vectors")?,
-            autoencoder: match (optional("autoencoder_code")?, optional("autoencoder_known")?) {
-                (Some(code), Some(known)) => Some(AutoencoderMovies { code, known }),
-                _ => None,
-            },
-        };
-        let (movie_table, movie_table_bf16, mapped_content) =
-            (Matrix::share(&unsafe { mapping.tensor("movie_table") }?)?, optional("movie_table_bf16")?, unsafe { mapping.tensor("content") }?);
-        let tables = self.scoring_tables_over(&movies)?;
-        let file = SharedFile { mapping: Arc::new(mapping) };
-        let scale = (self.config().rating_min, self.config().rating_max);
-        Ok((CatalogueScorer::over_shared_file(tables, scale, movie_table, movie_table_bf16, file), mapped_content))
-    }
-
-    fn write_catalogue(&self, file: &Path, identity: &str, movie_rows: &Tensor, content: &Tensor) -> Result<(), ModelError> {
-        let movies = self.movie_tables(movie_rows, content)?;
-        let movie_table = tch::no_grad(|| self.scoring_tables_over(&movies)?.movie_layer.forward(&movies.inputs))?;
-        let movie_table_bf16 = match Precision::fastest_available() {
-            Precision::Bfloat16 => Some(movie_table.f_to_kind(Kind::BFloat16)?),
-            Precision::Float32 => None,
-        };
-        let content = content.f_to_kind(Kind::Float)?;
-        let mut tensors: Vec<(&str, &Tensor)> = vec![
-            ("movie_rows", movie_rows),
-            ("content", &content),
-            ("movie_inputs", &movies.inputs),
-            ("movie_bias", &movies.bias),
-            ("movie_table", &movie_table),
-        ];
-        if let Some(vectors) = &movies.vectors {
-            tensors.push(("movie_vectors", vectors));
-        }
-        if let Some(autoencoder) = &movies.autoencoder {
-            tensors.extend([("autoencoder_code", &autoencoder.code), ("autoencoder_known", &autoencoder.known)]);
-        }
-        if let Some(half) = &movie_table_bf16 {
-            tensors.push(("movie_table_bf16", half));
-        }
-        mapped::write_atomically(file, &tensors, HashMap::from([(WEIGHTS_KEY.to_string(), identity.to_string())]))
-    }
-}
-
 /// The catalogue file `file` when it was computed from the weights file `identity`, `movie_rows` and `content`.
-fn matching_catalogue(file: &Path, identity: &str, movie_rows: &Tensor, content: &Tensor) -> Option<MappedWeights> {
+pub(crate) fn matching_catalogue(file: &Path, identity: &str, movie_rows: &Tensor, content: &Tensor) -> Option<MappedWeights> {
     let mapping = MappedWeights::open_verified(file).ok()?;
     if mapping.metadata(WEIGHTS_KEY).as_deref() != Some(identity) {
         return None;
@@ -162,8 +84,12 @@ fn matching_catalogue(file: &Path, identity: &str, movie_rows: &Tensor, content:
 mod tests {
     use super::*;
     use crate::network::tests::{content, small_config};
+    use crate::scoring::{CatalogueScorer, Precision};
+    use crate::HybridRecommender;
+    use std::collections::HashMap;
     use std::os::unix::fs::MetadataExt;
     use tch::Device;
+    use tch::Kind;
 
     fn inode(path: &Path) -> u64 {
         std::fs::metadata(path).unwrap().ino()

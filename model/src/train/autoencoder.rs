@@ -339,13 +339,13 @@ pub(crate) mod tests {
         let tables = network.autoencoder.as_ref().unwrap();
         let (users, movies) = (Tensor::from_slice(&[1i64, 2, 3, 4, 5, 0]), Tensor::from_slice(&[1i64, 2, 3, 4, 0, 1]));
         let encoded = network.encode_content(&content(6, &config)).unwrap();
-        let untouched = network.forward_encoded(&users, &movies, &encoded).unwrap();
+        let untouched = network.raw_scores_for_rows(&users, &movies, &encoded).unwrap();
         let hybrid_alone =
             network.training_forward(&users, &movies, &encoded, &crate::Noise::none(6, &config), crate::scoring::Precision::Float32).unwrap();
         let largest_difference = (&untouched - hybrid_alone).abs().max().double_value(&[]);
         assert!(largest_difference < 1e-5, "an unfitted blend is the identity: {largest_difference}");
         fill_randomly(tables);
-        let blended: Vec<f32> = Vec::try_from(network.forward_encoded(&users, &movies, &encoded).unwrap()).unwrap();
+        let blended: Vec<f32> = Vec::try_from(network.raw_scores_for_rows(&users, &movies, &encoded).unwrap()).unwrap();
         let hybrid: Vec<f32> = Vec::try_from(&untouched).unwrap();
         let known: Vec<f32> = Vec::try_from(tables.known(&users, &movies).unwrap()).unwrap();
         let autoencoder: Vec<f32> = Vec::try_from(tables.predict(&users, &movies).unwrap()).unwrap();

@@ -1,5 +1,5 @@
 //! Model management from SQL: activate a registered version, roll back, register an artefact from a server
-//! directory. Admin only (EXECUTE is granted to recsys_admin, see sql/privileges.sql).
+//! directory. Admin only (EXECUTE is granted to recsys_admin, see sql/operations.sql).
 use crate::error::OrRaise;
 use crate::registry;
 use pgrx::prelude::*;

@@ -64,8 +64,8 @@ fn predict_new(user_id: i32, content: MovieContent) -> Result<f32, RecsysError> 
     let encoded = catalogue::encode(model.network(), &model.vocabulary, std::slice::from_ref(&content), &title)?;
     let unseen_movie = Tensor::f_from_slice(&[0i64])?;
     let raw = match fold_in::user_vector(&model, user_id)? {
-        UserVector::Row(row) => model.network().forward_encoded(&Tensor::f_from_slice(&[row as i64])?, &unseen_movie, &encoded)?,
-        UserVector::Folded(user) => model.network().forward_encoded_folded(&user, &unseen_movie, &encoded)?,
+        UserVector::Row(row) => model.network().raw_scores_for_rows(&Tensor::f_from_slice(&[row as i64])?, &unseen_movie, &encoded)?,
+        UserVector::Folded(user) => model.network().raw_scores_for_vector(&user, &unseen_movie, &encoded)?,
     }
     .f_double_value(&[0])?;
     model.rating(raw as f32)

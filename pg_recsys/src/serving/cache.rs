@@ -201,7 +201,7 @@ impl LoadedModel {
 fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<LoadedModel, RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
     let started = std::time::Instant::now();
-    let artefact = crate::registry::read_artefact(version)?;
+    let artefact = super::artefact::read_artefact(version)?;
     let read_ms = started.elapsed().as_secs_f64() * 1e3;
     let (store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
     let shared_weights = shared_tables::share_network(&store, &artefact.weights, version);

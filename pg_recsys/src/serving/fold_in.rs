@@ -132,7 +132,9 @@ pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, Recs
     let (reflected, movies, ratings, latest, sum) = Spi::connect(|client| {
         let plan = match NEW_RATINGS_PLAN.with(|cell| cell.borrow_mut().take()) {
             Some(plan) => plan,
-            None => client.prepare(NEW_RATINGS, &[PgOid::from(pg_sys::INT4OID), PgOid::from(pg_sys::FLOAT8OID), PgOid::from(pg_sys::INT8OID)])?.keep(),
+            None => {
+                client.prepare(NEW_RATINGS, &[PgOid::from(pg_sys::INT4OID), PgOid::from(pg_sys::FLOAT8OID), PgOid::from(pg_sys::INT8OID)])?.keep()
+            }
         };
         let row = client.select(&plan, Some(1), &[user_id.into(), cutoff.into(), loaded_until.into()])?.first();
         let values = (row.get::<i64>(1)?, row.get::<Vec<i32>>(2)?, row.get::<Vec<f32>>(3)?, row.get::<f64>(4)?, row.get::<f64>(5)?);

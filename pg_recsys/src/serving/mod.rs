@@ -4,6 +4,8 @@
 //! a model's and a catalogue's tables between backends (`shared_tables`), the order of lists (`lists`) and the one
 //! title-embedding path (`titles`). The SQL
 //! functions in `api/` and the batch refresh read models through it.
+/// Stored artefacts of model versions.
+pub mod artefact;
 /// The active model of this backend.
 pub mod cache;
 /// The catalogue a model scores.

@@ -4,7 +4,7 @@
 use super::movielens::BadLinePolicy;
 use super::progress::FileProgress;
 use super::source::{find_file, Encoding, LineSource};
-use super::titles::normalise_for_matching;
+use super::title_text::normalise_for_matching;
 use anyhow::{bail, Result};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

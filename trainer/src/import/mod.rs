@@ -8,7 +8,7 @@ pub mod progress;
 pub mod rating_digest;
 pub mod rating_lines;
 pub mod source;
-pub mod titles;
+pub mod title_text;
 
 use anyhow::{bail, Result};
 use postgres::Client;

@@ -4,7 +4,7 @@
 pub use super::rating_lines::RatingRecord;
 use super::rating_lines::{for_each_rating_line, RatingLayout};
 use super::source::{find_file, BadLine, Encoding, LineSource};
-use super::titles::parse_movielens_title;
+use super::title_text::parse_movielens_title;
 use anyhow::{bail, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -238,7 +238,7 @@ pub fn run_evaluate(client: &mut postgres::Client, args: &EvaluateArgs) -> Resul
     let (_store, network) = artefact.build()?;
     let ratings = super::data::load_ratings(client)?;
     let catalogue = super::data::load_catalogue(client)?;
-    let (title_vectors, _) = super::titles::embed_titles(client, &catalogue)?;
+    let (title_vectors, _) = super::title_embeddings::embed_titles(client, &catalogue)?;
     let split = super::split::random_holdout(&ratings, args.test_fraction, args.seed);
     let vocabulary = &artefact.manifest.vocabulary;
     let config = &artefact.manifest.config;

@@ -130,7 +130,7 @@ pub fn predict(network: &HybridRecommender, content: &ContentInputs, ratings: &I
         for chunk in all.split(8192, 0) {
             let (users, movies, rows, _) = ratings.batch(&chunk);
             let encoded = network.encode_content(&content.select(&rows)?)?;
-            out.extend(Vec::<f32>::try_from(network.forward_encoded(&users, &movies, &encoded)?)?);
+            out.extend(Vec::<f32>::try_from(network.raw_scores_for_rows(&users, &movies, &encoded)?)?);
         }
         Ok(())
     })?;

@@ -12,7 +12,7 @@ pub mod mlflow;
 pub mod phases;
 pub mod register;
 pub mod split;
-pub mod titles;
+pub mod title_embeddings;
 pub mod workers;
 
 use anyhow::Result;
@@ -402,7 +402,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
     eprintln!("loaded {} ratings and {} movies", ratings.len(), catalogue.movie_ids.len());
     let args = &args.adapted_to(ratings.len());
 
-    let (titles, embedded) = phases.run_with_own_progress("title embeddings", || titles::embed_titles(client, &catalogue))?;
+    let (titles, embedded) = phases.run_with_own_progress("title embeddings", || title_embeddings::embed_titles(client, &catalogue))?;
     eprintln!("title embeddings: {embedded} computed, {} from the cache", catalogue.movie_ids.len() - embedded);
 
     let random = match &args.test_ratings {

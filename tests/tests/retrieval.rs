@@ -28,7 +28,7 @@ fn two_stage_ranking_is_exhaustive_when_its_candidates_cover_the_catalogue_and_r
     let mut db = shared_cluster(Loading::Preloaded).trained_demo_database("two_stage").unwrap();
     let exhaustive = recommendations(&mut db, "SET recsys.retrieval = exhaustive");
     assert_eq!(exhaustive.len(), 800);
-    let covering = recommendations(&mut db, "SET recsys.retrieval = two_stage; SET recsys.retrieval_candidates = 100000");
+    let covering = recommendations(&mut db, "SET recsys.retrieval = two_stage; SET recsys.retrieval_candidates = 20000");
     assert_eq!(covering, exhaustive, "every movie a candidate: the same movies, order and scores");
     let few = recommendations(&mut db, "SET recsys.retrieval_candidates = 12");
     let recall_at_12 = recall(&few, &exhaustive);
@@ -43,7 +43,7 @@ fn two_stage_ranking_is_exhaustive_when_its_candidates_cover_the_catalogue_and_r
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect()
     };
-    let two_stage = batch(&mut db, "SET recsys.retrieval_candidates = 100000");
+    let two_stage = batch(&mut db, "SET recsys.retrieval_candidates = 20000");
     assert_eq!(batch(&mut db, "SET recsys.retrieval = exhaustive"), two_stage, "the batch too");
     let logged: Vec<String> = db
         .query("SELECT details->>'retrieval' FROM recsys.quality_log WHERE kind = 'refresh' ORDER BY run_id DESC LIMIT 2", &[])

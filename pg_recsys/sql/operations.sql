@@ -122,6 +122,8 @@ GRANT USAGE ON SCHEMA @extschema@ TO recsys_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO recsys_reader;
 GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA @extschema@ TO recsys_admin;
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA @extschema@ TO recsys_admin;
+-- Readers' fold-in asks whether any rating was loaded after the active model's training data.
+GRANT SELECT ON SEQUENCE rating_loads TO recsys_reader;
 
 REVOKE EXECUTE ON FUNCTION recsys_activate(bigint), recsys_rollback(), recsys_load_artefact(text, boolean),
     recsys_refresh_batch_now(integer, integer, integer, integer), recsys_schedule_refresh(text, integer), recsys_unschedule_refresh(),

@@ -72,6 +72,8 @@ ALTER TABLE ratings ADD COLUMN loaded bigint NOT NULL DEFAULT 0;
 ALTER TABLE ratings ALTER COLUMN loaded SET DEFAULT nextval('rating_loads');
 COMMENT ON COLUMN ratings.loaded IS 'Load number (sequence rating_loads) given when the rating was inserted or last changed; 0 for ratings stored before 0.7.0.';
 SELECT pg_catalog.pg_extension_config_dump('rating_loads', '');
+GRANT USAGE, SELECT, UPDATE ON SEQUENCE rating_loads TO recsys_admin;
+GRANT SELECT ON SEQUENCE rating_loads TO recsys_reader;
 
 CREATE FUNCTION rating_unseen(loaded bigint, rated_at timestamptz, loaded_until bigint, trained_until double precision) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

@@ -62,20 +62,33 @@ pub fn delete_departed(shard: Shard) -> Result<(), RecsysError> {
     Spi::connect_mut(|client| client.update(sql, None, &shard.arguments()).map(|_| ())).map_err(RecsysError::spi("deleting departed users' rows"))
 }
 
+/// The users of a shard after `$4` with their ratings and, per rating, whether the model has not seen it
+/// (`$unseen`, over `$3` the model's newest training rating time and `$6` its last load number).
+macro_rules! users_with_ratings {
+    ($unseen:literal) => {
+        concat!(
+            "SELECT u.user_id, r.movies, r.ratings, r.after_training FROM recsys.users u
+             LEFT JOIN LATERAL (SELECT pg_catalog.array_agg(movie_id ORDER BY movie_id) AS movies,
+                                       pg_catalog.array_agg(rating::pg_catalog.float4 ORDER BY movie_id) AS ratings,
+                                       pg_catalog.array_agg(",
+            $unseen,
+            " ORDER BY movie_id) AS after_training
+                                FROM recsys.ratings r WHERE r.user_id OPERATOR(pg_catalog.=) u.user_id) r ON true
+             WHERE ($4::pg_catalog.int4 IS NULL OR u.user_id OPERATOR(pg_catalog.>) $4::pg_catalog.int4) AND ",
+            in_shard!("u.user_id"),
+            " ORDER BY u.user_id LIMIT $5"
+        )
+    };
+}
+
 /// The next (at most) `limit` users of `shard` with an id above `after` (None: from the first), in id order.
 pub fn next_chunk(model: &LoadedModel, shard: Shard, after: Option<i32>, limit: i64) -> Result<Vec<UserRatings>, RecsysError> {
     let cutoff = model.trained_until.map(|seconds| seconds as f64);
-    let sql = concat!(
-        "SELECT u.user_id, r.movies, r.ratings, r.after_training FROM recsys.users u
-         LEFT JOIN LATERAL (SELECT pg_catalog.array_agg(movie_id ORDER BY movie_id) AS movies,
-                                   pg_catalog.array_agg(rating::pg_catalog.float4 ORDER BY movie_id) AS ratings,
-                                   pg_catalog.array_agg(recsys.rating_unseen(loaded, rated_at, $6::pg_catalog.int8, $3::pg_catalog.float8)
-                                                        ORDER BY movie_id) AS after_training
-                            FROM recsys.ratings r WHERE r.user_id OPERATOR(pg_catalog.=) u.user_id) r ON true
-         WHERE ($4::pg_catalog.int4 IS NULL OR u.user_id OPERATOR(pg_catalog.>) $4::pg_catalog.int4) AND ",
-        in_shard!("u.user_id"),
-        " ORDER BY u.user_id LIMIT $5"
-    );
+    let sql = if crate::serving::catalogue::has_load_numbers()? {
+        users_with_ratings!("recsys.rating_unseen(loaded, rated_at, $6::pg_catalog.int8, $3::pg_catalog.float8)")
+    } else {
+        users_with_ratings!("($3::pg_catalog.float8 IS NULL OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp($3::pg_catalog.float8))")
+    };
     let [shard_index, shard_count] = shard.arguments();
     let fold_in = crate::guc::fold_in();
     Spi::connect(|client| -> Result<Vec<UserRatings>, pgrx::spi::Error> {

@@ -144,6 +144,24 @@ pub fn catalogue_version() -> Result<i64, RecsysError> {
         .map_err(RecsysError::spi("reading the catalogue version"))
 }
 
+thread_local! {
+    /// Whether this database has load numbers on its ratings (0.7.0 and later; it cannot lose them again).
+    static LOAD_NUMBERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether ratings carry load numbers (`recsys.rating_unseen` exists): a database not yet updated to 0.7.0 keeps
+/// serving with the rated_at rule until `ALTER EXTENSION pg_recsys UPDATE`. Asked until it first says yes.
+pub fn has_load_numbers() -> Result<bool, RecsysError> {
+    if LOAD_NUMBERS.get() {
+        return Ok(true);
+    }
+    let present = Spi::connect(|client| client.select(recsys_contract::HAS_LOAD_NUMBERS, Some(1), &[])?.first().get::<bool>(1))
+        .map_err(RecsysError::spi("checking the extension's schema"))?
+        == Some(true);
+    LOAD_NUMBERS.set(present);
+    Ok(present)
+}
+
 /// Largest share of the catalogue patched movie by movie; past it the whole catalogue is read again.
 const LARGEST_PATCH_SHARE: f64 = 0.25;
 

@@ -18,14 +18,34 @@ use std::rc::Rc;
 const CACHED_USERS: usize = 10_000;
 
 /// The user's ratings the model never saw, and how many it did, in one pass over the user's ratings.
-const NEW_RATINGS: &str = "SELECT pg_catalog.count(*) FILTER (WHERE NOT is_new),
-        pg_catalog.array_agg(movie_id ORDER BY movie_id) FILTER (WHERE is_new),
-        pg_catalog.array_agg(rating::pg_catalog.float4 ORDER BY movie_id) FILTER (WHERE is_new),
-        pg_catalog.max(loaded::pg_catalog.float8) FILTER (WHERE is_new),
-        pg_catalog.sum(rating::pg_catalog.float8) FILTER (WHERE is_new)
-    FROM (SELECT movie_id, rating, loaded,
-                 recsys.rating_unseen(loaded, rated_at, $3::pg_catalog.int8, $2::pg_catalog.float8) AS is_new
-          FROM recsys.ratings WHERE user_id OPERATOR(pg_catalog.=) $1::pg_catalog.int4) r";
+macro_rules! new_ratings {
+    ($is_new:literal, $latest:literal) => {
+        concat!(
+            "SELECT pg_catalog.count(*) FILTER (WHERE NOT is_new),
+                pg_catalog.array_agg(movie_id ORDER BY movie_id) FILTER (WHERE is_new),
+                pg_catalog.array_agg(rating::pg_catalog.float4 ORDER BY movie_id) FILTER (WHERE is_new),
+                pg_catalog.max(latest) FILTER (WHERE is_new),
+                pg_catalog.sum(rating::pg_catalog.float8) FILTER (WHERE is_new)
+             FROM (SELECT movie_id, rating, ",
+            $latest,
+            " AS latest, ",
+            $is_new,
+            " AS is_new FROM recsys.ratings WHERE user_id OPERATOR(pg_catalog.=) $1::pg_catalog.int4) r"
+        )
+    };
+}
+
+/// The user's ratings the model never saw (`recsys.rating_unseen`), and how many it did, in one pass over the
+/// user's ratings. `$1` user, `$2` the model's newest training rating time, `$3` its last load number.
+const NEW_RATINGS: &str =
+    new_ratings!("recsys.rating_unseen(loaded, rated_at, $3::pg_catalog.int8, $2::pg_catalog.float8)", "loaded::pg_catalog.float8");
+
+/// The same in a database not yet updated to 0.7.0 (no load numbers): ratings given after the newest training
+/// rating (`$3` unused).
+const NEW_RATINGS_BY_TIME: &str = new_ratings!(
+    "($2::pg_catalog.float8 IS NULL OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp($2::pg_catalog.float8))",
+    "EXTRACT(EPOCH FROM rated_at)::pg_catalog.float8"
+);
 
 /// The last load number given to a rating (the sequence's state, read without waiting for anyone): when it is not
 /// above a model's `loaded_until`, no rating is new to that model.
@@ -67,9 +87,9 @@ type NewerAnswer = (VisibleData, i64, bool);
 thread_local! {
     static FOLDED: RefCell<FoldedUsers> = RefCell::new(FoldedUsers::default());
     static NEWER_THAN_MODEL: RefCell<Option<NewerAnswer>> = const { RefCell::new(None) };
-    /// `NEW_RATINGS` planned once per backend (its names are schema-qualified, so the plan does not depend on the
-    /// search_path; Postgres replans it when the tables change).
-    static NEW_RATINGS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+    /// `NEW_RATINGS` (or `NEW_RATINGS_BY_TIME`, the bool) planned once per backend (its names are schema-qualified,
+    /// so the plan does not depend on the search_path; Postgres replans it when the tables change).
+    static NEW_RATINGS_PLAN: RefCell<Option<(bool, OwnedPreparedStatement)>> = const { RefCell::new(None) };
 }
 
 /// Whether this statement may see a rating the model has not seen (asked once per statement and model): when it
@@ -129,16 +149,18 @@ pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, Recs
         0 => (None, None),
         _ => (model.trained_until.map(|seconds| seconds as f64), model.loaded_until),
     };
+    let by_load = super::catalogue::has_load_numbers()?;
     let (reflected, movies, ratings, latest, sum) = Spi::connect(|client| {
         let plan = match NEW_RATINGS_PLAN.with(|cell| cell.borrow_mut().take()) {
-            Some(plan) => plan,
-            None => {
-                client.prepare(NEW_RATINGS, &[PgOid::from(pg_sys::INT4OID), PgOid::from(pg_sys::FLOAT8OID), PgOid::from(pg_sys::INT8OID)])?.keep()
+            Some((planned_by_load, plan)) if planned_by_load == by_load => plan,
+            _ => {
+                let query = if by_load { NEW_RATINGS } else { NEW_RATINGS_BY_TIME };
+                client.prepare(query, &[PgOid::from(pg_sys::INT4OID), PgOid::from(pg_sys::FLOAT8OID), PgOid::from(pg_sys::INT8OID)])?.keep()
             }
         };
         let row = client.select(&plan, Some(1), &[user_id.into(), cutoff.into(), loaded_until.into()])?.first();
         let values = (row.get::<i64>(1)?, row.get::<Vec<i32>>(2)?, row.get::<Vec<f32>>(3)?, row.get::<f64>(4)?, row.get::<f64>(5)?);
-        NEW_RATINGS_PLAN.with(|cell| *cell.borrow_mut() = Some(plan));
+        NEW_RATINGS_PLAN.with(|cell| *cell.borrow_mut() = Some((by_load, plan)));
         Ok::<_, pgrx::spi::Error>(values)
     })
     .map_err(RecsysError::spi("reading the user's new ratings"))?;

@@ -48,7 +48,9 @@ impl Champion {
         }
         let (version, artefact) = super::evaluate::load_registered(client, None)?;
         let (store, network) = artefact.build()?;
-        let after_training = client.query(recsys_contract::RATINGS_AFTER_TRAINING, &[&version])?.iter().map(|row| (row.get(0), row.get(1))).collect();
+        let has_load_numbers: bool = client.query_one(recsys_contract::HAS_LOAD_NUMBERS, &[])?.get(0);
+        let query = recsys_contract::ratings_after_training(has_load_numbers);
+        let after_training = client.query(query, &[&version])?.iter().map(|row| (row.get(0), row.get(1))).collect();
         Ok(Some(Self { version, artefact, _store: store, network, after_training }))
     }
 

@@ -336,12 +336,17 @@ fn train_and_evaluate(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, 
 }
 
 /// Row counts, the latest rating time and the last load number of the data in the database (read in the snapshot
-/// the training data is read in, so that `loaded_until` says exactly which ratings the model saw).
+/// the training data is read in, so that `loaded_until` says exactly which ratings the model saw). A database not
+/// yet updated to 0.7.0 has no load numbers: its versions keep the rated_at rule.
 fn fingerprint(client: &mut postgres::Client) -> Result<DataFingerprint> {
+    let has_load_numbers: bool = client.query_one(recsys_contract::HAS_LOAD_NUMBERS, &[])?.get(0);
+    let loaded_until = if has_load_numbers { "max(loaded)" } else { "NULL::bigint" };
     let row = client.query_one(
-        "SELECT r.ratings, (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies), r.max_rated_at, r.loaded_until
-         FROM (SELECT count(*) AS ratings, extract(epoch FROM max(rated_at))::bigint AS max_rated_at, max(loaded) AS loaded_until
-               FROM recsys.ratings) r",
+        &format!(
+            "SELECT r.ratings, (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies), r.max_rated_at, r.loaded_until
+             FROM (SELECT count(*) AS ratings, extract(epoch FROM max(rated_at))::bigint AS max_rated_at, {loaded_until} AS loaded_until
+                   FROM recsys.ratings) r"
+        ),
         &[],
     )?;
     Ok(DataFingerprint { ratings: row.get(0), users: row.get(1), movies: row.get(2), max_rated_at: row.get(3), loaded_until: row.get(4) })

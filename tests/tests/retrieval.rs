@@ -51,5 +51,5 @@ fn two_stage_ranking_is_exhaustive_when_its_candidates_cover_the_catalogue_and_r
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(logged, ["exhaustive", "two_stage(100000)"]);
+    assert_eq!(logged, ["exhaustive", "two_stage(20000)"]);
 }

@@ -12,7 +12,8 @@ pub const TITLE_EMBEDDING: &str = include_str!("../../pg_recsys/sql/queries/titl
 /// Registers an artefact as a new model version and returns the version. `$1`: manifest (jsonb), `$2`: weights.
 pub const REGISTER_MODEL: &str = include_str!("../../pg_recsys/sql/queries/register_model.sql");
 
-/// The ratings a model version has not seen (`recsys.rating_unseen`). `$1`: the model version.
+/// The ratings a model version has not seen (`recsys.rating_unseen`). `$1`: its fingerprint's `loaded_until`
+/// (int8), `$2`: its `max_rated_at` (float8 Unix seconds).
 pub const RATINGS_AFTER_TRAINING: &str = include_str!("../../pg_recsys/sql/queries/ratings_after_training.sql");
 
 /// The same in a database not yet updated to 0.7.0 (no load numbers): ratings given after the version's newest
@@ -22,15 +23,6 @@ pub const RATINGS_AFTER_TRAINING_BY_TIME: &str = include_str!("../../pg_recsys/s
 /// Whether the database has load numbers on its ratings (0.7.0 and later): one boolean.
 pub const HAS_LOAD_NUMBERS: &str =
     "SELECT pg_catalog.to_regprocedure('recsys.rating_unseen(bigint, timestamptz, bigint, double precision)') IS NOT NULL";
-
-/// The query for the ratings a model version has not seen, in a database with or without load numbers.
-pub fn ratings_after_training(has_load_numbers: bool) -> &'static str {
-    if has_load_numbers {
-        RATINGS_AFTER_TRAINING
-    } else {
-        RATINGS_AFTER_TRAINING_BY_TIME
-    }
-}
 
 /// recsys.ratings' primary key, as the extension creates it and the trainer's bulk import rebuilds it.
 pub const RATINGS_PRIMARY_KEY: &str = include_str!("../../pg_recsys/sql/ratings_primary_key.sql");

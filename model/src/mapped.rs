@@ -14,8 +14,9 @@ use tch::{Device, Kind, Tensor};
 /// Metadata key of the CRC-32 of a written file's data section (8 hex digits), checked before a file is reused.
 const CHECKSUM_KEY: &str = "pg_recsys_crc32";
 
-/// What the checksum's 8 hex digits read while the data section is being written.
-const CHECKSUM_PLACEHOLDER: &str = "________";
+/// The checksum field's value while the data section is being written; its 8 characters are then overwritten
+/// with the CRC-32 in hex (same length, so no offset moves).
+const UNFILLED_CHECKSUM: &str = "________";
 
 /// A read-only mapping of a safetensors file. Tensors made by [`MappedWeights::tensor`] point into the mapping, so
 /// making one is `unsafe`: its holder must keep this value alive longer (see `scoring::SharedFile`).
@@ -162,7 +163,7 @@ pub(crate) fn write_views_atomically(
     views: Vec<(&str, TensorView<'_>)>,
     mut metadata: HashMap<String, String>,
 ) -> Result<(), ModelError> {
-    metadata.insert(CHECKSUM_KEY.to_string(), CHECKSUM_PLACEHOLDER.to_string());
+    metadata.insert(CHECKSUM_KEY.to_string(), UNFILLED_CHECKSUM.to_string());
     replace_atomically(target, |partial| {
         let failed = |e: std::io::Error| ModelError::Unreadable { path: partial.to_path_buf(), source: e };
         safetensors::serialize_to_file(views, &Some(metadata), partial)
@@ -172,13 +173,13 @@ pub(crate) fn write_views_atomically(
             // SAFETY: the temporary file is this process's own until it is renamed; nothing else writes it.
             let written = unsafe { memmap2::Mmap::map(&file) }.map_err(failed)?;
             let data = data_section(&written).ok_or_else(|| ModelError::MappedFile(format!("{} is shorter than its header", partial.display())))?;
-            let placeholder = format!("\"{CHECKSUM_KEY}\":\"{CHECKSUM_PLACEHOLDER}\"");
+            let field = format!("\"{CHECKSUM_KEY}\":\"{UNFILLED_CHECKSUM}\"");
             let header = &written[..written.len() - data.len()];
             let at = header
-                .windows(placeholder.len())
-                .position(|window| window == placeholder.as_bytes())
+                .windows(field.len())
+                .position(|window| window == field.as_bytes())
                 .ok_or_else(|| ModelError::MappedFile(format!("{} has no checksum field", partial.display())))?;
-            (at + placeholder.len() - 1 - CHECKSUM_PLACEHOLDER.len(), crc32fast::hash(data))
+            (at + field.len() - 1 - UNFILLED_CHECKSUM.len(), crc32fast::hash(data))
         };
         let mut file = std::fs::OpenOptions::new().write(true).open(partial).map_err(failed)?;
         file.seek(SeekFrom::Start(digits_at as u64)).map_err(failed)?;

@@ -72,6 +72,8 @@ ALTER TABLE ratings ADD COLUMN loaded bigint NOT NULL DEFAULT 0;
 ALTER TABLE ratings ALTER COLUMN loaded SET DEFAULT nextval('rating_loads');
 COMMENT ON COLUMN ratings.loaded IS 'Load number (sequence rating_loads) given when the rating was inserted or last changed; 0 for ratings stored before 0.7.0.';
 SELECT pg_catalog.pg_extension_config_dump('rating_loads', '');
+-- The ratings a version has not seen are found by an index range scan above its loaded_until.
+CREATE INDEX ratings_loaded_idx ON ratings (loaded);
 GRANT USAGE, SELECT, UPDATE ON SEQUENCE rating_loads TO recsys_admin;
 GRANT SELECT ON SEQUENCE rating_loads TO recsys_reader;
 

@@ -190,7 +190,7 @@ pub fn register() {
         GucFlags::default(),
     );
     // SAFETY: called from _PG_init after the settings above are defined; a mistyped `recsys.` name is then an
-    // error instead of a silently accepted placeholder.
+    // error instead of being accepted silently as an unknown custom setting.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"recsys".as_ptr()) };
 }
 

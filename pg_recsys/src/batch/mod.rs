@@ -64,9 +64,13 @@ pub struct Prospective {
 /// RMSE of the model on ratings that arrived after its training data; a rating the model fails to score is an error.
 pub fn prospective_rmse(model: &LoadedModel) -> Result<Prospective, RecsysError> {
     let has_load_numbers = crate::serving::catalogue::has_load_numbers()?;
+    let trained_until = model.trained_until.map(|seconds| seconds as f64);
     let rows = Spi::connect(|client| -> Result<Vec<(i32, i32, f64)>, pgrx::spi::Error> {
-        client
-            .select(recsys_contract::ratings_after_training(has_load_numbers), None, &[model.version.into()])?
+        let ratings = match has_load_numbers {
+            true => client.select(recsys_contract::RATINGS_AFTER_TRAINING, None, &[model.loaded_until.into(), trained_until.into()])?,
+            false => client.select(recsys_contract::RATINGS_AFTER_TRAINING_BY_TIME, None, &[model.version.into()])?,
+        };
+        ratings
             .map(|row| Ok((row.get::<i32>(1)?.unwrap_or_default(), row.get::<i32>(2)?.unwrap_or_default(), row.get::<f64>(3)?.unwrap_or_default())))
             .collect()
     })

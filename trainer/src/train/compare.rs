@@ -49,8 +49,13 @@ impl Champion {
         let (version, artefact) = super::evaluate::load_registered(client, None)?;
         let (store, network) = artefact.build()?;
         let has_load_numbers: bool = client.query_one(recsys_contract::HAS_LOAD_NUMBERS, &[])?.get(0);
-        let query = recsys_contract::ratings_after_training(has_load_numbers);
-        let after_training = client.query(query, &[&version])?.iter().map(|row| (row.get(0), row.get(1))).collect();
+        let fingerprint = &artefact.manifest.fingerprint;
+        let trained_until = fingerprint.max_rated_at.map(|seconds| seconds as f64);
+        let rows = match has_load_numbers {
+            true => client.query(recsys_contract::RATINGS_AFTER_TRAINING, &[&fingerprint.loaded_until, &trained_until])?,
+            false => client.query(recsys_contract::RATINGS_AFTER_TRAINING_BY_TIME, &[&version])?,
+        };
+        let after_training = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
         Ok(Some(Self { version, artefact, _store: store, network, after_training }))
     }
 

@@ -96,3 +96,5 @@ COMMENT ON FUNCTION ratings_mark_loaded() IS 'Trigger: gives a rating whose valu
 CREATE TRIGGER ratings_mark_loaded BEFORE UPDATE OF rating, rated_at ON ratings FOR EACH ROW
     WHEN (OLD.rating IS DISTINCT FROM NEW.rating OR OLD.rated_at IS DISTINCT FROM NEW.rated_at)
     EXECUTE FUNCTION ratings_mark_loaded();
+
+COMMENT ON COLUMN @extschema@.model_snapshots.catalogue_version IS 'catalogue_state.version when the snapshot was encoded; a backend loading at a later version patches it with the movies changed since.';

@@ -153,7 +153,7 @@ CREATE TABLE model_snapshots (
     content     bytea NOT NULL,
     catalogue_version bigint
 );
-COMMENT ON COLUMN model_snapshots.catalogue_version IS 'catalogue_state.version when the snapshot was encoded; backends use it only while the catalogue is unchanged.';
+COMMENT ON COLUMN model_snapshots.catalogue_version IS 'catalogue_state.version when the snapshot was encoded; a backend loading at a later version patches it with the movies changed since.';
 COMMENT ON TABLE model_snapshots IS 'Per model version: movie ids, titles, embedding rows and encoded content (little-endian float32) at activation.';
 
 -- Sentence embeddings of titles, shared by trainer and extension so that an unchanged title is embedded once.

@@ -69,7 +69,7 @@ fn scores(db: &mut Client) -> Vec<(i32, f32)> {
 }
 
 #[test]
-fn an_open_connection_re_encodes_only_the_movies_that_changed() {
+fn open_and_new_connections_re_encode_only_the_movies_that_changed() {
     let mut writer = cluster().trained_demo_database("cache_patch").unwrap();
     let (mut reader, messages) = connection_with_debug_messages("cache_patch");
     reader.query_one("SELECT recsys.recsys_predict(5, 3)", &[]).unwrap();
@@ -88,13 +88,22 @@ fn an_open_connection_re_encodes_only_the_movies_that_changed() {
     assert!(!said.contains("loaded in"), "and did not load the model again: {said}");
     assert!(patched.iter().any(|(id, _)| *id == 900001) && !patched.iter().any(|(id, _)| *id == 3));
 
+    let (mut new_connection, new_messages) = connection_with_debug_messages("cache_patch");
+    let from_snapshot = scores(&mut new_connection);
+    let said = new_messages.lock().unwrap().join("\n");
+    assert!(said.contains("patched to") && said.contains("3 changed movies re-encoded"), "a new connection patches the stored snapshot: {said}");
+
+    writer.batch_execute("DELETE FROM recsys.model_snapshots").unwrap();
     let (mut fresh, fresh_messages) = connection_with_debug_messages("cache_patch");
     let encoded_whole = scores(&mut fresh);
-    assert!(fresh_messages.lock().unwrap().join("\n").contains("loaded in"), "a new connection encodes the whole catalogue");
-    assert_eq!(patched.len(), encoded_whole.len());
-    for ((movie, score), (fresh_movie, fresh_score)) in patched.iter().zip(&encoded_whole) {
-        assert_eq!(movie, fresh_movie);
-        assert!((score - fresh_score).abs() < 1e-5, "movie {movie}: patched {score}, encoded whole {fresh_score}");
+    let said = fresh_messages.lock().unwrap().join("\n");
+    assert!(said.contains("loaded in") && !said.contains("re-encoded"), "without a snapshot a new connection encodes the whole catalogue: {said}");
+    for served in [&patched, &from_snapshot] {
+        assert_eq!(served.len(), encoded_whole.len());
+        for ((movie, score), (fresh_movie, fresh_score)) in served.iter().zip(&encoded_whole) {
+            assert_eq!(movie, fresh_movie);
+            assert!((score - fresh_score).abs() < 1e-5, "movie {movie}: patched {score}, encoded whole {fresh_score}");
+        }
     }
 
     writer.batch_execute("UPDATE recsys.genres SET name = name").unwrap();

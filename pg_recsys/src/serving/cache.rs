@@ -195,9 +195,8 @@ impl LoadedModel {
     }
 }
 
-/// Loads `version` with the catalogue as of `catalogue_version`: from the version's snapshot when it was encoded at
-/// that catalogue version, else re-encoded from the current catalogue (every movie read once, titles not yet
-/// embedded embedded in memory).
+/// Loads `version` with the catalogue as of `catalogue_version` (`catalogue_from_snapshot`; titles not yet embedded are
+/// embedded in memory).
 fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<LoadedModel, RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
     let started = std::time::Instant::now();
@@ -210,11 +209,7 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
     let vocabulary = artefact.manifest.vocabulary;
     let trained_until = artefact.manifest.fingerprint.max_rated_at;
     let loaded_until = artefact.manifest.fingerprint.loaded_until;
-    let content_dim = network.config().content_dim();
-    let mut catalogue = match EncodedCatalogue::read_snapshot(version, content_dim, catalogue_version)? {
-        Some(snapshot) => snapshot,
-        None => EncodedCatalogue::compute(&network, &vocabulary)?,
-    };
+    let mut catalogue = catalogue_from_snapshot(&network, &vocabulary, version, catalogue_version)?;
     let catalogue_ms = started.elapsed().as_secs_f64() * 1e3;
     let served = Served { version, catalogue_version, uncommitted, weights: shared_weights.as_ref() };
     let (movie_index, scorer) = index_and_scorer(&network, &mut catalogue, &served)?;
@@ -243,6 +238,31 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
         preference,
         served: Rc::new(ServedNetwork { network, _store: store, shared_weights }),
     })
+}
+
+/// The catalogue at `catalogue_version` for model `version`: its stored snapshot when encoded at that version; the
+/// snapshot patched with the movies changed since when it is older and they can be patched (each new backend then
+/// encodes those movies only, not the whole catalogue); else every movie read and encoded.
+fn catalogue_from_snapshot(
+    network: &HybridRecommender,
+    vocabulary: &Vocabulary,
+    version: i64,
+    catalogue_version: i64,
+) -> Result<EncodedCatalogue, RecsysError> {
+    match EncodedCatalogue::read_snapshot(version, network.config().content_dim())? {
+        Some((snapshot, encoded_at)) if encoded_at == catalogue_version => Ok(snapshot),
+        Some((snapshot, encoded_at)) if encoded_at < catalogue_version => match catalogue::changed_movies(encoded_at, snapshot.movie_ids.len())? {
+            Some(changed) => {
+                pgrx::debug1!(
+                    "pg_recsys: snapshot at catalogue {encoded_at} patched to {catalogue_version}: {} changed movies re-encoded",
+                    changed.len()
+                );
+                snapshot.patched(network, vocabulary, &changed)
+            }
+            None => EncodedCatalogue::compute(network, vocabulary),
+        },
+        _ => EncodedCatalogue::compute(network, vocabulary),
+    }
 }
 
 /// What a scorer is built for: the model and catalogue versions, whether the catalogue is uncommitted, and the

@@ -1,23 +1,23 @@
 //! A model version's serving snapshot in recsys.model_snapshots: its encoded catalogue, written when the version is
 //! activated (and by a refresh after the catalogue changed) so that a backend loads a model without re-reading and
-//! re-encoding every movie. A snapshot is labelled with the catalogue version it was encoded at and used only while
-//! the catalogue is at that version.
+//! re-encoding every movie. A snapshot is labelled with the catalogue version it was encoded at; a backend loading at
+//! a later catalogue version patches it with the movies changed since (`EncodedCatalogue::patched`).
 use super::catalogue::EncodedCatalogue;
 use crate::error::RecsysError;
 use pgrx::prelude::*;
 use tch::{Kind, Tensor};
 
 impl EncodedCatalogue {
-    /// The snapshot stored for `version`, if it was encoded at `catalogue_version` and its content width matches the
-    /// network's.
-    pub fn read_snapshot(version: i64, content_dim: i64, catalogue_version: i64) -> Result<Option<Self>, RecsysError> {
-        type Stored = (Vec<i32>, Vec<String>, Vec<i64>, Vec<u8>);
+    /// The snapshot stored for `version` and the catalogue version it is labelled with, if its content width matches
+    /// the network's.
+    pub fn read_snapshot(version: i64, content_dim: i64) -> Result<Option<(Self, i64)>, RecsysError> {
+        type Stored = (Vec<i32>, Vec<String>, Vec<i64>, Vec<u8>, i64);
         let stored: Option<Stored> = Spi::connect(|client| -> Result<Option<Stored>, pgrx::spi::Error> {
             let table = client.select(
-                "SELECT movie_ids, titles, movie_rows, content FROM recsys.model_snapshots
-                 WHERE version OPERATOR(pg_catalog.=) $1::pg_catalog.int8 AND catalogue_version OPERATOR(pg_catalog.=) $2::pg_catalog.int8",
+                "SELECT movie_ids, titles, movie_rows, content, catalogue_version FROM recsys.model_snapshots
+                 WHERE version OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
                 Some(1),
-                &[version.into(), catalogue_version.into()],
+                &[version.into()],
             )?;
             if table.is_empty() {
                 return Ok(None);
@@ -28,17 +28,18 @@ impl EncodedCatalogue {
                 row.get(2)?.unwrap_or_default(),
                 row.get(3)?.unwrap_or_default(),
                 row.get(4)?.unwrap_or_default(),
+                row.get(5)?.unwrap_or_default(),
             )))
         })
         .map_err(RecsysError::spi("reading the model snapshot"))?;
-        let Some((movie_ids, titles, movie_rows, bytes)) = stored else { return Ok(None) };
+        let Some((movie_ids, titles, movie_rows, bytes, catalogue_version)) = stored else { return Ok(None) };
         let movies = movie_ids.len();
         if titles.len() != movies || movie_rows.len() != movies || bytes.len() != movies * content_dim as usize * 4 {
             return Ok(None);
         }
         let values = recsys_model::codec::f32_from_le_bytes(&bytes)?;
         let content = Tensor::f_from_slice(&values)?.f_reshape([movies as i64, content_dim])?;
-        Ok(Some(Self { movie_ids, titles, movie_rows, content }))
+        Ok(Some((Self { movie_ids, titles, movie_rows, content }, catalogue_version)))
     }
 
     /// Stores this catalogue as the snapshot of `version`, replacing an older one; `catalogue_version` must have

@@ -1,7 +1,7 @@
 //! The one definition of a raw (unclipped) score: the head over the user's and the movie's first-layer parts, plus
 //! the user and movie biases, the user·movie dot product, and the autoencoder's blend on pairs it knows. Every path
-//! (one pair, a pair list, whole catalogues in float32 or bfloat16, the network's evaluation forward) calls
-//! `raw_scores`; a `PairPass` only says how its pairs evaluate each term. Clipping happens where a rating is returned.
+//! (one pair, a pair list, whole catalogues in float32 or bfloat16, the network's evaluation forward, a folded user
+//! with its gradient) calls `raw_scores`; a `PairPass` only says how its pairs evaluate each term. Clipping happens where a rating is returned.
 use super::matrix::{Layer, Matrix};
 use crate::ModelError;
 use tch::Tensor;
@@ -73,10 +73,15 @@ pub(crate) trait PairPass {
     type Scores: Arithmetic;
     /// The head's output: ReLU(first layer's user part + movie part), the hidden layers, the output layer.
     fn head(&self, tables: &ScoringTables) -> Result<Self::Scores, ModelError>;
-    /// user[row] + movie[position], from a per-row and a per-position table of scalars.
-    fn user_plus_movie(&self, user: &Matrix, movie: &Matrix) -> Result<Self::Scores, ModelError>;
+    /// user_bias[row] + movie_bias[position].
+    fn biases(&self, user_bias: &Matrix, movie_bias: &Matrix) -> Result<Self::Scores, ModelError>;
     /// user[row] · movie[position], from [rows, d] and [positions, d] tables.
     fn user_dot_movie(&self, user: &Matrix, movie: &Matrix) -> Result<Self::Scores, ModelError>;
+    /// user_embedding[row] · movie_vectors[position]: the dot-product term (a pass that varies the user's embedding,
+    /// as fold-in does, overrides it).
+    fn embedding_dot_movie(&self, user_embedding: &Matrix, movie_vectors: &Matrix) -> Result<Self::Scores, ModelError> {
+        self.user_dot_movie(user_embedding, movie_vectors)
+    }
     /// user[row] × movie[position], from a per-row and a per-position table of scalars.
     fn user_times_movie(&self, user: &Matrix, movie: &Matrix) -> Result<Self::Scores, ModelError>;
     /// user[row], from a per-row table of scalars (broadcast over the pass's movies).
@@ -85,9 +90,9 @@ pub(crate) trait PairPass {
 
 /// The raw score of every pair of `pass`.
 pub(crate) fn raw_scores<P: PairPass>(tables: &ScoringTables, pass: &P) -> Result<P::Scores, ModelError> {
-    let mut raw = pass.head(tables)?.plus(&pass.user_plus_movie(&tables.user_bias, &tables.movie_bias)?)?;
+    let mut raw = pass.head(tables)?.plus(&pass.biases(&tables.user_bias, &tables.movie_bias)?)?;
     if let Some(movie_vectors) = &tables.movie_vectors {
-        raw = raw.plus(&pass.user_dot_movie(&tables.user_embedding, movie_vectors)?)?;
+        raw = raw.plus(&pass.embedding_dot_movie(&tables.user_embedding, movie_vectors)?)?;
     }
     if let Some(autoencoder) = &tables.autoencoder {
         let decoded = pass.user_dot_movie(&autoencoder.user_weight, &autoencoder.movie_code)?.plus(&pass.user_only(&autoencoder.user_bias)?)?;

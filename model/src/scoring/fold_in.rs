@@ -1,10 +1,11 @@
 //! Fold-in: a user's embedding row and bias fitted at query time to ratings the model never saw, with the network
 //! frozen. Regularised Gauss–Newton on (embedding, bias) in plain Rust: each rating's score and its gradient come from
-//! one forward and one backward pass through the head (the head is piecewise linear in the embedding, so a few steps
-//! converge), and a (d+1)×(d+1) solve. The prior pulls towards the trained row (or the unknown user's zero row) with
+//! `raw_scores` over a `FoldedPair` (the head is piecewise linear in the embedding, so a few steps converge), and a
+//! (d+1)×(d+1) solve. The prior pulls towards the trained row (or the unknown user's zero row) with
 //! an L2 weight per rating, counted over old and new ratings. The autoencoder's user part is kept.
-use super::core::{AutoencoderTerms, ScoringTables};
-use super::matrix::{dot, Layer, Matrix};
+use super::core::{raw_scores, AutoencoderTerms, ScoringTables};
+use super::matrix::{Layer, Matrix};
+use super::passes::{FoldedPair, Linearised};
 use super::CatalogueScorer;
 use crate::ModelError;
 use tch::Tensor;
@@ -40,12 +41,6 @@ impl Default for FoldInOptions {
     }
 }
 
-/// A score and its gradient with respect to (embedding, bias).
-struct Linearised {
-    score: f32,
-    gradient: Vec<f32>,
-}
-
 impl CatalogueScorer {
     /// Width of the user embedding.
     pub fn user_dim(&self) -> usize {
@@ -62,7 +57,16 @@ impl CatalogueScorer {
         Ok(FoldedUser { row, embedding: embedding.to_vec(), bias: self.tables.user_bias.value(row)? })
     }
 
-    /// The raw score of `user` for catalogue `position` and its gradient, through the scoring core's terms.
+    /// The raw score of `user` for catalogue `position` (`raw_scores` over a `FoldedPair`) and, when
+    /// `with_gradient`, its gradient with respect to [embedding; bias] (else empty).
+    fn evaluate(&self, user: &FoldedUser, user_first: &[f32], position: usize, with_gradient: bool) -> Result<Linearised, ModelError> {
+        let movie_part = self
+            .movie_part(position)
+            .ok_or_else(|| ModelError::InvalidArgument(format!("catalogue position {position} is outside the {} movies", self.movies)))?;
+        let pass = FoldedPair { row: user.row, embedding: &user.embedding, bias: user.bias, user_first, movie_part, position, with_gradient };
+        raw_scores(&self.tables, &pass)
+    }
+
     fn linearise(&self, user: &FoldedUser, user_first: &[f32], position: usize) -> Result<Linearised, ModelError> {
         self.evaluate(user, user_first, position, true)
     }
@@ -70,51 +74,6 @@ impl CatalogueScorer {
     /// The raw score of a folded user for a position, without its gradient (a third of `linearise`'s work).
     fn folded_score(&self, user: &FoldedUser, user_first: &[f32], position: usize) -> Result<f32, ModelError> {
         Ok(self.evaluate(user, user_first, position, false)?.score)
-    }
-
-    /// The raw score and, when `with_gradient`, its gradient with respect to [embedding; bias] (else empty).
-    fn evaluate(&self, user: &FoldedUser, user_first: &[f32], position: usize, with_gradient: bool) -> Result<Linearised, ModelError> {
-        let tables = &self.tables;
-        let outside = || ModelError::InvalidArgument(format!("catalogue position {position} is outside the {} movies", self.movies));
-        let movie_part = self.movie_part(position).ok_or_else(outside)?;
-        let mut activations: Vec<Vec<f32>> = vec![user_first.iter().zip(movie_part).map(|(u, m)| (u + m).max(0.0)).collect()];
-        for layer in &tables.hidden {
-            let mut next = Vec::new();
-            layer.apply(activations.last().expect("one layer at least"), &mut next, true);
-            activations.push(next);
-        }
-        let output_weights = tables.output.weight.as_slice();
-        let mut score = dot(output_weights, activations.last().expect("one layer at least")) + tables.output.bias.value(0)?;
-        let mut gradient = Vec::new();
-        if with_gradient {
-            let mut upstream = output_weights.to_vec();
-            for (layer, (inputs, outputs)) in tables.hidden.iter().zip(activations.iter().zip(activations.iter().skip(1))).rev() {
-                mask_inactive(&mut upstream, outputs);
-                upstream = transposed_times(layer, &upstream, inputs.len());
-            }
-            mask_inactive(&mut upstream, &activations[0]);
-            gradient = transposed_times(&tables.user_layer, &upstream, self.user_dim());
-            gradient.push(1.0);
-        }
-        score += user.bias + tables.movie_bias.value(position)?;
-        if let Some(vectors) = &tables.movie_vectors {
-            let vector = vectors.row(position, self.user_dim()).ok_or_else(outside)?;
-            score += dot(&user.embedding, vector);
-            gradient.iter_mut().zip(vector).for_each(|(g, v)| *g += v);
-        }
-        if let Some(autoencoder) = &tables.autoencoder {
-            if autoencoder.user_known.value(user.row)? * autoencoder.movie_known.value(position)? != 0.0 {
-                let rank = autoencoder.user_weight.width();
-                let decoded = dot(
-                    autoencoder.user_weight.row(user.row, rank).ok_or_else(outside)?,
-                    autoencoder.movie_code.row(position, rank).ok_or_else(outside)?,
-                ) + autoencoder.user_bias.value(user.row)?;
-                let [a, b, c] = autoencoder.blend;
-                score = a * score + b * decoded + c;
-                gradient.iter_mut().for_each(|g| *g *= a);
-            }
-        }
-        Ok(Linearised { score, gradient })
     }
 
     /// The raw score of a folded user for a catalogue position.
@@ -184,25 +143,6 @@ impl CatalogueScorer {
         }
         Ok(current)
     }
-}
-
-fn mask_inactive(gradient: &mut [f32], activation: &[f32]) {
-    gradient.iter_mut().zip(activation).for_each(|(g, a)| {
-        if *a <= 0.0 {
-            *g = 0.0;
-        }
-    });
-}
-
-/// layer.weightᵀ · upstream: [inputs].
-fn transposed_times(layer: &Layer, upstream: &[f32], inputs: usize) -> Vec<f32> {
-    let mut out = vec![0f32; inputs];
-    for (row, g) in layer.weight.as_slice().chunks_exact(layer.inputs).zip(upstream) {
-        if *g != 0.0 {
-            out.iter_mut().zip(row).for_each(|(o, w)| *o += g * w);
-        }
-    }
-    out
 }
 
 /// Solves `matrix · x = rhs` for a symmetric positive definite `matrix` (n × n, row-major) by Cholesky.

@@ -1,7 +1,8 @@
-//! The pair passes of `core::raw_scores`: one pair in plain Rust, and tensor passes (a pair list, or each of some
-//! user rows with every catalogue movie) as libtorch operations, with the head in float32 or bfloat16.
-use super::core::{PairPass, ScoringTables};
-use super::matrix::{dot, Matrix};
+//! The pair passes of `core::raw_scores`: one pair in plain Rust, one folded user's pair with the score's gradient
+//! (fold-in), and tensor passes (a pair list, or each of some user rows with every catalogue movie) as libtorch
+//! operations, with the head in float32 or bfloat16.
+use super::core::{Arithmetic, PairPass, ScoringTables};
+use super::matrix::{dot, Layer, Matrix};
 use crate::ModelError;
 use tch::{Kind, Tensor};
 
@@ -27,8 +28,8 @@ impl PairPass for OnePair<'_> {
         y.first().copied().ok_or_else(|| ModelError::InvalidArgument("the head's output layer has no unit".into()))
     }
 
-    fn user_plus_movie(&self, user: &Matrix, movie: &Matrix) -> Result<f32, ModelError> {
-        Ok(user.value(self.row)? + movie.value(self.position)?)
+    fn biases(&self, user_bias: &Matrix, movie_bias: &Matrix) -> Result<f32, ModelError> {
+        Ok(user_bias.value(self.row)? + movie_bias.value(self.position)?)
     }
 
     fn user_dot_movie(&self, user: &Matrix, movie: &Matrix) -> Result<f32, ModelError> {
@@ -46,6 +47,141 @@ impl PairPass for OnePair<'_> {
     fn user_only(&self, user: &Matrix) -> Result<f32, ModelError> {
         user.value(self.row)
     }
+}
+
+/// A score and its gradient with respect to a folded user's [embedding; bias] (empty: zero, or not asked for).
+pub(crate) struct Linearised {
+    pub(crate) score: f32,
+    pub(crate) gradient: Vec<f32>,
+}
+
+impl Linearised {
+    fn constant(score: f32) -> Self {
+        Self { score, gradient: Vec::new() }
+    }
+}
+
+impl Arithmetic for Linearised {
+    fn plus(&self, other: &Self) -> Result<Self, ModelError> {
+        let gradient = match (self.gradient.is_empty(), other.gradient.is_empty()) {
+            (true, _) => other.gradient.clone(),
+            (_, true) => self.gradient.clone(),
+            _ => self.gradient.iter().zip(&other.gradient).map(|(a, b)| a + b).collect(),
+        };
+        Ok(Self { score: self.score + other.score, gradient })
+    }
+
+    fn affine(&self, scale: f32, offset: f32) -> Result<Self, ModelError> {
+        Ok(Self { score: scale * self.score + offset, gradient: self.gradient.iter().map(|g| scale * g).collect() })
+    }
+
+    fn where_known(&self, known: &Self, replacement: &Self) -> Result<Self, ModelError> {
+        let chosen = if known.score != 0.0 { replacement } else { self };
+        Ok(Self { score: chosen.score, gradient: chosen.gradient.clone() })
+    }
+}
+
+/// One pair of a folded user (its embedding and bias fitted at query time, everything else from its model row) with
+/// a catalogue position; with `with_gradient`, each term also carries its derivative by [embedding; bias].
+pub(crate) struct FoldedPair<'a> {
+    /// The user's model row (its autoencoder part).
+    pub(crate) row: usize,
+    /// The fitted embedding and bias.
+    pub(crate) embedding: &'a [f32],
+    pub(crate) bias: f32,
+    /// The head's first-layer part of `user.embedding`.
+    pub(crate) user_first: &'a [f32],
+    pub(crate) movie_part: &'a [f32],
+    pub(crate) position: usize,
+    pub(crate) with_gradient: bool,
+}
+
+impl FoldedPair<'_> {
+    fn outside(&self) -> ModelError {
+        ModelError::InvalidArgument(format!("pair ({}, {}) is outside the tables", self.row, self.position))
+    }
+
+    /// A gradient that is `value` on the bias and zero on the embedding (empty without `with_gradient`).
+    fn bias_gradient(&self, value: f32) -> Vec<f32> {
+        if !self.with_gradient {
+            return Vec::new();
+        }
+        let mut gradient = vec![0.0; self.embedding.len() + 1];
+        gradient[self.embedding.len()] = value;
+        gradient
+    }
+}
+
+impl PairPass for FoldedPair<'_> {
+    type Scores = Linearised;
+
+    fn head(&self, tables: &ScoringTables) -> Result<Linearised, ModelError> {
+        let mut activations: Vec<Vec<f32>> = vec![self.user_first.iter().zip(self.movie_part).map(|(u, m)| (u + m).max(0.0)).collect()];
+        for layer in &tables.hidden {
+            let mut next = Vec::new();
+            layer.apply(activations.last().ok_or_else(|| self.outside())?, &mut next, true);
+            activations.push(next);
+        }
+        let output_weights = tables.output.weight.as_slice();
+        let score = dot(output_weights, activations.last().ok_or_else(|| self.outside())?) + tables.output.bias.value(0)?;
+        if !self.with_gradient {
+            return Ok(Linearised::constant(score));
+        }
+        let mut upstream = output_weights.to_vec();
+        for (layer, (inputs, outputs)) in tables.hidden.iter().zip(activations.iter().zip(activations.iter().skip(1))).rev() {
+            mask_inactive(&mut upstream, outputs);
+            upstream = transposed_times(layer, &upstream, inputs.len());
+        }
+        mask_inactive(&mut upstream, &activations[0]);
+        let mut gradient = transposed_times(&tables.user_layer, &upstream, self.embedding.len());
+        gradient.push(0.0);
+        Ok(Linearised { score, gradient })
+    }
+
+    fn biases(&self, _user_bias: &Matrix, movie_bias: &Matrix) -> Result<Linearised, ModelError> {
+        Ok(Linearised { score: self.bias + movie_bias.value(self.position)?, gradient: self.bias_gradient(1.0) })
+    }
+
+    fn embedding_dot_movie(&self, _user_embedding: &Matrix, movie_vectors: &Matrix) -> Result<Linearised, ModelError> {
+        let vector = movie_vectors.row(self.position, self.embedding.len()).ok_or_else(|| self.outside())?;
+        let gradient = if self.with_gradient { vector.iter().copied().chain([0.0]).collect() } else { Vec::new() };
+        Ok(Linearised { score: dot(self.embedding, vector), gradient })
+    }
+
+    fn user_dot_movie(&self, user: &Matrix, movie: &Matrix) -> Result<Linearised, ModelError> {
+        let width = user.width();
+        match (user.row(self.row, width), movie.row(self.position, width)) {
+            (Some(user), Some(movie)) => Ok(Linearised::constant(dot(user, movie))),
+            _ => Err(self.outside()),
+        }
+    }
+
+    fn user_times_movie(&self, user: &Matrix, movie: &Matrix) -> Result<Linearised, ModelError> {
+        Ok(Linearised::constant(user.value(self.row)? * movie.value(self.position)?))
+    }
+
+    fn user_only(&self, user: &Matrix) -> Result<Linearised, ModelError> {
+        Ok(Linearised::constant(user.value(self.row)?))
+    }
+}
+
+fn mask_inactive(gradient: &mut [f32], activation: &[f32]) {
+    gradient.iter_mut().zip(activation).for_each(|(g, a)| {
+        if *a <= 0.0 {
+            *g = 0.0;
+        }
+    });
+}
+
+/// layer.weightᵀ · upstream: [inputs].
+fn transposed_times(layer: &Layer, upstream: &[f32], inputs: usize) -> Vec<f32> {
+    let mut out = vec![0f32; inputs];
+    for (row, g) in layer.weight.as_slice().chunks_exact(layer.inputs).zip(upstream) {
+        if *g != 0.0 {
+            out.iter_mut().zip(row).for_each(|(o, w)| *o += g * w);
+        }
+    }
+    out
 }
 
 /// Which catalogue positions a tensor pass pairs with its user rows.
@@ -125,8 +261,8 @@ impl PairPass for TensorPass {
         Ok(x.f_linear(weight, Some(bias))?.f_to_kind(Kind::Float)?.f_view(shape.as_slice())?)
     }
 
-    fn user_plus_movie(&self, user: &Matrix, movie: &Matrix) -> Result<Tensor, ModelError> {
-        Ok(self.user_side(user)?.f_add(&self.movie_side(movie)?)?)
+    fn biases(&self, user_bias: &Matrix, movie_bias: &Matrix) -> Result<Tensor, ModelError> {
+        Ok(self.user_side(user_bias)?.f_add(&self.movie_side(movie_bias)?)?)
     }
 
     fn user_dot_movie(&self, user: &Matrix, movie: &Matrix) -> Result<Tensor, ModelError> {

@@ -42,8 +42,8 @@ impl PairPass for ApproximatePass {
         Ok(self.head.shallow_clone())
     }
 
-    fn user_plus_movie(&self, user: &Matrix, movie: &Matrix) -> Result<Tensor, ModelError> {
-        self.exact_terms.user_plus_movie(user, movie)
+    fn biases(&self, user_bias: &Matrix, movie_bias: &Matrix) -> Result<Tensor, ModelError> {
+        self.exact_terms.biases(user_bias, movie_bias)
     }
 
     fn user_dot_movie(&self, user: &Matrix, movie: &Matrix) -> Result<Tensor, ModelError> {

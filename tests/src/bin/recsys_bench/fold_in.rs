@@ -1,5 +1,6 @@
-//! Fold-in on ml-latest-small. `fold-in`: held-out users given 5/10/20 ratings, scored with fold-in, without it and
-//! by a retrained model (RMSE, Recall@10), and the latency fold-in adds. `fold-in-week`: the data's last week
+//! Fold-in on ml-latest-small. `fold-in`: held-out users given 5/10/20 ratings (earliest first, and at random), scored
+//! with fold-in, without it, by a retrained model and as visitors (RMSE, Recall@10 beside popularity), and the latency
+//! fold-in adds. `fold-in-week`: the data's last week
 //! predicted rating by rating with and without the user's earlier last-week ratings folded in.
 use super::import_benchmarks::trainer_in;
 use anyhow::{ensure, Result};
@@ -19,29 +20,61 @@ fn train(cluster: &TempCluster) -> Result<(i64, f64)> {
     Ok((version, started.elapsed().as_secs_f64()))
 }
 
-/// RMSE over the held-out users' ratings after the first `given`, and Recall@10 of their top-10 against those rated
-/// ≥ 4 (the trainer's definition), with fold-in on or off.
-fn evaluate(db: &mut Client, given: i64, fold_in: bool) -> Result<(f64, f64)> {
+/// The orders in which a held-out user gives ratings: (name, column of `public.held_out` numbering them).
+const ORDERS: [(&str, &str); 2] = [("earliest first", "seq"), ("at random", "seq_random")];
+
+/// Relevant movies of each held-out user: rated ≥ 4 after the first `given` in `order`.
+fn relevant_sql(order: &str) -> String {
+    format!("relevant AS (SELECT user_id, movie_id FROM public.held_out WHERE {order} > $1 AND rating >= 4)")
+}
+
+/// Mean Recall@10 (hits over min(10, relevant), as in the issue's protocol) of the lists `list_sql` returns for each
+/// held-out user `u.user_id` with relevant movies.
+fn recall_of(db: &mut Client, given: i64, order: &str, list_sql: &str) -> Result<f64> {
+    let sql = format!(
+        "WITH {} SELECT avg(hits::float8 / least(10, total)) FROM (
+             SELECT u.user_id,
+                    (SELECT count(*) FROM ({list_sql}) t JOIN relevant r ON r.user_id = u.user_id AND r.movie_id = t.movie_id) AS hits,
+                    (SELECT count(*) FROM relevant r WHERE r.user_id = u.user_id) AS total
+             FROM (SELECT DISTINCT user_id FROM relevant) u) per_user",
+        relevant_sql(order)
+    );
+    Ok(db.query_one(&sql, &[&given])?.get(0))
+}
+
+/// RMSE over the held-out users' ratings after the first `given` in `order`, and Recall@10 of their
+/// `recsys_recommend` lists against those rated ≥ 4, with fold-in on or off.
+fn evaluate(db: &mut Client, given: i64, order: &str, fold_in: bool) -> Result<(f64, f64)> {
     db.batch_execute(&format!("SET recsys.fold_in = {fold_in}"))?;
-    let rmse: f64 = db
-        .query_one(
-            "SELECT sqrt(avg((recsys.recsys_predict(user_id, movie_id) - rating)::float8 ^ 2)) FROM public.held_out WHERE seq > $1",
-            &[&given],
-        )?
-        .get(0);
-    let recall: f64 = db
-        .query_one(
-            "WITH relevant AS (SELECT user_id, movie_id FROM public.held_out WHERE seq > $1 AND rating >= 4)
-             SELECT avg(hits::float8 / total) FROM (
-                 SELECT u.user_id,
-                        (SELECT count(*) FROM recsys.recsys_recommend(u.user_id, 10) t JOIN relevant r ON r.user_id = u.user_id AND r.movie_id = t.movie_id) AS hits,
-                        (SELECT count(*) FROM relevant r WHERE r.user_id = u.user_id) AS total
-                 FROM (SELECT DISTINCT user_id FROM relevant) u) per_user",
-            &[&given],
-        )?
-        .get(0);
+    let sql = format!("SELECT sqrt(avg((recsys.recsys_predict(user_id, movie_id) - rating)::float8 ^ 2)) FROM public.held_out WHERE {order} > $1");
+    let rmse: f64 = db.query_one(&sql, &[&given])?.get(0);
+    let recall = recall_of(db, given, order, "SELECT movie_id FROM recsys.recsys_recommend(u.user_id, 10)")?;
     db.batch_execute("RESET recsys.fold_in")?;
     Ok((rmse, recall))
+}
+
+/// Recall@10 of the same users as visitors (`recsys_recommend_for` with their first `given` ratings in `order`) and
+/// of the 10 most-rated movies each has not rated.
+fn visitor_and_popularity(db: &mut Client, given: i64, order: &str) -> Result<(f64, f64)> {
+    let visitor = recall_of(
+        db,
+        given,
+        order,
+        &format!(
+            "SELECT movie_id FROM recsys.recsys_recommend_for(
+                 (SELECT array_agg(h.movie_id ORDER BY h.{order}) FROM public.held_out h WHERE h.user_id = u.user_id AND h.{order} <= $1),
+                 (SELECT array_agg(h.rating ORDER BY h.{order}) FROM public.held_out h WHERE h.user_id = u.user_id AND h.{order} <= $1), 10)"
+        ),
+    )?;
+    let popularity = recall_of(
+        db,
+        given,
+        order,
+        "SELECT p.movie_id FROM (SELECT movie_id, count(*) AS raters FROM recsys.ratings GROUP BY movie_id) p
+         WHERE NOT EXISTS (SELECT 1 FROM recsys.ratings r WHERE r.user_id = u.user_id AND r.movie_id = p.movie_id)
+         ORDER BY p.raters DESC, p.movie_id LIMIT 10",
+    )?;
+    Ok((visitor, popularity))
 }
 
 /// What the data allows a per-user offset on top of the average user's predictions: RMSE over the ratings after the
@@ -75,7 +108,9 @@ pub fn fold_in() -> Result<()> {
     let (cluster, mut db) = imported_cluster("bench-fold-in")?;
     db.batch_execute(
         "CREATE TABLE public.held_out AS
-             SELECT r.*, row_number() OVER (PARTITION BY user_id ORDER BY rated_at, movie_id) AS seq FROM recsys.ratings r
+             SELECT r.*, row_number() OVER (PARTITION BY user_id ORDER BY rated_at, movie_id) AS seq,
+                    row_number() OVER (PARTITION BY user_id ORDER BY pg_catalog.hashint4(movie_id # user_id), movie_id) AS seq_random
+             FROM recsys.ratings r
              WHERE user_id % 10 = 3 AND user_id IN (SELECT user_id FROM recsys.ratings GROUP BY user_id HAVING count(*) >= 40);
          DELETE FROM recsys.ratings r USING public.held_out h WHERE r.user_id = h.user_id AND r.movie_id = h.movie_id;",
     )?;
@@ -88,28 +123,40 @@ pub fn fold_in() -> Result<()> {
     db.execute("INSERT INTO recsys.ratings SELECT user_id, movie_id, rating, rated_at FROM public.held_out WHERE seq <= 10", &[])?;
     for l2 in [0.05, 0.5, 1.0, 2.0, 3.0, 5.0] {
         db.batch_execute(&format!("SET recsys.fold_in_l2 = {l2}"))?;
-        let (rmse, recall) = evaluate(&mut db, 10, true)?;
+        let (rmse, recall) = evaluate(&mut db, 10, "seq", true)?;
         println!("  recsys.fold_in_l2 = {l2}: RMSE {rmse:.4}, Recall@10 {recall:.4}");
     }
     db.batch_execute("RESET recsys.fold_in_l2")?;
     db.execute("DELETE FROM recsys.ratings r USING public.held_out h WHERE r.user_id = h.user_id AND r.movie_id = h.movie_id", &[])?;
     let mut references = Vec::new();
-    println!("| ratings given | RMSE fold-in | RMSE average user | RMSE retrained | Recall@10 fold-in | average user | retrained |");
-    println!("|---|---|---|---|---|---|---|");
-    for given in GIVEN {
-        db.execute("INSERT INTO recsys.ratings SELECT user_id, movie_id, rating, rated_at FROM public.held_out WHERE seq <= $1", &[&given])?;
-        let folded = evaluate(&mut db, given, true)?;
-        let fallback = evaluate(&mut db, given, false)?;
-        references.push((given, offset_references(&mut db, given)?, fallback.0));
-        let (retrained_version, _) = train(&cluster)?;
-        let mut fresh = Client::connect(&cluster.connection_string("postgres", "bench"), NoTls)?;
-        let retrained = evaluate(&mut fresh, given, false)?;
-        db.query_one("SELECT recsys.recsys_activate($1)", &[&base])?;
-        db.execute("DELETE FROM recsys.ratings r USING public.held_out h WHERE r.user_id = h.user_id AND r.movie_id = h.movie_id", &[])?;
-        println!(
-            "| {given} | {:.4} | {:.4} | {:.4} (v{retrained_version}) | {:.4} | {:.4} | {:.4} |",
-            folded.0, fallback.0, retrained.0, folded.1, fallback.1, retrained.1
-        );
+    println!("| ratings given | RMSE fold-in | RMSE average user | RMSE retrained | Recall@10 fold-in | average user | retrained | fold-in / retrained | visitor (recsys_recommend_for) | popularity |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (order_name, order) in ORDERS {
+        for given in GIVEN {
+            let insert = format!("INSERT INTO recsys.ratings SELECT user_id, movie_id, rating, rated_at FROM public.held_out WHERE {order} <= $1");
+            db.execute(&insert, &[&given])?;
+            let folded = evaluate(&mut db, given, order, true)?;
+            let fallback = evaluate(&mut db, given, order, false)?;
+            let (visitor, popularity) = visitor_and_popularity(&mut db, given, order)?;
+            if order == "seq" {
+                references.push((given, offset_references(&mut db, given)?, fallback.0));
+            }
+            let (retrained_version, _) = train(&cluster)?;
+            let mut fresh = Client::connect(&cluster.connection_string("postgres", "bench"), NoTls)?;
+            let retrained = evaluate(&mut fresh, given, order, false)?;
+            db.query_one("SELECT recsys.recsys_activate($1)", &[&base])?;
+            db.execute("DELETE FROM recsys.ratings r USING public.held_out h WHERE r.user_id = h.user_id AND r.movie_id = h.movie_id", &[])?;
+            println!(
+                "| {given}, {order_name} | {:.4} | {:.4} | {:.4} (v{retrained_version}) | {:.4} | {:.4} | {:.4} | {:.0} % | {visitor:.4} | {popularity:.4} |",
+                folded.0,
+                fallback.0,
+                retrained.0,
+                folded.1,
+                fallback.1,
+                retrained.1,
+                100.0 * folded.1 / retrained.1.max(f64::MIN_POSITIVE)
+            );
+        }
     }
 
     println!("what a per-user offset on the average user's predictions reaches (RMSE; the oracle knows the predicted ratings' own mean):");

@@ -33,6 +33,16 @@ pub struct PreferenceOptions {
     pub seed: u64,
 }
 
+/// Validation users each epoch's check ranks the catalogue for at most (an even sample of them above it), so that the
+/// check's cost and memory stay bounded at any number of users.
+const EPOCH_CHECK_USERS: usize = 20_000;
+
+/// At most `limit` of `users` (with their relevant movies), evenly spaced: all of them when they are fewer.
+fn evenly_sampled(users: &[usize], relevant: &[Vec<i64>], limit: usize) -> (Vec<usize>, Vec<Vec<i64>>) {
+    let step = users.len().div_ceil(limit.max(1)).max(1);
+    users.iter().zip(relevant).step_by(step).map(|(user, relevant)| (*user, relevant.clone())).unzip()
+}
+
 /// A user's ratings as (movie row ≥ 1, rating): one list per user row.
 pub type Histories = Vec<Vec<(i64, f32)>>;
 
@@ -53,6 +63,9 @@ pub struct PreferenceReport {
     pub blend_recall: Vec<(f32, f32, f64)>,
     /// Validation users with a liked movie.
     pub validation_users: usize,
+    /// The validation users each epoch's check ranked for (all of them up to `EPOCH_CHECK_USERS`, else an even
+    /// sample).
+    pub epoch_check_users: usize,
     /// The validation users the blend was chosen on.
     pub blend_users: usize,
     /// Wall time of the fit, blend included.
@@ -229,14 +242,16 @@ impl HybridRecommender {
                     .collect()
             })
         };
-        let recall_of = |scores: &[Tensor], subset: &[usize], relevant: &[Vec<i64>]| -> Result<f64, ModelError> {
+        let recall_of = |subset: &[usize], relevant: &[Vec<i64>]| -> Result<f64, ModelError> {
             let mut all = Vec::new();
-            for (chunk, (scores, relevant)) in subset.chunks(256).zip(scores.iter().zip(relevant.chunks(256))) {
+            for (chunk, relevant) in subset.chunks(256).zip(relevant.chunks(256)) {
                 let seen: Vec<&Vec<(i64, f32)>> = chunk.iter().map(|u| &fit[*u]).collect();
-                all.extend(recall_at_10(scores, &seen, relevant)?);
+                let scores = tch::no_grad(|| scores_for(None, &Pairs::of(&seen), chunk.len(), None))?;
+                all.extend(recall_at_10(&scores, &seen, relevant)?);
             }
             Ok(all.iter().sum::<f64>() / all.len().max(1) as f64)
         };
+        let (epoch_checked, epoch_relevant) = evenly_sampled(&checked, &relevant, EPOCH_CHECK_USERS);
         let every = (options.epochs / 40).max(1);
         let (mut best, mut best_epoch, mut best_weights, mut since_best) = (f64::NEG_INFINITY, 0, None::<Vec<Tensor>>, 0);
         let mut history = Vec::new();
@@ -269,7 +284,7 @@ impl HybridRecommender {
             if epoch % every != 0 && epoch != options.epochs {
                 continue;
             }
-            let recall = recall_of(&validate(&checked)?, &checked, &relevant)?;
+            let recall = recall_of(&epoch_checked, &epoch_relevant)?;
             history.push((epoch, recall));
             if recall > best || checked.is_empty() {
                 (best, best_epoch, since_best) = (recall, epoch, 0);
@@ -303,6 +318,7 @@ impl HybridRecommender {
             neighbour_weight,
             blend_recall,
             validation_users: checked.len(),
+            epoch_check_users: epoch_checked.len(),
             blend_users,
             seconds: started.elapsed().as_secs_f64(),
         })
@@ -400,5 +416,19 @@ impl HybridRecommender {
             }
         }
         Ok(ratings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evenly_sampled;
+
+    #[test]
+    fn epoch_checks_sample_users_evenly_above_the_limit() {
+        let users: Vec<usize> = (0..10).collect();
+        let relevant: Vec<Vec<i64>> = users.iter().map(|u| vec![*u as i64]).collect();
+        assert_eq!(evenly_sampled(&users, &relevant, 3).0, vec![0, 4, 8]);
+        assert_eq!(evenly_sampled(&users, &relevant, 3).1, vec![vec![0], vec![4], vec![8]]);
+        assert_eq!(evenly_sampled(&users, &relevant, 10).0, users, "all of them up to the limit");
     }
 }

@@ -372,11 +372,12 @@ fn fit_preference(
     spinner.finish_and_clear();
     let report = report?;
     eprintln!(
-        "  preference: best epoch {} of {}, validation Recall@10 {:.4} ({} users); neighbourhood weight {} and rating weight {} chosen on {} users (mean of Recall@10 and NDCG@10 {:.4}; preference alone {:.4}) {:.1} s",
+        "  preference: best epoch {} of {}, validation Recall@10 {:.4} ({} users{}); neighbourhood weight {} and rating weight {} chosen on {} users (mean of Recall@10 and NDCG@10 {:.4}; preference alone {:.4}) {:.1} s",
         report.best_epoch,
         report.epochs_run,
         report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max),
         report.validation_users,
+        if report.epoch_check_users < report.validation_users { format!(", {} of them checked each epoch", report.epoch_check_users) } else { String::new() },
         report.neighbour_weight,
         report.blend,
         report.blend_users,

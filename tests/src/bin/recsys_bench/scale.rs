@@ -13,8 +13,15 @@ use std::time::{Duration, Instant};
 /// the automatic batch size, no cold-start run, no refit (the hold-out run's model is served), and no item
 /// autoencoder — at the ML-25M shape each of its batches updates a users × hidden (162,541 × 500) weight matrix
 /// densely, which did not finish three epochs in 40 minutes.
-fn training_args(epochs: &str) -> Vec<&str> {
-    vec!["train", "--activate", "--epochs", epochs, "--skip-cold-start", "--no-refit", "--ranking-users", "10", "--autoencoder-hidden", "0"]
+/// With `RECSYS_SCALE_EPOCHS` the preference part gets the same bound (the part's own default, 300,000 / users
+/// between 10 and 300, otherwise).
+fn training_args(epochs: Option<&str>) -> Vec<&str> {
+    let mut args = vec!["train", "--activate", "--epochs", epochs.unwrap_or("10"), "--skip-cold-start", "--no-refit", "--ranking-users", "10"];
+    args.extend(["--autoencoder-hidden", "0"]);
+    if let Some(epochs) = epochs {
+        args.extend(["--preference-epochs", epochs]);
+    }
+    args
 }
 
 /// One row of the table: what was measured and its value per shape.
@@ -138,14 +145,19 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     add("re-import, nothing new", format!("{seconds:.0} s, {peak:.0} MB"));
     let (seconds, peak, _) = measured(&mut trainer_in(&cluster, "bench", &["import", "imdb", &imdb]))?;
     add("import imdb", format!("{seconds:.0} s, {peak:.0} MB"));
-    let epochs = std::env::var("RECSYS_SCALE_EPOCHS").unwrap_or_else(|_| "10".into());
-    let (seconds, peak, report) = measured_with_stderr(&mut trainer_in(&cluster, "bench", &training_args(&epochs)))?;
-    add(&format!("trainer train, {epochs} epochs at most (wall, peak RSS)"), format!("{seconds:.0} s, {:.1} GB", peak / 1024.0));
+    let epochs = std::env::var("RECSYS_SCALE_EPOCHS").ok();
+    let (seconds, peak, report) = measured_with_stderr(&mut trainer_in(&cluster, "bench", &training_args(epochs.as_deref())))?;
+    add(
+        &format!("trainer train, {} epochs at most (wall, peak RSS)", epochs.as_deref().unwrap_or("10")),
+        format!("{seconds:.0} s, {:.1} GB", peak / 1024.0),
+    );
     add("  batch size, learning rate", report.lines().find_map(|l| l.strip_prefix("batch size ")).unwrap_or("-").to_string());
     let epochs = super::training::epoch_seconds(&report);
     let mean = epochs.iter().sum::<f64>() / epochs.len().max(1) as f64;
     let last = report.lines().rev().find_map(|l| l.split("validation RMSE ").nth(1)?.split_whitespace().next()).unwrap_or("-");
     add("  epochs run, mean epoch, last validation RMSE", format!("{}, {mean:.0} s, {last}", epochs.len()));
+    let preference = report.lines().find(|l| l.trim_start().starts_with("preference: best epoch"));
+    add("  preference part (in the hold-out run)", preference.and_then(|l| l.rsplit(") ").next()).unwrap_or("-").to_string());
     for phase in ["load data", "title embeddings", "hold-out run", "ranking metrics", "refit on all ratings", "registration"] {
         let line = report.lines().find_map(|l| l.trim().strip_prefix(&format!("[{phase}: "))?.strip_suffix(']').map(str::to_string));
         add(&format!("  phase: {phase}"), line.unwrap_or_else(|| "-".into()));

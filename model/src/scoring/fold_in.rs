@@ -78,8 +78,18 @@ impl CatalogueScorer {
 
     /// The raw score of a folded user for a catalogue position.
     pub fn raw_score_folded(&self, user: &FoldedUser, position: usize) -> Result<f32, ModelError> {
-        let first = self.tables.user_layer.apply_boxed(&user.embedding);
-        self.folded_score(user, &first, position)
+        self.raw_score_folded_with(user, &self.folded_first_layer(user), position)
+    }
+
+    /// The head's first-layer part of a folded user's embedding, for scoring many of its pairs one at a time
+    /// (`raw_score_folded_with`) without computing it for each.
+    pub fn folded_first_layer(&self, user: &FoldedUser) -> Box<[f32]> {
+        self.tables.user_layer.apply_boxed(&user.embedding)
+    }
+
+    /// `raw_score_folded` with the user's first-layer part (`folded_first_layer`) already computed.
+    pub fn raw_score_folded_with(&self, user: &FoldedUser, first_layer: &[f32], position: usize) -> Result<f32, ModelError> {
+        self.folded_score(user, first_layer, position)
     }
 
     /// `start` refitted to `ratings` (catalogue position, rating) by regularised Gauss–Newton, pulled towards

@@ -52,17 +52,17 @@ fn private_memory_mb(db: &mut Client) -> Result<u64> {
     Ok(kb / 1024)
 }
 
-/// Private memory (MB) of three more backends, each after loading the model and after 20 exhaustive and 20
-/// two-stage recommendations: the medians, loaded and ranked. With `recsys.shared_tables` they map the files the first
-/// backend wrote.
-fn other_backends(cluster: &TempCluster, users: &[i32]) -> Result<(u64, u64)> {
+/// Private memory (MB) of three more backends, each after loading the model and after 20 recommendations in each
+/// of `modes` (`recsys.retrieval` values): the medians, loaded and ranked. With `recsys.shared_tables` they map the
+/// files the first backend wrote.
+fn other_backends(cluster: &TempCluster, users: &[i32], modes: &[&str]) -> Result<(u64, u64)> {
     let mut backends = Vec::new();
     let (mut loaded, mut ranked) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         let mut db = Client::connect(&cluster.connection_string("postgres", "bench"), postgres::NoTls)?;
         db.query_one("SELECT recsys.recsys_predict(1, 1)", &[])?;
         loaded.push(private_memory_mb(&mut db)?);
-        for mode in ["exhaustive", "two_stage"] {
+        for mode in modes {
             db.batch_execute(&format!("SET recsys.retrieval = {mode}"))?;
             latencies(&mut db, "SELECT movie_id FROM recsys.recsys_recommend($1, 10)", &users[..20])?;
         }
@@ -74,27 +74,14 @@ fn other_backends(cluster: &TempCluster, users: &[i32]) -> Result<(u64, u64)> {
     Ok((loaded[1], ranked[1]))
 }
 
-/// Private memory (MB) of three new backends after `movies` of the catalogue were renamed (and one movie added)
-/// since the stored snapshot: the median, model loaded and after 20 two-stage recommendations each. They patch the
-/// snapshot with the changed movies instead of encoding the catalogue.
+/// `other_backends` (two-stage) after `movies` of the catalogue were renamed and one movie added since the stored
+/// snapshot: new backends patch the snapshot with the changed movies instead of encoding the catalogue.
 fn backends_after_catalogue_change(cluster: &TempCluster, db: &mut Client, users: &[i32], movies: &[i32]) -> Result<(u64, u64)> {
     db.execute("UPDATE recsys.movies SET title = title || ' (restored)' WHERE movie_id = ANY($1)", &[&movies])?;
     db.batch_execute(
         "INSERT INTO recsys.movies (movie_id, title, year, runtime_minutes) VALUES (2000000000, 'A Film Added After Training', 2026, 97)",
     )?;
-    let (mut loaded, mut ranked, mut backends) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..3 {
-        let mut backend = Client::connect(&cluster.connection_string("postgres", "bench"), postgres::NoTls)?;
-        backend.query_one("SELECT recsys.recsys_predict(1, 1)", &[])?;
-        loaded.push(private_memory_mb(&mut backend)?);
-        backend.batch_execute("SET recsys.retrieval = two_stage")?;
-        latencies(&mut backend, "SELECT movie_id FROM recsys.recsys_recommend($1, 10)", &users[..20])?;
-        ranked.push(private_memory_mb(&mut backend)?);
-        backends.push(backend);
-    }
-    loaded.sort();
-    ranked.sort();
-    Ok((loaded[1], ranked[1]))
+    other_backends(cluster, users, &["two_stage"])
 }
 
 /// `recsys_predict` throughput over the first million rows of recsys.ratings (each row's user folded in when they
@@ -184,7 +171,7 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     add("two-stage recall@10 vs exhaustive", format!("{:.3} ({} users)", hits as f64 / total.max(1) as f64, users.len()));
     add("backend private memory after both", format!("{} MB", private_memory_mb(&mut db)?));
     db.batch_execute("RESET recsys.retrieval")?;
-    let (loaded, ranked) = other_backends(&cluster, &users)?;
+    let (loaded, ranked) = other_backends(&cluster, &users, &["exhaustive", "two_stage"])?;
     add("3 more backends: private memory loaded / after rankings (median)", format!("{loaded} / {ranked} MB"));
     add("shared table files under $PGDATA/pg_recsys", format!("{} MB", shared_files_mb(&mut db)?));
     let movies: Vec<i32> =

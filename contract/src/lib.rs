@@ -30,6 +30,9 @@ pub const RATINGS_PRIMARY_KEY: &str = include_str!("../../pg_recsys/sql/ratings_
 /// recsys.ratings' secondary indexes and foreign keys, as the extension creates them and the bulk import rebuilds them.
 pub const RATINGS_REFERENCES: &str = include_str!("../../pg_recsys/sql/ratings_references.sql");
 
+/// recsys.ratings' index on load numbers (0.7.0 and later), which the trainer's first bulk import also rebuilds.
+pub const RATINGS_LOADED_INDEX: &str = include_str!("../../pg_recsys/sql/ratings_loaded_index.sql");
+
 /// The largest k of a batch refresh (recommendations per user; ranks are stored as smallint and BI tables rarely want
 /// more than a few hundred), as `recsys_refresh_batch` enforces it. `recsys_schedule_refresh` (operations.sql) checks
 /// the same bound; a test compares the two.

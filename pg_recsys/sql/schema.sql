@@ -72,9 +72,7 @@ CREATE TABLE ratings (
     loaded    bigint  NOT NULL DEFAULT nextval('rating_loads')
 );
 COMMENT ON COLUMN ratings.loaded IS 'Load number (sequence rating_loads) given when the rating was inserted or last changed; 0 for ratings stored before 0.7.0.';
--- The ratings a version has not seen are found by an index range scan above its loaded_until (kept through the
--- trainer's bulk import, which rebuilds only the indexes in ratings_references.sql).
-CREATE INDEX ratings_loaded_idx ON ratings (loaded);
+-- Its index on loaded is in ratings_loaded_index.sql (rebuilt by the trainer's first bulk import like the others).
 
 -- The one definition of a rating a model version has not seen: loaded after its training data was read (its
 -- fingerprint's loaded_until), or, for versions trained before 0.7.0 (no loaded_until), given after its newest

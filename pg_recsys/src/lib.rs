@@ -17,7 +17,8 @@ mod torch_runtime;
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("../sql/ratings_primary_key.sql", name = "ratings_primary_key", requires = ["schema"]);
 pgrx::extension_sql_file!("../sql/ratings_references.sql", name = "ratings_references", requires = ["ratings_primary_key"]);
-pgrx::extension_sql_file!("../sql/drop_guard.sql", name = "drop_guard", requires = ["ratings_references"]);
+pgrx::extension_sql_file!("../sql/ratings_loaded_index.sql", name = "ratings_loaded_index", requires = ["ratings_references"]);
+pgrx::extension_sql_file!("../sql/drop_guard.sql", name = "drop_guard", requires = ["ratings_loaded_index"]);
 pgrx::extension_sql_file!("../sql/operations.sql", name = "operations", finalize);
 
 /// Runs once per process that loads the library: in the postmaster with `shared_preload_libraries`, else in the

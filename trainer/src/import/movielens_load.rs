@@ -72,6 +72,9 @@ LOCK TABLE recsys.ratings IN ACCESS EXCLUSIVE MODE;
 ALTER TABLE recsys.ratings DROP CONSTRAINT ratings_user_id_fkey, DROP CONSTRAINT ratings_movie_id_fkey, DROP CONSTRAINT ratings_pkey;
 DROP INDEX recsys.ratings_movie_idx, recsys.ratings_rated_at_idx;
 ";
+/// Whether recsys.ratings has its load-number index (0.7.0 and later; a database not yet updated has none), which the
+/// bulk import then drops and rebuilds like the others.
+const LOADED_INDEX_EXISTS: &str = "SELECT pg_catalog.to_regclass('recsys.ratings_loaded_idx') IS NOT NULL";
 const BULK_KEEP_LATEST: &str = "
 DELETE FROM recsys.ratings r USING recsys.ratings newer
 WHERE r.user_id = newer.user_id AND r.movie_id = newer.movie_id AND (r.rated_at, r.ctid) < (newer.rated_at, newer.ctid)";
@@ -137,8 +140,12 @@ pub fn import(client: &mut Client, dir: &Path, links: Option<&Path>, skip_bad_li
     transaction.batch_execute(MERGE_USERS).context("merging users")?;
     let before: i64 = transaction.query_one("SELECT count(*) FROM recsys.ratings", &[])?.get(0);
     let bulk = before == 0;
+    let load_index = bulk && transaction.query_one(LOADED_INDEX_EXISTS, &[])?.get::<_, bool>(0);
     let seen = if bulk {
         transaction.batch_execute(BULK_PREPARE)?;
+        if load_index {
+            transaction.batch_execute("DROP INDEX recsys.ratings_loaded_idx")?;
+        }
         copy_ratings(&mut transaction, &files, &mut policy)?
     } else {
         copy_changed_ratings(&mut transaction, &files, &mut policy)?
@@ -157,7 +164,7 @@ pub fn import(client: &mut Client, dir: &Path, links: Option<&Path>, skip_bad_li
         bail!("ratings refer to movies that are in no movie file and not in the database: {}; nothing was imported", ids.join(", "));
     }
     let affected = if bulk {
-        finish_bulk_load(&mut transaction)?;
+        finish_bulk_load(&mut transaction, load_index)?;
         0
     } else {
         transaction.execute(MERGE_RATINGS, &[]).context("merging ratings")? as i64
@@ -172,7 +179,7 @@ pub fn import(client: &mut Client, dir: &Path, links: Option<&Path>, skip_bad_li
 
 /// Rebuilds the ratings table's keys and indexes after a bulk copy; duplicate (user, movie) pairs in the input
 /// keep their latest rating.
-fn finish_bulk_load(transaction: &mut Transaction<'_>) -> Result<()> {
+fn finish_bulk_load(transaction: &mut Transaction<'_>, load_index: bool) -> Result<()> {
     let mut attempt = transaction.transaction()?;
     match attempt.batch_execute(recsys_contract::RATINGS_PRIMARY_KEY) {
         Ok(()) => attempt.commit()?,
@@ -184,6 +191,9 @@ fn finish_bulk_load(transaction: &mut Transaction<'_>) -> Result<()> {
         Err(error) => return Err(error.into()),
     }
     transaction.batch_execute(recsys_contract::RATINGS_REFERENCES).context("rebuilding the ratings indexes")?;
+    if load_index {
+        transaction.batch_execute(recsys_contract::RATINGS_LOADED_INDEX).context("rebuilding the load-number index")?;
+    }
     Ok(())
 }
 

@@ -18,14 +18,7 @@ impl PairPass for OnePair<'_> {
     type Scores = f32;
 
     fn head(&self, tables: &ScoringTables) -> Result<f32, ModelError> {
-        let mut x: Vec<f32> = self.user_part.iter().zip(self.movie_part).map(|(u, m)| (u + m).max(0.0)).collect();
-        let mut y = Vec::with_capacity(x.len());
-        for layer in &tables.hidden {
-            layer.apply(&x, &mut y, true);
-            std::mem::swap(&mut x, &mut y);
-        }
-        tables.output.apply(&x, &mut y, false);
-        y.first().copied().ok_or_else(|| ModelError::InvalidArgument("the head's output layer has no unit".into()))
+        head_output(tables, self.user_part, self.movie_part)
     }
 
     fn biases(&self, user_bias: &Matrix, movie_bias: &Matrix) -> Result<f32, ModelError> {
@@ -47,6 +40,18 @@ impl PairPass for OnePair<'_> {
     fn user_only(&self, user: &Matrix) -> Result<f32, ModelError> {
         user.value(self.row)
     }
+}
+
+/// The head's output for one pair from its first-layer parts, in plain Rust (two buffers swapped layer by layer).
+fn head_output(tables: &ScoringTables, user_part: &[f32], movie_part: &[f32]) -> Result<f32, ModelError> {
+    let mut x: Vec<f32> = user_part.iter().zip(movie_part).map(|(u, m)| (u + m).max(0.0)).collect();
+    let mut y = Vec::with_capacity(x.len());
+    for layer in &tables.hidden {
+        layer.apply(&x, &mut y, true);
+        std::mem::swap(&mut x, &mut y);
+    }
+    tables.output.apply(&x, &mut y, false);
+    y.first().copied().ok_or_else(|| ModelError::InvalidArgument("the head's output layer has no unit".into()))
 }
 
 /// A score and its gradient with respect to a folded user's [embedding; bias] (empty: zero, or not asked for).
@@ -116,6 +121,9 @@ impl PairPass for FoldedPair<'_> {
     type Scores = Linearised;
 
     fn head(&self, tables: &ScoringTables) -> Result<Linearised, ModelError> {
+        if !self.with_gradient {
+            return Ok(Linearised::constant(head_output(tables, self.user_first, self.movie_part)?));
+        }
         let mut activations: Vec<Vec<f32>> = vec![self.user_first.iter().zip(self.movie_part).map(|(u, m)| (u + m).max(0.0)).collect()];
         for layer in &tables.hidden {
             let mut next = Vec::new();
@@ -124,9 +132,6 @@ impl PairPass for FoldedPair<'_> {
         }
         let output_weights = tables.output.weight.as_slice();
         let score = dot(output_weights, activations.last().ok_or_else(|| self.outside())?) + tables.output.bias.value(0)?;
-        if !self.with_gradient {
-            return Ok(Linearised::constant(score));
-        }
         let mut upstream = output_weights.to_vec();
         for (layer, (inputs, outputs)) in tables.hidden.iter().zip(activations.iter().zip(activations.iter().skip(1))).rev() {
             mask_inactive(&mut upstream, outputs);

@@ -77,7 +77,7 @@ fn explain(user_id: i32, movie_id: i32) -> Result<Vec<Part>, RecsysError> {
     let (user_row, movie_row) = (model.vocabulary.user_row(user_id), model.vocabulary.movie_row(movie_id));
     let (vector, folded) = match fold_in::user_vector(&model, user_id)? {
         UserVector::Row(row) => (model.scorer.trained_user(row)?, false),
-        UserVector::Folded(user) => (user.as_ref().clone(), true),
+        UserVector::Folded(user, _) => (user.as_ref().clone(), true),
     };
     let parts = model.network().explain_user(&vector, movie_row, &inputs)?;
     let title = &content.title;

@@ -4,9 +4,6 @@ use crate::error::{OrRaise, RecsysError};
 use crate::serving::cache::{self, LoadedModel};
 use crate::serving::fold_in::{self, UserVector};
 use pgrx::prelude::*;
-use recsys_model::scoring::FoldedUser;
-use std::cell::RefCell;
-use std::rc::Rc;
 
 /// Pairs scored per pass of a list: bounds the memory of one call (about this many × the head's width floats)
 /// and how long a cancel waits.
@@ -18,29 +15,13 @@ fn position(model: &LoadedModel, movie_id: i32) -> Result<usize, RecsysError> {
     model.movie_index.get(&movie_id).copied().ok_or(RecsysError::UnknownMovie(movie_id))
 }
 
-/// A folded user and the head's first-layer part of its embedding.
-type FoldedWithFirstLayer = (Rc<FoldedUser>, Box<[f32]>);
-
-thread_local! {
-    /// The folded user scored last and its first-layer part: rows of one user in a statement over many rows reuse it
-    /// (the fold-in cache hands out the same vector while the user's ratings are unchanged).
-    static LAST_FOLDED: RefCell<Option<FoldedWithFirstLayer>> = const { RefCell::new(None) };
-}
-
 fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
     let model = cache::active()?;
     let position = position(&model, movie_id)?;
     let raw = match fold_in::user_vector(&model, user_id)? {
         UserVector::Row(row) => model.scorer.raw_score(row, position)?,
-        UserVector::Folded(user) => LAST_FOLDED.with(|last| {
-            let mut last = last.borrow_mut();
-            if !last.as_ref().is_some_and(|(cached, _)| Rc::ptr_eq(cached, &user)) {
-                *last = Some((user.clone(), model.scorer.folded_first_layer(&user)));
-            }
-            let (user, first_layer) = last.as_ref().expect("set just above");
-            model.scorer.raw_score_folded_with(user, first_layer, position)
-        })?,
+        UserVector::Folded(user, first_layer) => model.scorer.raw_score_folded_with(&user, &first_layer, position)?,
     };
     model.rating(raw)
 }
@@ -77,7 +58,7 @@ fn predict_many(user_id: i32, movie_ids: &[i32]) -> Result<Vec<f32>, RecsysError
         let positions = chunk.iter().map(|m| position(&model, *m).map(|p| p as i64)).collect::<Result<Vec<i64>, _>>()?;
         let raw = match &user {
             UserVector::Row(row) => model.scorer.score_pairs(&vec![*row as i64; positions.len()], &positions)?,
-            UserVector::Folded(user) => {
+            UserVector::Folded(user, _) => {
                 model.scorer.score_pairs_folded(std::slice::from_ref(user.as_ref()), &vec![0; positions.len()], &positions)?
             }
         };

@@ -65,7 +65,7 @@ fn predict_new(user_id: i32, content: MovieContent) -> Result<f32, RecsysError> 
     let unseen_movie = Tensor::f_from_slice(&[0i64])?;
     let raw = match fold_in::user_vector(&model, user_id)? {
         UserVector::Row(row) => model.network().raw_scores_for_rows(&Tensor::f_from_slice(&[row as i64])?, &unseen_movie, &encoded)?,
-        UserVector::Folded(user) => model.network().raw_scores_for_vector(&user, &unseen_movie, &encoded)?,
+        UserVector::Folded(user, _) => model.network().raw_scores_for_vector(&user, &unseen_movie, &encoded)?,
     }
     .f_double_value(&[0])?;
     model.rating(raw as f32)

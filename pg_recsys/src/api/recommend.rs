@@ -73,7 +73,9 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, exp
     let options = crate::guc::rank_options(k as usize, model.scorer.movies());
     let ranked = match fold_in::user_vector(&model, user_id)? {
         UserVector::Row(row) => model.rank_lists(RatingUsers::Rows(&[row as i64]), &[&rated_at], candidates, options)?,
-        UserVector::Folded(user) => model.rank_lists(RatingUsers::Folded(std::slice::from_ref(user.as_ref())), &[&rated_at], candidates, options)?,
+        UserVector::Folded(user, _) => {
+            model.rank_lists(RatingUsers::Folded(std::slice::from_ref(user.as_ref())), &[&rated_at], candidates, options)?
+        }
     };
     let best = ranked.into_iter().next().unwrap_or_default();
     let because: Vec<Option<String>> = match rated {

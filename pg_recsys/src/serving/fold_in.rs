@@ -60,8 +60,9 @@ const NEWEST_RATING: &str = "SELECT EXTRACT(EPOCH FROM pg_catalog.max(rated_at))
 pub enum UserVector {
     /// The trained row (0: the average user).
     Row(usize),
-    /// A vector fitted at query time.
-    Folded(Rc<FoldedUser>),
+    /// A vector fitted at query time, and the head's first-layer part of its embedding (computed once per fit, so a
+    /// statement scoring many of the user's rows does not repeat it).
+    Folded(Rc<FoldedUser>, Rc<[f32]>),
 }
 
 /// Identifies a user's new ratings: their count, latest load number and sum.
@@ -177,7 +178,9 @@ pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, Recs
         None => {
             let start = model.scorer.trained_user(row)?;
             let reflected = if row == 0 { 0 } else { reflected.unwrap_or(0) as usize };
-            UserVector::Folded(Rc::new(model.scorer.fold_in(&start, reflected, &observed, options())?))
+            let folded = model.scorer.fold_in(&start, reflected, &observed, options())?;
+            let first_layer = Rc::from(model.scorer.folded_first_layer(&folded));
+            UserVector::Folded(Rc::new(folded), first_layer)
         }
     };
     FOLDED.with(|folded| {

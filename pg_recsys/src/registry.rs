@@ -4,6 +4,7 @@
 use crate::error::RecsysError;
 use crate::serving::artefact::read_artefact;
 use crate::serving::catalogue::{self, EncodedCatalogue};
+use crate::serving::state;
 use pgrx::prelude::*;
 use recsys_model::Artefact;
 use std::path::Path;
@@ -14,8 +15,9 @@ fn prepare_to_serve(version: i64) -> Result<(), RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
     let artefact = read_artefact(version)?;
     let (_store, network) = artefact.build().map_err(|e| RecsysError::corrupt_model(version, e))?;
+    state::require_current_schema()?;
     let catalogue_version = catalogue::catalogue_version()?;
-    EncodedCatalogue::compute(&network, &artefact.manifest.vocabulary)?.write_snapshot(version, catalogue_version)
+    EncodedCatalogue::compute(&network, &artefact.manifest.vocabulary, state::embed_titles)?.write_snapshot(version, catalogue_version)
 }
 
 /// Key of the transaction-level advisory lock that serialises activations and rollbacks.

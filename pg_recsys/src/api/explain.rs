@@ -1,7 +1,8 @@
 //! `recsys_explain`: a prediction split into parts that add up to it, each with a short human-readable detail.
 use crate::error::{OrRaise, RecsysError};
-use crate::serving::fold_in::{self, UserVector};
-use crate::serving::{cache, catalogue};
+use crate::serving::fold_in::UserVector;
+use crate::serving::model::LoadedModel;
+use crate::serving::{catalogue, state};
 use pgrx::prelude::*;
 use recsys_model::explain::GROUPS;
 use recsys_model::MovieContent;
@@ -53,7 +54,7 @@ pub(super) fn rated_positions(user_id: i32, movie_index: &HashMap<i32, usize>) -
 
 /// `rated` (catalogue position, rating) other than `position`, the most similar to the movie at `position` first
 /// (cosine in the model's movie representation; ties: lower position first).
-pub(super) fn closest_rated(model: &cache::LoadedModel, position: usize, rated: &[(usize, f32)]) -> Result<Vec<(usize, f32)>, RecsysError> {
+pub(super) fn closest_rated(model: &LoadedModel, position: usize, rated: &[(usize, f32)]) -> Result<Vec<(usize, f32)>, RecsysError> {
     let similarities = model.scorer.movie_similarities(position, &rated.iter().map(|(at, _)| *at).collect::<Vec<_>>())?;
     let mut closest: Vec<(f32, usize, f32)> =
         rated.iter().zip(similarities).filter(|((at, _), _)| *at != position).map(|((at, rating), s)| (s, *at, *rating)).collect();
@@ -62,20 +63,20 @@ pub(super) fn closest_rated(model: &cache::LoadedModel, position: usize, rated: 
 }
 
 /// "you rated <title> <rating>★".
-pub(super) fn you_rated(model: &cache::LoadedModel, position: usize, rating: f32) -> String {
+pub(super) fn you_rated(model: &LoadedModel, position: usize, rating: f32) -> String {
     format!("you rated {} {rating}★", model.catalogue.titles[position])
 }
 
 fn explain(user_id: i32, movie_id: i32) -> Result<Vec<Part>, RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = cache::active()?;
+    let model = state::active_model()?;
     let position = *model.movie_index.get(&movie_id).ok_or(RecsysError::UnknownMovie(movie_id))?;
-    let (_, contents, titles) = catalogue::read_catalogue(Some(&[movie_id]))?;
+    let (_, contents, titles) = catalogue::read_catalogue(Some(&[movie_id]), state::embed_titles)?;
     let content: &MovieContent = contents.first().ok_or(RecsysError::UnknownMovie(movie_id))?;
     let config = model.network().config();
     let inputs = model.vocabulary.encode(&[content], &titles, config.max_directors, config.max_actors)?;
     let (user_row, movie_row) = (model.vocabulary.user_row(user_id), model.vocabulary.movie_row(movie_id));
-    let (vector, folded) = match fold_in::user_vector(&model, user_id)? {
+    let (vector, folded) = match state::user_vector(&model, user_id)? {
         UserVector::Row(row) => (model.scorer.trained_user(row)?, false),
         UserVector::Folded(user, _) => (user.as_ref().clone(), true),
     };

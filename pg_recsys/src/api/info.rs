@@ -25,8 +25,8 @@ fn recsys_version_info() -> TableIterator<
         recsys_model::runtime::libtorch_version(),
         recsys_model::runtime::intra_op_threads(),
         torch_runtime::loaded_by_preload(),
-        crate::serving::cache::cached_version().is_some(),
-        crate::serving::cache::cached_version(),
+        crate::serving::state::cached_version().is_some(),
+        crate::serving::state::cached_version(),
     );
     TableIterator::once(row)
 }

@@ -1,8 +1,9 @@
 //! Rating prediction with the active model: single pairs in plain Rust, lists through the catalogue scorer in
 //! bounded chunks.
 use crate::error::{OrRaise, RecsysError};
-use crate::serving::cache::{self, LoadedModel};
-use crate::serving::fold_in::{self, UserVector};
+use crate::serving::fold_in::UserVector;
+use crate::serving::model::LoadedModel;
+use crate::serving::state;
 use pgrx::prelude::*;
 
 /// Pairs scored per pass of a list: bounds the memory of one call (about this many × the head's width floats)
@@ -17,9 +18,9 @@ fn position(model: &LoadedModel, movie_id: i32) -> Result<usize, RecsysError> {
 
 fn predict_one(user_id: i32, movie_id: i32) -> Result<f32, RecsysError> {
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = cache::active()?;
+    let model = state::active_model()?;
     let position = position(&model, movie_id)?;
-    let raw = match fold_in::user_vector(&model, user_id)? {
+    let raw = match state::user_vector(&model, user_id)? {
         UserVector::Row(row) => model.scorer.raw_score(row, position)?,
         UserVector::Folded(user, first_layer) => model.scorer.raw_score_folded_with(&user, &first_layer, position)?,
     };
@@ -51,8 +52,8 @@ fn predict_many(user_id: i32, movie_ids: &[i32]) -> Result<Vec<f32>, RecsysError
         return Ok(Vec::new());
     }
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = cache::active()?;
-    let user = fold_in::user_vector(&model, user_id)?;
+    let model = state::active_model()?;
+    let user = state::user_vector(&model, user_id)?;
     let mut scores = Vec::with_capacity(movie_ids.len());
     for chunk in movie_ids.chunks(PAIRS_PER_CHUNK) {
         let positions = chunk.iter().map(|m| position(&model, *m).map(|p| p as i64)).collect::<Result<Vec<i64>, _>>()?;

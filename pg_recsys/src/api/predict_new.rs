@@ -1,7 +1,7 @@
 //! Cold-start prediction for a movie the model has never seen, from its features alone.
 use crate::error::{OrRaise, RecsysError};
-use crate::serving::fold_in::{self, UserVector};
-use crate::serving::{cache, catalogue, titles};
+use crate::serving::fold_in::UserVector;
+use crate::serving::{catalogue, state};
 use pgrx::prelude::*;
 use recsys_model::MovieContent;
 use std::collections::HashMap;
@@ -59,11 +59,11 @@ fn check_features(content: &MovieContent) -> Result<(), RecsysError> {
 fn predict_new(user_id: i32, content: MovieContent) -> Result<f32, RecsysError> {
     check_features(&content)?;
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = cache::active()?;
-    let title = titles::title_embedding(&content.title)?;
+    let model = state::active_model()?;
+    let title = state::title_embedding(&content.title)?;
     let encoded = catalogue::encode(model.network(), &model.vocabulary, std::slice::from_ref(&content), &title)?;
     let unseen_movie = Tensor::f_from_slice(&[0i64])?;
-    let raw = match fold_in::user_vector(&model, user_id)? {
+    let raw = match state::user_vector(&model, user_id)? {
         UserVector::Row(row) => model.network().raw_scores_for_rows(&Tensor::f_from_slice(&[row as i64])?, &unseen_movie, &encoded)?,
         UserVector::Folded(user, _) => model.network().raw_scores_for_vector(&user, &unseen_movie, &encoded)?,
     }

@@ -1,7 +1,8 @@
 //! Real-time top-k recommendations over the whole catalogue with the active model.
 use crate::error::{OrRaise, RecsysError};
-use crate::serving::cache;
-use crate::serving::fold_in::{self, UserVector};
+use crate::serving::fold_in::UserVector;
+use crate::serving::model::LoadedModel;
+use crate::serving::state;
 use pgrx::prelude::*;
 use recsys_model::ranking::RatingUsers;
 use std::collections::HashSet;
@@ -37,7 +38,7 @@ type Recommendation = (i32, i32, String, f32, Option<String>);
 
 /// Why each ranked movie is recommended, from the user's `rated` (catalogue position, rating): the user's liked (4★ and up; else any) rated movie closest to it in the
 /// model's movie representation, or, for a user without ratings, that the movie is rated highly overall.
-fn reasons(model: &cache::LoadedModel, rated: Vec<(usize, f32)>, ranked: &[(usize, f32)]) -> Result<Vec<String>, RecsysError> {
+fn reasons(model: &LoadedModel, rated: Vec<(usize, f32)>, ranked: &[(usize, f32)]) -> Result<Vec<String>, RecsysError> {
     let liked: Vec<(usize, f32)> = rated.iter().copied().filter(|(_, rating)| *rating >= 4.0).collect();
     let basis = if liked.is_empty() { rated } else { liked };
     ranked
@@ -54,7 +55,7 @@ fn reasons(model: &cache::LoadedModel, rated: Vec<(usize, f32)>, ranked: &[(usiz
 fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, explain: bool) -> Result<Vec<Recommendation>, RecsysError> {
     super::checked_k(k, MAX_K, "recommendations")?;
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = cache::active()?;
+    let model = state::active_model()?;
     let needs_ratings = explain || model.preference.is_some();
     let rated = if needs_ratings { Some(super::explain::rated_positions(user_id, &model.movie_index)?) } else { None };
     let excluded: HashSet<i32> = match (&rated, exclude_rated) {
@@ -71,7 +72,7 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, exp
         |i: &usize| !excluded.contains(&model.catalogue.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.catalogue.movie_ids[*i]));
     let candidates = |_| (0..model.catalogue.movie_ids.len()).filter(is_candidate).collect();
     let options = crate::guc::rank_options(k as usize, model.scorer.movies());
-    let ranked = match fold_in::user_vector(&model, user_id)? {
+    let ranked = match state::user_vector(&model, user_id)? {
         UserVector::Row(row) => model.rank_lists(RatingUsers::Rows(&[row as i64]), &[&rated_at], candidates, options)?,
         UserVector::Folded(user, _) => {
             model.rank_lists(RatingUsers::Folded(std::slice::from_ref(user.as_ref())), &[&rated_at], candidates, options)?

@@ -1,7 +1,7 @@
 //! `recsys_recommend_for`: recommendations for a visitor from a handful of ratings (the "rate five movies to get
 //! started" page), fitted at query time from the average user; nothing is written.
 use crate::error::{OrRaise, RecsysError};
-use crate::serving::{cache, fold_in};
+use crate::serving::{fold_in, state};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use recsys_model::ranking::RatingUsers;
@@ -16,7 +16,7 @@ fn invalid(message: String) -> RecsysError {
 fn recommend_for(rated: &[(i32, f32)], k: i32, exclude_rated: bool, genre: Option<&str>) -> Result<Vec<Row>, RecsysError> {
     super::checked_k(k, super::recommend::MAX_K, "recommendations")?;
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = cache::active()?;
+    let model = state::active_model()?;
     let config = model.network().config();
     let mut seen = HashSet::new();
     let mut observed = Vec::with_capacity(rated.len());

@@ -1,6 +1,6 @@
 //! Nearest neighbours in the active model's learned representations: similar movies and similar users.
 use crate::error::{OrRaise, RecsysError};
-use crate::serving::cache;
+use crate::serving::state;
 use pgrx::prelude::*;
 
 /// Upper bound on `k`.
@@ -13,7 +13,7 @@ fn check_k(k: i32) -> Result<usize, RecsysError> {
 fn similar_movies(movie_id: i32, k: i32, genre: Option<&str>) -> Result<Vec<(i32, i32, String, f32)>, RecsysError> {
     let k = check_k(k)?;
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = cache::active()?;
+    let model = state::active_model()?;
     let position = *model.movie_index.get(&movie_id).ok_or(RecsysError::UnknownMovie(movie_id))?;
     let allowed = match genre {
         Some(name) => Some(super::recommend::movies_of_genre(name)?),
@@ -31,7 +31,7 @@ fn similar_movies(movie_id: i32, k: i32, genre: Option<&str>) -> Result<Vec<(i32
 fn similar_users(user_id: i32, k: i32) -> Result<Vec<(i32, i32, f32)>, RecsysError> {
     let k = check_k(k)?;
     let _float_mode = crate::torch_runtime::prepare()?;
-    let model = cache::active()?;
+    let model = state::active_model()?;
     let row = model.vocabulary.user_row(user_id);
     if row == 0 {
         return Err(RecsysError::UnknownUser(user_id));

@@ -6,9 +6,10 @@ mod users;
 
 pub use self::users::Shard;
 use crate::error::RecsysError;
-use crate::serving::cache::{self, LoadedModel};
 use crate::serving::fold_in;
+use crate::serving::model::LoadedModel;
 use crate::serving::snapshot;
+use crate::serving::state;
 use outcome::Outcome;
 use pgrx::prelude::*;
 use recsys_model::ranking::{RankOptions, RatingUsers, Retrieval};
@@ -63,7 +64,7 @@ pub struct Prospective {
 
 /// RMSE of the model on ratings that arrived after its training data; a rating the model fails to score is an error.
 pub fn prospective_rmse(model: &LoadedModel) -> Result<Prospective, RecsysError> {
-    let has_load_numbers = crate::serving::catalogue::has_load_numbers()?;
+    let has_load_numbers = crate::serving::state::has_load_numbers()?;
     let trained_until = model.trained_until.map(|seconds| seconds as f64);
     let rows = Spi::connect(|client| -> Result<Vec<(i32, i32, f64)>, pgrx::spi::Error> {
         let ratings = match has_load_numbers {
@@ -302,7 +303,7 @@ pub fn refresh(k: i32, threads: i32, shard: Shard) -> Result<RefreshSummary, Rec
     let started = Instant::now();
     lock_refresh(shard)?;
     let _float_mode = crate::torch_runtime::use_threads(threads.min(crate::guc::machine_threads()))?;
-    let model = cache::active()?;
+    let model = state::active_model()?;
     snapshot::store_if_stale(model.version, model.catalogue_version, &model.catalogue)?;
     let options = crate::guc::rank_options(k as usize, model.scorer.movies());
     users::delete_departed(shard)?;

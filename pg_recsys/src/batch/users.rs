@@ -1,7 +1,7 @@
 //! The users a batch refresh (or one shard of it) covers, read a chunk at a time in user-id order with the ratings
 //! the refresh needs: which movies to leave out, and for fold-in the ratings the model never saw.
 use crate::error::RecsysError;
-use crate::serving::cache::LoadedModel;
+use crate::serving::model::LoadedModel;
 use pgrx::prelude::*;
 
 /// The shard condition on a user-id column, as SQL text at compile time: users whose id modulo `$2` (shards) is `$1`
@@ -84,7 +84,7 @@ macro_rules! users_with_ratings {
 /// The next (at most) `limit` users of `shard` with an id above `after` (None: from the first), in id order.
 pub fn next_chunk(model: &LoadedModel, shard: Shard, after: Option<i32>, limit: i64) -> Result<Vec<UserRatings>, RecsysError> {
     let cutoff = model.trained_until.map(|seconds| seconds as f64);
-    let sql = if crate::serving::catalogue::has_load_numbers()? {
+    let sql = if crate::serving::state::has_load_numbers()? {
         users_with_ratings!("recsys.rating_unseen(loaded, rated_at, $6::pg_catalog.int8, $3::pg_catalog.float8)")
     } else {
         users_with_ratings!("($3::pg_catalog.float8 IS NULL OR rated_at OPERATOR(pg_catalog.>) pg_catalog.to_timestamp($3::pg_catalog.float8))")

@@ -1,13 +1,15 @@
 //! The catalogue a model scores: every movie's content read from the recsys schema (`recsys_contract::READ_CATALOGUE`,
 //! the query the trainer runs too), encoded by the model's content encoder, patched movie by movie from the changes
 //! recorded in recsys.catalogue_changes, and the catalogue version that triggers bump on every change.
-use super::titles::embed;
 use crate::error::RecsysError;
 use pgrx::prelude::*;
 use recsys_model::embedder::{EMBEDDER_ID, TITLE_DIM};
 use recsys_model::{HybridRecommender, MovieContent, Vocabulary};
 use std::collections::HashSet;
 use tch::{Device, Kind, Tensor};
+
+/// Embeds titles that `recsys.title_embeddings` does not hold ([titles, 384]): the backend's one MiniLM model.
+pub type EmbedTitles = fn(&[&str]) -> Result<Tensor, RecsysError>;
 
 /// A catalogue encoded for one model: movie ids, titles, embedding rows and content vectors by catalogue position.
 pub struct EncodedCatalogue {
@@ -23,8 +25,8 @@ pub struct EncodedCatalogue {
 
 impl EncodedCatalogue {
     /// Reads and encodes every movie of the catalogue.
-    pub fn compute(network: &HybridRecommender, vocabulary: &Vocabulary) -> Result<Self, RecsysError> {
-        let (movie_ids, contents, titles) = read_catalogue(None)?;
+    pub fn compute(network: &HybridRecommender, vocabulary: &Vocabulary, embed: EmbedTitles) -> Result<Self, RecsysError> {
+        let (movie_ids, contents, titles) = read_catalogue(None, embed)?;
         let content = encode(network, vocabulary, &contents, &titles)?;
         let movie_rows = movie_ids.iter().map(|m| vocabulary.movie_row(*m)).collect();
         Ok(Self { movie_ids, titles: contents.into_iter().map(|c| c.title).collect(), movie_rows, content })
@@ -32,12 +34,12 @@ impl EncodedCatalogue {
 
     /// This catalogue with the movies in `changed` read and encoded again (or left out when no longer in the
     /// catalogue); every other movie keeps its encoded content.
-    pub fn patched(&self, network: &HybridRecommender, vocabulary: &Vocabulary, changed: &[i32]) -> Result<Self, RecsysError> {
+    pub fn patched(&self, network: &HybridRecommender, vocabulary: &Vocabulary, changed: &[i32], embed: EmbedTitles) -> Result<Self, RecsysError> {
         enum Source {
             Kept(usize),
             Fresh(usize),
         }
-        let (fresh_ids, contents, titles) = read_catalogue(Some(changed))?;
+        let (fresh_ids, contents, titles) = read_catalogue(Some(changed), embed)?;
         let fresh_content = encode(network, vocabulary, &contents, &titles)?;
         let changed: HashSet<i32> = changed.iter().copied().collect();
         let mut merged: Vec<(i32, Source)> =
@@ -67,8 +69,8 @@ impl EncodedCatalogue {
 }
 
 /// Reads the content and title embedding of every movie, or of those in `only` (computing the embeddings not
-/// cached yet, in memory only).
-pub fn read_catalogue(only: Option<&[i32]>) -> Result<(Vec<i32>, Vec<MovieContent>, Tensor), RecsysError> {
+/// stored yet with `embed`, in memory only).
+pub fn read_catalogue(only: Option<&[i32]>, embed: EmbedTitles) -> Result<(Vec<i32>, Vec<MovieContent>, Tensor), RecsysError> {
     type Row = (i32, MovieContent, Option<Vec<f32>>);
     let rows: Vec<Row> = Spi::connect(|client| -> Result<Vec<Row>, pgrx::spi::Error> {
         let mut rows = Vec::new();
@@ -87,7 +89,7 @@ pub fn read_catalogue(only: Option<&[i32]>) -> Result<(Vec<i32>, Vec<MovieConten
     })
     .map_err(RecsysError::spi("reading the movie catalogue"))?;
     let missing: Vec<&str> = rows.iter().filter(|r| r.2.is_none()).map(|r| r.1.title.as_str()).collect();
-    let computed = if missing.is_empty() { None } else { Some(embed(&missing, crate::guc::precision())?) };
+    let computed = if missing.is_empty() { None } else { Some(embed(&missing)?) };
     let mut next_computed = 0;
     let mut flat = Vec::with_capacity(rows.len() * TITLE_DIM as usize);
     for (_, _, cached) in &rows {
@@ -114,81 +116,42 @@ pub fn encode(network: &HybridRecommender, vocabulary: &Vocabulary, contents: &[
     Ok(tch::no_grad(|| network.encode_content(&inputs))?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?)
 }
 
-thread_local! {
-    /// Whether this backend has seen the current schema (it cannot go back to an older one).
-    static SCHEMA_CURRENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// Whether the database holds this release's schema (`recsys.catalogue_state` exists): false while it still holds an
+/// older version's objects (the library was replaced, `ALTER EXTENSION pg_recsys UPDATE` not run yet).
+pub fn schema_is_current() -> Result<bool, RecsysError> {
+    schema_has("SELECT pg_catalog.to_regclass('recsys.catalogue_state') IS NOT NULL")
 }
 
-/// Fails with 55000 and the ALTER EXTENSION hint while the database still holds an older version's objects (the
-/// library was replaced, the update not run yet); checked until it first succeeds in a backend.
-pub fn require_current_schema() -> Result<(), RecsysError> {
-    if SCHEMA_CURRENT.get() {
-        return Ok(());
-    }
-    let present = Spi::connect(|client| {
-        client.select("SELECT pg_catalog.to_regclass('recsys.catalogue_state') IS NOT NULL", Some(1), &[])?.first().get::<bool>(1)
-    })
-    .map_err(RecsysError::spi("checking the extension's schema"))?;
-    if present != Some(true) {
-        return Err(RecsysError::SchemaNotUpdated);
-    }
-    SCHEMA_CURRENT.set(true);
-    Ok(())
+/// Whether ratings carry load numbers (`recsys.rating_unseen` exists, 0.7.0 and later).
+pub fn ratings_have_load_numbers() -> Result<bool, RecsysError> {
+    schema_has(recsys_contract::HAS_LOAD_NUMBERS)
+}
+
+/// Whether the database records catalogue changes (`recsys.catalogue_changes`, 0.4.0 and later).
+pub fn catalogue_changes_recorded() -> Result<bool, RecsysError> {
+    schema_has("SELECT pg_catalog.to_regclass('recsys.catalogue_changes') IS NOT NULL")
+}
+
+fn schema_has(query: &str) -> Result<bool, RecsysError> {
+    Spi::connect(|client| client.select(query, Some(1), &[])?.first().get::<bool>(1))
+        .map(|present| present == Some(true))
+        .map_err(RecsysError::spi("checking the extension's schema"))
 }
 
 /// The catalogue's current version (`recsys.catalogue_state`), bumped by every change of movies, genres or people.
 pub fn catalogue_version() -> Result<i64, RecsysError> {
-    require_current_schema()?;
     Spi::connect(|client| client.select("SELECT version FROM recsys.catalogue_state", Some(1), &[])?.first().get::<i64>(1))
         .map(Option::unwrap_or_default)
         .map_err(RecsysError::spi("reading the catalogue version"))
 }
 
-thread_local! {
-    /// Whether this database has load numbers on its ratings (0.7.0 and later; it cannot lose them again).
-    static LOAD_NUMBERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Whether ratings carry load numbers (`recsys.rating_unseen` exists): a database not yet updated to 0.7.0 keeps
-/// serving with the rated_at rule until `ALTER EXTENSION pg_recsys UPDATE`. Asked until it first says yes.
-pub fn has_load_numbers() -> Result<bool, RecsysError> {
-    if LOAD_NUMBERS.get() {
-        return Ok(true);
-    }
-    let present = Spi::connect(|client| client.select(recsys_contract::HAS_LOAD_NUMBERS, Some(1), &[])?.first().get::<bool>(1))
-        .map_err(RecsysError::spi("checking the extension's schema"))?
-        == Some(true);
-    LOAD_NUMBERS.set(present);
-    Ok(present)
-}
-
 /// Largest share of the catalogue patched movie by movie; past it the whole catalogue is read again.
 const LARGEST_PATCH_SHARE: f64 = 0.25;
 
-thread_local! {
-    /// Whether this database records catalogue changes (0.4.0 and later; an older schema keeps working without).
-    static CHANGES_RECORDED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
-}
-
 /// The movies inserted, edited or deleted since catalogue version `since`, when the catalogue of `movies` movies can
 /// be patched with them: `None` when changes since then were pruned, one of them touched every movie (a TRUNCATE, a
-/// genre renamed), they are too many, or this database does not record changes.
+/// genre renamed) or they are too many. Only for a database that records changes (`catalogue_changes_recorded`).
 pub fn changed_movies(since: i64, movies: usize) -> Result<Option<Vec<i32>>, RecsysError> {
-    let recorded = match CHANGES_RECORDED.get() {
-        Some(recorded) => recorded,
-        None => {
-            let recorded = Spi::connect(|client| {
-                client.select("SELECT pg_catalog.to_regclass('recsys.catalogue_changes') IS NOT NULL", Some(1), &[])?.first().get::<bool>(1)
-            })
-            .map_err(RecsysError::spi("checking the extension's schema"))?
-                == Some(true);
-            CHANGES_RECORDED.set(Some(recorded));
-            recorded
-        }
-    };
-    if !recorded {
-        return Ok(None);
-    }
     let (complete, every_movie, ids) = Spi::connect(|client| {
         let row = client
             .select(

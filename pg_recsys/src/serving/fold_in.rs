@@ -1,16 +1,15 @@
 //! Fold-in in a backend: which vector scores a user. A user with ratings the active model never saw
 //! (`recsys.rating_unseen`: loaded after its training data was read, or all ratings of a user it was trained without)
 //! is scored with their embedding and bias refitted to those ratings (`recsys_model`'s fold-in); the fitted vector is
-//! cached per (user, their new ratings' count, latest load number and sum), so a user without new ratings costs one
-//! index lookup per statement. Nothing is written.
-use super::cache::LoadedModel;
-use super::freshness::{self, VisibleData};
+//! kept (in `state`) per (user, their new ratings' count, latest load number and sum), so a user without new ratings
+//! costs one index lookup per statement. Nothing is written.
+use super::freshness::VisibleData;
+use super::model::LoadedModel;
 use crate::error::RecsysError;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::PgOid;
 use recsys_model::scoring::{FoldInOptions, FoldedUser};
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -66,42 +65,68 @@ pub enum UserVector {
 }
 
 /// Identifies a user's new ratings: their count, latest load number and sum.
-type RatingsKey = (i64, u64, u64);
+pub type RatingsKey = (i64, u64, u64);
 
-/// A cached answer: under which visible data it was checked, for which new ratings it was fitted.
-struct CachedVector {
+/// A kept answer: under which visible data it was checked, for which new ratings it was fitted.
+struct KeptVector {
     checked_with: Option<VisibleData>,
     key: RatingsKey,
     vector: UserVector,
 }
 
-/// This backend's users' vectors, for one (model version, catalogue version, fold-in L2 bits): another starts empty.
+/// The vectors of users of one loaded model, fitted with one `recsys.fold_in_l2`; bounded (cleared when full).
 #[derive(Default)]
-struct FoldedUsers {
-    model: (i64, i64, u64),
-    users: HashMap<i32, CachedVector>,
+pub struct FoldedUsers {
+    l2_bits: u64,
+    users: HashMap<i32, KeptVector>,
 }
 
-/// Whether a statement saw ratings newer than a model version's training data.
-type NewerAnswer = (VisibleData, i64, bool);
-
-thread_local! {
-    static FOLDED: RefCell<FoldedUsers> = RefCell::new(FoldedUsers::default());
-    static NEWER_THAN_MODEL: RefCell<Option<NewerAnswer>> = const { RefCell::new(None) };
-    /// `NEW_RATINGS` (or `NEW_RATINGS_BY_TIME`, the bool) planned once per backend (its names are schema-qualified,
-    /// so the plan does not depend on the search_path; Postgres replans it when the tables change).
-    static NEW_RATINGS_PLAN: RefCell<Option<(bool, OwnedPreparedStatement)>> = const { RefCell::new(None) };
-}
-
-/// Whether this statement may see a rating the model has not seen (asked once per statement and model): when it
-/// cannot, a user the model was trained with is scored by their trained row without reading their ratings.
-fn any_rating_unseen(model: &LoadedModel, visible: Option<VisibleData>) -> Result<bool, RecsysError> {
-    if let Some((checked, version, answer)) = NEWER_THAN_MODEL.with(|cell| *cell.borrow()) {
-        if Some(checked) == visible && version == model.version {
-            return Ok(answer);
-        }
+impl FoldedUsers {
+    fn kept(&self, user_id: i32) -> Option<&KeptVector> {
+        self.users.get(&user_id).filter(|_| self.l2_bits == crate::guc::fold_in_l2().to_bits())
     }
-    let answer = match (model.loaded_until, model.trained_until) {
+
+    /// The vector kept for `user_id` when it was checked under `visible` (the running statement's key).
+    pub fn checked(&self, user_id: i32, visible: Option<VisibleData>) -> Option<UserVector> {
+        let kept = self.kept(user_id)?;
+        (kept.checked_with.is_some() && kept.checked_with == visible).then(|| kept.vector.clone())
+    }
+
+    /// The vector kept for `user_id` when it was fitted to the new ratings `key` identifies.
+    pub fn fitted(&self, user_id: i32, key: RatingsKey) -> Option<UserVector> {
+        let kept = self.kept(user_id)?;
+        (kept.key == key).then(|| kept.vector.clone())
+    }
+
+    /// Keeps `vector` for `user_id`, checked under `visible` with new ratings `key`.
+    pub fn keep(&mut self, user_id: i32, visible: Option<VisibleData>, key: RatingsKey, vector: UserVector) {
+        let l2_bits = crate::guc::fold_in_l2().to_bits();
+        if self.l2_bits != l2_bits || self.users.len() >= CACHED_USERS {
+            *self = FoldedUsers { l2_bits, users: HashMap::new() };
+        }
+        self.users.insert(user_id, KeptVector { checked_with: visible, key, vector });
+    }
+}
+
+/// A user's ratings the model never saw (catalogue position, rating), how many of theirs it did see, and the key
+/// that identifies the new ones.
+pub struct NewRatings {
+    /// Ratings of the user the model was trained on.
+    pub reflected: usize,
+    /// The new ratings of movies in the catalogue.
+    pub observed: Vec<(usize, f32)>,
+    /// Count, latest load number and sum of the new ratings.
+    pub key: RatingsKey,
+}
+
+/// The new-ratings query planned once per backend, and whether it is the load-number form (its names are
+/// schema-qualified, so the plan does not depend on the search_path; Postgres replans it when the tables change).
+pub type NewRatingsPlan = (bool, OwnedPreparedStatement);
+
+/// Whether the database holds a rating the model has not seen (the answer holds for one statement's snapshot): when
+/// it does not, a user the model was trained with is scored by their trained row without reading their ratings.
+pub fn any_rating_unseen(model: &LoadedModel) -> Result<bool, RecsysError> {
+    Ok(match (model.loaded_until, model.trained_until) {
         (Some(loaded_until), _) => Spi::connect(|client| client.select(LAST_LOAD, Some(1), &[])?.first().get_one::<i64>())
             .map_err(RecsysError::spi("looking for ratings loaded after the model's training data"))?
             .is_some_and(|last| last > loaded_until),
@@ -109,50 +134,32 @@ fn any_rating_unseen(model: &LoadedModel, visible: Option<VisibleData>) -> Resul
             .map_err(RecsysError::spi("looking for ratings newer than the model"))?
             .is_some_and(|newest| newest > trained_until as f64),
         (None, None) => false,
-    };
-    NEWER_THAN_MODEL.with(|cell| *cell.borrow_mut() = visible.map(|visible| (visible, model.version, answer)));
-    Ok(answer)
-}
-
-fn cache_key(model: &LoadedModel) -> (i64, i64, u64) {
-    (model.version, model.catalogue_version, crate::guc::fold_in_l2().to_bits())
-}
-
-/// The cached entry of `user_id` under `model`, if it passes `keep`.
-fn cached(model: &LoadedModel, user_id: i32, keep: impl Fn(&CachedVector) -> bool) -> Option<UserVector> {
-    FOLDED.with(|folded| {
-        let folded = folded.borrow();
-        (folded.model == cache_key(model)).then(|| folded.users.get(&user_id).filter(|c| keep(c)).map(|c| c.vector.clone())).flatten()
     })
 }
 
-/// The options every fold-in of this session uses (`recsys.fold_in_l2`).
-pub fn options() -> FoldInOptions {
-    FoldInOptions { l2_per_rating: crate::guc::fold_in_l2() as f32, ..FoldInOptions::default() }
-}
-
-/// The vector that scores `user_id` in this statement.
-pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, RecsysError> {
+/// `user_id`'s trained row when their vector comes from the model alone: fold-in is off, or the model cannot tell
+/// which ratings it saw (None: their new ratings decide).
+pub fn without_fold_in(model: &LoadedModel, user_id: i32) -> Option<usize> {
     let row = model.vocabulary.user_row(user_id) as usize;
     let knows_its_data = model.loaded_until.is_some() || model.trained_until.is_some();
-    if !crate::guc::fold_in() || (row != 0 && !knows_its_data) {
-        return Ok(UserVector::Row(row));
-    }
-    let visible = freshness::visible_data();
-    if let Some(hit) = cached(model, user_id, |c| c.checked_with.is_some() && c.checked_with == visible) {
-        return Ok(hit);
-    }
-    if row != 0 && !any_rating_unseen(model, visible)? {
-        return Ok(UserVector::Row(row));
-    }
-    // Every rating of a user the model was trained without is new to it.
+    (!crate::guc::fold_in() || (row != 0 && !knows_its_data)).then_some(row)
+}
+
+/// Reads `user_id`'s ratings `model` never saw (every rating of a user it was trained without) with `plan` (None:
+/// planned here), in its load-number form when `by_load`; gives the plan back for the next call.
+pub fn read_new_ratings(
+    model: &LoadedModel,
+    user_id: i32,
+    by_load: bool,
+    plan: Option<NewRatingsPlan>,
+) -> Result<(NewRatings, NewRatingsPlan), RecsysError> {
+    let row = model.vocabulary.user_row(user_id);
     let (cutoff, loaded_until) = match row {
         0 => (None, None),
         _ => (model.trained_until.map(|seconds| seconds as f64), model.loaded_until),
     };
-    let by_load = super::catalogue::has_load_numbers()?;
-    let (reflected, movies, ratings, latest, sum) = Spi::connect(|client| {
-        let plan = match NEW_RATINGS_PLAN.with(|cell| cell.borrow_mut().take()) {
+    let ((reflected, movies, ratings, latest, sum), plan) = Spi::connect(|client| {
+        let plan = match plan {
             Some((planned_by_load, plan)) if planned_by_load == by_load => plan,
             _ => {
                 let query = if by_load { NEW_RATINGS } else { NEW_RATINGS_BY_TIME };
@@ -161,8 +168,7 @@ pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, Recs
         };
         let row = client.select(&plan, Some(1), &[user_id.into(), cutoff.into(), loaded_until.into()])?.first();
         let values = (row.get::<i64>(1)?, row.get::<Vec<i32>>(2)?, row.get::<Vec<f32>>(3)?, row.get::<f64>(4)?, row.get::<f64>(5)?);
-        NEW_RATINGS_PLAN.with(|cell| *cell.borrow_mut() = Some((by_load, plan)));
-        Ok::<_, pgrx::spi::Error>(values)
+        Ok::<_, pgrx::spi::Error>((values, (by_load, plan)))
     })
     .map_err(RecsysError::spi("reading the user's new ratings"))?;
     let observed: Vec<(usize, f32)> = movies
@@ -172,25 +178,26 @@ pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, Recs
         .filter_map(|(movie, rating)| Some((*model.movie_index.get(movie)?, rating)))
         .collect();
     let key = (observed.len() as i64, latest.unwrap_or(0.0).to_bits(), sum.unwrap_or(0.0).to_bits());
-    let vector = match cached(model, user_id, |c| c.key == key) {
-        Some(vector) => vector,
-        None if observed.is_empty() => UserVector::Row(row),
-        None => {
-            let start = model.scorer.trained_user(row)?;
-            let reflected = if row == 0 { 0 } else { reflected.unwrap_or(0) as usize };
-            let folded = model.scorer.fold_in(&start, reflected, &observed, options())?;
-            let first_layer = Rc::from(model.scorer.folded_first_layer(&folded));
-            UserVector::Folded(Rc::new(folded), first_layer)
-        }
-    };
-    FOLDED.with(|folded| {
-        let mut folded = folded.borrow_mut();
-        if folded.model != cache_key(model) || folded.users.len() >= CACHED_USERS {
-            *folded = FoldedUsers { model: cache_key(model), users: HashMap::new() };
-        }
-        folded.users.insert(user_id, CachedVector { checked_with: visible, key, vector: vector.clone() });
-    });
-    Ok(vector)
+    let reflected = if row == 0 { 0 } else { reflected.unwrap_or(0) as usize };
+    Ok((NewRatings { reflected, observed, key }, plan))
+}
+
+/// The vector that scores `user_id` given their new ratings: the trained row when there are none, else the row
+/// refitted to them (with its first-layer part).
+pub fn fit(model: &LoadedModel, user_id: i32, new: &NewRatings) -> Result<UserVector, RecsysError> {
+    let row = model.vocabulary.user_row(user_id) as usize;
+    if new.observed.is_empty() {
+        return Ok(UserVector::Row(row));
+    }
+    let start = model.scorer.trained_user(row)?;
+    let folded = model.scorer.fold_in(&start, new.reflected, &new.observed, options())?;
+    let first_layer = Rc::from(model.scorer.folded_first_layer(&folded));
+    Ok(UserVector::Folded(Rc::new(folded), first_layer))
+}
+
+/// The options every fold-in of this session uses (`recsys.fold_in_l2`).
+pub fn options() -> FoldInOptions {
+    FoldInOptions { l2_per_rating: crate::guc::fold_in_l2() as f32, ..FoldInOptions::default() }
 }
 
 /// A vector fitted to `ratings` (catalogue position, rating) from the average user, for a visitor the model has

@@ -1,7 +1,7 @@
 //! How a backend orders recommendation lists: by the model's preference part (the preference score of the user's
 //! rated movies plus the blend of the predicted rating the trainer chose) when the model has one, else by predicted
 //! rating (models trained before 0.7). `recsys_recommend`, `recsys_recommend_for` and the batch refresh all call it.
-use super::cache::LoadedModel;
+use super::model::LoadedModel;
 use crate::error::RecsysError;
 use recsys_model::ranking::{rank_by_preference, rank_folded_users, rank_users, RankOptions, Ranking, RatingUsers};
 

@@ -1,18 +1,12 @@
-//! The per-backend model cache: the active model version's network, vocabularies and the encoded content of every
-//! movie, loaded from `recsys.models` on first use, reloaded when another version becomes active and patched when
-//! the catalogue changes (triggers bump its version in `recsys.catalogue_state` and record the movies changed).
-//! Both versions are read again whenever the running statement may see other data than the last check did
-//! (`freshness`), so an activation or a catalogue edit reaches every backend on its next statement, also within one
-//! message, DO block or procedure, without reconnecting. Nothing here writes to the database.
-use super::catalogue::{self, EncodedCatalogue};
-use super::freshness::{self, VisibleData};
+//! A model version as a backend serves it: its network, vocabularies, the encoded catalogue and the scorer tables
+//! over it (private or mapped from shared files), built from `recsys.models` and patched movie by movie when the
+//! catalogue changes. Which version is current, and when to look again, is `state`'s; nothing here writes.
+use super::catalogue::{self, EmbedTitles, EncodedCatalogue};
 use super::shared_tables;
 use crate::error::RecsysError;
-use pgrx::prelude::*;
 use recsys_model::preference::PreferenceScorer;
 use recsys_model::scoring::{CatalogueScorer, SharedFile};
 use recsys_model::{HybridRecommender, Vocabulary};
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use tch::{nn, Tensor};
@@ -55,92 +49,6 @@ struct ServedNetwork {
     shared_weights: Option<SharedFile>,
 }
 
-struct CacheState {
-    model: Option<Rc<LoadedModel>>,
-    checked_with: Option<VisibleData>,
-    /// The statement that last checked the model's mapped files on disk.
-    files_checked_at: Option<pg_sys::TimestampTz>,
-}
-
-thread_local! {
-    static CACHE: RefCell<CacheState> = const { RefCell::new(CacheState { model: None, checked_with: None, files_checked_at: None }) };
-}
-
-/// Drops the cached model when a file it maps was changed in place (truncated, overwritten) since it was mapped,
-/// checked once per statement: its pages are then never read again, and the next load rebuilds the file.
-fn drop_if_files_changed() {
-    // SAFETY: reads the start time of the current statement, set by Postgres for every statement.
-    let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
-    CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.files_checked_at == Some(statement) {
-            return;
-        }
-        cache.files_checked_at = Some(statement);
-        if cache.model.as_ref().is_some_and(|model| model.files_changed_on_disk()) {
-            pgrx::warning!("pg_recsys: a shared table file under $PGDATA/pg_recsys was changed in place; loading the model again");
-            cache.model = None;
-            cache.checked_with = None;
-        }
-    });
-}
-
-/// The model cached in this backend, if any (for `recsys_version_info`); does not query the database.
-pub fn cached_version() -> Option<i64> {
-    CACHE.with(|cache| cache.borrow().model.as_ref().map(|m| m.version))
-}
-
-/// The active model, loading it when the active version changed since this backend last looked.
-pub fn active() -> Result<Rc<LoadedModel>, RecsysError> {
-    drop_if_files_changed();
-    let visible = freshness::visible_data();
-    let cached = CACHE.with(|cache| {
-        let cache = cache.borrow();
-        match (&cache.model, cache.checked_with) {
-            (Some(model), Some(checked)) if Some(checked) == visible => Some(model.clone()),
-            _ => None,
-        }
-    });
-    if let Some(model) = cached {
-        return Ok(model);
-    }
-    catalogue::require_current_schema()?;
-    let (version, catalogue_version, catalogue_writer) = Spi::connect(|client| -> Result<(Option<i64>, i64, Option<i64>), pgrx::spi::Error> {
-        let table = client.select(
-            "SELECT (SELECT version FROM recsys.models WHERE status OPERATOR(pg_catalog.=) 'active'), version, xmin::pg_catalog.text::pg_catalog.int8
-             FROM recsys.catalogue_state",
-            Some(1),
-            &[],
-        )?;
-        let row = table.first();
-        Ok((row.get::<i64>(1)?, row.get::<i64>(2)?.unwrap_or(0), row.get::<i64>(3)?))
-    })
-    .map_err(RecsysError::spi("reading the active model and catalogue versions"))?;
-    let version = version.ok_or(RecsysError::NoActiveModel)?;
-    // SAFETY: asks whether an xid belongs to this backend's transaction (or one of its subtransactions).
-    let uncommitted =
-        catalogue_writer.is_some_and(|xid| unsafe { pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from_inner(xid as u32)) });
-    let model = match CACHE.with(|cache| cache.borrow().model.clone()) {
-        Some(model) if model.version == version && model.catalogue_version == catalogue_version => {
-            model.catalogue_uncommitted.set(model.catalogue_uncommitted.get() && uncommitted);
-            model
-        }
-        Some(model) if model.version == version && catalogue_version > model.catalogue_version && !model.catalogue_uncommitted.get() => {
-            match catalogue::changed_movies(model.catalogue_version, model.catalogue.movie_ids.len())? {
-                Some(changed) => Rc::new(model.with_changes(&changed, catalogue_version, uncommitted)?),
-                None => Rc::new(load(version, catalogue_version, uncommitted)?),
-            }
-        }
-        _ => Rc::new(load(version, catalogue_version, uncommitted)?),
-    };
-    CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        cache.model = Some(model.clone());
-        cache.checked_with = visible;
-    });
-    Ok(model)
-}
-
 impl LoadedModel {
     /// The network, for encoding content and cold-start scoring (borrowed: it lives as long as this model).
     pub fn network(&self) -> &HybridRecommender {
@@ -148,17 +56,17 @@ impl LoadedModel {
     }
 
     /// Whether a shared file this model maps (its weights, its catalogue tables) was changed in place.
-    fn files_changed_on_disk(&self) -> bool {
+    pub fn files_changed_on_disk(&self) -> bool {
         self.served.shared_weights.as_ref().is_some_and(SharedFile::changed_on_disk) || self.scorer.shared_file_changed_on_disk()
     }
 
     /// This model over the catalogue as of `catalogue_version`, which differs from the loaded one in the movies
     /// `changed` only: those are read and encoded again (or dropped), the others keep their encoded content.
-    fn with_changes(&self, changed: &[i32], catalogue_version: i64, uncommitted: bool) -> Result<Self, RecsysError> {
+    pub fn with_changes(&self, changed: &[i32], catalogue_version: i64, uncommitted: bool, embed: EmbedTitles) -> Result<Self, RecsysError> {
         let _float_mode = crate::torch_runtime::prepare()?;
         let started = std::time::Instant::now();
         let network = self.network();
-        let mut catalogue = self.catalogue.patched(network, &self.vocabulary, changed)?;
+        let mut catalogue = self.catalogue.patched(network, &self.vocabulary, changed, embed)?;
         let served = Served { version: self.version, catalogue_version, uncommitted, weights: self.served.shared_weights.as_ref() };
         let (movie_index, scorer) = index_and_scorer(network, &mut catalogue, &served)?;
         let preference = preference_scorer(network, &catalogue)?;
@@ -195,9 +103,23 @@ impl LoadedModel {
     }
 }
 
-/// Loads `version` with the catalogue as of `catalogue_version` (`catalogue_from_snapshot`; titles not yet embedded are
-/// embedded in memory).
-fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<LoadedModel, RecsysError> {
+/// What a model is loaded with: the catalogue version, whether this backend's own transaction changed it
+/// (uncommitted), whether the database records catalogue changes, and how titles not yet embedded are embedded.
+pub struct LoadContext {
+    /// `recsys.catalogue_state.version` as the running statement sees it.
+    pub catalogue_version: i64,
+    /// Whether the catalogue's latest change is this backend's own, uncommitted.
+    pub uncommitted: bool,
+    /// Whether `recsys.catalogue_changes` exists (0.4.0 and later), so a stored snapshot can be patched.
+    pub changes_recorded: bool,
+    /// Embeds titles that `recsys.title_embeddings` does not hold.
+    pub embed: EmbedTitles,
+}
+
+/// Loads `version` with the catalogue as of `context.catalogue_version` (`catalogue_from_snapshot`; titles not yet
+/// embedded are embedded in memory).
+pub fn load(version: i64, context: &LoadContext) -> Result<LoadedModel, RecsysError> {
+    let LoadContext { catalogue_version, uncommitted, .. } = *context;
     let _float_mode = crate::torch_runtime::prepare()?;
     let started = std::time::Instant::now();
     let artefact = super::artefact::read_artefact(version)?;
@@ -209,7 +131,7 @@ fn load(version: i64, catalogue_version: i64, uncommitted: bool) -> Result<Loade
     let vocabulary = artefact.manifest.vocabulary;
     let trained_until = artefact.manifest.fingerprint.max_rated_at;
     let loaded_until = artefact.manifest.fingerprint.loaded_until;
-    let mut catalogue = catalogue_from_snapshot(&network, &vocabulary, version, catalogue_version)?;
+    let mut catalogue = catalogue_from_snapshot(&network, &vocabulary, version, context)?;
     let catalogue_ms = started.elapsed().as_secs_f64() * 1e3;
     let served = Served { version, catalogue_version, uncommitted, weights: shared_weights.as_ref() };
     let (movie_index, scorer) = index_and_scorer(&network, &mut catalogue, &served)?;
@@ -247,21 +169,24 @@ fn catalogue_from_snapshot(
     network: &HybridRecommender,
     vocabulary: &Vocabulary,
     version: i64,
-    catalogue_version: i64,
+    context: &LoadContext,
 ) -> Result<EncodedCatalogue, RecsysError> {
+    let catalogue_version = context.catalogue_version;
+    let changed_since =
+        |encoded_at: i64, movies: usize| if context.changes_recorded { catalogue::changed_movies(encoded_at, movies) } else { Ok(None) };
     match EncodedCatalogue::read_snapshot(version, network.config().content_dim())? {
         Some((snapshot, encoded_at)) if encoded_at == catalogue_version => Ok(snapshot),
-        Some((snapshot, encoded_at)) if encoded_at < catalogue_version => match catalogue::changed_movies(encoded_at, snapshot.movie_ids.len())? {
+        Some((snapshot, encoded_at)) if encoded_at < catalogue_version => match changed_since(encoded_at, snapshot.movie_ids.len())? {
             Some(changed) => {
                 pgrx::debug1!(
                     "pg_recsys: snapshot at catalogue {encoded_at} patched to {catalogue_version}: {} changed movies re-encoded",
                     changed.len()
                 );
-                snapshot.patched(network, vocabulary, &changed)
+                snapshot.patched(network, vocabulary, &changed, context.embed)
             }
-            None => EncodedCatalogue::compute(network, vocabulary),
+            None => EncodedCatalogue::compute(network, vocabulary, context.embed),
         },
-        _ => EncodedCatalogue::compute(network, vocabulary),
+        _ => EncodedCatalogue::compute(network, vocabulary, context.embed),
     }
 }
 

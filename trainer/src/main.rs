@@ -65,7 +65,7 @@ fn main() -> Result<()> {
         Command::Check => check::run(&cli.connection),
         Command::Synth(args) => synth::run(&args),
         Command::Evaluate(args) => train::evaluate::run_evaluate(&mut cli.connection.connect()?, &args),
-        Command::Train(args) => train::run(&mut cli.connection.connect()?, &args),
+        Command::Train(args) => train::run(&mut cli.connection.connect()?, &args, &cli.connection),
         Command::Import(ImportCommand::Movielens { dir, links, skip_bad_lines }) => {
             let mut client = cli.connection.connect()?;
             let report = import::movielens_load::import(&mut client, &dir, links.as_deref(), skip_bad_lines)?;

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod mlflow;
 pub mod phases;
 pub mod register;
+pub mod snapshot;
 pub mod split;
 pub mod title_embeddings;
 pub mod workers;
@@ -388,14 +389,14 @@ fn float_mode_report(trained: &fit::Trained) -> Result<serde_json::Value> {
     Ok(json!({"main_thread": main_thread, "libtorch_threads": libtorch_threads, "gradient_workers": gradient_workers}))
 }
 
-pub fn run(client: &mut postgres::Client, args: &TrainArgs) -> Result<()> {
+pub fn run(client: &mut postgres::Client, args: &TrainArgs, connection: &crate::connection::ConnectionArgs) -> Result<()> {
     let started = Instant::now();
     let started_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let mut phases = phases::Phases::default();
     recsys_model::runtime::set_intra_op_threads(args.threads)?;
-    // The fingerprint and the training data come from one snapshot, so the fingerprint's loaded_until is exactly
-    // the last load the model sees.
-    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    // The fingerprint and the training data come from one snapshot without rating writers in progress, so the
+    // fingerprint's loaded_until is exactly the last load the model sees.
+    snapshot::begin_settled(client, connection)?;
     let current = fingerprint(client)?;
     if args.if_data_changed && active_fingerprint(client)?.as_ref() == Some(&current) {
         client.batch_execute("COMMIT")?;

@@ -58,19 +58,17 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, exp
     let model = state::active_model()?;
     let needs_ratings = explain || model.preference.is_some();
     let rated = if needs_ratings { Some(super::explain::rated_positions(user_id, &model.movie_index)?) } else { None };
-    let excluded: HashSet<i32> = match (&rated, exclude_rated) {
-        (_, false) => HashSet::new(),
-        (Some(rated), true) => rated.iter().map(|(position, _)| model.catalogue.movie_ids[*position]).collect(),
-        (None, true) => movie_ids_where(RATED_BY_USER, user_id.into())?,
+    let excluded: Vec<usize> = match (&rated, exclude_rated) {
+        (_, false) => Vec::new(),
+        (Some(rated), true) => rated.iter().map(|(position, _)| *position).collect(),
+        (None, true) => movie_ids_where(RATED_BY_USER, user_id.into())?.iter().filter_map(|id| model.movie_index.get(id).copied()).collect(),
     };
     let rated_at: Vec<usize> = rated.iter().flatten().map(|(position, _)| *position).collect();
     let allowed = match genre {
         Some(name) => Some(movies_of_genre(name)?),
         None => None,
     };
-    let is_candidate =
-        |i: &usize| !excluded.contains(&model.catalogue.movie_ids[*i]) && allowed.as_ref().is_none_or(|a| a.contains(&model.catalogue.movie_ids[*i]));
-    let candidates = |_| (0..model.catalogue.movie_ids.len()).filter(is_candidate).collect();
+    let candidates = |_| model.candidate_positions(&excluded, allowed.as_ref());
     let options = crate::guc::rank_options(k as usize, model.scorer.movies());
     let ranked = match state::user_vector(&model, user_id)? {
         UserVector::Row(row) => model.rank_lists(RatingUsers::Rows(&[row as i64]), &[&rated_at], candidates, options)?,

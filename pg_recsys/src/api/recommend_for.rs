@@ -34,11 +34,9 @@ fn recommend_for(rated: &[(i32, f32)], k: i32, exclude_rated: bool, genre: Optio
         Some(name) => Some(super::recommend::movies_of_genre(name)?),
         None => None,
     };
-    let ids = &model.catalogue.movie_ids;
-    let candidates = |_| {
-        (0..ids.len()).filter(|at| !(exclude_rated && seen.contains(&ids[*at])) && allowed.as_ref().is_none_or(|a| a.contains(&ids[*at]))).collect()
-    };
     let rated_at: Vec<usize> = observed.iter().map(|(position, _)| *position).collect();
+    let excluded: &[usize] = if exclude_rated { &rated_at } else { &[] };
+    let candidates = |_| model.candidate_positions(excluded, allowed.as_ref());
     let ranked = model.rank_lists(
         RatingUsers::Folded(std::slice::from_ref(&visitor)),
         &[&rated_at],
@@ -51,7 +49,7 @@ fn recommend_for(rated: &[(i32, f32)], k: i32, exclude_rated: bool, genre: Optio
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .map(|(rank, (at, score))| (rank as i32 + 1, ids[at], model.catalogue.titles[at].clone(), score))
+        .map(|(rank, (at, score))| (rank as i32 + 1, model.catalogue.movie_ids[at], model.catalogue.titles[at].clone(), score))
         .collect())
 }
 

@@ -4,8 +4,25 @@
 use super::model::LoadedModel;
 use crate::error::RecsysError;
 use recsys_model::ranking::{rank_by_preference, rank_folded_users, rank_users, RankOptions, Ranking, RatingUsers};
+use std::collections::HashSet;
 
 impl LoadedModel {
+    /// The catalogue positions a list may hold: every position but `excluded`, and with `allowed` (movie ids) only
+    /// the allowed ones. A mask by position: no hashing per catalogue movie.
+    pub fn candidate_positions(&self, excluded: &[usize], allowed: Option<&HashSet<i32>>) -> Vec<usize> {
+        let movies = self.catalogue.movie_ids.len();
+        let mut keep = match allowed {
+            None => vec![true; movies],
+            Some(allowed) => {
+                let mut keep = vec![false; movies];
+                allowed.iter().filter_map(|id| self.movie_index.get(id)).for_each(|position| keep[*position] = true);
+                keep
+            }
+        };
+        excluded.iter().filter(|position| **position < movies).for_each(|position| keep[*position] = false);
+        (0..movies).filter(|position| keep[*position]).collect()
+    }
+
     /// The `k` best `candidates(i)` of each user i, whose predicted ratings come from `users` and who rated the
     /// catalogue positions `rated[i]` (their preference vector; all their ratings, new ones included). Each entry is
     /// (catalogue position, predicted rating), best first.

@@ -12,15 +12,77 @@ use crate::ModelError;
 pub const RESCORE_MARGIN: f32 = 0.1;
 
 /// The `k` best of `candidates` (catalogue positions) by `scores`, best first; ties go to the lower `ids` entry.
+/// A short list out of many candidates is kept in a bounded heap whose worst entry most candidates lose to in one
+/// comparison; a long one is selected in place.
 pub fn top_k(scores: &[f32], ids: &[i32], mut candidates: Vec<usize>, k: usize) -> Vec<usize> {
     let better = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(ids[*a].cmp(&ids[*b]));
     let k = k.min(candidates.len());
-    if k > 0 && k < candidates.len() {
+    if k == 0 {
+        return Vec::new();
+    }
+    if k.saturating_mul(HEAP_SHARE) < candidates.len() {
+        return best_in_heap(scores, ids, &candidates, k);
+    }
+    if k < candidates.len() {
         candidates.select_nth_unstable_by(k - 1, better);
     }
     candidates.truncate(k);
     candidates.sort_by(better);
     candidates
+}
+
+/// Below one list entry per this many candidates, `top_k` keeps a heap instead of selecting in place.
+const HEAP_SHARE: usize = 16;
+
+/// A candidate in `best_in_heap`: ordered worst-last by (score descending, id ascending), so the heap's top is the
+/// worst of the kept.
+#[derive(Clone, Copy)]
+struct Kept {
+    score: f32,
+    id: i32,
+    position: usize,
+}
+
+impl Kept {
+    fn order(&self, other: &Self) -> std::cmp::Ordering {
+        other.score.total_cmp(&self.score).then(self.id.cmp(&other.id))
+    }
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Self) -> bool {
+        self.order(other).is_eq()
+    }
+}
+
+impl Eq for Kept {}
+
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Kept {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order(other)
+    }
+}
+
+/// The `k` best of `candidates`, best first, through a heap of at most `k` entries (1 ≤ `k` ≤ candidates).
+fn best_in_heap(scores: &[f32], ids: &[i32], candidates: &[usize], k: usize) -> Vec<usize> {
+    let mut heap = std::collections::BinaryHeap::with_capacity(k + 1);
+    for &position in candidates {
+        let entry = Kept { score: scores[position], id: ids[position], position };
+        if heap.len() < k {
+            heap.push(entry);
+        } else if let Some(mut worst) = heap.peek_mut() {
+            if entry < *worst {
+                *worst = entry;
+            }
+        }
+    }
+    heap.into_sorted_vec().into_iter().map(|kept| kept.position).collect()
 }
 
 /// One user's ranking: (catalogue position, predicted rating clipped to the scale), best first.
@@ -204,5 +266,28 @@ mod tests {
         assert_eq!(top_k(&scores, &ids, vec![0, 1, 2, 3, 4], 3), [3, 1, 2]);
         assert_eq!(top_k(&scores, &ids, vec![0, 4], 10), [0, 4]);
         assert!(top_k(&scores, &ids, vec![], 3).is_empty());
+    }
+
+    #[test]
+    fn the_heap_and_the_full_sort_pick_the_same_list() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..200 {
+            let movies = 50 + (next() % 3000) as usize;
+            let scores: Vec<f32> = (0..movies).map(|_| (next() % 40) as f32 / 8.0 - 2.0).collect();
+            let ids: Vec<i32> = (0..movies).map(|m| (m as i32 * 7919) % 100_003).collect();
+            let candidates: Vec<usize> = (0..movies).filter(|_| next() % 5 != 0).collect();
+            let k = 1 + (next() % 120) as usize;
+            let mut sorted = candidates.clone();
+            sorted.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(ids[*a].cmp(&ids[*b])));
+            sorted.truncate(k);
+            assert_eq!(top_k(&scores, &ids, candidates.clone(), k), sorted, "round {round}: {movies} movies, k {k}");
+            assert_eq!(best_in_heap(&scores, &ids, &candidates, k.min(candidates.len())), sorted, "round {round}, the heap itself");
+        }
     }
 }

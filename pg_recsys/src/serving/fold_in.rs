@@ -137,23 +137,22 @@ pub fn any_rating_unseen(model: &LoadedModel) -> Result<bool, RecsysError> {
     })
 }
 
-/// `user_id`'s trained row when their vector comes from the model alone: fold-in is off, or the model cannot tell
-/// which ratings it saw (None: their new ratings decide).
-pub fn without_fold_in(model: &LoadedModel, user_id: i32) -> Option<usize> {
-    let row = model.vocabulary.user_row(user_id) as usize;
+/// Whether the vector of the user in model row `row` comes from the model alone: fold-in is off, or the model cannot
+/// tell which ratings it saw (else their new ratings decide).
+pub fn without_fold_in(model: &LoadedModel, row: usize) -> bool {
     let knows_its_data = model.loaded_until.is_some() || model.trained_until.is_some();
-    (!crate::guc::fold_in() || (row != 0 && !knows_its_data)).then_some(row)
+    !crate::guc::fold_in() || (row != 0 && !knows_its_data)
 }
 
-/// Reads `user_id`'s ratings `model` never saw (every rating of a user it was trained without) with `plan` (None:
-/// planned here), in its load-number form when `by_load`; gives the plan back for the next call.
+/// Reads the ratings `model` never saw of `user_id` (model row `row`; every rating of a user it was trained without)
+/// with `plan` (None: planned here), in its load-number form when `by_load`; gives the plan back for the next call.
 pub fn read_new_ratings(
     model: &LoadedModel,
     user_id: i32,
+    row: usize,
     by_load: bool,
     plan: Option<NewRatingsPlan>,
 ) -> Result<(NewRatings, NewRatingsPlan), RecsysError> {
-    let row = model.vocabulary.user_row(user_id);
     let (cutoff, loaded_until) = match row {
         0 => (None, None),
         _ => (model.trained_until.map(|seconds| seconds as f64), model.loaded_until),
@@ -182,10 +181,9 @@ pub fn read_new_ratings(
     Ok((NewRatings { reflected, observed, key }, plan))
 }
 
-/// The vector that scores `user_id` given their new ratings: the trained row when there are none, else the row
-/// refitted to them (with its first-layer part).
-pub fn fit(model: &LoadedModel, user_id: i32, new: &NewRatings) -> Result<UserVector, RecsysError> {
-    let row = model.vocabulary.user_row(user_id) as usize;
+/// The vector that scores the user in model row `row` given their new ratings: the trained row when there are none,
+/// else the row refitted to them (with its first-layer part).
+pub fn fit(model: &LoadedModel, row: usize, new: &NewRatings) -> Result<UserVector, RecsysError> {
     if new.observed.is_empty() {
         return Ok(UserVector::Row(row));
     }

@@ -142,24 +142,24 @@ pub fn active_model() -> Result<Rc<LoadedModel>, RecsysError> {
 /// The vector that scores `user_id` in the running statement with `model` (from `active_model`): the trained row,
 /// or one refitted to the ratings the model never saw (`fold_in`), kept until those ratings change.
 pub fn user_vector(model: &LoadedModel, user_id: i32) -> Result<UserVector, RecsysError> {
-    if let Some(row) = fold_in::without_fold_in(model, user_id) {
+    let row = model.vocabulary.user_row(user_id) as usize;
+    if fold_in::without_fold_in(model, row) {
         return Ok(UserVector::Row(row));
     }
     let visible = freshness::visible_data();
     if let Some(kept) = with_state(|state| state.holds(model).then(|| state.folded.checked(user_id, visible)).flatten()) {
         return Ok(kept);
     }
-    let row = model.vocabulary.user_row(user_id) as usize;
     if row != 0 && !any_rating_unseen(model, visible)? {
         return Ok(UserVector::Row(row));
     }
     let by_load = has_load_numbers()?;
     let plan = with_state(|state| state.new_ratings_plan.take());
-    let (new, plan) = fold_in::read_new_ratings(model, user_id, by_load, plan)?;
+    let (new, plan) = fold_in::read_new_ratings(model, user_id, row, by_load, plan)?;
     with_state(|state| state.new_ratings_plan = Some(plan));
     let vector = match with_state(|state| state.holds(model).then(|| state.folded.fitted(user_id, new.key)).flatten()) {
         Some(vector) => vector,
-        None => fold_in::fit(model, user_id, &new)?,
+        None => fold_in::fit(model, row, &new)?,
     };
     with_state(|state| {
         if state.holds(model) {

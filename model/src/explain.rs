@@ -108,7 +108,8 @@ impl HybridRecommender {
             };
             groups[0] -= user_bias;
             groups[1] -= movie_bias;
-            Ok(Explanation { raw, global_bias, baseline: values[0] - global_bias, user_bias, movie_bias, groups, autoencoder: raw - values[full] })
+            let autoencoder = if self.autoencoder.is_some() { raw - values[full] } else { 0.0 };
+            Ok(Explanation { raw, global_bias, baseline: values[0] - global_bias, user_bias, movie_bias, groups, autoencoder })
         })
     }
 }

@@ -41,15 +41,17 @@ impl Ease {
         Ok(Some(Self { weights, column_of, movies }))
     }
 
-    /// Scores of every movie with training ratings for a user who rated `rated` (ids), as (movie id, score).
-    pub fn scores(&self, rated: &[i32]) -> Result<Vec<(i32, f32)>> {
-        let columns: Vec<i64> = rated.iter().filter_map(|m| self.column_of.get(m)).map(|c| *c as i64).collect();
-        let scores: Vec<f32> = if columns.is_empty() {
-            vec![0.0; self.movies.len()]
-        } else {
-            Vec::try_from(self.weights.f_index_select(0, &Tensor::from_slice(&columns))?.f_sum_dim_intlist([0i64].as_slice(), false, Kind::Float)?)?
-        };
-        Ok(self.movies.iter().copied().zip(scores).collect())
+    /// For each user (the ids they rated), every movie with training ratings as (movie id, score): the users' rows
+    /// of X·B in blocks of `USERS_PER_BLOCK` matrix products.
+    pub fn scores(&self, users: &[&[i32]]) -> Result<Vec<Vec<(i32, f32)>>> {
+        let mut all = Vec::with_capacity(users.len());
+        for block in users.chunks(USERS_PER_BLOCK) {
+            let columns: Vec<Vec<usize>> = block.iter().map(|rated| rated.iter().filter_map(|m| self.column_of.get(m).copied()).collect()).collect();
+            let scores = indicator(&columns, self.movies.len())?.f_matmul(&self.weights)?;
+            let flat: Vec<f32> = Vec::try_from(scores.f_flatten(0, -1)?)?;
+            all.extend(flat.chunks_exact(self.movies.len().max(1)).map(|row| self.movies.iter().copied().zip(row.iter().copied()).collect()));
+        }
+        Ok(all)
     }
 }
 
@@ -69,14 +71,36 @@ pub fn item_item(users: &[Vec<usize>], columns: usize, lambda: f64) -> Result<Te
     Ok(weights)
 }
 
+/// Movies with fewer training ratings than this have no neighbours in the preference part's item neighbourhood: with
+/// λ = 500 their weights are a few thousandths, and leaving them out of the inverse makes it several times cheaper
+/// (ml-latest-small: 4,980 of 9,742 movies, (4,980 / 9,742)³ ≈ 13 % of the work).
+pub const NEIGHBOUR_MIN_RATINGS: usize = 3;
+
 /// EASE's B over the movie rows of `histories` (per user row: (movie row ≥ 1, rating)), column c for movie row
-/// c + 1; `None` above `MAX_MOVIES` movies.
+/// c + 1, fitted over the movies with at least `NEIGHBOUR_MIN_RATINGS` ratings (the others' rows and columns are 0);
+/// `None` above `MAX_MOVIES` movies.
 pub fn item_item_by_row(histories: &[Vec<(i64, f32)>], movies: usize, lambda: f64) -> Result<Option<Tensor>> {
     if movies > MAX_MOVIES {
         return Ok(None);
     }
-    let users: Vec<Vec<usize>> = histories.iter().filter(|h| !h.is_empty()).map(|h| h.iter().map(|(row, _)| (*row - 1) as usize).collect()).collect();
-    Ok(Some(item_item(&users, movies, lambda)?))
+    let mut counts = vec![0usize; movies];
+    histories.iter().flatten().for_each(|(row, _)| counts[(*row - 1) as usize] += 1);
+    let kept: Vec<i64> = (0..movies).filter(|c| counts[*c] >= NEIGHBOUR_MIN_RATINGS).map(|c| c as i64).collect();
+    let mut column_of = vec![None; movies];
+    kept.iter().enumerate().for_each(|(column, movie)| column_of[*movie as usize] = Some(column));
+    let users: Vec<Vec<usize>> = histories
+        .iter()
+        .map(|h| h.iter().filter_map(|(row, _)| column_of[(*row - 1) as usize]).collect::<Vec<usize>>())
+        .filter(|columns| !columns.is_empty())
+        .collect();
+    let full = Tensor::f_zeros([movies as i64, movies as i64], (Kind::Float, Device::Cpu))?;
+    if kept.is_empty() {
+        return Ok(Some(full));
+    }
+    let weights = item_item(&users, kept.len(), lambda)?;
+    let index = Tensor::f_from_slice(&kept)?;
+    let rows = Tensor::f_zeros([kept.len() as i64, movies as i64], (Kind::Float, Device::Cpu))?.f_index_copy(1, &index, &weights)?;
+    Ok(Some(full.f_index_copy(0, &index, &rows)?))
 }
 
 /// [users, movies]: 1 where the user rated the movie.
@@ -109,11 +133,39 @@ mod tests {
                 assert!((got - value).abs() < 1e-5, "B[{i}][{j}] = {got}, expected {value}");
             }
         }
-        let scores = ease.scores(&[10]).unwrap();
+        let scores = ease.scores(&[&[10], &[]]).unwrap();
+        assert!(scores[1].iter().all(|(_, score)| *score == 0.0), "a user without ratings scores 0 everywhere: {:?}", scores[1]);
+        let scores = &scores[0];
         let expected = [(10, 0.0), (20, 0.5), (30, 0.0)];
         assert!(
             scores.iter().zip(expected).all(|((id, score), (want_id, want))| *id == want_id && (score - want).abs() < 1e-5),
             "a user who rated movie 10 gets row 0 of B: {scores:?}"
         );
+    }
+
+    /// The hand-computed case inside a larger catalogue: movie rows 1, 3 and 4 rated three times each, rows 2 and 5
+    /// once: the neighbourhood is the three-movie B, the rarely rated movies' rows and columns are 0.
+    #[test]
+    fn the_neighbourhood_leaves_out_rarely_rated_movies() {
+        let histories = vec![
+            vec![(1, 5.0), (3, 5.0), (2, 4.0)],
+            vec![(3, 5.0), (4, 5.0)],
+            vec![(1, 5.0), (3, 5.0), (4, 5.0), (5, 3.0)],
+            vec![(4, 4.0), (1, 4.0)],
+        ];
+        let weights = item_item_by_row(&histories, 5, 1.0).unwrap().unwrap();
+        let dense = item_item(&[vec![0, 1], vec![1, 2], vec![0, 1, 2], vec![2, 0]], 3, 1.0).unwrap();
+        let kept = [0i64, 2, 3];
+        for i in 0..5i64 {
+            for j in 0..5i64 {
+                let got = weights.double_value(&[i, j]);
+                let expected = match (kept.iter().position(|k| *k == i), kept.iter().position(|k| *k == j)) {
+                    (Some(a), Some(b)) => dense.double_value(&[a as i64, b as i64]),
+                    _ => 0.0,
+                };
+                assert!((got - expected).abs() < 1e-6, "B[{i}][{j}] = {got}, expected {expected}");
+            }
+        }
+        assert!(dense.abs().sum(Kind::Float).double_value(&[]) > 0.1, "the kept movies have neighbours");
     }
 }

@@ -67,7 +67,8 @@ fn list_quality(split: &Split, users: &[i32], lists: &HashMap<i32, Vec<i32>>, he
 /// Recall@10 and NDCG@10 (relevant = test rating ≥ 4) for up to `sample` test users, over every catalogue movie the
 /// user has not rated in training, ranked by the code `recsys_recommend` and the batch refresh serve with (the
 /// preference order through `rank_by_preference`, or for a network without it `rank_users`, in the extension's
-/// default arithmetic); and the popularity and EASE baselines on the same users and candidates.
+/// default arithmetic); and the popularity and EASE baselines on the same users and candidates. `cold`: the test
+/// movies have no training ratings, so EASE (0 on them by construction) is not fitted.
 pub fn ranking_metrics(
     evaluated: &Evaluated,
     catalogue: &Catalogue,
@@ -75,6 +76,7 @@ pub fn ranking_metrics(
     split: &Split,
     sample: usize,
     seed: u64,
+    cold: bool,
 ) -> Result<RankingReport> {
     let (network, vocabulary) = (&evaluated.trained.network, &evaluated.vocabulary);
     let content = super::encode_catalogue(vocabulary, catalogue, titles, &evaluated.config)?;
@@ -137,13 +139,18 @@ pub fn ranking_metrics(
             (*user, top_k(&popularity_scores, &catalogue.movie_ids, candidates_of(user), 10).into_iter().map(|p| catalogue.movie_ids[p]).collect())
         })
         .collect();
-    let (ease, ease_note) = match Ease::fit(&split.train, ease::LAMBDA)? {
+    let fitted = if cold { None } else { Ease::fit(&split.train, ease::LAMBDA)? };
+    let (ease, ease_note) = match fitted {
+        None if cold => (
+            None,
+            Some("not fitted: it ranks only movies with training ratings, so none of the held-out movies (Recall@10 0 by construction)".to_string()),
+        ),
         Some(fitted) => {
+            let own: Vec<&[i32]> = users.iter().map(|user| rated_ids.get(user).map_or(&[][..], |r| r.as_slice())).collect();
             let mut ease_lists = HashMap::new();
-            for user in &users {
-                let own = rated_ids.get(user).map_or(&[][..], |r| r.as_slice());
+            for ((user, own), scores) in users.iter().zip(&own).zip(fitted.scores(&own)?) {
                 let seen: HashSet<i32> = own.iter().copied().collect();
-                let (ids, scores): (Vec<i32>, Vec<f32>) = fitted.scores(own)?.into_iter().filter(|(m, _)| !seen.contains(m)).unzip();
+                let (ids, scores): (Vec<i32>, Vec<f32>) = scores.into_iter().filter(|(m, _)| !seen.contains(m)).unzip();
                 ease_lists.insert(*user, top_k(&scores, &ids, (0..ids.len()).collect(), 10).into_iter().map(|i| ids[i]).collect());
             }
             (Some(list_quality(split, &users, &ease_lists, &head, movies)), None)

@@ -308,7 +308,8 @@ pub struct Evaluated {
     pub seconds: f64,
 }
 
-/// `cold`: the split holds out whole movies, and the epoch is picked on held-out movies of the training share too.
+/// `cold`: the split holds out whole movies, and the epoch is picked on held-out movies of the training share too;
+/// the item autoencoder and the item neighbourhood are left out (neither scores a movie without training ratings).
 fn train_and_evaluate(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, split: &split::Split, cold: bool) -> Result<Evaluated> {
     let started = Instant::now();
     let vocabulary = fit_vocabulary(&split.train, catalogue);
@@ -316,6 +317,9 @@ fn train_and_evaluate(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, 
     let mut options = FitOptions { validate_on_unseen_movies: cold, ..args.fit_options() };
     if cold {
         (config.autoencoder_rank, options.autoencoder) = (None, None);
+        if let Some(preference) = config.preference.as_mut() {
+            preference.neighbours = 0;
+        }
     }
     let content = encode_catalogue(&vocabulary, catalogue, titles, &config)?;
     let trained = fit::fit(&config, &vocabulary, &content, catalogue, &split.train, &options)?;
@@ -418,7 +422,8 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs, connection: &crate::
     eprintln!("hold-out run: training on {} ratings, testing on {} (random hold-out)", random.train.len(), random.test.len());
     let main = phases.run_with_own_progress("hold-out run", || train_and_evaluate(args, &catalogue, &titles, &random, false))?;
     let ranking_started = Instant::now();
-    let ranking = phases.run("ranking metrics", || evaluate::ranking_metrics(&main, &catalogue, &titles, &random, args.ranking_users, args.seed))?;
+    let ranking =
+        phases.run("ranking metrics", || evaluate::ranking_metrics(&main, &catalogue, &titles, &random, args.ranking_users, args.seed, false))?;
     let ranking_seconds = ranking_started.elapsed().as_secs_f64();
     let cold = if args.skip_cold_start {
         None
@@ -429,8 +434,8 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs, connection: &crate::
         };
         eprintln!("cold-start run: training on {} ratings, testing on {} ratings of held-out movies", split.train.len(), split.test.len());
         let evaluated = phases.run_with_own_progress("cold-start run", || train_and_evaluate(args, &catalogue, &titles, &split, true))?;
-        let ranking =
-            phases.run("cold-start ranking", || evaluate::ranking_metrics(&evaluated, &catalogue, &titles, &split, args.ranking_users, args.seed))?;
+        let ranking = phases
+            .run("cold-start ranking", || evaluate::ranking_metrics(&evaluated, &catalogue, &titles, &split, args.ranking_users, args.seed, true))?;
         Some((evaluated, ranking))
     };
     let (cold, cold_ranking) = cold.map_or((None, None), |(evaluated, ranking)| (Some(evaluated), Some(ranking)));

@@ -371,11 +371,22 @@ pub struct Refitted {
     pub fitted_ratings: usize,
 }
 
-/// Trains the model that is served on all `ratings`, with `epochs` (the hold-out run's best epoch) as the budget.
-fn refit(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, ratings: &Ratings, epochs: usize) -> Result<Refitted> {
+/// The epochs the hold-out run chose, which bound the refit's.
+struct Budget {
+    /// The rating network's best epoch.
+    epochs: usize,
+    /// The preference part's best epoch (trained to the end, no early stop: its checks are noisier than RMSE).
+    preference_epochs: Option<usize>,
+}
+
+/// Trains the model that is served on all `ratings`, with the hold-out run's best epochs as the budget.
+fn refit(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, ratings: &Ratings, budget: Budget) -> Result<Refitted> {
     let vocabulary = fit_vocabulary(ratings, catalogue);
     let config = args.config(&vocabulary);
-    let options = FitOptions { epochs: epochs.max(1), ..args.fit_options() };
+    let mut options = FitOptions { epochs: budget.epochs.max(1), ..args.fit_options() };
+    if let (Some(preference), Some(epochs)) = (options.preference.as_mut(), budget.preference_epochs) {
+        (preference.epochs, preference.patience) = (epochs.max(1), usize::MAX);
+    }
     let content = encode_catalogue(&vocabulary, catalogue, titles, &config)?;
     let trained = fit::fit(&config, &vocabulary, &content, catalogue, ratings, &options)?;
     let validation = ((ratings.len() as f64) * options.validation_fraction).round() as usize;
@@ -443,12 +454,15 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs, connection: &crate::
 
     let serving_needed = !args.no_register || args.out.is_some();
     let refitted = if serving_needed && !args.no_refit {
+        let preference_epochs = main.trained.preference.as_ref().map(|p| p.best_epoch);
         eprintln!(
-            "refit: training the served model on all {} ratings but the validation share, {} epochs at most",
+            "refit: training the served model on all {} ratings but the validation share, {} epochs at most{}",
             ratings.len(),
-            main.trained.best_epoch
+            main.trained.best_epoch,
+            preference_epochs.map(|e| format!(" and {e} of the preference part")).unwrap_or_default()
         );
-        Some(phases.run_with_own_progress("refit on all ratings", || refit(args, &catalogue, &titles, &ratings, main.trained.best_epoch))?)
+        let budget = Budget { epochs: main.trained.best_epoch, preference_epochs };
+        Some(phases.run_with_own_progress("refit on all ratings", || refit(args, &catalogue, &titles, &ratings, budget))?)
     } else {
         None
     };

@@ -120,10 +120,9 @@ pub struct TrainArgs {
     /// it 300,000 / users, between 10 and 300.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub preference_epochs: Option<u64>,
-    /// Users per step of the preference part; without it 64 (validation quality on ml-latest-small 0.1868 vs 0.1811
-    /// with 128, ML-100K u1 0.2182 vs 0.2163), 128 above `LARGE_DATA` ratings, where an epoch is thousands of steps.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub preference_batch_users: Option<u64>,
+    /// Users per step of the preference part.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub preference_batch_users: u64,
     /// Adam's learning rate for the preference part.
     #[arg(long, default_value_t = 0.003)]
     pub preference_learning_rate: f64,
@@ -195,12 +194,10 @@ pub struct TrainArgs {
 pub const LARGE_DATA: usize = 2_000_000;
 
 impl TrainArgs {
-    /// These arguments for `ratings` ratings: the preference part's users per step (64, or 128 above `LARGE_DATA`);
-    /// above `LARGE_DATA` (and without `--every-phase`) the cold-start run, the
+    /// These arguments for `ratings` ratings: above `LARGE_DATA` (and without `--every-phase`) the cold-start run, the
     /// refit and the autoencoder are left out; says what was chosen and why.
     fn adapted_to(&self, ratings: usize) -> Self {
         let mut adapted = self.clone();
-        adapted.preference_batch_users = Some(self.preference_batch_users.unwrap_or(if ratings > LARGE_DATA { 128 } else { 64 }));
         if ratings <= LARGE_DATA || self.every_phase {
             return adapted;
         }
@@ -245,7 +242,7 @@ impl TrainArgs {
             }),
             preference: (self.preference_dim > 0).then(|| PreferenceOptions {
                 epochs: self.preference_epochs.unwrap_or(0) as usize,
-                batch_users: self.preference_batch_users.unwrap_or(64) as usize,
+                batch_users: self.preference_batch_users as usize,
                 learning_rate: self.preference_learning_rate,
                 input_dropout: self.preference_input_dropout,
                 id_dropout: self.preference_id_dropout,

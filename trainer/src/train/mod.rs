@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod mlflow;
 pub mod phases;
 pub mod register;
+pub mod sizing;
 pub mod snapshot;
 pub mod split;
 pub mod title_embeddings;
@@ -33,8 +34,10 @@ use tch::Tensor;
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
+    /// Epochs of the rating network at most (it stops earlier when the validation RMSE stops improving); without it
+    /// 10, and above `sizing::LARGE_DATA` ratings fewer (`sizing::RATING_VISITS` / ratings; the ML-25M shape: 2).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: Option<u64>,
     /// Ratings per optimiser step; without it 256, doubled for every doubling of the training set beyond 100,000
     /// ratings, at most 4096 (ML-1M: 2048, ML-25M: 4096).
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
@@ -117,7 +120,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = ModelConfig::default().preference.map_or(0, |p| p.neighbours))]
     pub preference_neighbours: i64,
     /// Epochs of the preference part at most (it stops earlier when validation Recall@10 stops improving); without
-    /// it 300,000 / users, between 10 and 300.
+    /// it 300,000 / users, between 10 and 300, and above `sizing::LARGE_DATA` ratings at most
+    /// `sizing::PREFERENCE_PAIRS` / (users × movies) (the ML-25M shape: 2).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub preference_epochs: Option<u64>,
     /// Users per step of the preference part.
@@ -180,9 +184,9 @@ pub struct TrainArgs {
     /// Serve the hold-out run's model (fitted without the test share) instead of refitting on all the ratings.
     #[arg(long)]
     pub no_refit: bool,
-    /// Run every phase whatever the data's size: above `LARGE_DATA` ratings the defaults leave out the cold-start run,
-    /// the refit and the item autoencoder (each would add a training of the whole set; at the ML-25M shape the three
-    /// together do not finish in hours on two cores).
+    /// Run every phase whatever the data's size: above `sizing::LARGE_DATA` ratings the defaults leave out the
+    /// cold-start run, the refit and the item autoencoder (each would add a training of the whole set; at the ML-25M
+    /// shape the three together do not finish in hours on two cores). Epochs not given are bounded either way.
     #[arg(long)]
     pub every_phase: bool,
     /// Also write the artefact (manifest.json, weights.safetensors) to this directory.
@@ -190,38 +194,10 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
 }
 
-/// Ratings above which the defaults train once (no cold-start run, no refit, no item autoencoder).
-pub const LARGE_DATA: usize = 2_000_000;
-
 impl TrainArgs {
-    /// These arguments for `ratings` ratings: above `LARGE_DATA` (and without `--every-phase`) the cold-start run, the
-    /// refit and the autoencoder are left out; says what was chosen and why.
-    fn adapted_to(&self, ratings: usize) -> Self {
-        let mut adapted = self.clone();
-        if ratings <= LARGE_DATA || self.every_phase {
-            return adapted;
-        }
-        let mut left_out = Vec::new();
-        if !self.skip_cold_start {
-            (adapted.skip_cold_start, left_out) = (true, vec!["the cold-start run"]);
-        }
-        if !self.no_refit {
-            adapted.no_refit = true;
-            left_out.push("the refit (the hold-out run's model is served)");
-        }
-        if self.autoencoder_hidden > 0 {
-            adapted.autoencoder_hidden = 0;
-            left_out.push("the item autoencoder");
-        }
-        if !left_out.is_empty() {
-            eprintln!("{ratings} ratings (more than {LARGE_DATA}): one training run; left out {} (--every-phase runs them)", left_out.join(", "));
-        }
-        adapted
-    }
-
     fn fit_options(&self) -> FitOptions {
         FitOptions {
-            epochs: self.epochs,
+            epochs: self.epochs.map_or(sizing::DEFAULT_EPOCHS, |e| e as usize),
             batch_size: self.batch_size,
             learning_rate: self.learning_rate,
             precision: self.precision,
@@ -421,7 +397,7 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs, connection: &crate::
     let (ratings, catalogue) = phases.run("load data", || Ok((data::load_ratings(client)?, data::load_catalogue(client)?)))?;
     client.batch_execute("COMMIT")?;
     eprintln!("loaded {} ratings and {} movies", ratings.len(), catalogue.movie_ids.len());
-    let args = &args.adapted_to(ratings.len());
+    let args = &args.adapted_to(&sizing::DataSize::of(&ratings, &catalogue));
 
     let (titles, embedded) = phases.run_with_own_progress("title embeddings", || title_embeddings::embed_titles(client, &catalogue))?;
     eprintln!("title embeddings: {embedded} computed, {} from the cache", catalogue.movie_ids.len() - embedded);

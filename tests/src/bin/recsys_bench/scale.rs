@@ -1,5 +1,5 @@
 //! `recsys_bench scale`: the whole pipeline at the ML-1M and the ML-25M shape side by side — `trainer synth`, import,
-//! training (ten epochs with the recommended flags, per phase and per epoch), model load, recsys_recommend exhaustive and
+//! the default training command (per phase and per epoch), model load, recsys_recommend exhaustive and
 //! two-stage with recall@10, recsys_predict throughput, recsys_predict_new, the batch refresh — as one table.
 use super::import_benchmarks::{bench_data_dir, measured, measured_with_stderr, trainer_in};
 use anyhow::Result;
@@ -8,20 +8,27 @@ use recsys_integration_tests::{trainer_binary, Loading, TempCluster};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The training the table measures, with the flags the README recommends at this size: ten epochs (fewer when
-/// the validation RMSE stops improving; `RECSYS_SCALE_EPOCHS` sets another bound, e.g. 1 to measure serving only),
-/// the automatic batch size, no cold-start run, no refit (the hold-out run's model is served), and no item
-/// autoencoder — at the ML-25M shape each of its batches updates a users × hidden (162,541 × 500) weight matrix
-/// densely, which did not finish three epochs in 40 minutes.
-/// With `RECSYS_SCALE_EPOCHS` the preference part gets the same bound (the part's own default, 300,000 / users
-/// between 10 and 300, otherwise).
+/// The training the table measures: the README's command, `trainer train --activate`, whose defaults adapt to the
+/// data's size (`trainer/src/train/sizing.rs`). `RECSYS_SCALE_EPOCHS` (e.g. 1, to measure serving only) instead
+/// bounds both the rating network and the preference part to that many epochs, with one run and no autoencoder.
 fn training_args(epochs: Option<&str>) -> Vec<&str> {
-    let mut args = vec!["train", "--activate", "--epochs", epochs.unwrap_or("10"), "--skip-cold-start", "--no-refit", "--ranking-users", "10"];
-    args.extend(["--autoencoder-hidden", "0"]);
-    if let Some(epochs) = epochs {
-        args.extend(["--preference-epochs", epochs]);
+    match epochs {
+        None => vec!["train", "--activate"],
+        Some(epochs) => vec![
+            "train",
+            "--activate",
+            "--epochs",
+            epochs,
+            "--preference-epochs",
+            epochs,
+            "--skip-cold-start",
+            "--no-refit",
+            "--ranking-users",
+            "10",
+            "--autoencoder-hidden",
+            "0",
+        ],
     }
-    args
 }
 
 /// One row of the table: what was measured and its value per shape.
@@ -135,7 +142,10 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     let epochs = std::env::var("RECSYS_SCALE_EPOCHS").ok();
     let (seconds, peak, report) = measured_with_stderr(&mut trainer_in(&cluster, "bench", &training_args(epochs.as_deref())))?;
     add(
-        &format!("trainer train, {} epochs at most (wall, peak RSS)", epochs.as_deref().unwrap_or("10")),
+        &match epochs.as_deref() {
+            None => "trainer train --activate, the defaults (wall, peak RSS)".to_string(),
+            Some(epochs) => format!("trainer train, {epochs} epochs at most (wall, peak RSS)"),
+        },
         format!("{seconds:.0} s, {:.1} GB", peak / 1024.0),
     );
     add("  batch size, learning rate", report.lines().find_map(|l| l.strip_prefix("batch size ")).unwrap_or("-").to_string());
@@ -145,7 +155,19 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     add("  epochs run, mean epoch, last validation RMSE", format!("{}, {mean:.0} s, {last}", epochs.len()));
     let preference = report.lines().find(|l| l.trim_start().starts_with("preference: best epoch"));
     add("  preference part (in the hold-out run)", preference.and_then(|l| l.rsplit(") ").next()).unwrap_or("-").to_string());
-    for phase in ["load data", "title embeddings", "hold-out run", "ranking metrics", "refit on all ratings", "registration"] {
+    let sized = report.lines().find_map(|l| l.split(" ratings): ").nth(1)?.split(" (flags override").next().map(str::to_string));
+    add("  defaults chosen for the data's size", sized.unwrap_or_else(|| "all (not large data)".into()));
+    let phases = [
+        "load data",
+        "title embeddings",
+        "hold-out run",
+        "ranking metrics",
+        "cold-start run",
+        "cold-start ranking",
+        "refit on all ratings",
+        "registration",
+    ];
+    for phase in phases {
         let line = report.lines().find_map(|l| l.trim().strip_prefix(&format!("[{phase}: "))?.strip_suffix(']').map(str::to_string));
         add(&format!("  phase: {phase}"), line.unwrap_or_else(|| "-".into()));
     }

@@ -1,7 +1,7 @@
 //! CALL recsys_refresh_batch against a real cluster and a trained model: the batch covers every user with unrated
 //! movies, readers see the complete old batch until the refresh commits, a second refresh is refused while one runs,
 //! a failed or cancelled refresh leaves the last good batch in place, shards refreshed separately make the same batch
-//! as one refresh, and progress is reported.
+//! as one refresh, progress is reported, and new ratings the prospective RMSE cannot score are counted and said.
 use postgres::Client;
 use recsys_integration_tests::{shared_cluster, sql_error, Loading, TempCluster};
 
@@ -198,4 +198,41 @@ fn a_refresh_reports_its_progress_and_a_cancelled_one_keeps_the_previous_batch()
     assert_eq!(error.as_db_error().map(|e| e.code().code()), Some("57014"), "cancelled: {error}");
     assert!(notices.lock().unwrap().iter().any(|n| n.starts_with("recsys_refresh_batch:")), "it was cancelled after writing some rounds");
     assert!(batch_rows(&mut db) == good, "the previous batch stays whole");
+}
+
+#[test]
+fn new_ratings_of_a_movie_no_longer_in_the_catalogue_are_counted_and_said_not_dropped() {
+    let mut db = cluster().trained_demo_database("refresh_unscored").unwrap();
+    let unrated: Vec<i32> = db
+        .query(
+            "SELECT movie_id FROM recsys.movies m WHERE NOT EXISTS (SELECT 1 FROM recsys.ratings r WHERE r.user_id = 1 AND r.movie_id = m.movie_id)
+             ORDER BY movie_id LIMIT 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    db.execute("INSERT INTO recsys.ratings (user_id, movie_id, rating, rated_at) VALUES (1, $1, 4, now()), (1, $2, 3, now())", &[&unrated[0], &unrated[1]])
+        .unwrap();
+    // Ratings follow their movie out of the catalogue (ON DELETE CASCADE) unless the foreign key is gone, as on a
+    // database whose operator dropped it to bulk-load: then a new rating can name a movie the model cannot score.
+    db.batch_execute("ALTER TABLE recsys.ratings DROP CONSTRAINT ratings_movie_id_fkey").unwrap();
+    db.execute("DELETE FROM recsys.movies WHERE movie_id = $1", &[&unrated[1]]).unwrap();
+
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = notices.clone();
+    let mut config: postgres::Config = cluster().connection_string("postgres", "refresh_unscored").parse().unwrap();
+    config.notice_callback(move |notice| seen.lock().unwrap().push(notice.message().to_string()));
+    config.connect(postgres::NoTls).unwrap().batch_execute("CALL recsys.recsys_refresh_batch(5)").unwrap();
+    let row = db
+        .query_one(
+            "SELECT prospective_ratings, (details->>'prospective_unscored')::int8 FROM recsys.quality_log WHERE kind = 'refresh' ORDER BY run_id DESC LIMIT 1",
+            &[],
+        )
+        .unwrap();
+    let (scored, unscored): (i64, Option<i64>) = (row.get(0), row.get(1));
+    assert_eq!((scored, unscored), (1, Some(1)), "one new rating scored, the other counted as unscored");
+    let said = notices.lock().unwrap().join("\n");
+    assert!(said.contains("leaves out 1 new ratings of movies no longer in the catalogue"), "and said: {said}");
 }

@@ -1,7 +1,7 @@
 //! `recsys.shared_tables`: backends map the active model's weights and the catalogue's serving tables from one file
 //! each under $PGDATA/pg_recsys, serve exactly what private tables serve, follow catalogue edits and activations to
-//! new files (removing the old ones and those of dropped databases), and rewrite a damaged file instead of serving
-//! it.
+//! new files (removing the old ones and those of dropped databases), rewrite a damaged file instead of serving it,
+//! and say why (a WARNING with the cause) when they cannot write one.
 use postgres::{Client, NoTls};
 use recsys_integration_tests::{shared_cluster, Loading, TempCluster};
 
@@ -184,4 +184,57 @@ fn a_shared_file_truncated_or_corrupted_in_place_is_rebuilt_and_no_backend_crash
         let same: i32 = open.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
         assert_eq!(same, backend, "no backend crashed: a crash would have ended every connection");
     }
+}
+
+/// Makes a directory read-only for its owner (the postgres user) until dropped, also when the test fails.
+struct ReadOnlyDirectory {
+    path: String,
+    mode: u32,
+}
+
+impl ReadOnlyDirectory {
+    fn new(path: String) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o555)).unwrap();
+        ReadOnlyDirectory { path, mode }
+    }
+}
+
+impl Drop for ReadOnlyDirectory {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(self.mode));
+    }
+}
+
+#[test]
+fn a_shared_file_that_cannot_be_written_is_a_warning_with_its_cause_and_the_backend_serves_a_private_copy() {
+    let own = TempCluster::start("shared-unwritable", Loading::Preloaded, &[]).unwrap();
+    let name = "shared_unwritable";
+    let mut writer = own.trained_demo_database(name).unwrap();
+    recommendations(&mut writer);
+    let data_dir: String = writer.query_one("SELECT current_setting('data_directory')", &[]).unwrap().get(0);
+    let _read_only = ReadOnlyDirectory::new(format!("{data_dir}/pg_recsys"));
+    writer.batch_execute("UPDATE recsys.movies SET title = 'A Title No Model Has Seen' WHERE movie_id = 2").unwrap();
+    let mut private = Client::connect(&own.connection_string("postgres", name), NoTls).unwrap();
+    private.batch_execute("SET recsys.shared_tables = off").unwrap();
+    let expected = recommendations(&mut private);
+
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = messages.clone();
+    let mut config: postgres::Config = own.connection_string("postgres", name).parse().unwrap();
+    config.notice_callback(move |notice| sink.lock().unwrap().push(format!("{}: {}", notice.severity(), notice.message())));
+    let mut fresh = config.connect(NoTls).unwrap();
+    let served = recommendations(&mut fresh);
+    let differing: Vec<_> =
+        served.iter().zip(&expected).filter(|(a, b)| (a.0, a.1) != (b.0, b.1) || (a.2 - b.2).abs() > 1e-5).take(5).collect();
+    assert!(
+        served.len() == expected.len() && differing.is_empty(),
+        "the backend that cannot write the catalogue file serves what a private copy serves (the re-encoded movie to float rounding): {differing:?}"
+    );
+    let said = messages.lock().unwrap().join("\n");
+    assert!(said.contains("WARNING: pg_recsys: cannot share tables through"), "the failure is said, not swallowed: {said}");
+    assert!(said.contains("ermission denied"), "with its cause: {said}");
+    assert!(mapped_tables(&mut fresh).iter().all(|file| !file.starts_with("catalogue-")), "no catalogue file is mapped");
 }

@@ -117,7 +117,9 @@ fn a_bfloat16_training_step_gives_the_float32_loss_and_gradients_within_its_roun
         assert_eq!(half.kind(), Kind::Float, "{}: float32 gradients for float32 weights", parameter.name);
         let difference = (exact - half).norm().double_value(&[]);
         let size = exact.norm().double_value(&[]);
-        assert!(difference <= 0.1 * size + 1e-6, "{}: gradient differs by {difference} of {size}", parameter.name);
+        // bfloat16 keeps 8 bits of mantissa: a small gradient summed from larger terms can lose ~10 % of itself,
+        // so the bound has an absolute part at the scale of the loss (1e-3) beside the relative one.
+        assert!(difference <= 0.1 * size + 1e-3, "{}: gradient differs by {difference} of {size}", parameter.name);
     }
 }
 
@@ -269,7 +271,9 @@ pub(crate) fn scorer_reproduces_the_network(config: ModelConfig) {
     for (got, (user, position)) in folded_pairs.iter().zip([(1, 0), (5, 3), (0, 2)]) {
         assert!((got - batched[user][position]).abs() < 1e-5, "folded pair ({user}, {position}): {got}");
     }
-    assert!(scorer.score(99, 0).is_err() && scorer.score(0, 99).is_err());
+    let (bad_user, bad_movie) = (scorer.score(99, 0).unwrap_err().to_string(), scorer.score(0, 99).unwrap_err().to_string());
+    assert!(bad_user.contains("user row 99 is outside"), "the error names its cause: {bad_user}");
+    assert!(bad_movie.contains("catalogue position 99 is outside"), "the error names its cause: {bad_movie}");
     assert!(scorer.score_catalogue(&[99], Precision::Float32).is_err());
     let pairs = scorer.score_pairs(&[1, 5, 0], &[0, 3, 2]).unwrap();
     for (got, (user, position)) in pairs.iter().zip([(1, 0), (5, 3), (0, 2)]) {

@@ -213,8 +213,11 @@ fn new_ratings_of_a_movie_no_longer_in_the_catalogue_are_counted_and_said_not_dr
         .iter()
         .map(|r| r.get(0))
         .collect();
-    db.execute("INSERT INTO recsys.ratings (user_id, movie_id, rating, rated_at) VALUES (1, $1, 4, now()), (1, $2, 3, now())", &[&unrated[0], &unrated[1]])
-        .unwrap();
+    db.execute(
+        "INSERT INTO recsys.ratings (user_id, movie_id, rating, rated_at) VALUES (1, $1, 4, now()), (1, $2, 3, now())",
+        &[&unrated[0], &unrated[1]],
+    )
+    .unwrap();
     // Ratings follow their movie out of the catalogue (ON DELETE CASCADE) unless the foreign key is gone, as on a
     // database whose operator dropped it to bulk-load: then a new rating can name a movie the model cannot score.
     db.batch_execute("ALTER TABLE recsys.ratings DROP CONSTRAINT ratings_movie_id_fkey").unwrap();

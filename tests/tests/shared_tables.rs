@@ -227,8 +227,7 @@ fn a_shared_file_that_cannot_be_written_is_a_warning_with_its_cause_and_the_back
     config.notice_callback(move |notice| sink.lock().unwrap().push(format!("{}: {}", notice.severity(), notice.message())));
     let mut fresh = config.connect(NoTls).unwrap();
     let served = recommendations(&mut fresh);
-    let differing: Vec<_> =
-        served.iter().zip(&expected).filter(|(a, b)| (a.0, a.1) != (b.0, b.1) || (a.2 - b.2).abs() > 1e-5).take(5).collect();
+    let differing: Vec<_> = served.iter().zip(&expected).filter(|(a, b)| (a.0, a.1) != (b.0, b.1) || (a.2 - b.2).abs() > 1e-5).take(5).collect();
     assert!(
         served.len() == expected.len() && differing.is_empty(),
         "the backend that cannot write the catalogue file serves what a private copy serves (the re-encoded movie to float rounding): {differing:?}"

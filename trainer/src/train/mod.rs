@@ -564,20 +564,25 @@ fn register_version(
     Ok((version, activate))
 }
 
+/// `trainer train`'s arguments parsed from `flags`, as the command line gives them.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn parsed_args(flags: &[&str]) -> TrainArgs {
     use clap::Parser;
-
     #[derive(Parser)]
     struct Command {
         #[command(flatten)]
         train: TrainArgs,
     }
+    Command::parse_from(std::iter::once("trainer").chain(flags.iter().copied())).train
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn the_flags_default_to_the_model_crates_default_configuration() {
-        let args = Command::parse_from(["trainer"]).train;
+        let args = parsed_args(&[]);
         let vocabulary = Vocabulary::new(
             vec![1, 2],
             vec![7],
@@ -589,8 +594,7 @@ mod tests {
         );
         let cardinalities = vocabulary.cardinalities();
         assert_eq!(args.config(&vocabulary), ModelConfig { cardinalities, ..ModelConfig::default() });
-        let seed = Command::parse_from([
-            "trainer",
+        let seed = parsed_args(&[
             "--no-dot-product",
             "--no-biases",
             "--title-rank",
@@ -603,8 +607,7 @@ mod tests {
             "0",
             "--preference-dim",
             "0",
-        ])
-        .train;
+        ]);
         let seed_config = ModelConfig { content_projection: true, ..ModelConfig::seed_architecture(vocabulary.cardinalities()) };
         assert_eq!(seed.config(&vocabulary), seed_config, "the flags reach the seed design except the content projection");
     }

@@ -94,17 +94,7 @@ impl TrainArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Command {
-        #[command(flatten)]
-        train: TrainArgs,
-    }
-
-    fn parsed(flags: &[&str]) -> TrainArgs {
-        Command::parse_from(std::iter::once("trainer").chain(flags.iter().copied())).train
-    }
+    use crate::train::parsed_args as parsed;
 
     const ML_25M: DataSize = DataSize { ratings: 25_000_095, users: 162_541, movies: 62_423 };
     const ML_1M: DataSize = DataSize { ratings: 1_000_209, users: 6_040, movies: 3_706 };

@@ -1,14 +1,11 @@
 //! The training defaults by the data's size: above `LARGE_DATA` ratings the default command trains once, without the
 //! item autoencoder, and bounds the epochs it was not given so that it finishes at the ML-25M shape on two cores.
+use super::args::{TrainArgs, DEFAULT_EPOCHS};
 use super::data::{Catalogue, Ratings};
-use super::TrainArgs;
 use std::collections::HashSet;
 
 /// Ratings above which the defaults train once (no cold-start run, no refit, no item autoencoder) and bound epochs.
 pub const LARGE_DATA: usize = 2_000_000;
-
-/// The rating network's epochs when `--epochs` is not given and the data is not large.
-pub const DEFAULT_EPOCHS: usize = 10;
 
 /// Rating visits the rating network's default epochs add up to above `LARGE_DATA` (one epoch visits every fitting
 /// rating once): 50,000,000 / ratings epochs, rounded, at least 1 (ML-10M: 5, ML-25M: 2).
@@ -94,7 +91,7 @@ impl TrainArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::parsed_args as parsed;
+    use crate::train::args::parsed_args as parsed;
 
     const ML_25M: DataSize = DataSize { ratings: 25_000_095, users: 162_541, movies: 62_423 };
     const ML_1M: DataSize = DataSize { ratings: 1_000_209, users: 6_040, movies: 3_706 };

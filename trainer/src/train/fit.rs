@@ -340,7 +340,13 @@ pub fn content_by_movie_row(network: &HybridRecommender, vocabulary: &Vocabulary
     Ok(tch::no_grad(|| network.encode_content(&selected))?)
 }
 
-fn histories_count(ratings: &Ratings) -> usize {
+/// The preference part's epoch bound when none is given: 300,000 / users, between 10 and 300.
+pub fn default_preference_epochs(users: usize) -> usize {
+    (300_000 / users.max(1)).clamp(10, 300)
+}
+
+/// Distinct users among `ratings`.
+pub fn histories_count(ratings: &Ratings) -> usize {
     ratings.users.iter().collect::<std::collections::HashSet<_>>().len()
 }
 
@@ -355,7 +361,7 @@ fn fit_preference(
     options: &PreferenceOptions,
 ) -> Result<PreferenceReport> {
     let users = histories_count(fit_ratings);
-    let epochs = if options.epochs == 0 { (300_000 / users.max(1)).clamp(10, 300) } else { options.epochs };
+    let epochs = if options.epochs == 0 { default_preference_epochs(users) } else { options.epochs };
     eprintln!(
         "preference part: {epochs} epochs at most{} for {users} users",
         if options.epochs == 0 { " (300,000 / users, within 10..300)" } else { "" }

@@ -2,7 +2,7 @@
 //! item autoencoder, and bounds the epochs it was not given so that it finishes at the ML-25M shape on two cores.
 use super::args::{TrainArgs, DEFAULT_EPOCHS};
 use super::data::{Catalogue, Ratings};
-use std::collections::HashSet;
+use super::fit::{default_preference_epochs, histories_count};
 
 /// Ratings above which the defaults train once (no cold-start run, no refit, no item autoencoder) and bound epochs.
 pub const LARGE_DATA: usize = 2_000_000;
@@ -12,8 +12,8 @@ pub const LARGE_DATA: usize = 2_000_000;
 pub const RATING_VISITS: usize = 50_000_000;
 
 /// User × movie pairs the preference part's default epochs add up to above `LARGE_DATA` (an epoch scores every
-/// user against the whole catalogue): 2·10¹⁰ / (users × movies) epochs, rounded, at least 1, at most the part's own default
-/// (ML-20M: 5, ML-25M: 2).
+/// user against the whole catalogue): 2·10¹⁰ / (users × movies) epochs, rounded, at least 1, at most the part's own
+/// default (`fit::default_preference_epochs`; ML-20M: 5, ML-25M: 2).
 pub const PREFERENCE_PAIRS: f64 = 2.0e10;
 
 /// What the defaults are chosen by.
@@ -30,8 +30,7 @@ pub struct DataSize {
 impl DataSize {
     /// The size of the loaded ratings and catalogue.
     pub fn of(ratings: &Ratings, catalogue: &Catalogue) -> Self {
-        let users = ratings.users.iter().collect::<HashSet<_>>().len();
-        DataSize { ratings: ratings.users.len(), users, movies: catalogue.movie_ids.len() }
+        DataSize { ratings: ratings.users.len(), users: histories_count(ratings), movies: catalogue.movie_ids.len() }
     }
 
     fn rating_epochs(&self) -> usize {
@@ -39,8 +38,8 @@ impl DataSize {
     }
 
     fn preference_epochs(&self) -> usize {
-        let own_default = (300_000 / self.users.max(1)).clamp(10, 300);
-        ((PREFERENCE_PAIRS / (self.users.max(1) as f64 * self.movies.max(1) as f64)).round() as usize).clamp(1, own_default)
+        let pairs = self.users.max(1) as f64 * self.movies.max(1) as f64;
+        ((PREFERENCE_PAIRS / pairs).round() as usize).clamp(1, default_preference_epochs(self.users))
     }
 }
 

@@ -109,6 +109,16 @@ impl TempCluster {
         Ok(Client::connect(&self.connection_string("postgres", "postgres"), NoTls)?)
     }
 
+    /// Connects as the superuser to `database`, keeping every message the server sends it (NOTICE, WARNING, …) as
+    /// "SEVERITY: message" in the returned list.
+    pub fn connect_keeping_messages(&self, database: &str) -> Result<(Client, std::sync::Arc<Mutex<Vec<String>>>)> {
+        let messages = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        let mut config: postgres::Config = self.connection_string("postgres", database).parse()?;
+        config.notice_callback(move |notice| sink.lock().unwrap().push(format!("{}: {}", notice.severity(), notice.message())));
+        Ok((config.connect(NoTls)?, messages))
+    }
+
     fn stop(&self) {
         let _ = run_as_pg_owner(Command::new(format!("{PG_BINDIR}/pg_ctl")).arg("-D").arg(self.data_dir()).args(["-m", "immediate", "-w", "stop"]));
         let _ = std::fs::remove_dir_all(&self.root);

@@ -53,11 +53,7 @@ fn catalogue_changes_reach_open_connections_on_their_next_statement() {
 
 /// A connection that keeps the server's DEBUG1 messages, and the messages it received so far.
 fn connection_with_debug_messages(database: &str) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = messages.clone();
-    let mut config: postgres::Config = cluster().connection_string("postgres", database).parse().unwrap();
-    config.notice_callback(move |notice| sink.lock().unwrap().push(notice.message().to_string()));
-    let mut client = config.connect(NoTls).unwrap();
+    let (mut client, messages) = cluster().connect_keeping_messages(database).unwrap();
     client.batch_execute("SET client_min_messages = debug1").unwrap();
     (client, messages)
 }

@@ -223,11 +223,8 @@ fn new_ratings_of_a_movie_no_longer_in_the_catalogue_are_counted_and_said_not_dr
     db.batch_execute("ALTER TABLE recsys.ratings DROP CONSTRAINT ratings_movie_id_fkey").unwrap();
     db.execute("DELETE FROM recsys.movies WHERE movie_id = $1", &[&unrated[1]]).unwrap();
 
-    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let seen = notices.clone();
-    let mut config: postgres::Config = cluster().connection_string("postgres", "refresh_unscored").parse().unwrap();
-    config.notice_callback(move |notice| seen.lock().unwrap().push(notice.message().to_string()));
-    config.connect(postgres::NoTls).unwrap().batch_execute("CALL recsys.recsys_refresh_batch(5)").unwrap();
+    let (mut refresher, notices) = cluster().connect_keeping_messages("refresh_unscored").unwrap();
+    refresher.batch_execute("CALL recsys.recsys_refresh_batch(5)").unwrap();
     let row = db
         .query_one(
             "SELECT prospective_ratings, (details->>'prospective_unscored')::int8 FROM recsys.quality_log WHERE kind = 'refresh' ORDER BY run_id DESC LIMIT 1",

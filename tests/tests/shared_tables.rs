@@ -221,11 +221,7 @@ fn a_shared_file_that_cannot_be_written_is_a_warning_with_its_cause_and_the_back
     private.batch_execute("SET recsys.shared_tables = off").unwrap();
     let expected = recommendations(&mut private);
 
-    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = messages.clone();
-    let mut config: postgres::Config = own.connection_string("postgres", name).parse().unwrap();
-    config.notice_callback(move |notice| sink.lock().unwrap().push(format!("{}: {}", notice.severity(), notice.message())));
-    let mut fresh = config.connect(NoTls).unwrap();
+    let (mut fresh, messages) = own.connect_keeping_messages(name).unwrap();
     let served = recommendations(&mut fresh);
     let differing: Vec<_> = served.iter().zip(&expected).filter(|(a, b)| (a.0, a.1) != (b.0, b.1) || (a.2 - b.2).abs() > 1e-5).take(5).collect();
     assert!(

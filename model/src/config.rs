@@ -96,7 +96,7 @@ impl Default for ModelConfig {
             use_biases: true,
             dot_product: true,
             autoencoder_rank: Some(32),
-            preference: Some(PreferenceConfig { dim: 64, positives: Positives::Liked, neighbours: 300 }),
+            preference: Some(PreferenceConfig { dim: 64, positives: Positives::Liked, neighbours: 300, similar_movies: SimilarMovies::Rating }),
             ..Self::seed_architecture(Cardinalities::default())
         }
     }
@@ -306,6 +306,29 @@ pub struct PreferenceConfig {
     /// movies).
     #[serde(default)]
     pub neighbours: i64,
+    /// The representation `recsys_similar_movies` compares movies in (chosen by the trainer on validation).
+    #[serde(default)]
+    pub similar_movies: SimilarMovies,
+}
+
+/// The learned representation similar movies are found in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimilarMovies {
+    /// What a movie feeds the rating network's head, then its dot-product vector (every manifest before this field).
+    #[default]
+    Rating,
+    /// The preference part's input and output vectors side by side: movies picked by the same users.
+    Preference,
+}
+
+impl std::fmt::Display for SimilarMovies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Rating => "rating",
+            Self::Preference => "preference",
+        })
+    }
 }
 
 impl PreferenceConfig {

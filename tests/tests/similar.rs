@@ -80,3 +80,38 @@ fn similar_users_are_ordered_neighbours_among_the_models_users() {
     assert_eq!(code, "42704", "{message}");
     assert_eq!(sql_error(&mut db, "SELECT * FROM recsys.recsys_similar_users(1, 1001)").0, "22023");
 }
+
+#[test]
+fn similar_movies_come_from_the_representation_the_trainer_chose_on_validation() {
+    let cluster = shared_cluster(Loading::Preloaded);
+    let mut db = cluster.trained_demo_database("similar_choice").unwrap();
+    let row = db
+        .query_one(
+            "SELECT manifest #>> '{config,preference,similar_movies}', metrics #> '{served_model,preference,similar_movies,quality}'
+             FROM recsys.models WHERE status = 'active'",
+            &[],
+        )
+        .unwrap();
+    let (chosen, quality): (String, serde_json::Value) = (row.get(0), row.get(1));
+    let score = |name: &str| quality.as_array().and_then(|q| q.iter().find(|pair| pair[0] == name)).and_then(|pair| pair[1].as_f64());
+    let (by_rating, by_preference) = (score("rating").expect("rating scored"), score("preference").expect("preference scored"));
+    assert_eq!(chosen, if by_preference > by_rating { "preference" } else { "rating" }, "the better on validation is served: {quality}");
+
+    let sql = "SELECT rank, movie_id, similarity FROM recsys.recsys_similar_movies($1, 8)";
+    let served = neighbours(&mut db, sql, 1);
+    let other = if chosen == "preference" { "rating" } else { "preference" };
+    let copy: i64 = db
+        .query_one(
+            "INSERT INTO recsys.models (params, metrics, fingerprint, manifest, weights)
+             SELECT params, metrics, fingerprint, jsonb_set(manifest, '{config,preference,similar_movies}', to_jsonb($1::text)), weights
+             FROM recsys.models WHERE status = 'active' RETURNING version",
+            &[&other],
+        )
+        .unwrap()
+        .get(0);
+    db.execute("SELECT recsys.recsys_activate($1)", &[&copy]).unwrap();
+    let switched = neighbours(&mut db, sql, 1);
+    assert_ranked(&switched, 1, 8);
+    let ids = |list: &[(i32, i32, f32)]| list.iter().map(|n| n.1).collect::<Vec<_>>();
+    assert_ne!(ids(&served), ids(&switched), "the same weights with the other representation list other neighbours");
+}

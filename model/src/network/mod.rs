@@ -152,6 +152,14 @@ impl HybridRecommender {
         &self.config
     }
 
+    /// Records the representation similar movies are served from (a network without a preference part keeps the
+    /// rating network's).
+    pub fn set_similar_movies(&mut self, similar_movies: crate::config::SimilarMovies) {
+        if let Some(preference) = self.config.preference.as_mut() {
+            preference.similar_movies = similar_movies;
+        }
+    }
+
     /// Sets the global bias (e.g. to the training mean rating before training starts).
     pub fn set_global_bias(&self, value: f64) -> Result<(), TchError> {
         let mut bias = self.global_bias.shallow_clone();

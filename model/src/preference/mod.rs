@@ -6,9 +6,12 @@
 mod neighbours;
 
 pub(crate) use self::neighbours::CatalogueNeighbours;
-pub use crate::config::{Positives, PreferenceConfig};
+pub use crate::config::{Positives, PreferenceConfig, SimilarMovies};
 use crate::network::{normalise_user, HybridRecommender};
+use crate::scoring::similarity::{nearest, normalised};
+use crate::scoring::Matrix;
 use crate::ModelError;
+use std::cell::OnceCell;
 use tch::{Kind, Tensor};
 
 /// A user as the preference part sees them: the catalogue positions they rated and the vector made from them.
@@ -28,6 +31,8 @@ pub struct PreferenceScorer {
     blend: f32,
     neighbours: Option<CatalogueNeighbours>,
     movies: usize,
+    similar_movies: SimilarMovies,
+    representations: OnceCell<Matrix>,
 }
 
 impl PreferenceScorer {
@@ -86,9 +91,27 @@ impl PreferenceScorer {
         }
     }
 
-    /// [movies, dim]: every catalogue movie's output vector (for similar movies).
+    /// [movies, dim]: every catalogue movie's output vector.
     pub fn output_vectors(&self) -> &Tensor {
         &self.outputs
+    }
+
+    /// Whether the trainer chose this part's vectors for similar movies (else the rating network's representation).
+    pub fn serves_similar_movies(&self) -> bool {
+        self.similar_movies == SimilarMovies::Preference
+    }
+
+    /// The `k` catalogue positions nearest to `position` by the cosine of their input and output vectors side by
+    /// side, among those `allowed` accepts (never `position` itself), nearest first, with their cosine similarity.
+    pub fn similar_movies(&self, position: usize, k: usize, allowed: impl Fn(usize) -> bool) -> Result<Vec<(usize, f32)>, ModelError> {
+        let table = match self.representations.get() {
+            Some(table) => table,
+            None => {
+                let table = normalised(self.inputs.shallow_clone(), Some(&Matrix::copy(&self.outputs)?))?;
+                self.representations.get_or_init(|| table)
+            }
+        };
+        nearest(table, position, k, |candidate| candidate != position && allowed(candidate))
     }
 }
 
@@ -108,6 +131,8 @@ impl HybridRecommender {
             outputs: vectors.outputs.f_contiguous()?,
             bias: vectors.bias.f_contiguous()?,
             blend,
+            similar_movies: self.config.preference.map(|p| p.similar_movies).unwrap_or_default(),
+            representations: OnceCell::new(),
         }))
     }
 }

@@ -11,7 +11,7 @@ fn config_with_preference() -> crate::ModelConfig {
     let mut config = small_config();
     config.cardinalities.movies = 6;
     config.cardinalities.users = 40;
-    config.preference = Some(PreferenceConfig { dim: 8, positives: Positives::Liked, neighbours: 0 });
+    config.preference = Some(PreferenceConfig { dim: 8, positives: Positives::Liked, neighbours: 0, similar_movies: Default::default() });
     config
 }
 
@@ -62,6 +62,13 @@ fn the_preference_part_learns_which_movies_a_group_picks_and_stores_its_blend() 
     let best = report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max);
     assert_eq!(best, 1.0, "every held-out liked movie is in its user's top 10 of 29: {report:?}");
     assert_eq!(report.blend_recall.len(), crate::train::preference::BLEND_WEIGHTS.len());
+    let similar = &report.similar_movies;
+    assert_eq!(similar.users, 10, "the similar-movies choice is made on the validation users: {similar:?}");
+    let [(SimilarMovies::Rating, by_rating), (SimilarMovies::Preference, by_preference)] = similar.quality[..] else {
+        panic!("both representations are scored: {similar:?}")
+    };
+    let better = if by_preference > by_rating { SimilarMovies::Preference } else { SimilarMovies::Rating };
+    assert_eq!(similar.chosen, better, "the better representation on validation is chosen: {similar:?}");
 
     let rows = Tensor::arange_start(1, 31, (Kind::Int64, Device::Cpu));
     let positions = encoded.narrow(0, 1, 30);
@@ -133,4 +140,47 @@ fn an_artefact_keeps_the_preference_part() {
     let difference =
         before.scores(std::slice::from_ref(&vector)).unwrap().f_sub(&after.scores(&[vector]).unwrap()).unwrap().abs().max().double_value(&[]);
     assert!(difference < 1e-6, "{difference}");
+}
+
+#[test]
+fn similar_movies_by_preference_are_the_nearest_input_and_output_vectors_side_by_side() {
+    tch::manual_seed(5);
+    let store = nn::VarStore::new(Device::Cpu);
+    let config = config_with_preference();
+    let network = HybridRecommender::new(&store.root(), &config);
+    let encoded = tch::no_grad(|| network.encode_content(&content(6, &config))).unwrap();
+    let rows = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]);
+    let scorer = network.preference_scorer(&rows, &encoded).unwrap().unwrap();
+    assert!(!scorer.serves_similar_movies(), "a configuration without the trainer's choice keeps the rating network's");
+    let joined = Tensor::cat(&[&scorer.inputs, &scorer.outputs], 1);
+    let unit = &joined / joined.norm_scalaropt_dim(2, [1i64].as_slice(), true);
+    let cosines: Vec<f32> = Vec::try_from(unit.matmul(&unit.get(2))).unwrap();
+    let mut expected: Vec<(usize, f32)> = cosines.iter().copied().enumerate().filter(|(p, _)| *p != 2).collect();
+    expected.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let listed = scorer.similar_movies(2, 3, |_| true).unwrap();
+    assert_eq!(listed.iter().map(|(p, _)| *p).collect::<Vec<_>>(), expected.iter().take(3).map(|(p, _)| *p).collect::<Vec<_>>());
+    for ((_, got), (_, want)) in listed.iter().zip(&expected) {
+        assert!((got - want).abs() < 1e-5, "{listed:?} vs {expected:?}");
+    }
+    let without_first = scorer.similar_movies(2, 2, |p| p != expected[0].0).unwrap();
+    assert_eq!(without_first.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![expected[1].0, expected[2].0], "allowed filters candidates");
+}
+
+#[test]
+fn the_similar_movies_choice_travels_in_the_manifest_and_older_manifests_keep_the_rating_representation() {
+    let older: PreferenceConfig = serde_json::from_str(r#"{"dim": 8, "positives": "liked", "neighbours": 0}"#).unwrap();
+    assert_eq!(older.similar_movies, SimilarMovies::Rating);
+    let mut config = config_with_preference();
+    let store = nn::VarStore::new(Device::Cpu);
+    let mut network = HybridRecommender::new(&store.root(), &config);
+    network.set_similar_movies(SimilarMovies::Preference);
+    assert_eq!(network.config().preference.unwrap().similar_movies, SimilarMovies::Preference);
+    config.preference.as_mut().unwrap().similar_movies = SimilarMovies::Preference;
+    let json = serde_json::to_value(&config).unwrap();
+    assert_eq!(json["preference"]["similar_movies"], "preference");
+    let loaded: crate::ModelConfig = serde_json::from_value(json).unwrap();
+    let loaded_network = HybridRecommender::new(&nn::VarStore::new(Device::Cpu).root(), &loaded);
+    let encoded = tch::no_grad(|| network.encode_content(&content(6, &config))).unwrap();
+    let rows = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]);
+    assert!(loaded_network.preference_scorer(&rows, &encoded).unwrap().unwrap().serves_similar_movies());
 }

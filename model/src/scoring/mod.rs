@@ -10,7 +10,7 @@ mod matrix;
 mod passes;
 mod retrieval;
 pub(crate) mod shared;
-mod similarity;
+pub(crate) mod similarity;
 
 pub(crate) use self::core::{raw_scores, AutoencoderMovies, AutoencoderTerms, MovieTables, ScoringTables};
 pub(crate) use self::matrix::{Layer, Matrix};

@@ -43,7 +43,7 @@ impl CatalogueScorer {
 }
 
 /// `first` with `second`'s columns appended (when given), each row scaled to unit length.
-fn normalised(first: Tensor, second: Option<&Matrix>) -> Result<Matrix, ModelError> {
+pub(crate) fn normalised(first: Tensor, second: Option<&Matrix>) -> Result<Matrix, ModelError> {
     let joined = match second {
         Some(second) => Tensor::f_cat(&[&first, &second.tensor], 1)?,
         None => first,
@@ -52,7 +52,9 @@ fn normalised(first: Tensor, second: Option<&Matrix>) -> Result<Matrix, ModelErr
     Matrix::copy(&joined.f_div(&norms)?)
 }
 
-fn nearest(table: &Matrix, query: usize, k: usize, eligible: impl Fn(usize) -> bool) -> Result<Vec<(usize, f32)>, ModelError> {
+/// The `k` rows of `table` with the largest dot product with row `query` among those `eligible` accepts, largest
+/// first (ties: lower row first).
+pub(crate) fn nearest(table: &Matrix, query: usize, k: usize, eligible: impl Fn(usize) -> bool) -> Result<Vec<(usize, f32)>, ModelError> {
     let width = table.width();
     let target = table.row(query, width).ok_or_else(|| ModelError::InvalidArgument(format!("row {query} is outside the table")))?;
     let mut similarities: Vec<(usize, f32)> = table

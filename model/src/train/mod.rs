@@ -10,6 +10,8 @@ pub mod mask_random;
 pub mod optimiser;
 /// Fitting the preference part.
 pub mod preference;
+/// Choosing the representation similar movies are served from.
+pub mod similar_movies;
 
 use crate::network::{ContentInputs, ContentMasks, HybridRecommender};
 use crate::scoring::Precision;

@@ -2,6 +2,7 @@
 //! movies each user picked (`Positives`; the loss gathers the picked logits, no users × movies target matrix), the
 //! user built from a random half of their rated movies (so it learns to predict movies it was not shown); the movies' own rows hidden at random so the content projections learn to rank
 //! movies without ratings; Adam; the epoch and the rating blend chosen on a validation share's Recall@10.
+use super::similar_movies::SimilarMoviesChoice;
 use crate::config::Positives;
 use crate::network::{normalise_user, HybridRecommender};
 use crate::preference::CatalogueNeighbours;
@@ -68,6 +69,8 @@ pub struct PreferenceReport {
     pub epoch_check_users: usize,
     /// The validation users the blend was chosen on.
     pub blend_users: usize,
+    /// The representation similar movies are served from, and how each did on validation.
+    pub similar_movies: SimilarMoviesChoice,
     /// Wall time of the fit, blend included.
     pub seconds: f64,
 }
@@ -161,7 +164,7 @@ impl Pairs {
 }
 
 /// The mean of Recall@10 (hits over min(10, relevant)) and binary NDCG@10 of one list of movie rows.
-fn list_quality(list: &[i64], relevant: &[i64]) -> f64 {
+pub(crate) fn list_quality(list: &[i64], relevant: &[i64]) -> f64 {
     let ideal: f64 = (0..relevant.len().min(10)).map(|rank| 1.0 / ((rank + 2) as f64).log2()).sum();
     let gains: Vec<f64> = list.iter().enumerate().filter(|(_, m)| relevant.contains(m)).map(|(rank, _)| 1.0 / ((rank + 2) as f64).log2()).collect();
     let recall = gains.len() as f64 / relevant.len().clamp(1, 10) as f64;
@@ -307,6 +310,7 @@ impl HybridRecommender {
         let BlendChoice { neighbour_weight, blend, tried: blend_recall, users: blend_users } =
             self.choose_blend(&rows, &content, fit, &checked, &relevant, options, &validate)?;
         let _ = tch::no_grad(|| tables.blend.shallow_clone().f_fill_(f64::from(blend)))?;
+        let similar_movies = self.choose_similar_movies(&rows, &content, fit, &checked, &relevant, options.blend_users)?;
         if let Some(neighbours) = &tables.neighbours {
             let _ = tch::no_grad(|| neighbours.weight.shallow_clone().f_fill_(f64::from(neighbour_weight)))?;
         }
@@ -320,6 +324,7 @@ impl HybridRecommender {
             validation_users: checked.len(),
             epoch_check_users: epoch_checked.len(),
             blend_users,
+            similar_movies,
             seconds: started.elapsed().as_secs_f64(),
         })
     }

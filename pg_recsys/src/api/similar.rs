@@ -20,7 +20,11 @@ fn similar_movies(movie_id: i32, k: i32, genre: Option<&str>) -> Result<Vec<(i32
         None => None,
     };
     let ids = &model.catalogue.movie_ids;
-    let neighbours = model.scorer.similar_movies(position, k, |candidate| allowed.as_ref().is_none_or(|a| a.contains(&ids[candidate])))?;
+    let keep = |candidate: usize| allowed.as_ref().is_none_or(|a| a.contains(&ids[candidate]));
+    let neighbours = match model.preference.as_ref().filter(|p| p.serves_similar_movies()) {
+        Some(preference) => preference.similar_movies(position, k, keep)?,
+        None => model.scorer.similar_movies(position, k, keep)?,
+    };
     Ok(neighbours
         .into_iter()
         .enumerate()
@@ -45,9 +49,10 @@ fn similar_users(user_id: i32, k: i32) -> Result<Vec<(i32, i32, f32)>, RecsysErr
         .collect())
 }
 
-/// The `k` movies most similar to `movie_id` in the active model's movie representation (what the movie feeds the
-/// network's head: its learned embedding and its content together, so a movie without ratings finds neighbours
-/// through its genres, people, title and year), by cosine similarity: rank, movie id, title, similarity (−1..1).
+/// The `k` movies most similar to `movie_id` by cosine similarity in the representation the trainer chose on its
+/// validation share: the preference part's vectors (movies picked by the same users; 0.7.0's default models) or
+/// what the movie feeds the rating network's head (older models). Both hold the movie's content, so a movie without
+/// ratings finds neighbours through its genres, people, title and year. Rank, movie id, title, similarity (−1..1).
 /// The movie itself is never listed; `genre` keeps only neighbours of that genre. NULL movie → no rows; a movie not
 /// in recsys.movies → 42704; k outside 1..1000 → 22023.
 #[pg_extern(stable, parallel_safe)]

@@ -224,8 +224,12 @@ impl TrainArgs {
         config.use_biases = !self.no_biases;
         config.dot_product = !self.no_dot_product;
         let neighbours = if vocabulary.cardinalities().movies as usize > ease::MAX_MOVIES { 0 } else { self.preference_neighbours };
-        config.preference =
-            (self.preference_dim > 0).then_some(PreferenceConfig { dim: self.preference_dim, positives: self.preference_positives, neighbours });
+        config.preference = (self.preference_dim > 0).then_some(PreferenceConfig {
+            dim: self.preference_dim,
+            positives: self.preference_positives,
+            neighbours,
+            similar_movies: Default::default(),
+        });
         config.autoencoder_rank =
             (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then(|| self.autoencoder_rank.clamp(1, self.autoencoder_hidden));
         config

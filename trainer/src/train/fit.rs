@@ -195,7 +195,7 @@ pub fn fit(
     };
 
     let store = nn::VarStore::new(Device::Cpu);
-    let network = HybridRecommender::new(&store.root(), config);
+    let mut network = HybridRecommender::new(&store.root(), config);
     network.set_global_bias(train.mean())?;
     let batching = Batching::resolve(options.batch_size, options.learning_rate, options.precision, fit_set.len() as usize);
     eprintln!(
@@ -279,7 +279,9 @@ pub fn fit(
     let preference = match &options.preference {
         Some(preference_options) if config.preference.is_some() => {
             let (fit_ratings, validation_ratings) = (train.subset(&fit_rows), train.subset(&validation_rows));
-            Some(fit_preference(&network, vocabulary, content, catalogue, &fit_ratings, &validation_ratings, preference_options)?)
+            let report = fit_preference(&network, vocabulary, content, catalogue, &fit_ratings, &validation_ratings, preference_options)?;
+            network.set_similar_movies(report.similar_movies.chosen);
+            Some(report)
         }
         _ => None,
     };
@@ -390,6 +392,13 @@ fn fit_preference(
         report.blend_recall.iter().map(|(_, _, r)| *r).fold(0.0, f64::max),
         report.blend_recall.first().map_or(0.0, |(_, _, r)| *r),
         report.seconds
+    );
+    let similar = &report.similar_movies;
+    eprintln!(
+        "  similar movies: {} representation chosen on {} users (mean of Recall@10 and NDCG@10 of the 10 nearest to each one's favourite: {})",
+        similar.chosen,
+        similar.users,
+        similar.quality.iter().map(|(by, quality)| format!("{by} {quality:.4}")).collect::<Vec<_>>().join(", ")
     );
     Ok(report)
 }

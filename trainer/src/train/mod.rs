@@ -120,7 +120,6 @@ fn active_fingerprint(client: &mut postgres::Client) -> Result<Option<DataFinger
 pub struct Refitted {
     pub trained: fit::Trained,
     pub vocabulary: Vocabulary,
-    pub config: ModelConfig,
     /// Ratings the served model was fitted on (all minus the validation share).
     pub fitted_ratings: usize,
 }
@@ -144,7 +143,7 @@ fn refit(args: &TrainArgs, catalogue: &Catalogue, titles: &Tensor, ratings: &Rat
     let content = encode_catalogue(&vocabulary, catalogue, titles, &config)?;
     let trained = fit::fit(&config, &vocabulary, &content, catalogue, ratings, &options)?;
     let validation = ((ratings.len() as f64) * options.validation_fraction).round() as usize;
-    Ok(Refitted { trained, vocabulary, config, fitted_ratings: ratings.len() - validation })
+    Ok(Refitted { trained, vocabulary, fitted_ratings: ratings.len() - validation })
 }
 
 /// Whether the main thread, libtorch's pool and the gradient workers all flushed subnormal floats to zero.
@@ -232,10 +231,11 @@ pub fn run(client: &mut postgres::Client, args: &TrainArgs, connection: &crate::
             json!({"refit": false, "trained_ratings": random.train.len() - ((random.train.len() as f64) * args.validation_fraction).round() as usize, "note": "the served model is the hold-out run's"})
         }
     };
-    let (served_trained, served_vocabulary, served_config) = match &refitted {
-        Some(r) => (&r.trained, &r.vocabulary, &r.config),
-        None => (&main.trained, &main.vocabulary, &main.config),
+    let (served_trained, served_vocabulary) = match &refitted {
+        Some(r) => (&r.trained, &r.vocabulary),
+        None => (&main.trained, &main.vocabulary),
     };
+    let served_config = served_trained.network.config();
     let mut metrics = json!({"random_holdout": describe(&main), "ranking": ranking, "cold_start_ranking": cold_ranking, "ranking_seconds": ranking_seconds, "cold_start": cold.as_ref().map(describe), "served_model": served});
     let fit = FitOptions {
         batch_size: Some(served_trained.batching.batch_size),

@@ -42,6 +42,8 @@ fn run_trainer(cluster: &TempCluster, database: &str, label: &str, args: &[&str]
         "title embeddings",
         "epoch ",
         "autoencoder:",
+        "preference:",
+        "similar movies:",
         "training on",
         "batch size",
         "hold-out",

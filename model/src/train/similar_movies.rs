@@ -17,6 +17,8 @@ pub struct SimilarMoviesChoice {
     pub quality: Vec<(SimilarMovies, f64)>,
     /// Validation users checked.
     pub users: usize,
+    /// Wall time of the choice.
+    pub seconds: f64,
 }
 
 impl HybridRecommender {
@@ -31,10 +33,11 @@ impl HybridRecommender {
         relevant: &[Vec<i64>],
         limit: usize,
     ) -> Result<SimilarMoviesChoice, ModelError> {
+        let started = std::time::Instant::now();
         let count = checked.len().min(limit);
         let rating = self.catalogue_scorer(rows, content)?;
         let Some(preference) = self.preference_scorer(rows, content)? else {
-            return Ok(SimilarMoviesChoice { chosen: SimilarMovies::Rating, quality: Vec::new(), users: 0 });
+            return Ok(SimilarMoviesChoice { chosen: SimilarMovies::Rating, quality: Vec::new(), users: 0, seconds: 0.0 });
         };
         let movies = preference.movies();
         let mut totals = [0.0f64; 2];
@@ -55,6 +58,7 @@ impl HybridRecommender {
             chosen,
             quality: vec![(SimilarMovies::Rating, by_rating), (SimilarMovies::Preference, by_preference)],
             users: count,
+            seconds: started.elapsed().as_secs_f64(),
         })
     }
 }

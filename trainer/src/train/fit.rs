@@ -395,10 +395,11 @@ fn fit_preference(
     );
     let similar = &report.similar_movies;
     eprintln!(
-        "  similar movies: {} representation chosen on {} users (mean of Recall@10 and NDCG@10 of the 10 nearest to each one's favourite: {})",
+        "  similar movies: {} representation chosen on {} users (mean of Recall@10 and NDCG@10 of the 10 nearest to each one's favourite: {}) {:.1} s",
         similar.chosen,
         similar.users,
-        similar.quality.iter().map(|(by, quality)| format!("{by} {quality:.4}")).collect::<Vec<_>>().join(", ")
+        similar.quality.iter().map(|(by, quality)| format!("{by} {quality:.4}")).collect::<Vec<_>>().join(", "),
+        similar.seconds
     );
     Ok(report)
 }

@@ -96,7 +96,13 @@ impl Default for ModelConfig {
             use_biases: true,
             dot_product: true,
             autoencoder_rank: Some(32),
-            preference: Some(PreferenceConfig { dim: 64, positives: Positives::Liked, neighbours: 300, similar_movies: SimilarMovies::Rating }),
+            preference: Some(PreferenceConfig {
+                dim: 64,
+                positives: Positives::Liked,
+                neighbours: 300,
+                similar_movies: SimilarMovies::Rating,
+                neighbour_input: NeighbourInput::Rated,
+            }),
             ..Self::seed_architecture(Cardinalities::default())
         }
     }
@@ -309,6 +315,39 @@ pub struct PreferenceConfig {
     /// The representation `recsys_similar_movies` compares movies in (chosen by the trainer on validation).
     #[serde(default)]
     pub similar_movies: SimilarMovies,
+    /// How a user's rated movies count in the neighbourhood score (chosen by the trainer on validation).
+    #[serde(default)]
+    pub neighbour_input: NeighbourInput,
+}
+
+/// How much each of a user's rated movies adds of its item-item weights to the user's neighbourhood scores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NeighbourInput {
+    /// Every rated movie once (EASE's own input; every manifest before this field).
+    #[default]
+    Rated,
+    /// Every rated movie once and a liked one (`Positives::Liked`) twice.
+    LikedTwice,
+}
+
+impl NeighbourInput {
+    /// What a movie the user rated `rating` (on a scale topped by `rating_max`) adds: its weights times this.
+    pub fn weight(self, rating: f32, rating_max: f32) -> f32 {
+        match self {
+            Self::Rated => 1.0,
+            Self::LikedTwice => 1.0 + Positives::Liked.weight(rating, rating_max),
+        }
+    }
+}
+
+impl std::fmt::Display for NeighbourInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Rated => "every rated movie once",
+            Self::LikedTwice => "liked movies twice",
+        })
+    }
 }
 
 /// The learned representation similar movies are found in.

@@ -152,11 +152,12 @@ impl HybridRecommender {
         &self.config
     }
 
-    /// Records the representation similar movies are served from (a network without a preference part keeps the
-    /// rating network's).
-    pub fn set_similar_movies(&mut self, similar_movies: crate::config::SimilarMovies) {
+    /// Records the choices the trainer made on validation for the preference part: the representation similar movies
+    /// are served from and how rated movies count in the neighbourhood score (a network without a preference part
+    /// keeps the defaults).
+    pub fn set_preference_choices(&mut self, similar_movies: crate::config::SimilarMovies, neighbour_input: crate::config::NeighbourInput) {
         if let Some(preference) = self.config.preference.as_mut() {
-            preference.similar_movies = similar_movies;
+            (preference.similar_movies, preference.neighbour_input) = (similar_movies, neighbour_input);
         }
     }
 

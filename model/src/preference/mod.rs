@@ -14,13 +14,14 @@ use crate::ModelError;
 use std::cell::OnceCell;
 use tch::{Kind, Tensor};
 
-/// A user as the preference part sees them: the catalogue positions they rated and the vector made from them.
+/// A user as the preference part sees them: the catalogue positions they rated (with the ratings) and the vector
+/// made from them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreferenceUser {
     /// The user's preference vector.
     pub vector: Vec<f32>,
-    /// The catalogue positions the user rated.
-    pub rated: Vec<usize>,
+    /// The catalogue positions the user rated, with the ratings.
+    pub rated: Vec<(usize, f32)>,
 }
 
 /// The preference scores over a catalogue (by catalogue position): what ranks lists.
@@ -56,16 +57,16 @@ impl PreferenceScorer {
         self.inputs.size()[1] as usize
     }
 
-    /// The user who rated the catalogue positions `rated` (positions outside the catalogue are an error; an empty
-    /// history gives the zero vector: the biases alone, a popularity-like order).
-    pub fn user(&self, rated: &[usize]) -> Result<PreferenceUser, ModelError> {
-        if let Some(bad) = rated.iter().find(|p| **p >= self.movies) {
+    /// The user who rated the catalogue positions of `rated` (position, rating) (positions outside the catalogue are
+    /// an error; an empty history gives the zero vector: the biases alone, a popularity-like order).
+    pub fn user(&self, rated: &[(usize, f32)]) -> Result<PreferenceUser, ModelError> {
+        if let Some((bad, _)) = rated.iter().find(|(p, _)| *p >= self.movies) {
             return Err(ModelError::InvalidArgument(format!("catalogue position {bad} is outside the {} movies", self.movies)));
         }
         if rated.is_empty() {
             return Ok(PreferenceUser { vector: vec![0.0; self.dim()], rated: Vec::new() });
         }
-        let index = Tensor::f_from_slice(&rated.iter().map(|p| *p as i64).collect::<Vec<_>>())?;
+        let index = Tensor::f_from_slice(&rated.iter().map(|(p, _)| *p as i64).collect::<Vec<_>>())?;
         let sum = self.inputs.f_index_select(0, &index)?.f_sum_dim_intlist([0i64].as_slice(), true, Kind::Float)?;
         let vector = normalise_user(&sum, &Tensor::f_from_slice(&[rated.len() as f32])?)?;
         Ok(PreferenceUser { vector: Vec::<f32>::try_from(vector.f_flatten(0, -1)?)?, rated: rated.to_vec() })
@@ -123,7 +124,9 @@ impl HybridRecommender {
         let vectors = tch::no_grad(|| tables.vectors(movie_rows, content, None))?;
         let blend = tables.blend.f_double_value(&[0])? as f32;
         let rows: Vec<i64> = Vec::try_from(movie_rows)?;
-        let neighbours = tables.neighbours.as_ref().map(|n| CatalogueNeighbours::over(n, &rows)).transpose()?;
+        let input = self.config.preference.map(|p| p.neighbour_input).unwrap_or_default();
+        let rating_max = self.config.rating_max as f32;
+        let neighbours = tables.neighbours.as_ref().map(|n| CatalogueNeighbours::over(n, &rows, input, rating_max)).transpose()?;
         Ok(Some(PreferenceScorer {
             neighbours,
             movies: movie_rows.size()[0] as usize,

@@ -1,6 +1,7 @@
 //! Unit tests of the preference part: what it learns on a tiny problem, how the rating blend enters the order, and
 //! that an artefact keeps it.
 use super::*;
+use crate::config::NeighbourInput;
 use crate::network::tests::{content, small_config};
 use crate::ranking::{rank_by_preference, RankOptions, RatingUsers, Retrieval};
 use crate::scoring::Precision;
@@ -11,7 +12,13 @@ fn config_with_preference() -> crate::ModelConfig {
     let mut config = small_config();
     config.cardinalities.movies = 6;
     config.cardinalities.users = 40;
-    config.preference = Some(PreferenceConfig { dim: 8, positives: Positives::Liked, neighbours: 0, similar_movies: Default::default() });
+    config.preference = Some(PreferenceConfig {
+        dim: 8,
+        positives: Positives::Liked,
+        neighbours: 0,
+        similar_movies: Default::default(),
+        neighbour_input: Default::default(),
+    });
     config
 }
 
@@ -61,7 +68,7 @@ fn the_preference_part_learns_which_movies_a_group_picks_and_stores_its_blend() 
     assert_eq!(report.validation_users, 10, "users 4, 8, …, 40 have a held-out liked movie");
     let best = report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max);
     assert_eq!(best, 1.0, "every held-out liked movie is in its user's top 10 of 29: {report:?}");
-    assert_eq!(report.blend_recall.len(), crate::train::preference::BLEND_WEIGHTS.len());
+    assert_eq!(report.blend_recall.len(), crate::train::blend::BLEND_WEIGHTS.len(), "no neighbourhood: the rating weights alone");
     let similar = &report.similar_movies;
     assert_eq!(similar.users, 10, "the similar-movies choice is made on the validation users: {similar:?}");
     let [(SimilarMovies::Rating, by_rating), (SimilarMovies::Preference, by_preference)] = similar.quality[..] else {
@@ -75,10 +82,10 @@ fn the_preference_part_learns_which_movies_a_group_picks_and_stores_its_blend() 
     let scorer = network.preference_scorer(&rows, &positions).unwrap().expect("a preference part");
     assert_eq!(scorer.blend(), report.blend, "the chosen blend is stored with the weights");
     for (marker, liked, other) in [(0usize, 2usize, 3usize), (1, 3, 2)] {
-        let scores: Vec<f32> = Vec::try_from(scorer.scores(&[scorer.user(&[marker]).unwrap()]).unwrap().get(0)).unwrap();
+        let scores: Vec<f32> = Vec::try_from(scorer.scores(&[scorer.user(&[(marker, 3.0)]).unwrap()]).unwrap().get(0)).unwrap();
         assert!(scores[liked] > scores[other] && scores[liked] > scores[4], "the group's movie first: {scores:?}");
     }
-    assert!(scorer.user(&[30]).is_err(), "a position outside the catalogue is an error");
+    assert!(scorer.user(&[(30, 4.0)]).is_err(), "a position outside the catalogue is an error");
     assert_eq!(scorer.user(&[]).unwrap().vector, vec![0.0; 8], "no ratings: the biases alone");
 }
 
@@ -96,7 +103,7 @@ fn lists_follow_preference_plus_the_blend_and_return_the_predicted_rating() {
     for blend in [0.0, 1.0, 50.0] {
         let _ = tch::no_grad(|| network.preference.as_ref().unwrap().blend.shallow_clone().fill_(blend));
         let preference = network.preference_scorer(&rows, &encoded).unwrap().unwrap();
-        let vector = preference.user(&[0]).unwrap();
+        let vector = preference.user(&[(0, 4.0)]).unwrap();
         let listed =
             rank_by_preference(&ratings, &preference, RatingUsers::Rows(&[2]), std::slice::from_ref(&vector), |_| (1..6).collect(), &ids, options)
                 .unwrap();
@@ -135,8 +142,8 @@ fn an_artefact_keeps_the_preference_part() {
     let rows = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]);
     let (before, after) = (network.preference_scorer(&rows, &encoded).unwrap().unwrap(), loaded.preference_scorer(&rows, &encoded).unwrap().unwrap());
     assert_eq!(after.blend(), 0.25);
-    let vector = before.user(&[1, 2]).unwrap();
-    assert_eq!(vector, after.user(&[1, 2]).unwrap());
+    let vector = before.user(&[(1, 4.0), (2, 2.0)]).unwrap();
+    assert_eq!(vector, after.user(&[(1, 4.0), (2, 2.0)]).unwrap());
     let difference =
         before.scores(std::slice::from_ref(&vector)).unwrap().f_sub(&after.scores(&[vector]).unwrap()).unwrap().abs().max().double_value(&[]);
     assert!(difference < 1e-6, "{difference}");
@@ -169,12 +176,13 @@ fn similar_movies_by_preference_are_the_nearest_input_and_output_vectors_side_by
 #[test]
 fn the_similar_movies_choice_travels_in_the_manifest_and_older_manifests_keep_the_rating_representation() {
     let older: PreferenceConfig = serde_json::from_str(r#"{"dim": 8, "positives": "liked", "neighbours": 0}"#).unwrap();
-    assert_eq!(older.similar_movies, SimilarMovies::Rating);
+    assert_eq!((older.similar_movies, older.neighbour_input), (SimilarMovies::Rating, NeighbourInput::Rated));
     let mut config = config_with_preference();
     let store = nn::VarStore::new(Device::Cpu);
     let mut network = HybridRecommender::new(&store.root(), &config);
-    network.set_similar_movies(SimilarMovies::Preference);
-    assert_eq!(network.config().preference.unwrap().similar_movies, SimilarMovies::Preference);
+    network.set_preference_choices(SimilarMovies::Preference, NeighbourInput::LikedTwice);
+    let recorded = network.config().preference.unwrap();
+    assert_eq!((recorded.similar_movies, recorded.neighbour_input), (SimilarMovies::Preference, NeighbourInput::LikedTwice));
     config.preference.as_mut().unwrap().similar_movies = SimilarMovies::Preference;
     let json = serde_json::to_value(&config).unwrap();
     assert_eq!(json["preference"]["similar_movies"], "preference");
@@ -183,4 +191,41 @@ fn the_similar_movies_choice_travels_in_the_manifest_and_older_manifests_keep_th
     let encoded = tch::no_grad(|| network.encode_content(&content(6, &config))).unwrap();
     let rows = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]);
     assert!(loaded_network.preference_scorer(&rows, &encoded).unwrap().unwrap().serves_similar_movies());
+}
+
+/// Item-item weights over six movies: movie 0 points to movie 3 (0.5), movie 1 to movie 4 (0.25); the user rated movie
+/// 0 five stars and movie 1 two. Counting rated movies once, movie 3 gains 0.5 and movie 4 0.25; counting liked ones
+/// twice, movie 3 gains 1.0 (movie 0 is liked) and movie 4 still 0.25.
+#[test]
+fn liked_movies_count_twice_in_the_neighbourhood_when_the_trainer_chose_so() {
+    let mut config = config_with_preference();
+    config.preference.as_mut().unwrap().neighbours = 2;
+    let store = nn::VarStore::new(Device::Cpu);
+    let mut network = HybridRecommender::new(&store.root(), &config);
+    let item_item = Tensor::zeros([6, 6], (Kind::Float, Device::Cpu));
+    let _ = item_item.get(0).get(3).fill_(0.5);
+    let _ = item_item.get(1).get(4).fill_(0.25);
+    let weight = {
+        let neighbours = network.preference.as_ref().unwrap().neighbours.as_ref().unwrap();
+        neighbours.set_from(&item_item).unwrap();
+        neighbours.weight.shallow_clone()
+    };
+    let _ = tch::no_grad(|| weight.shallow_clone().fill_(1.0));
+    let encoded = tch::no_grad(|| network.encode_content(&content(6, &config))).unwrap();
+    let rows = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]);
+    let history = [(0usize, 5.0f32), (1, 2.0)];
+    let mut gained = Vec::new();
+    for input in [NeighbourInput::Rated, NeighbourInput::LikedTwice] {
+        network.set_preference_choices(SimilarMovies::Rating, input);
+        let scorer = network.preference_scorer(&rows, &encoded).unwrap().unwrap();
+        let user = scorer.user(&history).unwrap();
+        let with: Vec<f32> = Vec::try_from(scorer.scores(std::slice::from_ref(&user)).unwrap().get(0)).unwrap();
+        let _ = tch::no_grad(|| weight.shallow_clone().fill_(0.0));
+        let without: Vec<f32> = Vec::try_from(network.preference_scorer(&rows, &encoded).unwrap().unwrap().scores(&[user]).unwrap().get(0)).unwrap();
+        let _ = tch::no_grad(|| weight.shallow_clone().fill_(1.0));
+        gained.push(with.iter().zip(&without).map(|(a, b)| a - b).collect::<Vec<f32>>());
+    }
+    let close = |got: &[f32], want: [f32; 6]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6);
+    assert!(close(&gained[0], [0.0, 0.0, 0.0, 0.5, 0.25, 0.0]), "every rated movie once: {:?}", gained[0]);
+    assert!(close(&gained[1], [0.0, 0.0, 0.0, 1.0, 0.25, 0.0]), "a liked movie twice: {:?}", gained[1]);
 }

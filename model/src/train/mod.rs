@@ -4,6 +4,8 @@
 //! optimiser, the mask generator and the autoencoder's fitting live beside it.
 /// Fitting the item autoencoder and its blend.
 pub mod autoencoder;
+/// Choosing the order's neighbourhood input and weights on validation.
+pub mod blend;
 /// The seeded generator of dropout and keep masks.
 pub mod mask_random;
 /// LazyAdam.

@@ -2,11 +2,11 @@
 //! movies each user picked (`Positives`; the loss gathers the picked logits, no users × movies target matrix), the
 //! user built from a random half of their rated movies (so it learns to predict movies it was not shown); the movies' own rows hidden at random so the content projections learn to rank
 //! movies without ratings; Adam; the epoch and the rating blend chosen on a validation share's Recall@10.
+use super::blend::{BlendChoice, BlendTried};
 use super::similar_movies::SimilarMoviesChoice;
-use crate::config::Positives;
+use crate::config::{NeighbourInput, Positives};
 use crate::network::{normalise_user, HybridRecommender};
-use crate::preference::CatalogueNeighbours;
-use crate::ranking::{top_k, BLEND_POOL_EXTRA};
+use crate::ranking::top_k;
 use crate::ModelError;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
@@ -60,8 +60,10 @@ pub struct PreferenceReport {
     pub blend: f32,
     /// The chosen weight of the item neighbourhood in the preference score.
     pub neighbour_weight: f32,
-    /// Every (neighbourhood weight, rating weight) tried with the mean of its validation Recall@10 and NDCG@10.
-    pub blend_recall: Vec<(f32, f32, f64)>,
+    /// The chosen way of counting a user's rated movies in the neighbourhood score.
+    pub neighbour_input: NeighbourInput,
+    /// Every combination tried with the mean of its validation Recall@10 and NDCG@10.
+    pub blend_recall: Vec<BlendTried>,
     /// Validation users with a liked movie.
     pub validation_users: usize,
     /// The validation users each epoch's check ranked for (all of them up to `EPOCH_CHECK_USERS`, else an even
@@ -73,26 +75,6 @@ pub struct PreferenceReport {
     pub similar_movies: SimilarMoviesChoice,
     /// Wall time of the fit, blend included.
     pub seconds: f64,
-}
-
-/// Weights of the raw predicted rating tried in the order (preference scores are log-odds; ratings are stars).
-pub const BLEND_WEIGHTS: [f32; 9] = [0.0, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0];
-/// Weights of the item-neighbourhood score tried in the preference score (its sums of item-item weights are small
-/// beside log-odds).
-pub const NEIGHBOUR_WEIGHTS: [f32; 12] = [0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0];
-
-/// Pairs the rating head scores at once while the blend is chosen (the first layer's activations: 64 MB at 256 wide).
-const PAIRS_PER_PASS: usize = 65_536;
-
-/// Each validation user's preference scores over every trained movie, for a subset of users (in chunks of 256).
-type PreferenceScores<'a> = &'a dyn Fn(&[usize]) -> Result<Vec<Tensor>, ModelError>;
-
-/// The weights `choose_blend` chose, every pair it tried with its validation quality, and the users it used.
-struct BlendChoice {
-    neighbour_weight: f32,
-    blend: f32,
-    tried: Vec<(f32, f32, f64)>,
-    users: usize,
 }
 
 struct Adam {
@@ -307,8 +289,9 @@ impl HybridRecommender {
                 Ok(())
             })?;
         }
-        let BlendChoice { neighbour_weight, blend, tried: blend_recall, users: blend_users } =
+        let BlendChoice { chosen, tried: blend_recall, users: blend_users } =
             self.choose_blend(&rows, &content, fit, &checked, &relevant, options, &validate)?;
+        let BlendTried { neighbour_input, neighbour_weight, rating_weight: blend, .. } = chosen;
         let _ = tch::no_grad(|| tables.blend.shallow_clone().f_fill_(f64::from(blend)))?;
         let similar_movies = self.choose_similar_movies(&rows, &content, fit, &checked, &relevant, options.blend_users)?;
         if let Some(neighbours) = &tables.neighbours {
@@ -320,6 +303,7 @@ impl HybridRecommender {
             validation_recall: history,
             blend,
             neighbour_weight,
+            neighbour_input,
             blend_recall,
             validation_users: checked.len(),
             epoch_check_users: epoch_checked.len(),
@@ -327,100 +311,6 @@ impl HybridRecommender {
             similar_movies,
             seconds: started.elapsed().as_secs_f64(),
         })
-    }
-
-    /// The weights of the item neighbourhood and of the raw predicted rating that order the validation users' lists
-    /// best by the mean of Recall@10 and NDCG@10 (ties: the smaller), with the lists made as `rank_by_preference` makes them: each user's best
-    /// `10 + BLEND_POOL_EXTRA` candidates by preference + neighbourhood, reordered with the predicted rating.
-    #[allow(clippy::too_many_arguments)]
-    fn choose_blend(
-        &self,
-        rows: &Tensor,
-        content: &Tensor,
-        fit: &Histories,
-        checked: &[usize],
-        relevant: &[Vec<i64>],
-        options: &PreferenceOptions,
-        validate: PreferenceScores<'_>,
-    ) -> Result<BlendChoice, ModelError> {
-        let count = checked.len().min(options.blend_users);
-        let (subset, relevant) = (&checked[..count], &relevant[..count]);
-        if subset.is_empty() {
-            return Ok(BlendChoice { neighbour_weight: 0.0, blend: 0.0, tried: Vec::new(), users: 0 });
-        }
-        let scorer = self.catalogue_scorer(rows, content)?;
-        let row_list: Vec<i64> = Vec::try_from(rows)?;
-        let neighbourhood = match self.preference.as_ref().and_then(|t| t.neighbours.as_ref()) {
-            Some(tables) => Some(CatalogueNeighbours::over(tables, &row_list)?),
-            None => None,
-        };
-        let movies = scorer.movies();
-        let ids: Vec<i32> = (0..movies as i32).collect();
-        let mut users = Vec::with_capacity(count);
-        for (chunk, scores) in subset.chunks(256).zip(validate(subset)?) {
-            let values: Vec<f32> = Vec::try_from(scores.f_flatten(0, -1)?)?;
-            for (user, row) in chunk.iter().zip(values.chunks_exact(movies.max(1))) {
-                let rated: Vec<usize> = fit[*user].iter().map(|(m, _)| (*m - 1) as usize).collect();
-                let nearby: Vec<f32> = neighbourhood.as_ref().map(|n| n.scores(&rated)).unwrap_or_default();
-                users.push((*user, rated, row.to_vec(), nearby));
-            }
-        }
-        let neighbour_weights: &[f32] = if neighbourhood.is_some() { &NEIGHBOUR_WEIGHTS } else { &NEIGHBOUR_WEIGHTS[..1] };
-        let mut pools_by_weight = Vec::with_capacity(neighbour_weights.len());
-        for gamma in neighbour_weights {
-            let mut pools = Vec::with_capacity(count);
-            for (_, rated, preference, nearby) in &users {
-                let first: Vec<f32> = preference.iter().enumerate().map(|(p, v)| v + gamma * nearby.get(p).copied().unwrap_or(0.0)).collect();
-                let mut allowed = vec![true; movies];
-                rated.iter().for_each(|p| allowed[*p] = false);
-                let pool = top_k(&first, &ids, (0..movies).filter(|m| allowed[*m]).collect(), 10 + BLEND_POOL_EXTRA);
-                pools.push(pool.into_iter().map(|p| (p, first[p])).collect::<Vec<_>>());
-            }
-            pools_by_weight.push(pools);
-        }
-        let ratings = self.pool_ratings(&scorer, &users.iter().map(|(user, ..)| *user as i64).collect::<Vec<_>>(), &pools_by_weight)?;
-        let mut tried = Vec::new();
-        for (gamma, pools) in neighbour_weights.iter().zip(&pools_by_weight) {
-            for weight in BLEND_WEIGHTS {
-                let mut quality = 0.0;
-                for (index, (pool, relevant)) in pools.iter().zip(relevant).enumerate() {
-                    let order: Vec<f32> = pool.iter().map(|(p, preference)| preference + weight * ratings[index][p]).collect();
-                    let pool_ids: Vec<i32> = pool.iter().map(|(p, _)| *p as i32).collect();
-                    let top = top_k(&order, &pool_ids, (0..pool.len()).collect(), 10);
-                    let list: Vec<i64> = top.iter().map(|i| pool[*i].0 as i64 + 1).collect();
-                    quality += list_quality(&list, relevant);
-                }
-                tried.push((*gamma, weight, quality / pools.len() as f64));
-            }
-        }
-        let best = tried.iter().fold((0.0f32, 0.0f32, f64::NEG_INFINITY), |best, (g, w, r)| if *r > best.2 + 1e-9 { (*g, *w, *r) } else { best });
-        Ok(BlendChoice { neighbour_weight: best.0, blend: best.1, tried, users: count })
-    }
-
-    /// The raw predicted rating of every (user, position) in any of the pools, scored in batched passes of at most
-    /// `PAIRS_PER_PASS` pairs: per user index, position → rating.
-    fn pool_ratings(
-        &self,
-        scorer: &crate::scoring::CatalogueScorer,
-        user_rows: &[i64],
-        pools_by_weight: &[Vec<Vec<(usize, f32)>>],
-    ) -> Result<Vec<std::collections::HashMap<usize, f32>>, ModelError> {
-        let mut wanted: Vec<std::collections::BTreeSet<usize>> = vec![Default::default(); user_rows.len()];
-        for pools in pools_by_weight {
-            for (user, pool) in pools.iter().enumerate() {
-                wanted[user].extend(pool.iter().map(|(p, _)| *p));
-            }
-        }
-        let pairs: Vec<(usize, usize)> = wanted.iter().enumerate().flat_map(|(user, set)| set.iter().map(move |p| (user, *p))).collect();
-        let mut ratings = vec![std::collections::HashMap::new(); user_rows.len()];
-        for chunk in pairs.chunks(PAIRS_PER_PASS) {
-            let rows: Vec<i64> = chunk.iter().map(|(user, _)| user_rows[*user]).collect();
-            let positions: Vec<i64> = chunk.iter().map(|(_, p)| *p as i64).collect();
-            for ((user, position), rating) in chunk.iter().zip(scorer.score_pairs(&rows, &positions)?) {
-                ratings[*user].insert(*position, rating);
-            }
-        }
-        Ok(ratings)
     }
 }
 

@@ -63,7 +63,7 @@ fn recommend(user_id: i32, k: i32, exclude_rated: bool, genre: Option<&str>, exp
         (Some(rated), true) => rated.iter().map(|(position, _)| *position).collect(),
         (None, true) => movie_ids_where(RATED_BY_USER, user_id.into())?.iter().filter_map(|id| model.movie_index.get(id).copied()).collect(),
     };
-    let rated_at: Vec<usize> = rated.iter().flatten().map(|(position, _)| *position).collect();
+    let rated_at: Vec<(usize, f32)> = rated.iter().flatten().copied().collect();
     let allowed = match genre {
         Some(name) => Some(movies_of_genre(name)?),
         None => None,

@@ -39,7 +39,7 @@ fn recommend_for(rated: &[(i32, f32)], k: i32, exclude_rated: bool, genre: Optio
     let candidates = |_| model.candidate_positions(excluded, allowed.as_ref());
     let ranked = model.rank_lists(
         RatingUsers::Folded(std::slice::from_ref(&visitor)),
-        &[&rated_at],
+        &[&observed],
         candidates,
         crate::guc::rank_options(k as usize, model.scorer.movies()),
     )?;

@@ -118,10 +118,10 @@ fn compute(model: &LoadedModel, users: &[UserRatings], options: RankOptions) -> 
     for (group, fold) in trained.chunks(chunk).map(|g| (g, false)).chain(folded.chunks(chunk).map(|g| (g, true))) {
         let candidates = |index: usize| {
             let mut allowed = vec![true; movies];
-            group[index].rated.iter().for_each(|p| allowed[*p] = false);
+            group[index].rated.iter().for_each(|(p, _)| allowed[*p] = false);
             (0..movies).filter(|p| allowed[*p]).collect()
         };
-        let rated: Vec<&[usize]> = group.iter().map(|user| user.rated.as_slice()).collect();
+        let rated: Vec<&[(usize, f32)]> = group.iter().map(|user| user.rated.as_slice()).collect();
         let rankings = if fold {
             let vectors = group
                 .iter()

@@ -37,11 +37,11 @@ impl Shard {
     }
 }
 
-/// A user to refresh: the catalogue positions they rated, and for fold-in the ratings the model never saw
+/// A user to refresh: the catalogue positions they rated with the ratings, and for fold-in the ratings the model never saw
 /// (`recsys.rating_unseen`; all of them for a user it was trained without) and how many it did.
 pub struct UserRatings {
     pub user_id: i32,
-    pub rated: Vec<usize>,
+    pub rated: Vec<(usize, f32)>,
     pub unseen: Vec<(usize, f32)>,
     pub reflected: usize,
 }
@@ -104,7 +104,7 @@ pub fn next_chunk(model: &LoadedModel, shard: Shard, after: Option<i32>, limit: 
             let mut user = UserRatings { user_id, rated: Vec::with_capacity(movies.len()), unseen: Vec::new(), reflected: 0 };
             for ((movie, rating), after) in movies.iter().zip(ratings).zip(after) {
                 let Some(position) = model.movie_index.get(movie).copied() else { continue };
-                user.rated.push(position);
+                user.rated.push((position, rating));
                 match fold_in && (!known || (after && (model.loaded_until.is_some() || model.trained_until.is_some()))) {
                     true => user.unseen.push((position, rating)),
                     false => user.reflected += 1,

@@ -24,12 +24,12 @@ impl LoadedModel {
     }
 
     /// The `k` best `candidates(i)` of each user i, whose predicted ratings come from `users` and who rated the
-    /// catalogue positions `rated[i]` (their preference vector; all their ratings, new ones included). Each entry is
-    /// (catalogue position, predicted rating), best first.
+    /// catalogue positions of `rated[i]` (position, rating: their preference vector and neighbourhood scores; all their
+    /// ratings, new ones included). Each entry is (catalogue position, predicted rating), best first.
     pub fn rank_lists(
         &self,
         users: RatingUsers<'_>,
-        rated: &[&[usize]],
+        rated: &[&[(usize, f32)]],
         candidates: impl Fn(usize) -> Vec<usize>,
         options: RankOptions,
     ) -> Result<Vec<Ranking>, RecsysError> {

@@ -229,6 +229,7 @@ impl TrainArgs {
             positives: self.preference_positives,
             neighbours,
             similar_movies: Default::default(),
+            neighbour_input: Default::default(),
         });
         config.autoencoder_rank =
             (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then(|| self.autoencoder_rank.clamp(1, self.autoencoder_hidden));

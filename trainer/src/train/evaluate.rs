@@ -80,12 +80,12 @@ pub fn ranking_metrics(
 ) -> Result<RankingReport> {
     let (network, vocabulary) = (&evaluated.trained.network, &evaluated.vocabulary);
     let content = super::encode_catalogue(vocabulary, catalogue, titles, &evaluated.config)?;
-    let mut rated: HashMap<i32, Vec<usize>> = HashMap::new();
+    let mut rated: HashMap<i32, Vec<(usize, f32)>> = HashMap::new();
     let mut rated_ids: HashMap<i32, Vec<i32>> = HashMap::new();
     let mut popularity: HashMap<i32, usize> = HashMap::new();
-    for (user, movie) in split.train.users.iter().zip(&split.train.movies) {
+    for ((user, movie), rating) in split.train.users.iter().zip(&split.train.movies).zip(&split.train.values) {
         if let Some(position) = catalogue.row_of.get(movie) {
-            rated.entry(*user).or_default().push(*position);
+            rated.entry(*user).or_default().push((*position, *rating));
         }
         rated_ids.entry(*user).or_default().push(*movie);
         *popularity.entry(*movie).or_default() += 1;
@@ -101,7 +101,7 @@ pub fn ranking_metrics(
     let movies = catalogue.movie_ids.len();
     let candidates_of = |user: &i32| {
         let mut allowed = vec![true; movies];
-        rated.get(user).into_iter().flatten().for_each(|p| allowed[*p] = false);
+        rated.get(user).into_iter().flatten().for_each(|(p, _)| allowed[*p] = false);
         (0..movies).filter(|p| allowed[*p]).collect::<Vec<usize>>()
     };
     let options = RankOptions { k: 10, precision: Precision::fastest_available(), retrieval: Retrieval::Exhaustive };

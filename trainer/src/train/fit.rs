@@ -280,7 +280,7 @@ pub fn fit(
         Some(preference_options) if config.preference.is_some() => {
             let (fit_ratings, validation_ratings) = (train.subset(&fit_rows), train.subset(&validation_rows));
             let report = fit_preference(&network, vocabulary, content, catalogue, &fit_ratings, &validation_ratings, preference_options)?;
-            network.set_similar_movies(report.similar_movies.chosen);
+            network.set_preference_choices(report.similar_movies.chosen, report.neighbour_input);
             Some(report)
         }
         _ => None,
@@ -352,6 +352,18 @@ pub fn histories_count(ratings: &Ratings) -> usize {
     ratings.users.iter().collect::<std::collections::HashSet<_>>().len()
 }
 
+/// The best validation quality reached with each neighbourhood input, as text.
+fn best_by_input(tried: &[recsys_model::train::blend::BlendTried]) -> String {
+    let mut best: Vec<(recsys_model::config::NeighbourInput, f64)> = Vec::new();
+    for t in tried.iter().filter(|t| t.neighbour_weight > 0.0) {
+        match best.iter_mut().find(|(input, _)| *input == t.neighbour_input) {
+            Some(entry) => entry.1 = entry.1.max(t.quality),
+            None => best.push((t.neighbour_input, t.quality)),
+        }
+    }
+    best.iter().map(|(input, quality)| format!("{input} {quality:.4}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Fits the preference part on the fitting ratings and picks its epoch and blend on the validation ones.
 fn fit_preference(
     network: &HybridRecommender,
@@ -380,17 +392,19 @@ fn fit_preference(
     spinner.finish_and_clear();
     let report = report?;
     eprintln!(
-        "  preference: best epoch {} of {}, validation Recall@10 {:.4} ({} users{}); neighbourhood weight {} and rating weight {} chosen on {} users (mean of Recall@10 and NDCG@10 {:.4}; preference alone {:.4}) {:.1} s",
+        "  preference: best epoch {} of {}, validation Recall@10 {:.4} ({} users{}); neighbourhood weight {} ({}) and rating weight {} chosen on {} users (mean of Recall@10 and NDCG@10 {:.4}; preference alone {:.4}; best with {}) {:.1} s",
         report.best_epoch,
         report.epochs_run,
         report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max),
         report.validation_users,
         if report.epoch_check_users < report.validation_users { format!(", {} of them checked each epoch", report.epoch_check_users) } else { String::new() },
         report.neighbour_weight,
+        report.neighbour_input,
         report.blend,
         report.blend_users,
-        report.blend_recall.iter().map(|(_, _, r)| *r).fold(0.0, f64::max),
-        report.blend_recall.first().map_or(0.0, |(_, _, r)| *r),
+        report.blend_recall.iter().map(|t| t.quality).fold(0.0, f64::max),
+        report.blend_recall.first().map_or(0.0, |t| t.quality),
+        best_by_input(&report.blend_recall),
         report.seconds
     );
     let similar = &report.similar_movies;

@@ -86,7 +86,7 @@ impl Default for ModelConfig {
     /// terms, 16-d people (half of them hidden per training pair), the title through a rank-16 projection, content
     /// MLP [128, 64] whose projection is added to the movie vector, head [256, 128, 64], dropout 0.2, movie-id dropout
     /// 0.2, a rank-32 item autoencoder, and a 64-wide preference part over liked movies with 300 item neighbours per
-    /// movie.
+    /// movie and every trained user's preference vector.
     fn default() -> Self {
         Self {
             title_rank: Some(16),
@@ -100,8 +100,10 @@ impl Default for ModelConfig {
                 dim: 64,
                 positives: Positives::Liked,
                 neighbours: 300,
-                similar_movies: SimilarMovies::Rating,
+                similar_movies: Representation::Rating,
                 neighbour_input: NeighbourInput::Rated,
+                user_vectors: true,
+                similar_users: Representation::Rating,
             }),
             ..Self::seed_architecture(Cardinalities::default())
         }
@@ -195,7 +197,7 @@ impl ModelConfig {
             dense(content_dim, 1)?,
             autoencoder,
             match &self.preference {
-                Some(preference) => preference.parameter_count(movies.checked_sub(1)?, content_dim)?,
+                Some(preference) => preference.parameter_count(users.checked_sub(1)?, movies.checked_sub(1)?, content_dim)?,
                 None => 0,
             },
         ];
@@ -314,9 +316,26 @@ pub struct PreferenceConfig {
     pub neighbours: i64,
     /// The representation `recsys_similar_movies` compares movies in (chosen by the trainer on validation).
     #[serde(default)]
-    pub similar_movies: SimilarMovies,
+    pub similar_movies: Representation,
     /// How a user's rated movies count in the neighbourhood score (chosen by the trainer on validation).
     #[serde(default)]
+    pub neighbour_input: NeighbourInput,
+    /// Whether the artefact holds every trained user's preference vector (`similar_users` can then be `Preference`).
+    #[serde(default)]
+    pub user_vectors: bool,
+    /// The representation `recsys_similar_users` compares users in (chosen by the trainer on validation).
+    #[serde(default)]
+    pub similar_users: Representation,
+}
+
+/// What the trainer chooses on its validation share and stores in `PreferenceConfig`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PreferenceChoices {
+    /// The representation similar movies are served from.
+    pub similar_movies: Representation,
+    /// The representation similar users are served from.
+    pub similar_users: Representation,
+    /// How rated movies count in the neighbourhood score.
     pub neighbour_input: NeighbourInput,
 }
 
@@ -350,18 +369,20 @@ impl std::fmt::Display for NeighbourInput {
     }
 }
 
-/// The learned representation similar movies are found in.
+/// The learned representation similar movies or users are found in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SimilarMovies {
-    /// What a movie feeds the rating network's head, then its dot-product vector (every manifest before this field).
+pub enum Representation {
+    /// The rating network's: what a movie (user) feeds the head, then its dot-product vector (embedding); every
+    /// manifest before these fields.
     #[default]
     Rating,
-    /// The preference part's input and output vectors side by side: movies picked by the same users.
+    /// The preference part's: a movie's input and output vectors side by side (movies picked by the same users); a
+    /// user's preference vector (users who picked the same movies).
     Preference,
 }
 
-impl std::fmt::Display for SimilarMovies {
+impl std::fmt::Display for Representation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Rating => "rating",
@@ -371,15 +392,17 @@ impl std::fmt::Display for SimilarMovies {
 }
 
 impl PreferenceConfig {
-    /// Float32 weights the preference variables hold for `movies` trained movies and a `content_dim` content vector.
-    pub fn parameter_count(&self, movies: u64, content_dim: u64) -> Option<u64> {
+    /// Float32 weights the preference variables hold for `users` trained users, `movies` trained movies and a
+    /// `content_dim` content vector.
+    pub fn parameter_count(&self, users: u64, movies: u64, content_dim: u64) -> Option<u64> {
         let dim = u64::try_from(self.dim).ok()?;
+        let user_vectors = if self.user_vectors { users.checked_add(1)?.checked_mul(dim)? } else { 0 };
         let rows = movies.checked_add(1)?.checked_mul(dim.checked_mul(2)?.checked_add(1)?)?;
         let dense = content_dim.checked_add(1)?.checked_mul(dim.checked_mul(2)?.checked_add(1)?)?;
         let neighbours = match u64::try_from(self.neighbours).ok()? {
             0 => 0,
             width => movies.checked_add(1)?.checked_mul(width.checked_mul(2)?)?.checked_add(1)?,
         };
-        rows.checked_add(dense)?.checked_add(1)?.checked_add(neighbours)
+        rows.checked_add(dense)?.checked_add(1)?.checked_add(neighbours)?.checked_add(user_vectors)
     }
 }

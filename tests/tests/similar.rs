@@ -82,36 +82,45 @@ fn similar_users_are_ordered_neighbours_among_the_models_users() {
 }
 
 #[test]
-fn similar_movies_come_from_the_representation_the_trainer_chose_on_validation() {
+fn similar_movies_and_users_come_from_the_representations_the_trainer_chose_on_validation() {
     let cluster = shared_cluster(Loading::Preloaded);
     let mut db = cluster.trained_demo_database("similar_choice").unwrap();
-    let row = db
-        .query_one(
-            "SELECT manifest #>> '{config,preference,similar_movies}', metrics #> '{served_model,preference,similar_movies,quality}'
-             FROM recsys.models WHERE status = 'active'",
-            &[],
-        )
-        .unwrap();
-    let (chosen, quality): (String, serde_json::Value) = (row.get(0), row.get(1));
-    let score = |name: &str| quality.as_array().and_then(|q| q.iter().find(|pair| pair[0] == name)).and_then(|pair| pair[1].as_f64());
-    let (by_rating, by_preference) = (score("rating").expect("rating scored"), score("preference").expect("preference scored"));
-    assert_eq!(chosen, if by_preference > by_rating { "preference" } else { "rating" }, "the better on validation is served: {quality}");
+    let mut flipped = Vec::new();
+    for what in ["similar_movies", "similar_users"] {
+        let row = db
+            .query_one(
+                "SELECT manifest #>> ARRAY['config', 'preference', $1], metrics #> ARRAY['served_model', 'preference', $1, 'quality']
+                 FROM recsys.models WHERE status = 'active'",
+                &[&what],
+            )
+            .unwrap();
+        let (chosen, quality): (String, serde_json::Value) = (row.get(0), row.get(1));
+        let score = |name: &str| quality.as_array().and_then(|q| q.iter().find(|pair| pair[0] == name)).and_then(|pair| pair[1].as_f64());
+        let (by_rating, by_preference) = (score("rating").expect("rating scored"), score("preference").expect("preference scored"));
+        assert_eq!(chosen, if by_preference > by_rating { "preference" } else { "rating" }, "{what}: the better on validation is served: {quality}");
+        flipped.push(if chosen == "preference" { "rating" } else { "preference" });
+    }
 
-    let sql = "SELECT rank, movie_id, similarity FROM recsys.recsys_similar_movies($1, 8)";
-    let served = neighbours(&mut db, sql, 1);
-    let other = if chosen == "preference" { "rating" } else { "preference" };
+    let movies_sql = "SELECT rank, movie_id, similarity FROM recsys.recsys_similar_movies($1, 8)";
+    let users_sql = "SELECT rank, user_id, similarity FROM recsys.recsys_similar_users($1, 8)";
+    let (movies, users) = (neighbours(&mut db, movies_sql, 1), neighbours(&mut db, users_sql, 1));
     let copy: i64 = db
         .query_one(
             "INSERT INTO recsys.models (params, metrics, fingerprint, manifest, weights)
-             SELECT params, metrics, fingerprint, jsonb_set(manifest, '{config,preference,similar_movies}', to_jsonb($1::text)), weights
+             SELECT params, metrics, fingerprint,
+                    jsonb_set(jsonb_set(manifest, '{config,preference,similar_movies}', to_jsonb($1::text)),
+                              '{config,preference,similar_users}', to_jsonb($2::text)),
+                    weights
              FROM recsys.models WHERE status = 'active' RETURNING version",
-            &[&other],
+            &[&flipped[0], &flipped[1]],
         )
         .unwrap()
         .get(0);
     db.execute("SELECT recsys.recsys_activate($1)", &[&copy]).unwrap();
-    let switched = neighbours(&mut db, sql, 1);
-    assert_ranked(&switched, 1, 8);
+    let (other_movies, other_users) = (neighbours(&mut db, movies_sql, 1), neighbours(&mut db, users_sql, 1));
+    assert_ranked(&other_movies, 1, 8);
+    assert_ranked(&other_users, 1, 8);
     let ids = |list: &[(i32, i32, f32)]| list.iter().map(|n| n.1).collect::<Vec<_>>();
-    assert_ne!(ids(&served), ids(&switched), "the same weights with the other representation list other neighbours");
+    assert_ne!(ids(&movies), ids(&other_movies), "the same weights with the other movie representation list other neighbours");
+    assert_ne!(ids(&users), ids(&other_users), "the same weights with the other user representation list other neighbours");
 }

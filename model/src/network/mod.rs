@@ -142,7 +142,7 @@ impl HybridRecommender {
             movie_bias: embedding("movie_bias", c.movies, 1),
             content_bias: Dense::new(path / "content_bias", content_dim, 1, random),
             autoencoder: config.autoencoder_rank.map(|rank| AutoencoderTables::new(&(path / "autoencoder"), c.users, c.movies, rank)),
-            preference: config.preference.map(|p| PreferenceTables::new(&(path / "preference"), c.movies, content_dim, &p, random)),
+            preference: config.preference.map(|p| PreferenceTables::new(&(path / "preference"), c.users, c.movies, content_dim, &p, random)),
             config: config.clone(),
         }
     }
@@ -152,12 +152,13 @@ impl HybridRecommender {
         &self.config
     }
 
-    /// Records the choices the trainer made on validation for the preference part: the representation similar movies
-    /// are served from and how rated movies count in the neighbourhood score (a network without a preference part
-    /// keeps the defaults).
-    pub fn set_preference_choices(&mut self, similar_movies: crate::config::SimilarMovies, neighbour_input: crate::config::NeighbourInput) {
+    /// Records the choices the trainer made on validation for the preference part (a network without a preference
+    /// part keeps the defaults).
+    pub fn set_preference_choices(&mut self, choices: &crate::config::PreferenceChoices) {
         if let Some(preference) = self.config.preference.as_mut() {
-            (preference.similar_movies, preference.neighbour_input) = (similar_movies, neighbour_input);
+            preference.similar_movies = choices.similar_movies;
+            preference.similar_users = choices.similar_users;
+            preference.neighbour_input = choices.neighbour_input;
         }
     }
 

@@ -1,6 +1,6 @@
 //! The preference part's variables (see `crate::preference` for what they rank and how): per trained movie an input
-//! and an output row and a bias, the content projections into them, the rating blend weight, and the optional item
-//! neighbourhood's pruned item-item weights.
+//! and an output row and a bias, the content projections into them, the rating blend weight, the optional item
+//! neighbourhood's pruned item-item weights, and the optional table of every trained user's preference vector.
 use super::Dense;
 use crate::config::PreferenceConfig;
 use tch::{nn, Tensor};
@@ -19,6 +19,9 @@ pub(crate) struct PreferenceTables {
     /// validation Recall@10 by the trainer; 0: the preference score alone).
     pub(crate) blend: Tensor,
     pub(crate) neighbours: Option<NeighbourTables>,
+    /// [users + 1, dim]: each trained user's preference vector from their training ratings (row 0: none), for similar
+    /// users; the trainer fills it.
+    pub(crate) users: Option<Tensor>,
 }
 
 /// A movie set's preference vectors: input, output and bias, one row per movie.
@@ -29,7 +32,7 @@ pub(crate) struct MovieVectors {
 }
 
 impl PreferenceTables {
-    pub(crate) fn new(path: &nn::Path, movies: i64, content_dim: i64, config: &PreferenceConfig, random: bool) -> Self {
+    pub(crate) fn new(path: &nn::Path, users: i64, movies: i64, content_dim: i64, config: &PreferenceConfig, random: bool) -> Self {
         let init = |stdev: f64| if random { nn::Init::Randn { mean: 0.0, stdev } } else { nn::Init::Const(0.0) };
         let rows = |name: &str, width: i64, stdev: f64| {
             let table = path.var(name, &[movies + 1, width], init(stdev));
@@ -47,6 +50,7 @@ impl PreferenceTables {
             content_bias: Dense::new(path / "content_bias", content_dim, 1, random),
             blend: path.var("blend", &[1], nn::Init::Const(0.0)),
             neighbours: (config.neighbours > 0).then(|| NeighbourTables::new(path, movies, config.neighbours)),
+            users: config.user_vectors.then(|| path.var("user_vectors", &[users + 1, config.dim], nn::Init::Const(0.0))),
         }
     }
 
@@ -78,6 +82,7 @@ impl PreferenceTables {
             content_bias: self.content_bias.shallow_clone(),
             blend: self.blend.shallow_clone(),
             neighbours: self.neighbours.as_ref().map(NeighbourTables::shallow_clone),
+            users: self.users.as_ref().map(Tensor::shallow_clone),
         }
     }
 }

@@ -6,7 +6,7 @@
 mod neighbours;
 
 pub(crate) use self::neighbours::CatalogueNeighbours;
-pub use crate::config::{Positives, PreferenceConfig, SimilarMovies};
+pub use crate::config::{Positives, PreferenceConfig, Representation};
 use crate::network::{normalise_user, HybridRecommender};
 use crate::scoring::similarity::{nearest, normalised};
 use crate::scoring::Matrix;
@@ -32,8 +32,11 @@ pub struct PreferenceScorer {
     blend: f32,
     neighbours: Option<CatalogueNeighbours>,
     movies: usize,
-    similar_movies: SimilarMovies,
+    similar_movies: Representation,
     representations: OnceCell<Matrix>,
+    users: Option<Tensor>,
+    user_table: OnceCell<Matrix>,
+    similar_users: Representation,
 }
 
 impl PreferenceScorer {
@@ -99,7 +102,7 @@ impl PreferenceScorer {
 
     /// Whether the trainer chose this part's vectors for similar movies (else the rating network's representation).
     pub fn serves_similar_movies(&self) -> bool {
-        self.similar_movies == SimilarMovies::Preference
+        self.similar_movies == Representation::Preference
     }
 
     /// The `k` catalogue positions nearest to `position` by the cosine of their input and output vectors side by
@@ -113,6 +116,30 @@ impl PreferenceScorer {
             }
         };
         nearest(table, position, k, |candidate| candidate != position && allowed(candidate))
+    }
+
+    /// Whether the network stores every trained user's preference vector.
+    pub fn has_user_vectors(&self) -> bool {
+        self.users.is_some()
+    }
+
+    /// Whether the trainer chose the stored user vectors for similar users (else the rating network's representation).
+    pub fn serves_similar_users(&self) -> bool {
+        self.similar_users == Representation::Preference && self.users.is_some()
+    }
+
+    /// The `k` user rows nearest to `row` by the cosine of their stored preference vectors (never `row` itself nor row
+    /// 0, the unknown user), nearest first; an error without stored user vectors.
+    pub fn similar_users(&self, row: usize, k: usize) -> Result<Vec<(usize, f32)>, ModelError> {
+        let users = self.users.as_ref().ok_or_else(|| ModelError::InvalidArgument("the network stores no user preference vectors".into()))?;
+        let table = match self.user_table.get() {
+            Some(table) => table,
+            None => {
+                let table = normalised(users.shallow_clone(), None)?;
+                self.user_table.get_or_init(|| table)
+            }
+        };
+        nearest(table, row, k, |candidate| candidate != row && candidate != 0)
     }
 }
 
@@ -136,6 +163,9 @@ impl HybridRecommender {
             blend,
             similar_movies: self.config.preference.map(|p| p.similar_movies).unwrap_or_default(),
             representations: OnceCell::new(),
+            users: tables.users.as_ref().map(Tensor::shallow_clone),
+            user_table: OnceCell::new(),
+            similar_users: self.config.preference.map(|p| p.similar_users).unwrap_or_default(),
         }))
     }
 }

@@ -1,7 +1,7 @@
 //! Unit tests of the preference part: what it learns on a tiny problem, how the rating blend enters the order, and
 //! that an artefact keeps it.
 use super::*;
-use crate::config::NeighbourInput;
+use crate::config::{NeighbourInput, PreferenceChoices};
 use crate::network::tests::{content, small_config};
 use crate::ranking::{rank_by_preference, RankOptions, RatingUsers, Retrieval};
 use crate::scoring::Precision;
@@ -18,6 +18,8 @@ fn config_with_preference() -> crate::ModelConfig {
         neighbours: 0,
         similar_movies: Default::default(),
         neighbour_input: Default::default(),
+        user_vectors: true,
+        similar_users: Default::default(),
     });
     config
 }
@@ -69,13 +71,14 @@ fn the_preference_part_learns_which_movies_a_group_picks_and_stores_its_blend() 
     let best = report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max);
     assert_eq!(best, 1.0, "every held-out liked movie is in its user's top 10 of 29: {report:?}");
     assert_eq!(report.blend_recall.len(), crate::train::blend::BLEND_WEIGHTS.len(), "no neighbourhood: the rating weights alone");
-    let similar = &report.similar_movies;
-    assert_eq!(similar.users, 10, "the similar-movies choice is made on the validation users: {similar:?}");
-    let [(SimilarMovies::Rating, by_rating), (SimilarMovies::Preference, by_preference)] = similar.quality[..] else {
-        panic!("both representations are scored: {similar:?}")
-    };
-    let better = if by_preference > by_rating { SimilarMovies::Preference } else { SimilarMovies::Rating };
-    assert_eq!(similar.chosen, better, "the better representation on validation is chosen: {similar:?}");
+    for choice in [&report.similar_movies, &report.similar_users] {
+        assert_eq!(choice.users, 10, "the similarity choices are made on the validation users: {choice:?}");
+        let [(Representation::Rating, by_rating), (Representation::Preference, by_preference)] = choice.quality[..] else {
+            panic!("both representations are scored: {choice:?}")
+        };
+        let better = if by_preference > by_rating { Representation::Preference } else { Representation::Rating };
+        assert_eq!(choice.chosen, better, "the better representation on validation is chosen: {choice:?}");
+    }
 
     let rows = Tensor::arange_start(1, 31, (Kind::Int64, Device::Cpu));
     let positions = encoded.narrow(0, 1, 30);
@@ -86,6 +89,19 @@ fn the_preference_part_learns_which_movies_a_group_picks_and_stores_its_blend() 
         assert!(scores[liked] > scores[other] && scores[liked] > scores[4], "the group's movie first: {scores:?}");
     }
     assert!(scorer.user(&[(30, 4.0)]).is_err(), "a position outside the catalogue is an error");
+    let stored = network.preference.as_ref().unwrap().users.as_ref().expect("user vectors are stored").shallow_clone();
+    for user in [1usize, 4, 21, 40] {
+        let history: Vec<(usize, f32)> = fit[user].iter().map(|(row, rating)| ((*row - 1) as usize, *rating)).collect();
+        let expected = scorer.user(&history).unwrap().vector;
+        let got: Vec<f32> = Vec::try_from(stored.get(user as i64)).unwrap();
+        assert!(got.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-5), "user {user}: stored {got:?}, built {expected:?}");
+    }
+    let neighbours = scorer.similar_users(4, 5).unwrap();
+    assert_eq!(neighbours.len(), 5);
+    assert!(neighbours.iter().all(|(row, _)| *row != 4 && *row != 0), "{neighbours:?}");
+    assert!(neighbours.iter().all(|(row, _)| (1..=20).contains(row)), "a user's nearest share their group's marker movie: {neighbours:?}");
+    assert!(neighbours.windows(2).all(|pair| pair[0].1 >= pair[1].1), "{neighbours:?}");
+
     assert_eq!(scorer.user(&[]).unwrap().vector, vec![0.0; 8], "no ratings: the biases alone");
 }
 
@@ -176,21 +192,40 @@ fn similar_movies_by_preference_are_the_nearest_input_and_output_vectors_side_by
 #[test]
 fn the_similar_movies_choice_travels_in_the_manifest_and_older_manifests_keep_the_rating_representation() {
     let older: PreferenceConfig = serde_json::from_str(r#"{"dim": 8, "positives": "liked", "neighbours": 0}"#).unwrap();
-    assert_eq!((older.similar_movies, older.neighbour_input), (SimilarMovies::Rating, NeighbourInput::Rated));
+    assert_eq!(
+        (older.similar_movies, older.similar_users, older.neighbour_input),
+        (Representation::Rating, Representation::Rating, NeighbourInput::Rated)
+    );
+    assert!(!older.user_vectors, "older manifests store no user vectors");
     let mut config = config_with_preference();
     let store = nn::VarStore::new(Device::Cpu);
     let mut network = HybridRecommender::new(&store.root(), &config);
-    network.set_preference_choices(SimilarMovies::Preference, NeighbourInput::LikedTwice);
+    let choices = PreferenceChoices {
+        similar_movies: Representation::Preference,
+        similar_users: Representation::Preference,
+        neighbour_input: NeighbourInput::LikedTwice,
+    };
+    network.set_preference_choices(&choices);
     let recorded = network.config().preference.unwrap();
-    assert_eq!((recorded.similar_movies, recorded.neighbour_input), (SimilarMovies::Preference, NeighbourInput::LikedTwice));
-    config.preference.as_mut().unwrap().similar_movies = SimilarMovies::Preference;
+    assert_eq!(
+        (recorded.similar_movies, recorded.similar_users, recorded.neighbour_input),
+        (Representation::Preference, Representation::Preference, NeighbourInput::LikedTwice)
+    );
+    config.preference.as_mut().unwrap().similar_movies = Representation::Preference;
+    config.preference.as_mut().unwrap().similar_users = Representation::Preference;
     let json = serde_json::to_value(&config).unwrap();
     assert_eq!(json["preference"]["similar_movies"], "preference");
     let loaded: crate::ModelConfig = serde_json::from_value(json).unwrap();
     let loaded_network = HybridRecommender::new(&nn::VarStore::new(Device::Cpu).root(), &loaded);
     let encoded = tch::no_grad(|| network.encode_content(&content(6, &config))).unwrap();
     let rows = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]);
-    assert!(loaded_network.preference_scorer(&rows, &encoded).unwrap().unwrap().serves_similar_movies());
+    let loaded_scorer = loaded_network.preference_scorer(&rows, &encoded).unwrap().unwrap();
+    assert!(loaded_scorer.serves_similar_movies() && loaded_scorer.serves_similar_users());
+    config.preference.as_mut().unwrap().user_vectors = false;
+    let without = HybridRecommender::new(&nn::VarStore::new(Device::Cpu).root(), &config);
+    let scorer = without.preference_scorer(&rows, &encoded).unwrap().unwrap();
+    assert!(!scorer.serves_similar_users(), "without stored user vectors similar users stay on the rating network's");
+    assert!(scorer.similar_users(1, 3).is_err());
 }
 
 /// Item-item weights over six movies: movie 0 points to movie 3 (0.5), movie 1 to movie 4 (0.25); the user rated movie
@@ -216,7 +251,7 @@ fn liked_movies_count_twice_in_the_neighbourhood_when_the_trainer_chose_so() {
     let history = [(0usize, 5.0f32), (1, 2.0)];
     let mut gained = Vec::new();
     for input in [NeighbourInput::Rated, NeighbourInput::LikedTwice] {
-        network.set_preference_choices(SimilarMovies::Rating, input);
+        network.set_preference_choices(&PreferenceChoices { neighbour_input: input, ..Default::default() });
         let scorer = network.preference_scorer(&rows, &encoded).unwrap().unwrap();
         let user = scorer.user(&history).unwrap();
         let with: Vec<f32> = Vec::try_from(scorer.scores(std::slice::from_ref(&user)).unwrap().get(0)).unwrap();

@@ -12,8 +12,8 @@ pub mod mask_random;
 pub mod optimiser;
 /// Fitting the preference part.
 pub mod preference;
-/// Choosing the representation similar movies are served from.
-pub mod similar_movies;
+/// Choosing the representations similar movies and users are served from.
+pub mod similarity_choice;
 
 use crate::network::{ContentInputs, ContentMasks, HybridRecommender};
 use crate::scoring::Precision;

@@ -3,8 +3,8 @@
 //! user built from a random half of their rated movies (so it learns to predict movies it was not shown); the movies' own rows hidden at random so the content projections learn to rank
 //! movies without ratings; Adam; the epoch and the rating blend chosen on a validation share's Recall@10.
 use super::blend::{BlendChoice, BlendTried};
-use super::similar_movies::SimilarMoviesChoice;
-use crate::config::{NeighbourInput, Positives};
+use super::similarity_choice::{CheckedUsers, RepresentationChoice};
+use crate::config::{NeighbourInput, Positives, PreferenceChoices};
 use crate::network::{normalise_user, HybridRecommender};
 use crate::ranking::top_k;
 use crate::ModelError;
@@ -44,8 +44,22 @@ fn evenly_sampled(users: &[usize], relevant: &[Vec<i64>], limit: usize) -> (Vec<
     users.iter().zip(relevant).step_by(step).map(|(user, relevant)| (*user, relevant.clone())).unzip()
 }
 
+/// Users whose stored preference vectors are computed at once.
+const USERS_PER_FILL: usize = 4096;
+
 /// A user's ratings as (movie row ≥ 1, rating): one list per user row.
 pub type Histories = Vec<Vec<(i64, f32)>>;
+
+impl PreferenceReport {
+    /// The choices to store with the network.
+    pub fn choices(&self) -> PreferenceChoices {
+        PreferenceChoices {
+            similar_movies: self.similar_movies.chosen,
+            similar_users: self.similar_users.chosen,
+            neighbour_input: self.neighbour_input,
+        }
+    }
+}
 
 /// What fitting the preference part did and measured on validation.
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +86,9 @@ pub struct PreferenceReport {
     /// The validation users the blend was chosen on.
     pub blend_users: usize,
     /// The representation similar movies are served from, and how each did on validation.
-    pub similar_movies: SimilarMoviesChoice,
+    pub similar_movies: RepresentationChoice,
+    /// The representation similar users are served from, and how each did on validation.
+    pub similar_users: RepresentationChoice,
     /// Wall time of the fit, blend included.
     pub seconds: f64,
 }
@@ -293,7 +309,11 @@ impl HybridRecommender {
             self.choose_blend(&rows, &content, fit, &checked, &relevant, options, &validate)?;
         let BlendTried { neighbour_input, neighbour_weight, rating_weight: blend, .. } = chosen;
         let _ = tch::no_grad(|| tables.blend.shallow_clone().f_fill_(f64::from(blend)))?;
-        let similar_movies = self.choose_similar_movies(&rows, &content, fit, &checked, &relevant, options.blend_users)?;
+        self.fill_user_vectors(&rows, &content, fit)?;
+        let count = checked.len().min(options.blend_users);
+        let checked_users = CheckedUsers { fit, rows: &checked[..count], relevant: &relevant[..count] };
+        let similar_movies = self.choose_similar_movies(&rows, &content, &checked_users)?;
+        let similar_users = self.choose_similar_users(&rows, &content, &checked_users)?;
         if let Some(neighbours) = &tables.neighbours {
             let _ = tch::no_grad(|| neighbours.weight.shallow_clone().f_fill_(f64::from(neighbour_weight)))?;
         }
@@ -309,8 +329,28 @@ impl HybridRecommender {
             epoch_check_users: epoch_checked.len(),
             blend_users,
             similar_movies,
+            similar_users,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Fills the stored user vectors (when the network keeps them) from each user row's `fit` history, as the
+    /// preference part builds a user from all their ratings; `rows`/`content`: the trained movies.
+    fn fill_user_vectors(&self, rows: &Tensor, content: &Tensor, fit: &Histories) -> Result<(), ModelError> {
+        let Some(tables) = &self.preference else { return Ok(()) };
+        let Some(users) = &tables.users else { return Ok(()) };
+        let inputs = tch::no_grad(|| tables.vectors(rows, content, None))?.inputs;
+        let count = (users.size()[0] as usize).min(fit.len());
+        for start in (0..count).step_by(USERS_PER_FILL) {
+            let end = (start + USERS_PER_FILL).min(count);
+            let histories: Vec<&Vec<(i64, f32)>> = fit[start..end].iter().collect();
+            tch::no_grad(|| -> Result<(), tch::TchError> {
+                let vectors = Pairs::of(&histories).user_vectors(end - start, &inputs, None)?;
+                users.f_narrow(0, start as i64, (end - start) as i64)?.f_copy_(&vectors)?;
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 }
 

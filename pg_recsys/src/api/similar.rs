@@ -41,7 +41,10 @@ fn similar_users(user_id: i32, k: i32) -> Result<Vec<(i32, i32, f32)>, RecsysErr
         return Err(RecsysError::UnknownUser(user_id));
     }
     let users = &model.vocabulary.users;
-    let neighbours = model.scorer.similar_users(row as usize, k)?;
+    let neighbours = match model.preference.as_ref().filter(|p| p.serves_similar_users()) {
+        Some(preference) => preference.similar_users(row as usize, k)?,
+        None => model.scorer.similar_users(row as usize, k)?,
+    };
     Ok(neighbours
         .into_iter()
         .enumerate()
@@ -65,8 +68,10 @@ fn recsys_similar_movies(
     TableIterator::new(similar_movies(movie_id, k.unwrap_or(10), genre).or_raise())
 }
 
-/// The `k` users most similar to `user_id` in the active model's user representation (what the user's learned
-/// embedding feeds the head, and the embedding itself), by cosine similarity: rank, user id, similarity (−1..1).
+/// The `k` users most similar to `user_id` by cosine similarity in the representation the trainer chose on its
+/// validation share: the users' preference vectors as trained (users who picked the same movies; 0.7.0's default
+/// models) or what the user's learned embedding feeds the rating network's head, and the embedding itself (older
+/// models). Ratings given after training do not move a user here. Rank, user id, similarity (−1..1).
 /// The user is never listed. NULL user → no rows; a user the model was trained without → 42704; k outside 1..1000
 /// → 22023.
 #[pg_extern(stable, parallel_safe)]

@@ -230,6 +230,8 @@ impl TrainArgs {
             neighbours,
             similar_movies: Default::default(),
             neighbour_input: Default::default(),
+            user_vectors: true,
+            similar_users: Default::default(),
         });
         config.autoencoder_rank =
             (self.autoencoder_hidden > 0 && self.validation_fraction > 0.0).then(|| self.autoencoder_rank.clamp(1, self.autoencoder_hidden));

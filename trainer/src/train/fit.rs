@@ -280,7 +280,7 @@ pub fn fit(
         Some(preference_options) if config.preference.is_some() => {
             let (fit_ratings, validation_ratings) = (train.subset(&fit_rows), train.subset(&validation_rows));
             let report = fit_preference(&network, vocabulary, content, catalogue, &fit_ratings, &validation_ratings, preference_options)?;
-            network.set_preference_choices(report.similar_movies.chosen, report.neighbour_input);
+            network.set_preference_choices(&report.choices());
             Some(report)
         }
         _ => None,
@@ -407,13 +407,17 @@ fn fit_preference(
         best_by_input(&report.blend_recall),
         report.seconds
     );
-    let similar = &report.similar_movies;
-    eprintln!(
-        "  similar movies: {} representation chosen on {} users (mean of Recall@10 and NDCG@10 of the 10 nearest to each one's favourite: {}) {:.1} s",
-        similar.chosen,
-        similar.users,
-        similar.quality.iter().map(|(by, quality)| format!("{by} {quality:.4}")).collect::<Vec<_>>().join(", "),
-        similar.seconds
-    );
+    for (what, list, choice) in [
+        ("movies", "the 10 nearest to each one's favourite", &report.similar_movies),
+        ("users", "the 10 movies each one's 20 nearest users liked most", &report.similar_users),
+    ] {
+        eprintln!(
+            "  similar {what}: {} representation chosen on {} users (mean of Recall@10 and NDCG@10 of {list}: {}) {:.1} s",
+            choice.chosen,
+            choice.users,
+            choice.quality.iter().map(|(by, quality)| format!("{by} {quality:.4}")).collect::<Vec<_>>().join(", "),
+            choice.seconds
+        );
+    }
     Ok(report)
 }

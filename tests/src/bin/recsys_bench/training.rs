@@ -44,6 +44,7 @@ fn run_trainer(cluster: &TempCluster, database: &str, label: &str, args: &[&str]
         "autoencoder:",
         "preference:",
         "similar movies:",
+        "similar users:",
         "training on",
         "batch size",
         "hold-out",

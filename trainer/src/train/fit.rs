@@ -352,7 +352,8 @@ pub fn histories_count(ratings: &Ratings) -> usize {
     ratings.users.iter().collect::<std::collections::HashSet<_>>().len()
 }
 
-/// The best validation quality reached with each neighbourhood input, as text.
+/// The best validation quality reached with each neighbourhood input, as a clause of the report (empty without a
+/// neighbourhood).
 fn best_by_input(tried: &[recsys_model::train::blend::BlendTried]) -> String {
     let mut best: Vec<(recsys_model::config::NeighbourInput, f64)> = Vec::new();
     for t in tried.iter().filter(|t| t.neighbour_weight > 0.0) {
@@ -361,7 +362,10 @@ fn best_by_input(tried: &[recsys_model::train::blend::BlendTried]) -> String {
             None => best.push((t.neighbour_input, t.quality)),
         }
     }
-    best.iter().map(|(input, quality)| format!("{input} {quality:.4}")).collect::<Vec<_>>().join(", ")
+    match best.is_empty() {
+        true => String::new(),
+        false => format!("; best with {}", best.iter().map(|(input, quality)| format!("{input} {quality:.4}")).collect::<Vec<_>>().join(", ")),
+    }
 }
 
 /// Fits the preference part on the fitting ratings and picks its epoch and blend on the validation ones.
@@ -392,7 +396,7 @@ fn fit_preference(
     spinner.finish_and_clear();
     let report = report?;
     eprintln!(
-        "  preference: best epoch {} of {}, validation Recall@10 {:.4} ({} users{}); neighbourhood weight {} ({}) and rating weight {} chosen on {} users (mean of Recall@10 and NDCG@10 {:.4}; preference alone {:.4}; best with {}) {:.1} s",
+        "  preference: best epoch {} of {}, validation Recall@10 {:.4} ({} users{}); neighbourhood weight {} ({}) and rating weight {} chosen on {} users (mean of Recall@10 and NDCG@10 {:.4}; preference alone {:.4}{}) {:.1} s",
         report.best_epoch,
         report.epochs_run,
         report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max),

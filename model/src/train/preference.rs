@@ -312,8 +312,7 @@ impl HybridRecommender {
         self.fill_user_vectors(&rows, &content, fit)?;
         let count = checked.len().min(options.blend_users);
         let checked_users = CheckedUsers { fit, rows: &checked[..count], relevant: &relevant[..count] };
-        let similar_movies = self.choose_similar_movies(&rows, &content, &checked_users)?;
-        let similar_users = self.choose_similar_users(&rows, &content, &checked_users)?;
+        let (similar_movies, similar_users) = self.choose_similarities(&rows, &content, &checked_users)?;
         if let Some(neighbours) = &tables.neighbours {
             let _ = tch::no_grad(|| neighbours.weight.shallow_clone().f_fill_(f64::from(neighbour_weight)))?;
         }

@@ -4,7 +4,9 @@
 use super::preference::{list_quality, Histories};
 use crate::config::{Positives, Representation};
 use crate::network::HybridRecommender;
+use crate::preference::PreferenceScorer;
 use crate::ranking::top_k;
+use crate::scoring::CatalogueScorer;
 use crate::ModelError;
 use serde::Serialize;
 use tch::Tensor;
@@ -39,52 +41,57 @@ pub(crate) struct CheckedUsers<'a> {
 }
 
 impl HybridRecommender {
-    /// Scores both movie representations on the `checked` users; `rows` are the trained movie rows 1..=movies and
-    /// `content` their encoded content.
-    pub(crate) fn choose_similar_movies(
+    /// Scores both representations of movies and of users on the `checked` users; `rows` are the trained movie rows
+    /// 1..=movies and `content` their encoded content. The scorers are built once for both choices.
+    pub(crate) fn choose_similarities(
         &self,
         rows: &Tensor,
         content: &Tensor,
         checked: &CheckedUsers<'_>,
-    ) -> Result<RepresentationChoice, ModelError> {
+    ) -> Result<(RepresentationChoice, RepresentationChoice), ModelError> {
         let rating = self.catalogue_scorer(rows, content)?;
-        let Some(preference) = self.preference_scorer(rows, content)? else { return Ok(RepresentationChoice::rating_only()) };
-        choose(checked, preference.movies(), |user, allowed| {
-            let Some(favourite) = favourite(&checked.fit[user]) else { return Ok([Vec::new(), Vec::new()]) };
-            Ok([rating.similar_movies(favourite, 10, |p| allowed[p])?, preference.similar_movies(favourite, 10, |p| allowed[p])?]
-                .map(|list| list.into_iter().map(|(position, _)| position).collect()))
-        })
-    }
-
-    /// Scores both user representations on the `checked` users (the preference one only when the network stores
-    /// user vectors).
-    pub(crate) fn choose_similar_users(
-        &self,
-        rows: &Tensor,
-        content: &Tensor,
-        checked: &CheckedUsers<'_>,
-    ) -> Result<RepresentationChoice, ModelError> {
-        let rating = self.catalogue_scorer(rows, content)?;
-        let Some(preference) = self.preference_scorer(rows, content)? else { return Ok(RepresentationChoice::rating_only()) };
-        if !preference.has_user_vectors() {
-            return Ok(RepresentationChoice::rating_only());
-        }
+        let Some(preference) = self.preference_scorer(rows, content)? else {
+            return Ok((RepresentationChoice::rating_only(), RepresentationChoice::rating_only()));
+        };
         let rating_max = self.config.rating_max as f32;
-        let movies = preference.movies();
-        choose(checked, movies, |user, allowed| {
-            let by_rating = rating.similar_users(user, VOTING_USERS)?;
-            let by_preference = preference.similar_users(user, VOTING_USERS)?;
-            Ok([by_rating, by_preference].map(|neighbours| {
-                let mut votes = vec![0f32; movies];
-                for (neighbour, _) in neighbours {
-                    let liked = checked.fit.get(neighbour).into_iter().flatten().filter(|(_, r)| Positives::Liked.weight(*r, rating_max) > 0.0);
-                    liked.for_each(|(row, _)| votes[(*row - 1) as usize] += 1.0);
-                }
-                let ids: Vec<i32> = (0..movies as i32).collect();
-                top_k(&votes, &ids, (0..movies).filter(|p| allowed[*p] && votes[*p] > 0.0).collect(), 10)
-            }))
-        })
+        Ok((similar_movies(&rating, &preference, checked)?, similar_users(&rating, &preference, checked, rating_max)?))
     }
+}
+
+/// Scores both movie representations: the ten movies nearest to each user's favourite fitted movie.
+fn similar_movies(rating: &CatalogueScorer, preference: &PreferenceScorer, checked: &CheckedUsers<'_>) -> Result<RepresentationChoice, ModelError> {
+    choose(checked, preference.movies(), |user, allowed| {
+        let Some(favourite) = favourite(&checked.fit[user]) else { return Ok([Vec::new(), Vec::new()]) };
+        Ok([rating.similar_movies(favourite, 10, |p| allowed[p])?, preference.similar_movies(favourite, 10, |p| allowed[p])?]
+            .map(|list| list.into_iter().map(|(position, _)| position).collect()))
+    })
+}
+
+/// Scores both user representations (the preference one only when the network stores user vectors): the ten movies
+/// each user's `VOTING_USERS` nearest users liked most.
+fn similar_users(
+    rating: &CatalogueScorer,
+    preference: &PreferenceScorer,
+    checked: &CheckedUsers<'_>,
+    rating_max: f32,
+) -> Result<RepresentationChoice, ModelError> {
+    if !preference.has_user_vectors() {
+        return Ok(RepresentationChoice::rating_only());
+    }
+    let movies = preference.movies();
+    choose(checked, movies, |user, allowed| {
+        let by_rating = rating.similar_users(user, VOTING_USERS)?;
+        let by_preference = preference.similar_users(user, VOTING_USERS)?;
+        Ok([by_rating, by_preference].map(|neighbours| {
+            let mut votes = vec![0f32; movies];
+            for (neighbour, _) in neighbours {
+                let liked = checked.fit.get(neighbour).into_iter().flatten().filter(|(_, r)| Positives::Liked.weight(*r, rating_max) > 0.0);
+                liked.for_each(|(row, _)| votes[(*row - 1) as usize] += 1.0);
+            }
+            let ids: Vec<i32> = (0..movies as i32).collect();
+            top_k(&votes, &ids, (0..movies).filter(|p| allowed[*p] && votes[*p] > 0.0).collect(), 10)
+        }))
+    })
 }
 
 /// The mean list quality of the rating (first) and preference (second) lists `lists(user row, allowed positions)`

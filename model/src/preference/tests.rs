@@ -5,7 +5,8 @@ use crate::config::{NeighbourInput, PreferenceChoices};
 use crate::network::tests::{content, small_config};
 use crate::ranking::{rank_by_preference, RankOptions, RatingUsers, Retrieval};
 use crate::scoring::Precision;
-use crate::train::preference::{Histories, PreferenceOptions};
+use crate::train::preference::PreferenceOptions;
+use crate::train::validation::Histories;
 use tch::{nn, Device};
 
 fn config_with_preference() -> crate::ModelConfig {

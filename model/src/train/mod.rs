@@ -14,6 +14,8 @@ pub mod optimiser;
 pub mod preference;
 /// Choosing the representations similar movies and users are served from.
 pub mod similarity_choice;
+/// What the choices made on the validation share have in common.
+pub mod validation;
 
 use crate::network::{ContentInputs, ContentMasks, HybridRecommender};
 use crate::scoring::Precision;

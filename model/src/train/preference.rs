@@ -3,7 +3,8 @@
 //! user built from a random half of their rated movies (so it learns to predict movies it was not shown); the movies' own rows hidden at random so the content projections learn to rank
 //! movies without ratings; Adam; the epoch and the rating blend chosen on a validation share's Recall@10.
 use super::blend::{BlendChoice, BlendTried};
-use super::similarity_choice::{CheckedUsers, RepresentationChoice};
+use super::similarity_choice::RepresentationChoice;
+use super::validation::{CheckedUsers, Histories};
 use crate::config::{NeighbourInput, Positives, PreferenceChoices};
 use crate::network::{normalise_user, HybridRecommender};
 use crate::ranking::top_k;
@@ -46,9 +47,6 @@ fn evenly_sampled(users: &[usize], relevant: &[Vec<i64>], limit: usize) -> (Vec<
 
 /// Users whose stored preference vectors are computed at once.
 const USERS_PER_FILL: usize = 4096;
-
-/// A user's ratings as (movie row ≥ 1, rating): one list per user row.
-pub type Histories = Vec<Vec<(i64, f32)>>;
 
 impl PreferenceReport {
     /// The choices to store with the network.
@@ -159,14 +157,6 @@ impl Pairs {
         let count = Tensor::f_zeros([users as i64], (Kind::Float, Device::Cpu))?.f_index_add(0, &index, &weights)?;
         normalise_user(&sum, &count)
     }
-}
-
-/// The mean of Recall@10 (hits over min(10, relevant)) and binary NDCG@10 of one list of movie rows.
-pub(crate) fn list_quality(list: &[i64], relevant: &[i64]) -> f64 {
-    let ideal: f64 = (0..relevant.len().min(10)).map(|rank| 1.0 / ((rank + 2) as f64).log2()).sum();
-    let gains: Vec<f64> = list.iter().enumerate().filter(|(_, m)| relevant.contains(m)).map(|(rank, _)| 1.0 / ((rank + 2) as f64).log2()).collect();
-    let recall = gains.len() as f64 / relevant.len().clamp(1, 10) as f64;
-    (recall + gains.iter().sum::<f64>() / ideal.max(f64::MIN_POSITIVE)) / 2.0
 }
 
 /// Recall@10 (hits over min(10, relevant)) of `scores` [users, movies] with each user's `seen` columns excluded.
@@ -306,7 +296,7 @@ impl HybridRecommender {
             })?;
         }
         let BlendChoice { chosen, tried: blend_recall, users: blend_users } =
-            self.choose_blend(&rows, &content, fit, &checked, &relevant, options, &validate)?;
+            self.choose_blend(&rows, &content, fit, &checked, &relevant, options.blend_users, &validate)?;
         let BlendTried { neighbour_input, neighbour_weight, rating_weight: blend, .. } = chosen;
         let _ = tch::no_grad(|| tables.blend.shallow_clone().f_fill_(f64::from(blend)))?;
         self.fill_user_vectors(&rows, &content, fit)?;

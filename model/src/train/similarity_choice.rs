@@ -1,7 +1,7 @@
 //! Which representation `recsys_similar_movies` and `recsys_similar_users` serve, chosen on the validation share by
 //! the lists each one makes for the validation users, scored against the movies they liked in validation: the ten
 //! movies nearest to a user's favourite fitted movie; the ten movies the user's twenty nearest users liked most.
-use super::preference::{list_quality, Histories};
+use super::validation::{list_quality, CheckedUsers};
 use crate::config::{Positives, Representation};
 use crate::network::HybridRecommender;
 use crate::preference::PreferenceScorer;
@@ -31,13 +31,6 @@ impl RepresentationChoice {
     fn rating_only() -> Self {
         Self { chosen: Representation::Rating, quality: Vec::new(), users: 0, seconds: 0.0 }
     }
-}
-
-/// The validation users a choice is made on: their rows and the movie rows they liked in validation.
-pub(crate) struct CheckedUsers<'a> {
-    pub(crate) fit: &'a Histories,
-    pub(crate) rows: &'a [usize],
-    pub(crate) relevant: &'a [Vec<i64>],
 }
 
 impl HybridRecommender {

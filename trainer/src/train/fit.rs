@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use recsys_model::scoring::Precision;
-use recsys_model::train::preference::Histories;
+use recsys_model::train::validation::Histories;
 use recsys_model::{
     AutoencoderOptions, AutoencoderReport, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, PreferenceOptions,
     PreferenceReport, Vocabulary,

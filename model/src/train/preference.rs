@@ -89,6 +89,21 @@ pub struct PreferenceReport {
     pub similar_users: RepresentationChoice,
     /// Wall time of the fit, blend included.
     pub seconds: f64,
+    /// Where that wall time went.
+    pub spent: PreferenceSeconds,
+}
+
+/// The wall time of each stage of fitting the preference part (the similarity choices report their own).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PreferenceSeconds {
+    /// Optimiser steps over every epoch.
+    pub steps: f64,
+    /// The validation checks between epochs.
+    pub checks: f64,
+    /// Choosing the order's neighbourhood input and weights.
+    pub blend: f64,
+    /// Filling the stored user vectors.
+    pub user_vectors: f64,
 }
 
 struct Adam {
@@ -247,7 +262,9 @@ impl HybridRecommender {
         let (mut best, mut best_epoch, mut best_weights, mut since_best) = (f64::NEG_INFINITY, 0, None::<Vec<Tensor>>, 0);
         let mut history = Vec::new();
         let mut epochs_run = 0;
+        let mut spent = PreferenceSeconds::default();
         for epoch in 1..=options.epochs {
+            let steps_started = std::time::Instant::now();
             epochs_run = epoch;
             let order: Vec<usize> = random.permutation(trained_users.len()).into_iter().map(|i| trained_users[i]).collect();
             for batch in order.chunks(options.batch_users.max(1)) {
@@ -272,10 +289,13 @@ impl HybridRecommender {
                 let gradients = Tensor::f_run_backward(&[&loss], &parameters, false, false)?;
                 adam.step(&gradients)?;
             }
+            spent.steps += steps_started.elapsed().as_secs_f64();
             if epoch % every != 0 && epoch != options.epochs {
                 continue;
             }
+            let check_started = std::time::Instant::now();
             let recall = recall_of(&epoch_checked, &epoch_relevant)?;
+            spent.checks += check_started.elapsed().as_secs_f64();
             history.push((epoch, recall));
             if recall > best || checked.is_empty() {
                 (best, best_epoch, since_best) = (recall, epoch, 0);
@@ -295,11 +315,15 @@ impl HybridRecommender {
                 Ok(())
             })?;
         }
+        let blend_started = std::time::Instant::now();
         let BlendChoice { chosen, tried: blend_recall, users: blend_users } =
             self.choose_blend(&rows, &content, fit, &checked, &relevant, options.blend_users, &validate)?;
+        spent.blend = blend_started.elapsed().as_secs_f64();
         let BlendTried { neighbour_input, neighbour_weight, rating_weight: blend, .. } = chosen;
         let _ = tch::no_grad(|| tables.blend.shallow_clone().f_fill_(f64::from(blend)))?;
+        let fill_started = std::time::Instant::now();
         self.fill_user_vectors(&rows, &content, fit)?;
+        spent.user_vectors = fill_started.elapsed().as_secs_f64();
         let count = checked.len().min(options.blend_users);
         let checked_users = CheckedUsers { fit, rows: &checked[..count], relevant: &relevant[..count] };
         let (similar_movies, similar_users) = self.choose_similarities(&rows, &content, &checked_users)?;
@@ -320,6 +344,7 @@ impl HybridRecommender {
             similar_movies,
             similar_users,
             seconds: started.elapsed().as_secs_f64(),
+            spent,
         })
     }
 

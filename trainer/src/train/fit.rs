@@ -396,7 +396,7 @@ fn fit_preference(
     spinner.finish_and_clear();
     let report = report?;
     eprintln!(
-        "  preference: best epoch {} of {}, validation Recall@10 {:.4} ({} users{}); neighbourhood weight {} ({}) and rating weight {} chosen on {} users (mean of Recall@10 and NDCG@10 {:.4}; preference alone {:.4}{}) {:.1} s",
+        "  preference: best epoch {} of {}, validation Recall@10 {:.4} ({} users{}); neighbourhood weight {} ({}) and rating weight {} chosen on {} users (mean of Recall@10 and NDCG@10 {:.4}; preference alone {:.4}{}) {:.1} s (steps {:.1}, checks {:.1}, order choice {:.1}, user vectors {:.1} s)",
         report.best_epoch,
         report.epochs_run,
         report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max),
@@ -409,7 +409,11 @@ fn fit_preference(
         report.blend_recall.iter().map(|t| t.quality).fold(0.0, f64::max),
         report.blend_recall.first().map_or(0.0, |t| t.quality),
         best_by_input(&report.blend_recall),
-        report.seconds
+        report.seconds,
+        report.spent.steps,
+        report.spent.checks,
+        report.spent.blend,
+        report.spent.user_vectors
     );
     for (what, list, choice) in [
         ("movies", "the 10 nearest to each one's favourite", &report.similar_movies),

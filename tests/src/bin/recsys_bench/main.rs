@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 mod fold_in;
 mod import_benchmarks;
+mod memory;
 mod next_week;
 mod scale;
 mod serving;
@@ -106,7 +107,8 @@ fn measure_connections(cluster: &TempCluster, fast_exit: bool) -> Result<Connect
             timings.push(started.elapsed());
         }
         let backend: i32 = client.query_one("SELECT pg_backend_pid()", &[])?.get(0);
-        (rss_kb, private_kb) = backend_memory_kb(backend)?;
+        let memory = memory::backend_memory(backend)?;
+        (rss_kb, private_kb) = (memory.rss_kb, memory.private_kb);
         drop(client);
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -130,15 +132,6 @@ fn children_cpu_ms(pid: i32) -> Result<f64> {
     // SAFETY: sysconf has no preconditions.
     let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok(ticks * 1000.0 / ticks_per_second)
-}
-
-/// Resident and private (not shared with other processes) memory of a backend, in kB.
-fn backend_memory_kb(pid: i32) -> Result<(u64, u64)> {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-    let field = |name: &str| -> u64 {
-        rollup.lines().find(|line| line.starts_with(name)).and_then(|line| line.split_whitespace().nth(1)).and_then(|kb| kb.parse().ok()).unwrap_or(0)
-    };
-    Ok((field("Rss:"), field("Private_Clean:") + field("Private_Dirty:")))
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

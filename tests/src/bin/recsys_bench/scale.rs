@@ -52,11 +52,22 @@ fn latencies(db: &mut Client, sql: &str, users: &[i32]) -> Result<(f64, f64, Vec
     Ok((percentile(samples.clone(), 0.5), percentile(samples, 0.99), lists))
 }
 
-fn private_memory_mb(db: &mut Client) -> Result<u64> {
+/// The memory of `db`'s backend.
+fn backend_memory(db: &mut Client) -> Result<super::memory::BackendMemory> {
     let pid: i32 = db.query_one("SELECT pg_backend_pid()", &[])?.get(0);
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-    let kb: u64 = rollup.lines().filter(|l| l.starts_with("Private_")).filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).sum();
-    Ok(kb / 1024)
+    super::memory::backend_memory(pid)
+}
+
+/// The first backend's memory: private, of which the shared files' pages it alone touched, and beside it the pages of
+/// the server's shared memory (buffers) it alone touched.
+fn first_backend_memory(db: &mut Client) -> Result<String> {
+    let memory = backend_memory(db)?;
+    Ok(format!(
+        "{} MB (of which shared-file pages {} MB); server shared memory only it touched {} MB",
+        memory.private_mb(),
+        memory.shared_file_kb / 1024,
+        memory.server_shared_kb / 1024
+    ))
 }
 
 /// Private memory (MB) of three more backends, each after loading the model and after 20 recommendations in each
@@ -68,12 +79,12 @@ fn other_backends(cluster: &TempCluster, users: &[i32], modes: &[&str]) -> Resul
     for _ in 0..3 {
         let mut db = Client::connect(&cluster.connection_string("postgres", "bench"), postgres::NoTls)?;
         db.query_one("SELECT recsys.recsys_predict(1, 1)", &[])?;
-        loaded.push(private_memory_mb(&mut db)?);
+        loaded.push(backend_memory(&mut db)?.private_mb());
         for mode in modes {
             db.batch_execute(&format!("SET recsys.retrieval = {mode}"))?;
             latencies(&mut db, "SELECT movie_id FROM recsys.recsys_recommend($1, 10)", &users[..20])?;
         }
-        ranked.push(private_memory_mb(&mut db)?);
+        ranked.push(backend_memory(&mut db)?.private_mb());
         backends.push(db);
     }
     loaded.sort();
@@ -177,7 +188,7 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     let started = Instant::now();
     db.query_one("SELECT recsys.recsys_predict(1, 1)", &[])?;
     add("model load (first call)", format!("{:.0} ms", started.elapsed().as_secs_f64() * 1000.0));
-    add("backend private memory, model loaded", format!("{} MB", private_memory_mb(&mut db)?));
+    add("backend private memory, model loaded", first_backend_memory(&mut db)?);
     let users: Vec<i32> =
         db.query("SELECT user_id FROM recsys.users ORDER BY pg_catalog.hashint4(user_id) LIMIT 200", &[])?.iter().map(|r| r.get(0)).collect();
     let recommend = "SELECT movie_id FROM recsys.recsys_recommend($1, 10)";
@@ -193,7 +204,7 @@ fn measure(shape: &str) -> Result<Vec<(String, String)>> {
     let hits: usize = two_stage.iter().zip(&exhaustive).map(|(t, e)| t.iter().filter(|m| e.contains(m)).count()).sum();
     let total: usize = exhaustive.iter().map(Vec::len).sum();
     add("two-stage recall@10 vs exhaustive", format!("{:.3} ({} users)", hits as f64 / total.max(1) as f64, users.len()));
-    add("backend private memory after both", format!("{} MB", private_memory_mb(&mut db)?));
+    add("backend private memory after both", first_backend_memory(&mut db)?);
     db.batch_execute("RESET recsys.retrieval")?;
     let (loaded, ranked) = other_backends(&cluster, &users, &["exhaustive", "two_stage"])?;
     add("3 more backends: private memory loaded / after rankings (median)", format!("{loaded} / {ranked} MB"));

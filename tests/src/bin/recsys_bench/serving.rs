@@ -85,10 +85,10 @@ pub fn serving() -> Result<()> {
         client.query_one("SELECT recsys.recsys_predict(1, 1)", &[])?;
         first_calls.push(started.elapsed());
         let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[])?.get(0);
-        private_kb.push(private_memory_kb(pid)?);
+        private_kb.push(super::memory::backend_memory(pid)?.private_kb);
         let title = format!("Another Never Seen Title {connection}");
         client.query_one("SELECT recsys.recsys_predict_new(1, $1, ARRAY['Drama'], NULL, NULL, 120, 2024)", &[&title])?;
-        with_minilm_kb.push(private_memory_kb(pid)?);
+        with_minilm_kb.push(super::memory::backend_memory(pid)?.private_kb);
         open_connections.push(client);
     }
     let mut patched = Vec::new();
@@ -118,12 +118,6 @@ pub fn serving() -> Result<()> {
         p50_mb(with_minilm_kb)
     );
     Ok(())
-}
-
-/// Private_Clean + Private_Dirty of a process (`/proc/<pid>/smaps_rollup`), in kB.
-fn private_memory_kb(pid: i32) -> Result<u64> {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-    Ok(rollup.lines().filter(|l| l.starts_with("Private_")).filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).sum())
 }
 
 /// `recsys_recommend` latency on ml-latest-small (9.7k movies) with IMDb metadata, read from `RECSYS_SHARED_DATA`

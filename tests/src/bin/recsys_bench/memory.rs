@@ -34,7 +34,11 @@ fn is_server_shared_memory(name: &str) -> bool {
 
 /// The memory of process `pid`.
 pub fn backend_memory(pid: i32) -> Result<BackendMemory> {
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
+    Ok(from_smaps(&std::fs::read_to_string(format!("/proc/{pid}/smaps"))?))
+}
+
+/// The memory described by the text of a `/proc/<pid>/smaps` file.
+fn from_smaps(smaps: &str) -> BackendMemory {
     let mut memory = BackendMemory::default();
     let mut mapping = String::new();
     for line in smaps.lines() {
@@ -57,12 +61,12 @@ pub fn backend_memory(pid: i32) -> Result<BackendMemory> {
             _ => {}
         }
     }
-    Ok(memory)
+    memory
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_server_shared_memory;
+    use super::{from_smaps, is_server_shared_memory};
 
     #[test]
     fn server_shared_memory_is_told_from_the_backends_own() {
@@ -70,5 +74,29 @@ mod tests {
         assert!(is_server_shared_memory("/dev/shm/PostgreSQL.3200486254"));
         assert!(!is_server_shared_memory("[heap]"));
         assert!(!is_server_shared_memory("/work/main/.cluster/data/pg_recsys/model-17922-1.safetensors"));
+    }
+
+    #[test]
+    fn private_memory_leaves_out_server_shared_memory_and_counts_shared_file_pages_within() {
+        let smaps = "\
+55d0c4a00000-55d0c9000000 rw-p 00000000 00:00 0                          [heap]
+Rss:               71000 kB
+Private_Clean:         0 kB
+Private_Dirty:     70000 kB
+7f00a0000000-7f0120000000 rw-s 00000000 00:01 1025                       /dev/zero (deleted)
+Rss:              160000 kB
+Shared_Dirty:       9000 kB
+Private_Clean:         0 kB
+Private_Dirty:    150000 kB
+7f0130000000-7f0138000000 r--s 00000000 fe:01 77                         /srv/data/pg_recsys/model-17922-1.safetensors
+Rss:              135000 kB
+Private_Clean:    135000 kB
+Private_Dirty:         0 kB
+";
+        let memory = from_smaps(smaps);
+        assert_eq!(memory.rss_kb, 366_000);
+        assert_eq!(memory.private_kb, 205_000, "heap and the shared file's pages, not the server's shared memory");
+        assert_eq!(memory.shared_file_kb, 135_000);
+        assert_eq!(memory.server_shared_kb, 150_000);
     }
 }

@@ -1,7 +1,7 @@
 //! The order's weights, chosen on the validation share after the preference part is fitted: how a user's rated movies
 //! count in the item-neighbourhood score (`NeighbourInput`), the neighbourhood's weight, and the weight of the raw
 //! predicted rating; each combination ranks the validation users' lists as `rank_by_preference` does.
-use super::validation::{list_quality, Histories};
+use super::validation::{list_quality, CheckedUsers};
 use crate::config::NeighbourInput;
 use crate::network::HybridRecommender;
 use crate::preference::CatalogueNeighbours;
@@ -49,23 +49,18 @@ pub(super) struct BlendChoice {
 type Pools = Vec<Vec<(usize, f32)>>;
 
 impl HybridRecommender {
-    /// The combination that orders the first `blend_users` of the `checked` validation users' lists best by
-    /// the mean of Recall@10 and NDCG@10 (ties: the earlier tried: fewer liked counts, smaller weights); each list is
+    /// The combination that orders the `checked` validation users' lists best by the mean of Recall@10 and NDCG@10 (ties: the earlier tried: fewer liked counts, smaller weights); each list is
     /// the user's best `10 + BLEND_POOL_EXTRA` candidates by preference + neighbourhood, reordered with the predicted
     /// rating.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn choose_blend(
         &self,
         rows: &Tensor,
         content: &Tensor,
-        fit: &Histories,
-        checked: &[usize],
-        relevant: &[Vec<i64>],
-        blend_users: usize,
+        checked: &CheckedUsers<'_>,
         validate: PreferenceScores<'_>,
     ) -> Result<BlendChoice, ModelError> {
-        let count = checked.len().min(blend_users);
-        let (subset, relevant) = (&checked[..count], &relevant[..count]);
+        let CheckedUsers { fit, rows: subset, relevant } = *checked;
+        let count = subset.len();
         let alone = BlendTried { neighbour_input: NeighbourInput::Rated, neighbour_weight: 0.0, rating_weight: 0.0, quality: 0.0 };
         if subset.is_empty() {
             return Ok(BlendChoice { chosen: alone, tried: Vec::new(), users: 0 });

@@ -315,17 +315,16 @@ impl HybridRecommender {
                 Ok(())
             })?;
         }
+        let count = checked.len().min(options.blend_users);
+        let checked_users = CheckedUsers { fit, rows: &checked[..count], relevant: &relevant[..count] };
         let blend_started = std::time::Instant::now();
-        let BlendChoice { chosen, tried: blend_recall, users: blend_users } =
-            self.choose_blend(&rows, &content, fit, &checked, &relevant, options.blend_users, &validate)?;
+        let BlendChoice { chosen, tried: blend_recall, users: blend_users } = self.choose_blend(&rows, &content, &checked_users, &validate)?;
         spent.blend = blend_started.elapsed().as_secs_f64();
         let BlendTried { neighbour_input, neighbour_weight, rating_weight: blend, .. } = chosen;
         let _ = tch::no_grad(|| tables.blend.shallow_clone().f_fill_(f64::from(blend)))?;
         let fill_started = std::time::Instant::now();
         self.fill_user_vectors(&rows, &content, fit)?;
         spent.user_vectors = fill_started.elapsed().as_secs_f64();
-        let count = checked.len().min(options.blend_users);
-        let checked_users = CheckedUsers { fit, rows: &checked[..count], relevant: &relevant[..count] };
         let (similar_movies, similar_users) = self.choose_similarities(&rows, &content, &checked_users)?;
         if let Some(neighbours) = &tables.neighbours {
             let _ = tch::no_grad(|| neighbours.weight.shallow_clone().f_fill_(f64::from(neighbour_weight)))?;

@@ -5,6 +5,7 @@
 pub type Histories = Vec<Vec<(i64, f32)>>;
 
 /// The validation users a choice is made on: their rows and the movie rows they liked in validation.
+#[derive(Clone, Copy)]
 pub(crate) struct CheckedUsers<'a> {
     pub(crate) fit: &'a Histories,
     pub(crate) rows: &'a [usize],

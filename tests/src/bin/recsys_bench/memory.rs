@@ -45,7 +45,7 @@ fn from_smaps(smaps: &str) -> BackendMemory {
         let mut fields = line.split_whitespace();
         let Some(first) = fields.next() else { continue };
         if !first.ends_with(':') {
-            mapping = line.split_whitespace().skip(5).collect::<Vec<_>>().join(" ");
+            mapping = fields.skip(4).collect::<Vec<_>>().join(" ");
             continue;
         }
         let kb: u64 = fields.next().and_then(|kb| kb.parse().ok()).unwrap_or(0);

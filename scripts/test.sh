@@ -19,10 +19,10 @@ fi
 restart_dev_cluster() { [ "${dev_cluster_was_running}" = 0 ] || scripts/cluster.sh start; }
 trap restart_dev_cluster EXIT
 
-log "tests 1/3: cargo test (model crate)"
+log "tests 1/3 (at ${SECONDS} s): cargo test (model crate)"
 cargo test --workspace --exclude pg_recsys --exclude recsys_integration_tests
 
-log "tests 2/3: cargo pgrx test (#[pg_test] inside a backend)"
+log "tests 2/3 (at ${SECONDS} s): cargo pgrx test (#[pg_test] inside a backend)"
 pgrx_args=(test "pg${PG_MAJOR}")
 if [ "$(id -u)" -eq 0 ]; then
   pgrx_data="${REPO_ROOT}/target/pgrx-test-data"
@@ -31,7 +31,8 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 (cd pg_recsys && cargo pgrx "${pgrx_args[@]}")
 
-log "tests 3/3: integration tests against real clusters with the installed extension"
+log "tests 3/3 (at ${SECONDS} s): integration tests against real clusters with the installed extension"
 scripts/cluster.sh install
 cargo build -p trainer
 cargo test -p recsys_integration_tests -- --test-threads=1
+log "tests done at ${SECONDS} s"

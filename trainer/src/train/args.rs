@@ -118,7 +118,8 @@ pub struct TrainArgs {
     /// Share of ratings held out for the reported test metrics.
     #[arg(long, default_value_t = 0.1)]
     pub test_fraction: f64,
-    /// Share of the training ratings used to pick the best epoch (early stopping); 0 turns it off.
+    /// Share of the training ratings used to pick the best epoch (early stopping) and every choice made on validation
+    /// (the order's weights, the preference part's epoch, the similarity representations); 0 turns them all off.
     #[arg(long, default_value_t = 0.05)]
     pub validation_fraction: f64,
     #[arg(long, default_value_t = 2)]

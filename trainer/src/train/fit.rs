@@ -384,6 +384,11 @@ fn fit_preference(
         "preference part: {epochs} epochs at most{} for {users} users",
         if options.epochs == 0 { " (300,000 / users, within 10..300)" } else { "" }
     );
+    if validation.users.is_empty() {
+        eprintln!(
+            "  no validation share (--validation-fraction 0): the preference part runs all {epochs} epochs and orders the lists alone (neighbourhood and rating weights 0, nothing to choose them on); such lists can rank below the most-rated chart"
+        );
+    }
     let options = &PreferenceOptions { epochs, ..options.clone() };
     let spinner = super::phases::spinner("preference");
     let movie_content = content_by_movie_row(network, vocabulary, content, catalogue)?;

@@ -265,3 +265,40 @@ fn liked_movies_count_twice_in_the_neighbourhood_when_the_trainer_chose_so() {
     assert!(close(&gained[0], [0.0, 0.0, 0.0, 0.5, 0.25, 0.0]), "every rated movie once: {:?}", gained[0]);
     assert!(close(&gained[1], [0.0, 0.0, 0.0, 1.0, 0.25, 0.0]), "a liked movie twice: {:?}", gained[1]);
 }
+
+/// With no validation share (`--validation-fraction 0`) nothing is checked, and the order takes `UNVALIDATED_ORDER`'s
+/// weights instead of the preference part alone: the neighbourhood's when there is one, the rating's either way.
+#[test]
+fn with_no_validation_share_the_order_takes_the_unvalidated_weights() {
+    use crate::train::blend::UNVALIDATED_ORDER;
+    let (fit, _) = two_groups();
+    let no_validation: Histories = vec![Vec::new(); fit.len()];
+    for neighbours in [0i64, 2] {
+        tch::manual_seed(2);
+        let mut config = config_with_preference();
+        config.cardinalities.movies = 30;
+        config.preference.as_mut().unwrap().neighbours = neighbours;
+        let store = nn::VarStore::new(Device::Cpu);
+        let network = HybridRecommender::new(&store.root(), &config);
+        let encoded = tch::no_grad(|| network.encode_content(&content(31, &config))).unwrap();
+        let item_item = Tensor::eye(30, (Kind::Float, Device::Cpu)).roll([1], [1]);
+        let report = network.train_preference(&encoded, &fit, &no_validation, Some(&item_item), &options(3)).unwrap();
+        assert_eq!((report.validation_users, report.blend_users, report.best_epoch), (0, 0, 3), "{report:?}");
+        assert!(report.blend_recall.is_empty(), "nothing is tried without users to try it on: {report:?}");
+        assert_eq!(report.blend, UNVALIDATED_ORDER.rating_weight, "{report:?}");
+        let rows = Tensor::arange_start(1, 31, (Kind::Int64, Device::Cpu));
+        let scorer = network.preference_scorer(&rows, &encoded.narrow(0, 1, 30)).unwrap().expect("a preference part");
+        assert_eq!(scorer.blend(), UNVALIDATED_ORDER.rating_weight, "the rating weight is stored with the weights");
+        let stored = network.preference.as_ref().unwrap().neighbours.as_ref().map(|n| n.weight.double_value(&[0]) as f32);
+        match neighbours {
+            0 => assert_eq!((stored, report.neighbour_weight), (None, 0.0), "{report:?}"),
+            _ => {
+                assert_eq!(stored, Some(UNVALIDATED_ORDER.neighbour_weight), "the neighbourhood weight is stored");
+                assert_eq!(
+                    (report.neighbour_weight, report.neighbour_input),
+                    (UNVALIDATED_ORDER.neighbour_weight, UNVALIDATED_ORDER.neighbour_input)
+                );
+            }
+        }
+    }
+}

@@ -119,7 +119,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.1)]
     pub test_fraction: f64,
     /// Share of the training ratings used to pick the best epoch (early stopping) and every choice made on validation
-    /// (the order's weights, the preference part's epoch, the similarity representations); 0 turns them all off.
+    /// (the order's weights, the preference part's epoch, the similarity representations); 0 turns them all off (the
+    /// order then takes fixed weights, the preference part runs all its epochs).
     #[arg(long, default_value_t = 0.05)]
     pub validation_fraction: f64,
     #[arg(long, default_value_t = 2)]

@@ -11,6 +11,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use recsys_model::scoring::Precision;
+use recsys_model::train::blend::UNVALIDATED_ORDER;
 use recsys_model::train::validation::Histories;
 use recsys_model::{
     AutoencoderOptions, AutoencoderReport, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, PreferenceOptions,
@@ -352,6 +353,20 @@ pub fn histories_count(ratings: &Ratings) -> usize {
     ratings.users.iter().collect::<std::collections::HashSet<_>>().len()
 }
 
+/// How the order's weights were come by: chosen on validation users, with what they reached, or fixed.
+fn order_choice(report: &PreferenceReport) -> String {
+    if report.blend_users == 0 {
+        return "fixed (no validation share to choose them on)".into();
+    }
+    format!(
+        "chosen on {} users (mean of Recall@10 and NDCG@10 {:.4}; preference alone {:.4}{})",
+        report.blend_users,
+        report.blend_recall.iter().map(|t| t.quality).fold(0.0, f64::max),
+        report.blend_recall.first().map_or(0.0, |t| t.quality),
+        best_by_input(&report.blend_recall)
+    )
+}
+
 /// The best validation quality reached with each neighbourhood input, as a clause of the report (empty without a
 /// neighbourhood).
 fn best_by_input(tried: &[recsys_model::train::blend::BlendTried]) -> String {
@@ -386,7 +401,10 @@ fn fit_preference(
     );
     if validation.users.is_empty() {
         eprintln!(
-            "  no validation share (--validation-fraction 0): the preference part runs all {epochs} epochs and orders the lists alone (neighbourhood and rating weights 0, nothing to choose them on); such lists can rank below the most-rated chart"
+            "  no validation share (--validation-fraction 0): the preference part runs all {epochs} epochs, and the order takes fixed weights instead of chosen ones (neighbourhood {} over {}, rating {}: the best on average over the validation shares of ml-latest-small and ML-100K u1)",
+            UNVALIDATED_ORDER.neighbour_weight,
+            UNVALIDATED_ORDER.neighbour_input,
+            UNVALIDATED_ORDER.rating_weight
         );
     }
     let options = &PreferenceOptions { epochs, ..options.clone() };
@@ -401,7 +419,7 @@ fn fit_preference(
     spinner.finish_and_clear();
     let report = report?;
     eprintln!(
-        "  preference: best epoch {} of {}, validation Recall@10 {:.4} ({} users{}); neighbourhood weight {} ({}) and rating weight {} chosen on {} users (mean of Recall@10 and NDCG@10 {:.4}; preference alone {:.4}{}) {:.1} s (steps {:.1}, checks {:.1}, order choice {:.1}, user vectors {:.1} s)",
+        "  preference: best epoch {} of {}, validation Recall@10 {:.4} ({} users{}); neighbourhood weight {} ({}) and rating weight {} {} {:.1} s (steps {:.1}, checks {:.1}, order choice {:.1}, user vectors {:.1} s)",
         report.best_epoch,
         report.epochs_run,
         report.validation_recall.iter().map(|(_, r)| *r).fold(0.0, f64::max),
@@ -410,10 +428,7 @@ fn fit_preference(
         report.neighbour_weight,
         report.neighbour_input,
         report.blend,
-        report.blend_users,
-        report.blend_recall.iter().map(|t| t.quality).fold(0.0, f64::max),
-        report.blend_recall.first().map_or(0.0, |t| t.quality),
-        best_by_input(&report.blend_recall),
+        order_choice(&report),
         report.seconds,
         report.spent.steps,
         report.spent.checks,

@@ -98,11 +98,16 @@ pub struct TrainArgs {
     /// the order adds with a weight chosen on validation; 0 leaves it out (it is left out above 20,000 movies).
     #[arg(long, default_value_t = ModelConfig::default().preference.map_or(0, |p| p.neighbours))]
     pub preference_neighbours: i64,
-    /// Epochs of the preference part at most (it stops earlier when validation Recall@10 stops improving); without
+    /// Epochs of the preference part (with `--preference-patience` it may stop earlier); without
     /// it 300,000 / users, between 10 and 300, and above 2,000,000 ratings at most 2·10¹⁰ / (users × movies),
     /// rounded (the ML-25M shape: 2).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub preference_epochs: Option<u64>,
+    /// Validation checks of the preference part (about 40 over its epochs) without a better Recall@10 before it stops
+    /// early; without it the part runs all its epochs and keeps the weights of its best check (its checks are noisy:
+    /// stopping after 4 stale ones cost 4 % of the order's validation quality on ml-latest-small, docs/benchmarks.md).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub preference_patience: Option<u64>,
     /// Users per step of the preference part.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
     pub preference_batch_users: u64,
@@ -204,7 +209,7 @@ impl TrainArgs {
                 input_dropout: self.preference_input_dropout,
                 id_dropout: self.preference_id_dropout,
                 weight_decay: 0.0,
-                patience: 4,
+                patience: self.preference_patience.map_or(usize::MAX, |p| p as usize),
                 blend_users: 500,
                 seed: self.seed,
             }),

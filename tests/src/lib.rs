@@ -252,9 +252,10 @@ impl TempCluster {
         Ok(client)
     }
 
-    /// Trains a model on `database` in a few seconds (two epochs, no cold-start run); `extra` are more flags.
+    /// Trains a model on `database` in a few seconds (two epochs, no cold-start run, the preference part stopped after
+    /// 4 stale checks instead of running all its epochs); `extra` are more flags.
     pub fn quick_train(&self, database: &str, extra: &[&str]) -> Result<String> {
-        let mut args = vec!["train", "--epochs", "2", "--skip-cold-start", "--ranking-users", "10"];
+        let mut args = vec!["train", "--epochs", "2", "--skip-cold-start", "--ranking-users", "10", "--preference-patience", "4"];
         args.extend_from_slice(extra);
         self.trainer_ok(database, &args)
     }

@@ -11,7 +11,6 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use recsys_model::scoring::Precision;
-use recsys_model::train::blend::UNVALIDATED_ORDER;
 use recsys_model::train::validation::Histories;
 use recsys_model::{
     AutoencoderOptions, AutoencoderReport, ContentInputs, HybridRecommender, LazyAdam, MaskRandom, ModelConfig, Noise, PreferenceOptions,
@@ -401,10 +400,7 @@ fn fit_preference(
     );
     if validation.users.is_empty() {
         eprintln!(
-            "  no validation share (--validation-fraction 0): the preference part runs all {epochs} epochs, and the order takes fixed weights instead of chosen ones (neighbourhood {} over {}, rating {}: the best on average over the validation shares of ml-latest-small and ML-100K u1)",
-            UNVALIDATED_ORDER.neighbour_weight,
-            UNVALIDATED_ORDER.neighbour_input,
-            UNVALIDATED_ORDER.rating_weight
+            "  no validation share (--validation-fraction 0): the preference part runs all {epochs} epochs, and the order takes fixed weights instead of chosen ones (the best on average over the validation shares of ml-latest-small and ML-100K u1; the line below gives them)"
         );
     }
     let options = &PreferenceOptions { epochs, ..options.clone() };

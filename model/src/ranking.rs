@@ -219,8 +219,9 @@ impl RatingUsers<'_> {
 /// user (`vectors[i]`, from the movies they rated), exact over the whole catalogue (a dot product per movie and the
 /// item neighbourhood's sum), plus `preference.blend()` times the exact raw predicted rating of the best `k + BLEND_POOL_EXTRA` by
 /// preference (with a blend of 0, of the k returned only). The returned score is the predicted rating, clipped to
-/// the scale. Ties go to the lower movie id. `options.k` is the only option used: the rating head never runs over
-/// the catalogue, so retrieval and precision do not apply.
+/// the scale. Ties go to the lower movie id. The rating head never runs over the catalogue, so precision does not
+/// apply; two-stage retrieval takes a few users' preference pools from an int8 pre-pass with exact rescoring
+/// (`preference_pools`): the same lists up to float32 rounding of near-equal scores.
 pub fn rank_by_preference(
     scorer: &CatalogueScorer,
     preference: &PreferenceScorer,
@@ -234,10 +235,9 @@ pub fn rank_by_preference(
     if movies != scorer.movies() {
         return Err(ModelError::InvalidArgument(format!("{movies} preference movies for a catalogue of {}", scorer.movies())));
     }
-    let preferences: Vec<f32> = Vec::try_from(preference.scores(vectors)?.f_flatten(0, -1)?)?;
     let pool_size = if blend == 0.0 { k } else { k + BLEND_POOL_EXTRA };
-    let pools: Vec<Vec<usize>> =
-        preferences.chunks_exact(movies.max(1)).enumerate().map(|(user, scores)| top_k(scores, ids, candidates(user), pool_size)).collect();
+    let scored_pools = preference_pools(preference, vectors, &candidates, ids, pool_size, options.retrieval)?;
+    let pools: Vec<Vec<usize>> = scored_pools.iter().map(|pool| pool.iter().map(|(p, _)| *p).collect()).collect();
     let pair_users: Vec<i64> = pools.iter().enumerate().flat_map(|(user, pool)| std::iter::repeat_n(user as i64, pool.len())).collect();
     let pair_positions: Vec<i64> = pools.iter().flatten().map(|p| *p as i64).collect();
     let ratings = users.exact(scorer, &pair_users, &pair_positions)?;
@@ -248,10 +248,43 @@ pub fn rank_by_preference(
         .map(|(user, pool)| {
             let pool_ratings = &ratings[offset..offset + pool.len()];
             offset += pool.len();
-            let order: Vec<f32> = pool.iter().zip(pool_ratings).map(|(p, r)| preferences[user * movies + p] + blend * r).collect();
+            let order: Vec<f32> = scored_pools[user].iter().zip(pool_ratings).map(|((_, preference), r)| preference + blend * r).collect();
             let pool_ids: Vec<i32> = pool.iter().map(|p| ids[*p]).collect();
             top_k(&order, &pool_ids, (0..pool.len()).collect(), k).into_iter().map(|i| (pool[i], scorer.rating(pool_ratings[i]))).collect()
         })
+        .collect())
+}
+
+/// Users per call up to which a two-stage preference order takes each user's pool from the int8 pre-pass
+/// (`PreferenceScorer::pool_candidates`, memory-bound reads of a quarter of the bytes); more users share one
+/// float32 matrix product over the catalogue instead, which is compute-bound and faster per user.
+pub const PRESCAN_MAX_USERS: usize = 4;
+
+/// Each user's `pool` best candidates by preference score with those scores, best first (ties: lower id first):
+/// from one float32 matrix product over the catalogue, or with two-stage retrieval and at most
+/// `PRESCAN_MAX_USERS` users from the int8 pre-pass with exact rescoring (the same pool: its bound is proven).
+fn preference_pools(
+    preference: &PreferenceScorer,
+    vectors: &[PreferenceUser],
+    candidates: &impl Fn(usize) -> Vec<usize>,
+    ids: &[i32],
+    pool: usize,
+    retrieval: Retrieval,
+) -> Result<Vec<Vec<(usize, f32)>>, ModelError> {
+    let best = |scored: Vec<(usize, f32)>| -> Vec<(usize, f32)> {
+        let scores: Vec<f32> = scored.iter().map(|(_, s)| *s).collect();
+        let scored_ids: Vec<i32> = scored.iter().map(|(p, _)| ids[*p]).collect();
+        top_k(&scores, &scored_ids, (0..scored.len()).collect(), pool).into_iter().map(|i| scored[i]).collect()
+    };
+    if matches!(retrieval, Retrieval::TwoStage { .. }) && vectors.len() <= PRESCAN_MAX_USERS {
+        return vectors.iter().enumerate().map(|(user, vector)| Ok(best(preference.pool_candidates(vector, &candidates(user), pool)?))).collect();
+    }
+    let movies = preference.movies();
+    let preferences: Vec<f32> = Vec::try_from(preference.scores(vectors)?.f_flatten(0, -1)?)?;
+    Ok(preferences
+        .chunks_exact(movies.max(1))
+        .enumerate()
+        .map(|(user, scores)| top_k(scores, ids, candidates(user), pool).into_iter().map(|p| (p, scores[p])).collect())
         .collect())
 }
 

@@ -4,8 +4,10 @@
 //! vector (the content encoder's), so a movie without ratings is ranked from its genres, title, people and year, and
 //! a user's newest ratings or a visitor's count as soon as they exist. Fitted by `train::preference`.
 mod neighbours;
+mod prescan;
 
 pub(crate) use self::neighbours::CatalogueNeighbours;
+use self::prescan::{ExactTerms, QuantisedOutputs};
 pub use crate::config::{Positives, PreferenceConfig, Representation};
 use crate::network::{normalise_user, HybridRecommender};
 use crate::scoring::similarity::{nearest, normalised};
@@ -37,6 +39,7 @@ pub struct PreferenceScorer {
     users: Option<Tensor>,
     user_table: OnceCell<Matrix>,
     similar_users: Representation,
+    quantised: OnceCell<QuantisedOutputs>,
 }
 
 impl PreferenceScorer {
@@ -93,6 +96,31 @@ impl PreferenceScorer {
             }
             _ => Ok(scores),
         }
+    }
+
+    /// The `candidates` (catalogue positions) that could be among the `pool` best preference scores of `user`, with
+    /// their exact scores (the same terms as `scores`, summed in plain Rust), in candidate order: an int8 pass over
+    /// the candidates with a proven error bound, then exact scores for every candidate whose bound reaches the pool.
+    /// The int8 output vectors are made on first use (a quarter of the float32 table's memory).
+    pub fn pool_candidates(&self, user: &PreferenceUser, candidates: &[usize], pool: usize) -> Result<Vec<(usize, f32)>, ModelError> {
+        if user.vector.len() != self.dim() {
+            return Err(ModelError::InvalidArgument(format!(
+                "a user vector of width {} for preference vectors of width {}",
+                user.vector.len(),
+                self.dim()
+            )));
+        }
+        if let Some(bad) = candidates.iter().find(|p| **p >= self.movies) {
+            return Err(ModelError::InvalidArgument(format!("catalogue position {bad} is outside the {} movies", self.movies)));
+        }
+        let (outputs, bias) = (Matrix::share(&self.outputs)?, Matrix::share(&self.bias)?);
+        let quantised = self.quantised.get_or_init(|| QuantisedOutputs::of(outputs.as_slice(), self.dim()));
+        let nearby: Option<Vec<f32>> = match &self.neighbours {
+            Some(neighbours) if neighbours.weight != 0.0 => Some(neighbours.scores(&user.rated).iter().map(|s| s * neighbours.weight).collect()),
+            _ => None,
+        };
+        let exact = ExactTerms { outputs: outputs.as_slice(), bias: bias.as_slice(), nearby: nearby.as_deref() };
+        Ok(prescan::pool_candidates(quantised, &exact, &user.vector, candidates, pool))
     }
 
     /// [movies, dim]: every catalogue movie's output vector.
@@ -166,6 +194,7 @@ impl HybridRecommender {
             users: tables.users.as_ref().map(Tensor::shallow_clone),
             user_table: OnceCell::new(),
             similar_users: self.config.preference.map(|p| p.similar_users).unwrap_or_default(),
+            quantised: OnceCell::new(),
         }))
     }
 }

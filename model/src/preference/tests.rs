@@ -116,8 +116,9 @@ fn lists_follow_preference_plus_the_blend_and_return_the_predicted_rating() {
     let rows = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]);
     let ratings = network.catalogue_scorer(&rows, &encoded).unwrap();
     let ids: Vec<i32> = (10..16).collect();
-    let options = RankOptions { k: 3, precision: Precision::Float32, retrieval: Retrieval::Exhaustive };
-    for blend in [0.0, 1.0, 50.0] {
+    let exhaustive = RankOptions { k: 3, precision: Precision::Float32, retrieval: Retrieval::Exhaustive };
+    let two_stage = RankOptions { retrieval: Retrieval::TwoStage { candidates: 100 }, ..exhaustive };
+    for (blend, options) in [0.0, 1.0, 50.0].into_iter().flat_map(|blend| [(blend, exhaustive), (blend, two_stage)]) {
         let _ = tch::no_grad(|| network.preference.as_ref().unwrap().blend.shallow_clone().fill_(blend));
         let preference = network.preference_scorer(&rows, &encoded).unwrap().unwrap();
         let vector = preference.user(&[(0, 4.0)]).unwrap();
@@ -128,7 +129,7 @@ fn lists_follow_preference_plus_the_blend_and_return_the_predicted_rating() {
         let mut expected: Vec<(usize, f32)> = (1..6).map(|p| (p, prefer[p] + blend as f32 * ratings.raw_score(2, p).unwrap())).collect::<Vec<_>>();
         expected.sort_by(|a, b| b.1.total_cmp(&a.1));
         let order: Vec<usize> = listed[0].iter().map(|(p, _)| *p).collect();
-        assert_eq!(order, expected.iter().take(3).map(|(p, _)| *p).collect::<Vec<_>>(), "blend {blend}");
+        assert_eq!(order, expected.iter().take(3).map(|(p, _)| *p).collect::<Vec<_>>(), "blend {blend}, {:?}", options.retrieval);
         for (position, score) in &listed[0] {
             assert_eq!(*score, ratings.score(2, *position).unwrap(), "the score is the predicted rating");
         }

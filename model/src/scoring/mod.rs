@@ -13,7 +13,7 @@ pub(crate) mod shared;
 pub(crate) mod similarity;
 
 pub(crate) use self::core::{raw_scores, AutoencoderMovies, AutoencoderTerms, MovieTables, ScoringTables};
-pub(crate) use self::matrix::{Layer, Matrix};
+pub(crate) use self::matrix::{dot, Layer, Matrix};
 pub(crate) use self::passes::{Columns, TensorPass};
 
 pub use self::fold_in::{FoldInOptions, FoldedUser};

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 mod fold_in;
 mod import_benchmarks;
+mod latency;
 mod memory;
 mod next_week;
 mod scale;
@@ -40,6 +41,7 @@ fn main() -> Result<()> {
         "imdb-large" => import_benchmarks::imdb_large(),
         "serving" => serving::serving(),
         "recommend-mls" => serving::recommend_mls(),
+        "recommend-p50" => latency::recommend_p50(),
         "training" => training::training(),
         "accuracy" => training::accuracy(),
         "refit" => training::refit(),
@@ -49,7 +51,7 @@ fn main() -> Result<()> {
         "fold-in-week" => fold_in::prospective_week(),
         "scale" => scale::scale(),
         other => {
-            bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, training, accuracy, refit, step-settings, soak, fold-in, fold-in-week, scale")
+            bail!("unknown benchmark {other:?}; available: backend, import, imdb-large, serving, recommend-mls, recommend-p50, training, accuracy, refit, step-settings, soak, fold-in, fold-in-week, scale")
         }
     }
 }

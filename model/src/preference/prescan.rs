@@ -35,7 +35,7 @@ impl QuantisedOutputs {
     }
 
     fn approximate(&self, row: usize, user: &[f32]) -> f32 {
-        self.scales[row] * dot_i8(&self.values[row * self.width..(row + 1) * self.width], user)
+        self.scales[row] * dot(&self.values[row * self.width..(row + 1) * self.width], user)
     }
 }
 
@@ -90,36 +90,6 @@ pub(crate) fn pool_candidates(
         survivors.retain(|&i| bounds[i].1 >= threshold);
     }
     survivors.iter().map(|&i| (candidates[i], exact.score(candidates[i], user))).collect()
-}
-
-/// Dot product of int8 `values` with float32 `user`, compiled for AVX2 where the CPU has it.
-fn dot_i8(values: &[i8], user: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { dot_i8_avx2(values, user) };
-    }
-    dot_i8_portable(values, user)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn dot_i8_avx2(values: &[i8], user: &[f32]) -> f32 {
-    dot_i8_portable(values, user)
-}
-
-/// Eight independent accumulators, so the compiler can vectorise the sum.
-#[inline(always)]
-fn dot_i8_portable(values: &[i8], user: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (value_chunks, user_chunks) = (values.chunks_exact(8), user.chunks_exact(8));
-    let tail: f32 = value_chunks.remainder().iter().zip(user_chunks.remainder()).map(|(v, u)| f32::from(*v) * u).sum();
-    for (v, u) in value_chunks.zip(user_chunks) {
-        for lane in 0..8 {
-            lanes[lane] += f32::from(v[lane]) * u[lane];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
@@ -186,6 +156,6 @@ mod tests {
         let values: Vec<i8> = (0..19).map(|v| v as i8 - 9).collect();
         let user: Vec<f32> = (0..19).map(|v| v as f32 * 0.5).collect();
         let expected: f32 = values.iter().zip(&user).map(|(v, u)| f32::from(*v) * u).sum();
-        assert_eq!(dot_i8(&values, &user), expected, "a remainder past the eight lanes counts");
+        assert_eq!(dot(values.as_slice(), &user), expected, "a remainder past the eight lanes counts");
     }
 }

@@ -101,8 +101,12 @@ fn matrix_vector(layer: &Layer, x: &[f32], out: &mut Vec<f32>, relu: bool) {
     }
 }
 
-/// Dot product, compiled for AVX2 where the CPU has it (`dot_portable`).
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// Dot product of `a` (float32, or int8 rows of a quantised table) with float32 `b`, compiled for AVX2 where the
+/// CPU has it (`dot_portable`).
+pub(crate) fn dot<T: Copy>(a: &[T], b: &[f32]) -> f32
+where
+    f32: From<T>,
+{
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
@@ -113,20 +117,26 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+unsafe fn dot_avx2<T: Copy>(a: &[T], b: &[f32]) -> f32
+where
+    f32: From<T>,
+{
     dot_portable(a, b)
 }
 
 /// Dot product with eight independent accumulators, so the compiler can vectorise it (a single running sum
 /// forces sequential float additions).
 #[inline(always)]
-fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+fn dot_portable<T: Copy>(a: &[T], b: &[f32]) -> f32
+where
+    f32: From<T>,
+{
     let mut lanes = [0f32; 8];
     let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| f32::from(*x) * y).sum();
     for (x, y) in a_chunks.zip(b_chunks) {
         for lane in 0..8 {
-            lanes[lane] += x[lane] * y[lane];
+            lanes[lane] += f32::from(x[lane]) * y[lane];
         }
     }
     lanes.iter().sum::<f32>() + tail

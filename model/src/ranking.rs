@@ -34,6 +34,13 @@ pub fn top_k(scores: &[f32], ids: &[i32], mut candidates: Vec<usize>, k: usize) 
 /// Below one list entry per this many candidates, `top_k` keeps a heap instead of selecting in place.
 const HEAP_SHARE: usize = 16;
 
+/// The `k` best of a short list of catalogue `positions` with their `scores` (same order), as indices into the
+/// list, best first; ties go to the lower id (`ids` by catalogue position).
+pub(crate) fn top_k_of(positions: &[usize], scores: &[f32], ids: &[i32], k: usize) -> Vec<usize> {
+    let list_ids: Vec<i32> = positions.iter().map(|p| ids[*p]).collect();
+    top_k(scores, &list_ids, (0..positions.len()).collect(), k)
+}
+
 /// A candidate in `best_in_heap`: ordered worst-last by (score descending, id ascending), so the heap's top is the
 /// worst of the kept.
 #[derive(Clone, Copy)]
@@ -187,8 +194,7 @@ fn rank(
         .map(|pool| {
             let pool_scores = &exact[offset..offset + pool.len()];
             offset += pool.len();
-            let pool_ids: Vec<i32> = pool.iter().map(|p| ids[*p]).collect();
-            top_k(pool_scores, &pool_ids, (0..pool.len()).collect(), k).into_iter().map(|i| (pool[i], scorer.rating(pool_scores[i]))).collect()
+            top_k_of(&pool, pool_scores, ids, k).into_iter().map(|i| (pool[i], scorer.rating(pool_scores[i]))).collect()
         })
         .collect())
 }
@@ -249,8 +255,7 @@ pub fn rank_by_preference(
             let pool_ratings = &ratings[offset..offset + pool.len()];
             offset += pool.len();
             let order: Vec<f32> = scored_pools[user].iter().zip(pool_ratings).map(|((_, preference), r)| preference + blend * r).collect();
-            let pool_ids: Vec<i32> = pool.iter().map(|p| ids[*p]).collect();
-            top_k(&order, &pool_ids, (0..pool.len()).collect(), k).into_iter().map(|i| (pool[i], scorer.rating(pool_ratings[i]))).collect()
+            top_k_of(&pool, &order, ids, k).into_iter().map(|i| (pool[i], scorer.rating(pool_ratings[i]))).collect()
         })
         .collect())
 }
@@ -272,9 +277,8 @@ fn preference_pools(
     retrieval: Retrieval,
 ) -> Result<Vec<Vec<(usize, f32)>>, ModelError> {
     let best = |scored: Vec<(usize, f32)>| -> Vec<(usize, f32)> {
-        let scores: Vec<f32> = scored.iter().map(|(_, s)| *s).collect();
-        let scored_ids: Vec<i32> = scored.iter().map(|(p, _)| ids[*p]).collect();
-        top_k(&scores, &scored_ids, (0..scored.len()).collect(), pool).into_iter().map(|i| scored[i]).collect()
+        let (positions, scores): (Vec<usize>, Vec<f32>) = scored.iter().copied().unzip();
+        top_k_of(&positions, &scores, ids, pool).into_iter().map(|i| scored[i]).collect()
     };
     if matches!(retrieval, Retrieval::TwoStage { .. }) && vectors.len() <= PRESCAN_MAX_USERS {
         return vectors.iter().enumerate().map(|(user, vector)| Ok(best(preference.pool_candidates(vector, &candidates(user), pool)?))).collect();

@@ -116,7 +116,11 @@ impl PreferenceScorer {
         let (outputs, bias) = (Matrix::share(&self.outputs)?, Matrix::share(&self.bias)?);
         let quantised = self.quantised.get_or_init(|| QuantisedOutputs::of(outputs.as_slice(), self.dim()));
         let nearby: Option<Vec<f32>> = match &self.neighbours {
-            Some(neighbours) if neighbours.weight != 0.0 => Some(neighbours.scores(&user.rated).iter().map(|s| s * neighbours.weight).collect()),
+            Some(neighbours) if neighbours.weight != 0.0 => {
+                let mut scores = neighbours.scores(&user.rated);
+                scores.iter_mut().for_each(|s| *s *= neighbours.weight);
+                Some(scores)
+            }
             _ => None,
         };
         let exact = ExactTerms { outputs: outputs.as_slice(), bias: bias.as_slice(), nearby: nearby.as_deref() };

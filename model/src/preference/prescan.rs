@@ -108,9 +108,8 @@ mod tests {
     }
 
     fn best(scored: &[(usize, f32)], ids: &[i32], pool: usize) -> Vec<(usize, f32)> {
-        let scores: Vec<f32> = scored.iter().map(|(_, s)| *s).collect();
-        let scored_ids: Vec<i32> = scored.iter().map(|(p, _)| ids[*p]).collect();
-        crate::ranking::top_k(&scores, &scored_ids, (0..scored.len()).collect(), pool).into_iter().map(|i| scored[i]).collect()
+        let (positions, scores): (Vec<usize>, Vec<f32>) = scored.iter().copied().unzip();
+        crate::ranking::top_k_of(&positions, &scores, ids, pool).into_iter().map(|i| scored[i]).collect()
     }
 
     #[test]
